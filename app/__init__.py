@@ -1,0 +1,76 @@
+"""Repair Inbox: create_app() builds the Flask app; nothing global is created at import time."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import configure
+from .extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app. `config` overrides everything else (tests pass DATABASE_URL, INSTANCE_PATH...)."""
+    config = dict(config or {})
+    instance_path = config.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH") or PROJECT_ROOT / "instance"
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()),
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    configure(app, config)
+
+    from . import models  # noqa: F401  (registers the tables)
+    from .i18n import init_i18n
+    from .security import init_security
+    from .staff.auth import init_login
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    htmx.init_app(app)
+    init_login(app, login_manager)
+    init_i18n(app, babel)
+    init_security(app)
+    _register_blueprints(app)
+
+    from .cli import register_cli
+    from .web import init_web
+
+    init_web(app)
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .staff import account, auth, customers, inbox, outbox, repairs, settings, tickets
+    from .web import bp as web_bp
+
+    for module in (auth, inbox, customers, repairs, tickets, outbox, settings, account):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(web_bp)
+    csrf.exempt(api_bp)  # the API authenticates with bearer tokens, not cookies
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """SQLite as a server database: WAL for concurrent readers, a busy timeout, foreign keys on."""
+    if type(dbapi_connection).__module__ != "sqlite3":
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

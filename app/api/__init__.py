@@ -1,0 +1,55 @@
+"""The HTTP API (JSON, bearer tokens) for the shop's other systems; one module per resource."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, g, jsonify, request
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import ApiToken
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def error(status: int, message: str, fields: dict | None = None):
+    body = {"error": message}
+    if fields is not None:
+        body["fields"] = fields
+    return jsonify(body), status
+
+
+@bp.errorhandler(ValidationFailed)
+def _validation_failed(exc: ValidationFailed):
+    db.session.rollback()
+    return error(422, "validation failed", exc.fields)
+
+
+def token_required(view):
+    """Bearer token auth: 401 when it is missing or wrong; the token row is in g.api_token."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        scheme, _, plain = request.headers.get("Authorization", "").partition(" ")
+        token = ApiToken.authenticate(plain.strip()) if scheme.lower() == "bearer" and plain.strip() else None
+        if token is None:
+            return error(401, "missing or invalid bearer token")
+        g.api_token = token
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 422 naming the problem."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": "expected a JSON object"})
+    return data
+
+
+def api_actor() -> str:
+    return f"api:{g.api_token.name}"
+
+
+from . import customers, repairs  # noqa: E402,F401  (register the routes)

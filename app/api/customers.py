@@ -1,0 +1,1 @@
+"""API: customers (being written)."""

@@ -1,0 +1,1 @@
+"""API: repairs (being written)."""

@@ -1,0 +1,5 @@
+"""`flask` commands (being written)."""
+
+
+def register_cli(app):
+    pass

@@ -1,0 +1,96 @@
+"""Configuration: defaults, then instance/config.py, then the environment, then the caller's overrides."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+DEFAULTS: dict[str, object] = {
+    "DATABASE_URL": None,  # None: SQLite file instance/repair-inbox.db
+    "SECRET_KEY": None,  # None: generated once into instance/secret_key
+    "SECRET_KEY_FALLBACKS": [],  # old keys, still accepted for sessions and stored secrets
+    "SCHEDULER_ENABLED": True,
+    "UNDO_SECONDS": 30,
+    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "LOGIN_LIMIT_PER_IP": "20 per minute",
+    "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute",
+    "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,
+    "SQLALCHEMY_ECHO": False,
+    "DEFAULT_LOCALE": "pl",
+    "DEFAULT_TIMEZONE": "Europe/Warsaw",
+}
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _from_env(name: str, default: object) -> object:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        try:
+            return _BOOL_WORDS[raw.strip().lower()]
+        except KeyError:
+            raise ValueError(f"{name} must be one of {sorted(_BOOL_WORDS)}, not {raw!r}") from None
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, list):
+        return [part for part in raw.split(",") if part]
+    return raw
+
+
+def database_uri(url: str | None, instance_path: str) -> str:
+    """SQLAlchemy URI for DATABASE_URL; plain postgres:// URLs get the psycopg 3 driver."""
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "repair-inbox.db")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _secret_key(instance_path: str) -> str:
+    """The app secret from instance/secret_key, made on first start (mode 0600)."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def configure(app, overrides: dict | None = None) -> None:
+    """Fill app.config from the layers above, then derive what depends on them."""
+    for key, default in DEFAULTS.items():
+        app.config.setdefault(key, default)
+    app.config.from_pyfile("config.py", silent=True)
+    for key in DEFAULTS:
+        app.config[key] = _from_env(key, app.config[key])
+    if overrides:
+        app.config.update(overrides)
+
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _secret_key(app.instance_path)
+    app.config.setdefault(
+        "SQLALCHEMY_DATABASE_URI", database_uri(app.config["DATABASE_URL"], app.instance_path)
+    )
+    secure = str(app.config["PUBLIC_BASE_URL"]).startswith("https://")
+    app.config.update(
+        SESSION_COOKIE_NAME="ri_staff",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_NAME="ri_staff_remember",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure,
+        REMEMBER_COOKIE_DURATION=60 * 60 * 24 * 30,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        WTF_CSRF_HEADERS=["X-CSRFToken"],
+        BABEL_DEFAULT_LOCALE=app.config["DEFAULT_LOCALE"],
+        BABEL_DEFAULT_TIMEZONE=app.config["DEFAULT_TIMEZONE"],
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(app.root_path) / "translations"),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+    )

@@ -1,0 +1,53 @@
+"""Polish and English: which language and time zone a request gets, and locale-aware filters."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask, g, session
+from flask_babel import Babel, format_date, format_datetime, format_decimal
+from flask_login import current_user
+
+from .models.users import LOCALES
+
+LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}
+
+
+def current_shop():
+    """The shop row, loaded once per request."""
+    if "shop" not in g:
+        from .models import Shop
+
+        g.shop = Shop.current()
+    return g.shop
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated and getattr(current_user, "locale", None) in LOCALES:
+        return current_user.locale
+    if session.get("locale") in LOCALES:
+        return session["locale"]
+    return current_shop().locale or "pl"
+
+
+def select_timezone() -> str:
+    return current_shop().timezone or "Europe/Warsaw"
+
+
+def init_i18n(app: Flask, babel: Babel) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+
+    @app.template_filter("datetime")
+    def _datetime(value: datetime | None, fmt: str = "short") -> str:
+        return format_datetime(value, fmt) if value else ""
+
+    @app.template_filter("date")
+    def _date(value, fmt: str = "medium") -> str:
+        return format_date(value, fmt) if value else ""
+
+    @app.template_filter("number")
+    def _number(value) -> str:
+        return format_decimal(value) if value is not None else ""
+
+    @app.context_processor
+    def _languages():
+        return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "current_locale": select_locale}

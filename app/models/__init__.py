@@ -1,0 +1,20 @@
+"""The data model, one module per aggregate; importing this package registers every table."""
+from .audit import AuditEvent
+from .conversations import Attachment, Message, MessageRef, Tag, Thread, ThreadFollower, ThreadPresence
+from .customers import ConsentEvent, Customer, CustomerEmail, PanelToken
+from .deliveries import Delivery, DeliveryEvent
+from .inbound import InboundItem, Lease
+from .mailboxes import Mailbox, SmsAccount
+from .repairs import Repair, RepairEvent, Ticket
+from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
+from .templates import MessageTemplate, StatusNotification, TemplateAttachment
+from .types import utcnow
+from .users import ApiToken, User
+
+__all__ = [
+    "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
+    "DeliveryEvent", "InboundItem", "Lease", "Mailbox", "Message", "MessageRef", "MessageTemplate",
+    "NumberSequence", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
+    "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
+    "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
+]

@@ -1,0 +1,43 @@
+"""The audit trail: who did what and when (sign-ins, sends, deletes, exports, erasures, settings)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import has_request_context, request
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class AuditEvent(db.Model):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    actor: Mapped[str] = mapped_column(String(254), default="")  # e-mail, "api:<name>", "system"
+    action: Mapped[str] = mapped_column(String(64), index=True)  # e.g. "auth.login", "customer.create"
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    user = relationship("User")
+
+
+def record(action: str, *, user=None, actor: str | None = None, target=None, **details) -> AuditEvent:
+    """Add an audit event to the session (committed with the change it records)."""
+    event = AuditEvent(
+        action=action,
+        user_id=getattr(user, "id", None),
+        actor=actor or getattr(user, "email", None) or "system",
+        target_type=target.__tablename__ if target is not None else None,
+        target_id=getattr(target, "id", None),
+        ip=request.remote_addr if has_request_context() else None,
+        details=details,
+    )
+    db.session.add(event)
+    return event

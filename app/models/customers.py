@@ -1,0 +1,101 @@
+"""Customers, their extra e-mail addresses, panel access and the record of their consents."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, String, Text, func, or_, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+PANEL_STATES = ("none", "invited", "active", "disabled")
+
+
+class Customer(db.Model):
+    """A person or company the shop repairs for and writes to."""
+
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)  # stored lower-case
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    crm_note: Mapped[str] = mapped_column(Text, default="")
+    sms_informational: Mapped[bool] = mapped_column(Boolean, default=True)
+    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    panel_state: Mapped[str] = mapped_column(String(16), default="none")
+    panel_password_hash: Mapped[str | None] = mapped_column(String(255))
+    panel_session_version: Mapped[int] = mapped_column(default=1)
+    email_bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_bounce_reason: Mapped[str | None] = mapped_column(Text)
+    anonymized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    extra_emails: Mapped[list["CustomerEmail"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerEmail.id"
+    )
+
+    @property
+    def panel_active(self) -> bool:
+        return self.panel_state == "active"
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+    @classmethod
+    def search(cls, text: str):
+        """A select of customers whose name, e-mail or phone contains text (case-insensitive)."""
+        query = select(cls).where(cls.anonymized_at.is_(None))
+        text = text.strip()
+        if text:
+            like = f"%{text.lower()}%"
+            digits = "".join(ch for ch in text if ch.isdigit())
+            conditions = [func.lower(cls.name).like(like), cls.email.like(like)]
+            if len(digits) >= 3:
+                conditions.append(cls.phone.like(f"%{digits}%"))
+            query = query.where(or_(*conditions))
+        return query.order_by(func.lower(cls.name), cls.id)
+
+
+class CustomerEmail(db.Model):
+    """Another address a customer writes from (accepted by inbound mail like the main one)."""
+
+    __tablename__ = "customer_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(254), index=True)  # stored lower-case
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="extra_emails")
+
+
+class ConsentEvent(db.Model):
+    """A change of a customer's consent (informational SMS, marketing), with time, source and who."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # sms_informational | marketing
+    value: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(32))  # staff | api | sms_keyword | panel | import
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PanelToken(db.Model):
+    """A one-time panel sign-in or invitation link or code; only its hash is stored."""
+
+    __tablename__ = "panel_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # invite | login | code
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,63 @@
+"""Deliveries: one per message and channel, with everything the outbox shows about it."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+DELIVERY_STATUSES = ("scheduled", "queued", "sending", "sent", "delivered", "failed", "bounced", "cancelled")
+WAITING_STATUSES = ("scheduled", "queued", "sending")
+
+
+class Delivery(db.Model):
+    """A message on its way to a customer over one channel; the outbox is a list of these."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | sms | portal
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    recipient: Mapped[str] = mapped_column(String(320), default="")  # address or E.164 number
+    cc: Mapped[list] = mapped_column(JSON, default=list)
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
+    sms_account_id: Mapped[int | None] = mapped_column(ForeignKey("sms_accounts.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)  # left in `sending` by a crash
+    error: Mapped[str | None] = mapped_column(Text)  # for people
+    error_raw: Mapped[str | None] = mapped_column(Text)  # as the server said it
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(255), index=True)  # Twilio SID, SMTP queue id
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # requested
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # executed
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outbox_hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retention or "delete from outbox"
+
+    message = relationship("Message", back_populates="deliveries")
+
+
+class DeliveryEvent(db.Model):
+    """A status report about a delivery (attempt result, provider callback, bounce), deduplicated."""
+
+    __tablename__ = "delivery_events"
+    __table_args__ = (UniqueConstraint("delivery_id", "status", "provider_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str] = mapped_column(String(255), default="")
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,83 @@
+"""The shop's sending and receiving accounts: mailboxes (SMTP + IMAP) and the SMS provider account."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+SECURITY_MODES = ("tls", "starttls", "none")
+AFTER_FETCH = ("seen", "move", "delete")
+
+
+class Mailbox(db.Model):
+    """A mail account: SMTP for sending, IMAP for receiving, its health and its IMAP cursor.
+
+    Passwords and tokens are stored encrypted (app/crypto.py) and never shown back.
+    """
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    auth_kind: Mapped[str] = mapped_column(String(16), default="password")  # password | google | microsoft
+    username: Mapped[str] = mapped_column(String(254), default="")
+    password_enc: Mapped[str | None] = mapped_column(Text)
+    oauth_refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    oauth_access_token_enc: Mapped[str | None] = mapped_column(Text)
+    oauth_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SMTP
+    smtp_host: Mapped[str] = mapped_column(String(253), default="")
+    smtp_port: Mapped[int] = mapped_column(Integer, default=587)
+    smtp_security: Mapped[str] = mapped_column(String(16), default="starttls")
+    smtp_username: Mapped[str | None] = mapped_column(String(254))  # None: same as username
+    smtp_password_enc: Mapped[str | None] = mapped_column(Text)  # None: same as password
+    # IMAP
+    imap_host: Mapped[str] = mapped_column(String(253), default="")
+    imap_port: Mapped[int] = mapped_column(Integer, default=993)
+    imap_security: Mapped[str] = mapped_column(String(16), default="tls")
+    imap_validate_cert: Mapped[bool] = mapped_column(Boolean, default=True)
+    imap_folder: Mapped[str] = mapped_column(String(255), default="INBOX")
+    after_fetch: Mapped[str] = mapped_column(String(16), default="seen")
+    after_fetch_folder: Mapped[str | None] = mapped_column(String(255))
+    allow_new_threads: Mapped[bool] = mapped_column(Boolean, default=True)
+    store_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
+    poll_interval: Mapped[int] = mapped_column(Integer, default=60)
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    # Health
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    broken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsAccount(db.Model):
+    """The Twilio (or Twilio-compatible) account the shop sends SMS through."""
+
+    __tablename__ = "sms_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_sid: Mapped[str] = mapped_column(String(64))
+    auth_token_enc: Mapped[str] = mapped_column(Text)
+    from_number: Mapped[str | None] = mapped_column(String(32))  # E.164 or an alphanumeric sender
+    messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
+    api_base_url: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def sender_is_alphanumeric(self) -> bool:
+        """Customers cannot answer an alphanumeric sender such as SERWIS."""
+        return bool(self.from_number) and not self.from_number.lstrip("+").isdigit()

@@ -1,0 +1,55 @@
+"""Message templates and the automatic notification rules that use them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class MessageTemplate(db.Model):
+    """A reusable message for e-mail and/or SMS, rendered in a sandbox with the offered tags."""
+
+    __tablename__ = "message_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    channels: Mapped[list] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(String(255), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(8), default="pl")
+    marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(16), default="message")  # message | header | footer
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    attachments: Mapped[list["TemplateAttachment"]] = relationship(cascade="all, delete-orphan")
+
+
+class TemplateAttachment(db.Model):
+    """A file carried by a template, or a document the app renders (e.g. the acceptance receipt)."""
+
+    __tablename__ = "template_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="file")  # file | document
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127), default="application/octet-stream")
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    document: Mapped[str | None] = mapped_column(String(40))  # e.g. "acceptance_receipt"
+
+
+class StatusNotification(db.Model):
+    """When a repair enters a status, send this template on these channels."""
+
+    __tablename__ = "status_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status_id: Mapped[int] = mapped_column(ForeignKey("repair_statuses.id", ondelete="CASCADE"), unique=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"))
+    channels: Mapped[list] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)

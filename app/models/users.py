@@ -1,0 +1,122 @@
+"""Staff accounts (owner or staff) and API tokens."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_login import UserMixin
+from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+ROLES = ("owner", "staff")
+LOCALES = ("pl", "en")
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    if not stored_hash:
+        return False
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class User(UserMixin, db.Model):
+    """A member of staff. Owners may do everything; staff run the inbox, customers and repairs."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="staff")
+    locale: Mapped[str | None] = mapped_column(String(8))  # None: the shop's language
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    can_see_outbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on password change or sign-out everywhere: old session cookies stop loading the user.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot sign in or stay signed in
+        return self.active
+
+    def get_id(self) -> str:
+        return f"staff:{self.id}:{self.session_version}"
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = hash_password(password)
+        self.session_version = (self.session_version or 0) + 1
+
+    def check_password(self, password: str) -> bool:
+        ok = verify_password(self.password_hash, password)
+        if ok and _hasher.check_needs_rehash(self.password_hash):
+            self.password_hash = hash_password(password)
+        return ok
+
+    @classmethod
+    def by_email(cls, email: str) -> "User | None":
+        return db.session.scalar(select(cls).where(func.lower(cls.email) == email.strip().lower()))
+
+    @classmethod
+    def load_from_session(cls, session_id: str) -> "User | None":
+        """Flask-Login's loader: only `staff:<id>:<version>` ids with the current version load."""
+        kind, _, rest = session_id.partition(":")
+        user_id, _, version = rest.partition(":")
+        if kind != "staff" or not user_id.isdigit() or not version.isdigit():
+            return None
+        user = db.session.get(cls, int(user_id))
+        if user is None or user.session_version != int(version):
+            return None
+        return user
+
+
+class ApiToken(db.Model):
+    """A bearer token for the HTTP API; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name: str, created_by_id: int | None = None) -> tuple["ApiToken", str]:
+        """Make a token; returns the row and the plain token, which is never stored."""
+        plain = "ri_" + secrets.token_urlsafe(32)
+        row = cls(name=name, token_hash=cls.digest(plain), created_by_id=created_by_id)
+        db.session.add(row)
+        return row, plain
+
+    @classmethod
+    def authenticate(cls, plain: str) -> "ApiToken | None":
+        row = db.session.scalar(select(cls).where(cls.token_hash == cls.digest(plain)))
+        if row is None or row.revoked_at is not None:
+            return None
+        row.last_used_at = utcnow()
+        return row

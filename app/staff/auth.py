@@ -1,0 +1,93 @@
+"""Staff sign-in and sign-out, rate-limited per IP and per account."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField
+from wtforms.validators import DataRequired, Email
+
+from ..extensions import db, limiter
+from ..models import User, utcnow
+from ..models.audit import record
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(), Email()])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    remember = BooleanField(_l("Remember me"))
+
+
+def init_login(app: Flask, manager: LoginManager) -> None:
+    manager.init_app(app)
+    manager.login_view = "auth.login"
+    manager.login_message = _l("Please sign in to continue.")
+    manager.login_message_category = "info"
+    manager.session_protection = "basic"
+    manager.user_loader(User.load_from_session)
+
+
+def _account_key() -> str:
+    return "login-account:" + request.form.get("email", "").strip().lower()
+
+
+def _failed(response) -> bool:
+    """Only failed attempts count towards the limits (a success redirects)."""
+    return response.status_code != 302
+
+
+def safe_next(target: str | None) -> str | None:
+    """A local path to return to after sign-in; anything pointing elsewhere is ignored."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], deduct_when=_failed,
+               scope="login-ip")
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], deduct_when=_failed,
+               key_func=_account_key, scope="login-account")
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("inbox.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = User.by_email(form.email.data)
+        if user is not None and user.active and user.check_password(form.password.data):
+            login_user(user, remember=form.remember.data)
+            user.last_login_at = utcnow()
+            record("auth.login", user=user)
+            db.session.commit()
+            return redirect(safe_next(request.args.get("next")) or url_for("inbox.index"))
+        record("auth.login_failed", actor=form.email.data.strip().lower()[:254])
+        db.session.commit()
+        form.password.errors.append(_("Wrong e-mail or password."))
+    status = 200 if request.method == "GET" else 401
+    return render_template("staff/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    record("auth.logout", user=current_user)
+    db.session.commit()
+    logout_user()
+    flash(_("You have been signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+def too_many_attempts(error):
+    """429 on the sign-in page: the form again, with a clear message."""
+    form = LoginForm()
+    form.password.errors.append(_("Too many sign-in attempts. Wait a minute and try again."))
+    return render_template("staff/login.html", form=form, limited=True), 429

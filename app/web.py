@@ -1,0 +1,76 @@
+"""App-wide pages and plumbing: health check, vendored front-end assets, error pages, template globals."""
+from __future__ import annotations
+
+from importlib import resources
+
+from flask import Blueprint, Flask, render_template, request, send_from_directory
+from flask_login import current_user
+from sqlalchemy import func, select, text
+
+from .extensions import db
+from .i18n import current_shop
+
+bp = Blueprint("web", __name__)
+
+# htmx comes from its PyPI package (django-js-lib-htmx); the version is in the URL, so it can be cached for a year.
+HTMX_DIR = resources.files("js_lib_htmx") / "static" / "htmx"
+HTMX_VERSION = "2.0.3"
+YEAR = 365 * 24 * 3600
+
+
+@bp.route(f"/assets/htmx-{HTMX_VERSION}/<path:filename>")
+def htmx_asset(filename: str):
+    return send_from_directory(str(HTMX_DIR), filename, max_age=YEAR)
+
+
+@bp.route("/healthz")
+def healthz():
+    """200 when the database answers, 503 otherwise (for Docker and monitoring)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not healthy"
+        db.session.rollback()
+        return {"status": "error", "database": type(exc).__name__}, 503
+    return {"status": "ok", "database": "ok"}
+
+
+def init_web(app: Flask) -> None:
+    for code in (400, 403, 404, 405, 413, 500):
+        app.register_error_handler(code, _error_page)
+
+    from .staff.auth import too_many_attempts
+
+    app.register_error_handler(429, _rate_limited(too_many_attempts))
+
+    @app.context_processor
+    def _globals():
+        return {"shop": current_shop(), "unread_count": _unread_count, "HTMX_VERSION": HTMX_VERSION}
+
+
+def _unread_count() -> int:
+    """Threads waiting to be read by staff; the top navigation shows it."""
+    if not current_user.is_authenticated:
+        return 0
+    from .models import Thread
+
+    return db.session.scalar(
+        select(func.count(Thread.id)).where(Thread.unread.is_(True), Thread.deleted_at.is_(None))
+    ) or 0
+
+
+def _rate_limited(login_handler):
+    def handler(error):
+        if request.endpoint == "auth.login":
+            return login_handler(error)
+        if request.path.startswith("/api/"):
+            return {"error": "too many requests"}, 429
+        return _error_page(error)
+
+    return handler
+
+
+def _error_page(error):
+    code = getattr(error, "code", 500) or 500
+    if request.path.startswith("/api/"):
+        return {"error": getattr(error, "description", "error")}, code
+    return render_template("error.html", code=code, error=error), code
