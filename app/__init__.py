@@ -44,19 +44,21 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
 
     from .cli import register_cli
+    from .jobs import scheduler_cli
     from .web import init_web
 
     init_web(app)
     register_cli(app)
+    app.cli.add_command(scheduler_cli)
     return app
 
 
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
-    from .staff import account, auth, customers, inbox, outbox, repairs, settings, tickets
+    from .staff import account, auth, customers, inbox, outbox, repairs, settings, tickets, workflow
     from .web import bp as web_bp
 
-    for module in (auth, inbox, customers, repairs, tickets, outbox, settings, account):
+    for module in (auth, inbox, customers, repairs, tickets, workflow, outbox, settings, account):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)

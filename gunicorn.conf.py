@@ -1,0 +1,16 @@
+"""gunicorn settings for `make run` and the Docker image: one worker (threads) that also runs the jobs."""
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:5000")
+workers = int(os.environ.get("WEB_WORKERS", "1"))
+threads = int(os.environ.get("WEB_THREADS", "8"))
+timeout = 60
+accesslog = "-"
+errorlog = "-"
+
+
+def post_worker_init(worker):
+    # With more than one worker, set SCHEDULER_ENABLED=0 and run `flask --app wsgi scheduler run` once.
+    from app.jobs import start_scheduler
+
+    start_scheduler(worker.wsgi)
