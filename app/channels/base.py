@@ -1,0 +1,38 @@
+"""What every channel offers the rest of the app: whether a customer can be reached, and a sending session."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..models import Customer, Delivery, Shop
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one attempt to send one delivery."""
+
+    ok: bool
+    provider_id: str | None = None  # Twilio SID, our Message-ID for mail
+    error: str | None = None  # for people, in the shop's words
+    error_raw: str | None = None  # what the server said, for the outbox's details
+    error_code: str | None = None  # e.g. "21211", "550", "auth"
+    permanent: bool = False  # retrying cannot help (invalid number, mailbox does not exist)
+    mailbox_id: int | None = None  # the mailbox that actually sent (the default one when the first is broken)
+
+
+class ChannelSession(Protocol):
+    """Open connections for one dispatch pass; `send` is called once per claimed delivery."""
+
+    def send(self, delivery: "Delivery") -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+class Channel(Protocol):
+    name: str  # "email" | "sms" | "portal"
+
+    def unreachable_reason(self, customer: "Customer", shop: "Shop") -> str | None:
+        """Why this channel cannot reach the customer (translated, for the form), or None when it can."""
+
+    def open_session(self) -> ChannelSession: ...
