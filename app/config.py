@@ -17,6 +17,12 @@ DEFAULTS: dict[str, object] = {
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute",
     "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,
     "SQLALCHEMY_ECHO": False,
+    "SMTP_TIMEOUT": 30,  # seconds for every read from a mail server
+    "SMTP_CA_FILE": None,  # extra CA bundle for mail servers with a private certificate
+    "MAILBOX_BROKEN_AFTER": 3,  # failed passes in a row before a mailbox is flagged broken
+    "OUTBOX_BACKOFF_BASE": 60,  # seconds before the first retry; doubles each time
+    "OUTBOX_BACKOFF_CAP": 3600,  # the longest wait between two attempts
+    "OUTBOX_SENDING_STALE": 600,  # a delivery claimed longer ago than this, with no result, is uncertain
     "DEFAULT_LOCALE": "pl",
     "DEFAULT_TIMEZONE": "Europe/Warsaw",
 }
@@ -24,10 +30,12 @@ DEFAULTS: dict[str, object] = {
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
-def _from_env(name: str, default: object) -> object:
+def _from_env(name: str, current: object) -> object:
+    """The environment's value for `name`, parsed as the type of its default; `current` when unset."""
     raw = os.environ.get(name)
     if raw is None:
-        return default
+        return current
+    default = DEFAULTS[name]
     if isinstance(default, bool):
         try:
             return _BOOL_WORDS[raw.strip().lower()]
@@ -64,7 +72,8 @@ def _secret_key(instance_path: str) -> str:
 def configure(app, overrides: dict | None = None) -> None:
     """Fill app.config from the layers above, then derive what depends on them."""
     for key, default in DEFAULTS.items():
-        app.config.setdefault(key, default)
+        if app.config.get(key) is None:  # Flask predefines some keys (SECRET_KEY_FALLBACKS) as None
+            app.config[key] = list(default) if isinstance(default, list) else default
     app.config.from_pyfile("config.py", silent=True)
     for key in DEFAULTS:
         app.config[key] = _from_env(key, app.config[key])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, g, session
+from flask import Flask, g, has_request_context, session
 from flask_babel import Babel, format_date, format_datetime, format_decimal
 from flask_login import current_user
 
@@ -22,6 +22,8 @@ def current_shop():
 
 
 def select_locale() -> str:
+    if not has_request_context():  # jobs, CLI, scripts: the shop's language
+        return current_shop().locale or "pl"
     if current_user and current_user.is_authenticated and getattr(current_user, "locale", None) in LOCALES:
         return current_user.locale
     if session.get("locale") in LOCALES:

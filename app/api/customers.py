@@ -1,1 +1,63 @@
-"""API: customers (being written)."""
+"""API: add a customer, read one back."""
+from __future__ import annotations
+
+from flask import jsonify, url_for
+
+from ..customers import create_customer
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Customer
+from . import api_actor, bp, error, json_body, token_required
+
+# Where the JSON name differs from the domain's field name (the flag is inverted, too).
+JSON_NAMES = {"sms_informational": "sms_opt_out"}
+
+
+def customer_json(customer: Customer) -> dict:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "sms_informational": customer.sms_informational,
+        "marketing_consent": customer.marketing_consent,
+        "panel_state": customer.panel_state,
+        "created_at": customer.created_at.isoformat(),
+    }
+
+
+def _given(data: dict, key: str, default):
+    """The value sent for key; null counts as not sent."""
+    value = data.get(key)
+    return default if value is None else value
+
+
+@bp.post("/customers")
+@token_required
+def post_customer():
+    data = json_body()
+    opt_out = _given(data, "sms_opt_out", False)
+    try:
+        customer = create_customer(
+            name=data.get("name"),
+            email=data.get("email"),
+            phone=data.get("phone"),
+            # A non-boolean goes through as it is, so the domain refuses it along with any other bad field.
+            sms_informational=not opt_out if isinstance(opt_out, bool) else opt_out,
+            marketing_consent=_given(data, "marketing_consent", False),
+            actor=api_actor(),
+            source="api",
+        )
+    except ValidationFailed as exc:
+        raise ValidationFailed({JSON_NAMES.get(name, name): message for name, message in exc.fields.items()}) from None
+    db.session.commit()
+    return jsonify(customer_json(customer)), 201, {"Location": url_for(".get_customer", customer_id=customer.id)}
+
+
+@bp.get("/customers/<int:customer_id>")
+@token_required
+def get_customer(customer_id: int):
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        return error(404, "customer not found")
+    return jsonify(customer_json(customer))

@@ -1,1 +1,70 @@
-"""API: repairs (being written)."""
+"""API: repair orders (create, read, change fields and status)."""
+from __future__ import annotations
+
+from flask import jsonify, url_for
+
+from .. import repairs as rules
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Repair
+from . import api_actor, bp, json_body, token_required
+
+CREATE_FIELDS = ("customer_id", "number", "device", "description", "status", "price_estimate", "pickup_date")
+UPDATE_FIELDS = ("device", "description", "status", "price_estimate", "pickup_date")
+
+
+def repair_json(repair: Repair) -> dict:
+    return {
+        "id": repair.id,
+        "number": repair.number,
+        "customer_id": repair.customer_id,
+        "device": repair.device,
+        "description": repair.description,
+        "status": repair.status.name,
+        "status_id": repair.status_id,
+        "price_estimate": str(repair.price_estimate) if repair.price_estimate is not None else None,
+        "pickup_date": repair.pickup_date.isoformat() if repair.pickup_date else None,
+        "created_at": repair.created_at.isoformat(),
+        "updated_at": repair.updated_at.isoformat(),
+    }
+
+
+def _known_fields(data: dict, allowed: tuple[str, ...]) -> dict:
+    """The body's fields; a misspelt or unsupported one is refused rather than silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValidationFailed({name: "unknown field" for name in unknown})
+    return data
+
+
+@bp.post("/repairs")
+@token_required
+def post_repair():
+    data = _known_fields(json_body(), CREATE_FIELDS)
+    repair = rules.create_repair(
+        customer=data.get("customer_id"), device=data.get("device"), description=data.get("description", ""),
+        status=data.get("status"), number=data.get("number"), price_estimate=data.get("price_estimate"),
+        pickup_date=data.get("pickup_date"), actor=api_actor(), source="api",
+    )
+    db.session.commit()
+    return jsonify(repair_json(repair)), 201, {"Location": url_for(".get_repair", repair_id=repair.id)}
+
+
+@bp.get("/repairs/<int:repair_id>")
+@token_required
+def get_repair(repair_id: int):
+    return jsonify(repair_json(db.get_or_404(Repair, repair_id, description="repair not found")))
+
+
+@bp.patch("/repairs/<int:repair_id>")
+@token_required
+def patch_repair(repair_id: int):
+    """Change fields and/or the status; a status change is logged and notifies like one made by staff."""
+    repair = db.get_or_404(Repair, repair_id, description="repair not found")
+    fields = dict(_known_fields(json_body(), UPDATE_FIELDS))
+    has_status, status = "status" in fields, fields.pop("status", None)
+    rules.update_repair(repair, actor=api_actor(), source="api", **fields)
+    if has_status:
+        rules.change_status(repair, status, actor=api_actor(), source="api")
+    db.session.commit()
+    return jsonify(repair_json(repair))

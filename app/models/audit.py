@@ -28,12 +28,19 @@ class AuditEvent(db.Model):
     user = relationship("User")
 
 
-def record(action: str, *, user=None, actor: str | None = None, target=None, **details) -> AuditEvent:
-    """Add an audit event to the session (committed with the change it records)."""
+def record(action: str, *, by=None, target=None, **details) -> AuditEvent:
+    """Add an audit event to the session (committed with the change it records).
+
+    `by` is who acted: a staff User, or a label for machines and strangers ("api:erp", "cli", an e-mail typed
+    at the sign-in form); None means the system itself.
+    """
+    from .users import User
+
+    user = by if isinstance(by, User) else None
     event = AuditEvent(
         action=action,
-        user_id=getattr(user, "id", None),
-        actor=actor or getattr(user, "email", None) or "system",
+        user_id=user.id if user else None,
+        actor=user.email if user else (by or "system"),
         target_type=target.__tablename__ if target is not None else None,
         target_id=getattr(target, "id", None),
         ip=request.remote_addr if has_request_context() else None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, func, or_, select
+from sqlalchemy import Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -43,20 +43,6 @@ class Customer(db.Model):
     @property
     def first_name(self) -> str:
         return self.name.split()[0] if self.name.strip() else ""
-
-    @classmethod
-    def search(cls, text: str):
-        """A select of customers whose name, e-mail or phone contains text (case-insensitive)."""
-        query = select(cls).where(cls.anonymized_at.is_(None))
-        text = text.strip()
-        if text:
-            like = f"%{text.lower()}%"
-            digits = "".join(ch for ch in text if ch.isdigit())
-            conditions = [func.lower(cls.name).like(like), cls.email.like(like)]
-            if len(digits) >= 3:
-                conditions.append(cls.phone.like(f"%{digits}%"))
-            query = query.where(or_(*conditions))
-        return query.order_by(func.lower(cls.name), cls.id)
 
 
 class CustomerEmail(db.Model):

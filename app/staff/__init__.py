@@ -5,6 +5,12 @@ from functools import wraps
 
 from flask import abort
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from htmx_flask import request
+
+from ..errors import ValidationFailed
+
+PER_PAGE = 50  # rows per page in every list
 
 
 def owner_required(view):
@@ -18,3 +24,19 @@ def owner_required(view):
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def wants_fragment() -> bool:
+    """An htmx swap wants just the fragment; a history restore after a cache miss needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
+    """Put the domain's messages next to the form's fields of the same name."""
+    for name, message in exc.fields.items():
+        form[name].errors.append(message)
+
+
+def form_values(form: FlaskForm) -> dict:
+    """The form's data as keyword arguments for a domain function."""
+    return {name: value for name, value in form.data.items() if name != "csrf_token"}

@@ -66,10 +66,10 @@ def login():
         if user is not None and user.active and user.check_password(form.password.data):
             login_user(user, remember=form.remember.data)
             user.last_login_at = utcnow()
-            record("auth.login", user=user)
+            record("auth.login", by=user)
             db.session.commit()
             return redirect(safe_next(request.args.get("next")) or url_for("inbox.index"))
-        record("auth.login_failed", actor=form.email.data.strip().lower()[:254])
+        record("auth.login_failed", by=form.email.data.strip().lower()[:254])
         db.session.commit()
         form.password.errors.append(_("Wrong e-mail or password."))
     status = 200 if request.method == "GET" else 401
@@ -79,7 +79,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    record("auth.logout", user=current_user)
+    record("auth.logout", by=current_user)
     db.session.commit()
     logout_user()
     flash(_("You have been signed out."), "info")
@@ -88,6 +88,6 @@ def logout():
 
 def too_many_attempts(error):
     """429 on the sign-in page: the form again, with a clear message."""
-    form = LoginForm()
-    form.password.errors.append(_("Too many sign-in attempts. Wait a minute and try again."))
-    return render_template("staff/login.html", form=form, limited=True), 429
+    return render_template(
+        "staff/login.html", form=LoginForm(), refusal=_("Too many sign-in attempts. Wait a minute and try again.")
+    ), 429

@@ -1,9 +1,127 @@
-"""customers (being written)."""
-from flask import Blueprint
+"""Staff pages for customers: the searchable list, the customer card, the add and edit form, the picker."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from htmx_flask import request
+from wtforms import BooleanField, EmailField, StringField, TelField, TextAreaField
+
+from ..customers import (
+    consent_history,
+    create_customer,
+    format_phone,
+    repairs_of,
+    search_customers,
+    tickets_of,
+    update_customer,
+)
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Customer
+from . import PER_PAGE, form_values, show_errors, wants_fragment
+from .tickets import STATUS_LABELS as TICKET_STATUS_LABELS
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
+PICKER_LIMIT = 10
+TABS = {"details": _l("Details"), "repairs": _l("Repairs"), "tickets": _l("Tickets"),
+        "consents": _l("Consent history")}
+TAB_ROWS = {"repairs": repairs_of, "tickets": tickets_of, "consents": consent_history}
+# The words staff read for the stored values (models.customers.PANEL_STATES, ConsentEvent.kind and .source).
+PANEL_STATE_LABELS = {"none": _l("No access"), "invited": _l("Invited"), "active": _l("Active"),
+                      "disabled": _l("Disabled")}
+CONSENT_LABELS = {"sms_informational": _l("Informational SMS"), "marketing": _l("Marketing")}
+SOURCE_LABELS = {"staff": _l("Staff"), "api": _l("API"), "cli": _l("Command line"), "import": _l("Import"),
+                 "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel")}
+
+
+class CustomerForm(FlaskForm):
+    """The customer's fields; the rules live in app.customers, whose messages land next to the fields."""
+
+    name = StringField(_l("Name"), render_kw={"required": True, "maxlength": 200})
+    email = EmailField(_l("E-mail"))
+    phone = TelField(_l("Phone"))
+    crm_note = TextAreaField(_l("CRM note"), render_kw={"rows": 4})
+    sms_informational = BooleanField(_l("Send informational SMS"), default=True)
+    marketing_consent = BooleanField(_l("Marketing consent"), default=False)
+
+
+@bp.app_template_filter("phone")
+def phone_filter(e164: str | None) -> str:
+    return format_phone(e164)
+
+
+@bp.context_processor
+def _labels():
+    return {"PANEL_STATE_LABELS": PANEL_STATE_LABELS, "CONSENT_LABELS": CONSENT_LABELS,
+            "SOURCE_LABELS": SOURCE_LABELS, "TICKET_STATUS_LABELS": TICKET_STATUS_LABELS}
+
 
 @bp.route("/")
+@login_required
 def index():
-    return "todo"
+    q = request.args.get("q", "").strip()
+    page = db.paginate(search_customers(q), page=request.args.get("page", 1, type=int), per_page=PER_PAGE,
+                       error_out=False)
+    template = "staff/customers/_results.html" if wants_fragment() else "staff/customers/index.html"
+    # The same URL answers with a fragment or a page: caches must tell them apart.
+    return render_template(template, q=q, page=page), {"Vary": "HX-Request"}
+
+
+@bp.route("/options")
+@login_required
+def search_options():
+    """Matching customers as buttons for the customer pickers of other forms (an htmx fragment)."""
+    q = request.args.get("q", "").strip()
+    found = db.session.scalars(search_customers(q).limit(PICKER_LIMIT)).all() if q else []
+    return render_template("staff/customers/_options.html", q=q, customers=found)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    form = CustomerForm()
+    if form.validate_on_submit():
+        try:
+            customer = create_customer(**form_values(form), actor=current_user, source="staff")
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Customer %(name)s saved.", name=customer.name), "success")
+            return redirect(url_for(".show", customer_id=customer.id))
+    return render_template("staff/customers/form.html", form=form, customer=None), 422 if form.errors else 200
+
+
+@bp.route("/<int:customer_id>")
+@login_required
+def show(customer_id: int):
+    customer = db.get_or_404(Customer, customer_id)
+    tab = request.args.get("tab", "details")
+    if tab not in TABS:
+        tab = "details"
+    load_rows = TAB_ROWS.get(tab)
+    rows = load_rows(customer) if load_rows else []
+    return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows)
+
+
+@bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(customer_id: int):
+    customer = db.get_or_404(Customer, customer_id)
+    form = CustomerForm(obj=customer)
+    if not form.is_submitted():
+        form.phone.data = format_phone(customer.phone)
+    if form.validate_on_submit():
+        try:
+            update_customer(customer, actor=current_user, source="staff", **form_values(form))
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Customer %(name)s saved.", name=customer.name), "success")
+            return redirect(url_for(".show", customer_id=customer.id))
+    return render_template("staff/customers/form.html", form=form, customer=customer), 422 if form.errors else 200

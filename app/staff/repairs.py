@@ -1,9 +1,123 @@
-"""repairs (being written)."""
-from flask import Blueprint
+"""Staff screens for repair orders: the searchable list, adding one, the repair card, editing, status changes."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from htmx_flask import request
+from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import Optional
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Customer, Repair, RepairStatus
+from ..repairs import change_status, create_repair, find_repairs, repair_log, row_by_id, update_repair
+from . import PER_PAGE, show_errors, wants_fragment
 
 bp = Blueprint("repairs", __name__, url_prefix="/repairs")
 
+TABS = ("details", "log")
+
+
+class RepairForm(FlaskForm):
+    device = StringField(_l("Device"))
+    description = TextAreaField(_l("Fault description"))
+    price_estimate = StringField(_l("Price estimate"), render_kw={"inputmode": "decimal"})
+    pickup_date = DateField(_l("Pickup date"), validators=[Optional()])
+
+
+class NewRepairForm(RepairForm):
+    customer_id = HiddenField()
+    status = SelectField(_l("Status"), coerce=int)
+    number = StringField(_l("Number"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.status.choices = [SelectChoice(s.id, s.name) for s in RepairStatus.ordered()]
+
 
 @bp.route("/")
+@login_required
 def index():
-    return "todo"
+    q = request.args.get("q", "").strip()
+    status_id = request.args.get("status", type=int)
+    page = db.paginate(find_repairs(q, status_id), page=request.args.get("page", 1, type=int),
+                       per_page=PER_PAGE, error_out=False)
+    template = "staff/repairs/_results.html" if wants_fragment() else "staff/repairs/index.html"
+    # The same URL answers with a fragment or a page: caches must tell them apart.
+    return render_template(template, page=page, q=q, status_id=status_id,
+                           statuses=RepairStatus.ordered(active_only=False)), {"Vary": "HX-Request"}
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    form = NewRepairForm(customer_id=request.args.get("customer_id", ""))
+    if form.validate_on_submit():
+        try:
+            repair = create_repair(
+                customer=form.customer_id.data, device=form.device.data, description=form.description.data,
+                status=form.status.data, number=form.number.data, price_estimate=form.price_estimate.data,
+                pickup_date=form.pickup_date.data, actor=current_user,
+            )
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Repair %(number)s added.", number=repair.number), "success")
+            return redirect(url_for("repairs.show", repair_id=repair.id))
+    return render_template("staff/repairs/new.html", form=form, customer=row_by_id(Customer, form.customer_id.data)), \
+        422 if form.errors else 200
+
+
+@bp.route("/<int:repair_id>")
+@login_required
+def show(repair_id: int):
+    repair = db.get_or_404(Repair, repair_id)
+    tab = request.args.get("tab") if request.args.get("tab") in TABS else "details"
+    return render_template("staff/repairs/show.html", repair=repair, tab=tab, statuses=RepairStatus.ordered(),
+                           log=repair_log(repair) if tab == "log" else None)
+
+
+@bp.route("/<int:repair_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(repair_id: int):
+    repair = db.get_or_404(Repair, repair_id)
+    form = RepairForm(obj=repair)
+    if form.validate_on_submit():
+        try:
+            changed = update_repair(repair, actor=current_user, device=form.device.data,
+                                    description=form.description.data, price_estimate=form.price_estimate.data,
+                                    pickup_date=form.pickup_date.data)
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Repair %(number)s saved.", number=repair.number) if changed else _("Nothing changed."), "success")
+            return redirect(url_for("repairs.show", repair_id=repair.id))
+    return render_template("staff/repairs/edit.html", repair=repair, form=form), 422 if form.errors else 200
+
+
+@bp.route("/<int:repair_id>/status", methods=["POST"])
+@login_required
+def set_status(repair_id: int):
+    """Change the status from the repair card: htmx swaps the card's head, a plain form gets the card again."""
+    repair = db.get_or_404(Repair, repair_id)
+    error = None
+    try:
+        changed = change_status(repair, request.form.get("status", ""), actor=current_user)
+    except ValidationFailed as exc:
+        changed, error = False, exc.fields["status"]
+    if changed:
+        db.session.commit()
+    if wants_fragment():
+        # 200 even for a refusal: htmx does not swap error responses, and the head shows the message.
+        return render_template("staff/repairs/_head.html", repair=repair, statuses=RepairStatus.ordered(),
+                               status_error=error)
+    if error:
+        flash(error, "error")
+    elif changed:
+        flash(_("Status changed to %(status)s.", status=repair.status.name), "success")
+    return redirect(url_for("repairs.show", repair_id=repair.id))

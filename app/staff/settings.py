@@ -1,9 +1,244 @@
-"""settings (being written)."""
-from flask import Blueprint
+"""Owner settings: the shop's details and the staff accounts (the shop rules live here too)."""
+from __future__ import annotations
+
+import re
+from functools import cache
+from zoneinfo import available_timezones
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from htmx_flask import request
+from sqlalchemy import func, select
+from wtforms import (BooleanField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField, StringField,
+                     TextAreaField)
+from wtforms.validators import Optional
+
+from ..customers import normalize_email
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..i18n import LANGUAGE_NAMES
+from ..models import Shop, ShopSlug, User
+from ..models.audit import record
+from ..models.users import LOCALES
+from . import form_values, owner_required, show_errors
+from .users import create_user, generate_password, reset_password, update_user
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
+MAX_UNDO_SECONDS = 300
+SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
+               "notification_email", "undo_seconds")
+LANGUAGE_CHOICES = [SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()]
+ROLE_CHOICES = [SelectChoice("staff", _l("Staff")), SelectChoice("owner", _l("Owner"))]
+
+# The overview lists only sections whose screens are registered: (endpoint, title, description).
+SECTIONS = [
+    ("settings.shop", _l("Shop"), _l("Name, address, opening hours, language, time zone and the panel address.")),
+    ("settings.users", _l("Staff accounts"), _l("Who can sign in, their roles, and password resets.")),
+    ("workflow.index", _l("Repair statuses & queues"), _l("The steps of a repair and the queues for tickets.")),
+    ("mailboxes.index", _l("Mailboxes"), _l("The e-mail accounts the shop sends from, and their health.")),
+    ("sms_settings.index", _l("SMS"), _l("The Twilio account, the sender, and a test SMS.")),
+]
+
+
+@cache
+def timezone_names() -> list[str]:
+    """Every IANA time zone the system knows, for the shop form's list."""
+    return sorted(available_timezones())
+
+
+# --- the shop rules ---------------------------------------------------------------------------
+
+
+def update_shop(shop: Shop, *, actor: User | str | None = None, **values) -> list[str]:
+    """Change the given details of the shop (names from SHOP_FIELDS) and return the fields that changed.
+
+    Refuses an empty name, a slug that is not 2-64 lowercase letters, digits and inner hyphens, an
+    unknown language or time zone, a bad notification e-mail, and undo seconds outside 0-300.
+    A replaced slug is kept in ShopSlug, so old panel links and receiving addresses keep working.
+    """
+    unknown = set(values) - set(SHOP_FIELDS)
+    if unknown:
+        raise TypeError(f"not shop settings: {sorted(unknown)}")
+    values = _checked_shop_values(values)
+
+    changed = [field for field, value in values.items() if getattr(shop, field) != value]
+    if "slug" in changed and db.session.scalar(select(ShopSlug).where(ShopSlug.slug == shop.slug)) is None:
+        db.session.add(ShopSlug(slug=shop.slug))
+    for field in changed:
+        setattr(shop, field, values[field])
+    if changed:
+        record("settings.shop", target=shop, changed=changed, by=actor)
+    db.session.flush()
+    return changed
+
+
+def _checked_shop_values(values: dict) -> dict:
+    """The values cleaned up (trimmed, e-mail normalised); ValidationFailed lists every broken rule at once."""
+    values = {field: value.strip() if isinstance(value, str) else value for field, value in values.items()}
+    errors = {}
+    if "name" in values and not values["name"]:
+        errors["name"] = _("Enter the shop's name.")
+    if "slug" in values and not SLUG_PATTERN.fullmatch(values["slug"] or ""):
+        errors["slug"] = _("Use 2-64 lowercase letters, digits and hyphens (not at the start or end).")
+    if "locale" in values and values["locale"] not in LOCALES:
+        errors["locale"] = _("Choose Polish or English.")
+    if "timezone" in values and values["timezone"] not in available_timezones():
+        errors["timezone"] = _("Choose a time zone from the list.")
+    if "notification_email" in values:
+        try:
+            values["notification_email"] = normalize_email(values["notification_email"])
+        except ValidationFailed as exc:
+            errors["notification_email"] = exc.fields["email"]
+    if "undo_seconds" in values and not (
+        isinstance(values["undo_seconds"], int) and 0 <= values["undo_seconds"] <= MAX_UNDO_SECONDS
+    ):
+        errors["undo_seconds"] = _("Enter a number of seconds from 0 to %(max)s.", max=MAX_UNDO_SECONDS)
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+# --- forms ------------------------------------------------------------------------------------
+# Choices are not checked by the forms (validate_choice=False): the rules above give the clearer message.
+
+
+class ShopForm(FlaskForm):
+    name = StringField(_l("Shop name"))
+    slug = StringField(_l("Short name (slug)"))
+    address = TextAreaField(_l("Address"))
+    phone = StringField(_l("Phone"))
+    opening_hours = TextAreaField(_l("Opening hours"))
+    locale = SelectField(_l("Default language"), choices=LANGUAGE_CHOICES, validate_choice=False)
+    timezone = SelectField(_l("Time zone"), validate_choice=False)
+    notification_email = EmailField(_l("Notification e-mail"))
+    undo_seconds = IntegerField(_l("Seconds to undo a sent message"), validators=[Optional()])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_names()
+
+
+class NewUserForm(FlaskForm):
+    name = StringField(_l("Name"))
+    email = EmailField(_l("E-mail"))
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, validate_choice=False)
+    password = PasswordField(_l("Initial password"))
+
+
+class EditUserForm(FlaskForm):
+    name = StringField(_l("Name"))
+    email = EmailField(_l("E-mail"))
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, validate_choice=False)
+    active = BooleanField(_l("Active (can sign in)"))
+    can_see_outbox = BooleanField(_l("Can see the outbox"))
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"))
+
+
+def _status(form: FlaskForm) -> int:
+    return 422 if form.errors else 200
+
+
+# --- views ------------------------------------------------------------------------------------
+
 
 @bp.route("/")
+@owner_required
 def index():
-    return "todo"
+    sections = [(endpoint, title, text) for endpoint, title, text in SECTIONS
+                if endpoint in current_app.view_functions]
+    return render_template("staff/settings/index.html", sections=sections)
+
+
+@bp.route("/shop", methods=["GET", "POST"])
+@owner_required
+def shop():
+    shop = Shop.current()
+    form = ShopForm(obj=shop)
+    if form.validate_on_submit():
+        try:
+            changed = update_shop(shop, actor=current_user, **form_values(form))
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            flash(_("Shop settings saved.") if changed else _("Nothing changed."), "success")
+            return redirect(url_for("settings.shop"))
+    return render_template("staff/settings/shop.html", form=form), _status(form)
+
+
+@bp.route("/users")
+@owner_required
+def users():
+    accounts = db.session.scalars(select(User).order_by(User.active.desc(), func.lower(User.name), User.id)).all()
+    return render_template("staff/settings/users.html", users=accounts)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@owner_required
+def user_new():
+    form = NewUserForm()
+    if form.validate_on_submit():
+        password = form.password.data or generate_password()
+        try:
+            user = create_user(name=form.name.data, email=form.email.data, role=form.role.data,
+                               password=password, actor=current_user)
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            # A generated password is shown in this response only: never kept in the session or a flash.
+            return render_template("staff/settings/password_shown.html", user=user, created=True,
+                                   password=None if form.password.data else password)
+    return render_template("staff/settings/user_new.html", form=form), _status(form)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@owner_required
+def user_edit(user_id: int):
+    user = db.get_or_404(User, user_id)
+    form = EditUserForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            changed = update_user(user, actor=current_user, **form_values(form))
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            flash(_("Account of %(name)s saved.", name=user.name) if changed else _("Nothing changed."), "success")
+            # An owner who made themselves staff can no longer open the settings.
+            return redirect(url_for("settings.users" if current_user.is_owner else "account.index"))
+    return render_template("staff/settings/user_edit.html", user=user, form=form,
+                           reset_form=ResetPasswordForm()), _status(form)
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@owner_required
+def user_password(user_id: int):
+    """Reset someone else's password; one's own is changed on My account, with the current password."""
+    user = db.get_or_404(User, user_id)
+    if user.id == current_user.id:
+        return redirect(url_for("account.index"))
+    reset_form = ResetPasswordForm()
+    if reset_form.validate_on_submit():
+        try:
+            password = reset_password(user, reset_form.password.data or None, actor=current_user)
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(reset_form, exc)
+        else:
+            template = "_password_shown.html" if request.htmx else "password_shown.html"
+            return render_template("staff/settings/" + template, user=user,
+                                   password=None if reset_form.password.data else password)
+    if request.htmx:
+        # htmx swaps only 2xx answers, so the form with its errors comes back as 200.
+        return render_template("staff/settings/_reset_password.html", user=user, reset_form=reset_form)
+    return render_template("staff/settings/user_edit.html", user=user, form=EditUserForm(obj=user),
+                           reset_form=reset_form), 422

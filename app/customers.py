@@ -1,0 +1,250 @@
+"""Customers: adding and changing them with checked contact data, recording their consents, finding them."""
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from .errors import ValidationFailed
+from .extensions import db
+from .models import ConsentEvent, Customer, Repair, Ticket, User
+from .models.audit import record
+
+PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
+NAME_MAX = 200
+SOURCES = ("staff", "api", "cli", "import")
+# Customer attribute → the ConsentEvent kind that records its changes.
+CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
+# Whatever a person puts between the digits of a phone number.
+_PHONE_LIKE = re.compile(r"^[\d\s+()./-]+$")
+
+
+def parse_phone(raw: str | None, region: str = PHONE_REGION) -> str | None:
+    """The number in E.164 ("+48600100200"), or None when empty.
+
+    Numbers without a country prefix are read as numbers of `region`; refuses anything that is not
+    a valid number there or abroad, and extensions (a text message cannot reach one).
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed({"phone": _("The phone number must be text.")})
+    if not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValidationFailed(
+            {"phone": _("This is not a valid phone number. Type it like 600 100 200, or with the country code, "
+                        "like +44 20 7946 0958.")}
+        )
+    if number.extension:
+        raise ValidationFailed({"phone": _("Enter the number without an extension.")})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def format_phone(e164: str | None) -> str:
+    """A stored number the way people read it ("+48 600 100 200"); anything unparsable as it is."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def normalize_email(raw: str | None) -> str | None:
+    """The address checked for syntax (not deliverability) and lower-cased, or None when empty.
+
+    Refuses line breaks outright: the address ends up in mail headers.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed({"email": _("The e-mail address must be text.")})
+    if not raw.strip():
+        return None
+    if "\r" in raw or "\n" in raw:
+        raise ValidationFailed({"email": _("The e-mail address must be on one line.")})
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        reason = str(exc)
+        raise ValidationFailed({"email": _("This is not a valid e-mail address: %(reason)s", reason=reason)}) from None
+    return result.normalized.lower()
+
+
+def _clean_name(raw: str | None) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationFailed({"name": _("Enter the customer's name.")})
+    name = " ".join(raw.split())  # one line: the name goes into mail headers and SMS greetings
+    if len(name) > NAME_MAX:
+        raise ValidationFailed({"name": _("The name can have at most %(max)s characters.", max=NAME_MAX)})
+    return name
+
+
+def _clean_note(raw: str | None) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ValidationFailed({"crm_note": _("The note must be text.")})
+    return raw.strip()
+
+
+def _flag(field: str):
+    """A cleaner for a yes/no field: real booleans only, so "false" or 0 from a JSON client is refused."""
+
+    def clean(raw) -> bool:
+        if not isinstance(raw, bool):
+            raise ValidationFailed({field: _("Must be true or false.")})
+        return raw
+
+    return clean
+
+
+_CLEANERS = {
+    "name": _clean_name,
+    "email": normalize_email,
+    "phone": parse_phone,
+    "crm_note": _clean_note,
+    **{field: _flag(field) for field in CONSENTS},
+}
+
+
+def _cleaned(fields: dict) -> dict:
+    """The fields checked and normalised; every problem at once in one ValidationFailed."""
+    unknown = set(fields) - set(_CLEANERS)
+    if unknown:
+        raise TypeError(f"not customer fields: {', '.join(sorted(unknown))}")
+    cleaned, errors = {}, {}
+    for field, raw in fields.items():
+        try:
+            cleaned[field] = _CLEANERS[field](raw)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {SOURCES}")
+
+
+def _record_consent(customer: Customer, field: str, actor: User | str | None, source: str) -> None:
+    db.session.add(
+        ConsentEvent(
+            customer_id=customer.id,
+            kind=CONSENTS[field],
+            value=getattr(customer, field),
+            source=source,
+            user_id=actor.id if isinstance(actor, User) else None,
+        )
+    )
+
+
+def create_customer(
+    *,
+    name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    crm_note: str = "",
+    sms_informational: bool = True,
+    marketing_consent: bool = False,
+    actor: User | str | None = None,
+    source: str = "staff",
+) -> Customer:
+    """Add a customer and record their initial consents; flushed, the caller commits.
+
+    `actor` is the signed-in user, or a label for a machine ("api:erp"). Refuses bad fields with one
+    ValidationFailed naming all of them. Two customers may share an e-mail address (families do).
+    """
+    _check_source(source)
+    fields = _cleaned(
+        dict(name=name, email=email, phone=phone, crm_note=crm_note,
+             sms_informational=sms_informational, marketing_consent=marketing_consent)
+    )
+    customer = Customer(**fields)
+    db.session.add(customer)
+    db.session.flush()  # the consent events and the audit entry need the id
+    for field in CONSENTS:
+        _record_consent(customer, field, actor, source)
+    record("customer.create", by=actor, target=customer, source=source)
+    db.session.flush()
+    return customer
+
+
+def update_customer(customer: Customer, *, actor: User | str | None, source: str = "staff", **fields) -> list[str]:
+    """Change the given fields (those of create_customer); returns the names of those that changed.
+
+    A consent is recorded only when it really changes; the audit entry names the changed fields,
+    never their values. Refuses bad fields like create_customer, before touching the customer.
+    """
+    _check_source(source)
+    cleaned = _cleaned(fields)
+    changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
+    for field in changed:
+        setattr(customer, field, cleaned[field])
+        if field in CONSENTS:
+            _record_consent(customer, field, actor, source)
+    if changed:
+        record("customer.update", by=actor, target=customer, source=source, fields=changed)
+    db.session.flush()
+    return changed
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_customers(text: str = ""):
+    """A select of the customers (not anonymised) whose name, e-mail or phone contains `text`.
+
+    Phone numbers match however they are typed: "600 100", "600-100-200", "+48 600" or "0048 600".
+    """
+    query = select(Customer).where(Customer.anonymized_at.is_(None))
+    text = text.strip()
+    if text:
+        like = f"%{_escape_like(text.lower())}%"
+        conditions = [
+            func.lower(Customer.name).like(like, escape="\\"),
+            Customer.email.like(like, escape="\\"),
+        ]
+        digits = re.sub(r"\D", "", text)
+        if _PHONE_LIKE.match(text) and len(digits) >= 3:
+            if digits.startswith("00"):  # "0048..." is how "+48..." is dialled from Poland
+                digits = digits[2:]
+            conditions.append(Customer.phone.like(f"%{digits}%"))
+        query = query.where(or_(*conditions))
+    return query.order_by(func.lower(Customer.name), Customer.id)
+
+
+def repairs_of(customer: Customer) -> list[Repair]:
+    """The customer's repairs, newest first."""
+    return list(db.session.scalars(
+        select(Repair).where(Repair.customer_id == customer.id).order_by(Repair.created_at.desc(), Repair.id.desc())
+    ))
+
+
+def tickets_of(customer: Customer) -> list[Ticket]:
+    """The customer's tickets, newest first."""
+    return list(db.session.scalars(
+        select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    ))
+
+
+def consent_history(customer: Customer) -> list[tuple[ConsentEvent, User | None]]:
+    """The customer's consent changes, newest first, each with the user who made it (None for machines)."""
+    return list(db.session.execute(
+        select(ConsentEvent, User)
+        .outerjoin(User, User.id == ConsentEvent.user_id)
+        .where(ConsentEvent.customer_id == customer.id)
+        .order_by(ConsentEvent.created_at.desc(), ConsentEvent.id.desc())
+    ).tuples())

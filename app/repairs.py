@@ -1,0 +1,552 @@
+"""Repairs, tickets and the shop's repair workflow (statuses, queues): the rules every caller goes through."""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager, selectinload
+
+from .errors import ValidationFailed
+from .extensions import db
+from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
+from .models.audit import record
+from .models.repairs import PRIORITIES, TICKET_STATUSES
+from .models.shop import STATUS_COLOURS
+
+NUMBER_MAX = 32
+DEVICE_MAX = 200
+SUBJECT_MAX = 255
+CATEGORY_MAX = 80
+NAME_MAX = 80  # status and queue names
+TEXT_MAX = 20_000  # fault descriptions and ticket descriptions
+PRICE_MAX = Decimal("99999999.99")  # what Numeric(10, 2) holds
+CENT = Decimal("0.01")
+DIRECTIONS = ("up", "down")
+
+Actor = User | str | None  # the signed-in user, a machine label such as "api:erp", or None for the system
+
+
+# --- cleaning input ---------------------------------------------------------------------------
+
+
+def _cleaned(cleaners: dict[str, Callable], fields: dict) -> dict:
+    """The fields checked and normalised; every problem at once in one ValidationFailed."""
+    unknown = set(fields) - set(cleaners)
+    if unknown:
+        raise TypeError(f"unknown fields: {', '.join(sorted(unknown))}")
+    cleaned, errors = {}, {}
+    for field, raw in fields.items():
+        try:
+            cleaned[field] = cleaners[field](raw)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def _text(field: str, max_length: int, required=None) -> Callable[[object], str]:
+    """A cleaner for a text field: stripped, at most max_length long; `required` is the (lazy) message when empty."""
+
+    def clean(raw) -> str:
+        if raw is None:
+            raw = ""
+        if not isinstance(raw, str):
+            raise ValidationFailed({field: _("Must be text.")})
+        value = raw.strip()
+        if required is not None and not value:
+            raise ValidationFailed({field: str(required)})
+        if len(value) > max_length:
+            raise ValidationFailed({field: _("At most %(max)s characters.", max=max_length)})
+        return value
+
+    return clean
+
+
+def _line(field: str, max_length: int, required=None) -> Callable[[object], str]:
+    """Like _text, for values shown on one line (names, subjects): inner runs of whitespace become one space."""
+    clean_text = _text(field, max_length, required)
+    return lambda raw: " ".join(clean_text(raw).split())
+
+
+def _flag(field: str) -> Callable[[object], bool]:
+    def clean(raw) -> bool:
+        if not isinstance(raw, bool):
+            raise ValidationFailed({field: _("Must be true or false.")})
+        return raw
+
+    return clean
+
+
+def _choice(field: str, allowed: tuple[str, ...]) -> Callable[[object], str]:
+    def clean(raw) -> str:
+        if raw not in allowed:
+            raise ValidationFailed({field: _("Choose one of: %(values)s.", values=", ".join(allowed))})
+        return raw
+
+    return clean
+
+
+def _id(raw) -> int | None:
+    """A row id from an int or a string of digits; None for anything else (also for ids no column can hold)."""
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**63:
+        return raw
+    return None
+
+
+def _price(raw) -> Decimal | None:
+    """An amount in the shop's currency, or None when empty; "123,50", "1 234.50" and 99 are read alike."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, Decimal):
+        amount = raw
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        amount = Decimal(raw)
+    elif isinstance(raw, (str, float)):
+        text = "".join(str(raw).split()).replace(",", ".")  # spaces (also no-break) group thousands
+        if not text:
+            return None
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            amount = None
+    else:
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise ValidationFailed({"price_estimate": _("Enter an amount like 150 or 149,99.")})
+    if not 0 <= amount <= PRICE_MAX:
+        raise ValidationFailed({"price_estimate": _("Enter an amount from 0 to %(max)s.", max=PRICE_MAX)})
+    if amount != amount.quantize(CENT):
+        raise ValidationFailed({"price_estimate": _("Use at most two decimal places.")})
+    return amount.quantize(CENT)
+
+
+def _pickup_date(raw) -> date | None:
+    """A date, or None when empty; strings in ISO form (2026-03-01) as the API sends them."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    raise ValidationFailed({"pickup_date": _("Enter a date like 2026-03-01.")})
+
+
+def _number(raw) -> str | None:
+    """A number typed by hand, or None when empty (the next automatic one is then used)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed({"number": _("Must be text.")})
+    number = raw.strip()
+    if not number:
+        return None
+    if len(number) > NUMBER_MAX:
+        raise ValidationFailed({"number": _("At most %(max)s characters.", max=NUMBER_MAX)})
+    # Numbers go into e-mail subjects ("[#R-2026-0001]") and SMS texts, so they must be one plain word.
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in number):
+        raise ValidationFailed({"number": _("Use letters, digits and signs such as - or /, without spaces.")})
+    return number
+
+
+def row_by_id(model, raw):
+    """raw itself when it is a row of model, else the row with the id raw stands for (int or digits), else None."""
+    if isinstance(raw, model):
+        return raw
+    row_id = _id(raw)
+    return db.session.get(model, row_id) if row_id else None
+
+
+def _customer(raw) -> Customer:
+    """A Customer or its id (forms and the API send ids); refuses unknown and anonymised customers."""
+    customer = row_by_id(Customer, raw)
+    if customer is None or customer.anonymized_at is not None:
+        raise ValidationFailed({"customer_id": _("Choose an existing customer.")})
+    return customer
+
+
+def _queue(raw) -> Queue | None:
+    """A Queue or its id, or None for "no queue" (empty, 0)."""
+    if raw in (None, "", 0, "0"):
+        return None
+    queue = row_by_id(Queue, raw)
+    if queue is None:
+        raise ValidationFailed({"queue": _("Choose an existing queue.")})
+    return queue
+
+
+def resolve_status(value) -> RepairStatus:
+    """The active status given by id (int or digits), by name (any letter case) or as the row itself.
+
+    Refuses unknown and deactivated statuses with ValidationFailed({"status": ...}).
+    """
+    statuses = RepairStatus.ordered()
+    if isinstance(value, RepairStatus):
+        found = value if value in statuses else None
+    elif (status_id := _id(value)) is not None:
+        found = next((s for s in statuses if s.id == status_id), None)
+    elif isinstance(value, str):
+        # Compared in Python: SQLite's lower() leaves Polish capitals (Ę, Ś...) as they are.
+        name = value.strip().casefold()
+        found = next((s for s in statuses if s.name.casefold() == name), None)
+    else:
+        found = None
+    if found is None:
+        raise ValidationFailed({"status": _("Choose one of the active statuses.")})
+    return found
+
+
+def _number_taken(model: type[Repair] | type[Ticket], number: str) -> bool:
+    return db.session.scalar(
+        select(model.id).where(func.lower(model.number) == number.lower()).limit(1)
+    ) is not None
+
+
+def _new_number(model: type[Repair] | type[Ticket]) -> str:
+    """The model's next automatic number for this year in the shop's time zone, skipping numbers typed by hand."""
+    year = datetime.now(ZoneInfo(Shop.current().timezone or "Europe/Warsaw")).year
+    while True:
+        number = model.next_number(year)
+        if not _number_taken(model, number):
+            return number
+
+
+def _event(repair: Repair, kind: str, text: str, actor: Actor) -> None:
+    db.session.add(
+        RepairEvent(repair_id=repair.id, kind=kind, text=text, user_id=actor.id if isinstance(actor, User) else None)
+    )
+
+
+def _apply(row, cleaned: dict) -> list[str]:
+    """Set the cleaned values that differ from the row's; returns the names of the changed fields."""
+    changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
+    for field in changed:
+        setattr(row, field, cleaned[field])
+    return changed
+
+
+# --- repairs ----------------------------------------------------------------------------------
+
+def _first_status() -> RepairStatus:
+    statuses = RepairStatus.ordered()
+    if not statuses:  # the workflow settings never deactivate the last status, so only a broken database gets here
+        raise ValidationFailed({"status": _("The shop has no active repair status.")})
+    return statuses[0]
+
+
+_REPAIR_CLEANERS = {
+    "device": _line("device", DEVICE_MAX, _l("Enter the device.")),
+    "description": _text("description", TEXT_MAX),
+    "price_estimate": _price,
+    "pickup_date": _pickup_date,
+}
+
+
+def create_repair(
+    *,
+    customer: Customer | int | str,
+    device: str,
+    description: str = "",
+    status=None,
+    number: str | None = None,
+    price_estimate=None,
+    pickup_date=None,
+    actor: Actor = None,
+    source: str = "staff",
+) -> Repair:
+    """Open a repair order for a customer (a Customer or its id); flushed, the caller commits.
+
+    `status` is an active status (row, id or name), by default the first of the workflow. `number`
+    is taken as typed when given, else the next R-<year>-NNNN. Refuses, naming every bad field at
+    once and before writing anything: an unknown customer, an empty device, an unknown status, a
+    number that is malformed or already used, a bad price or date.
+    """
+    cleaners = {
+        **_REPAIR_CLEANERS,
+        "customer": _customer,
+        "status": lambda raw: resolve_status(raw) if raw not in (None, "") else _first_status(),
+        "number": _number,
+    }
+    fields = _cleaned(cleaners, dict(
+        customer=customer, device=device, description=description, status=status, number=number,
+        price_estimate=price_estimate, pickup_date=pickup_date,
+    ))
+    if fields["number"] is None:
+        fields["number"] = _new_number(Repair)
+    elif _number_taken(Repair, fields["number"]):
+        raise ValidationFailed({"number": _("This number is already used.")})
+
+    repair = Repair(**fields, status_changed_at=utcnow())
+    db.session.add(repair)
+    db.session.flush()  # the event and the audit entry need the id
+    _event(repair, "created", repair.status.name, actor)
+    record("repair.create", by=actor, target=repair, source=source, number=repair.number)
+    db.session.flush()
+    return repair
+
+
+def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fields) -> list[str]:
+    """Change device, description, price_estimate or pickup_date; returns the names of the changed fields.
+
+    Status changes go through change_status (they are logged and notify the customer). Refuses bad
+    fields like create_repair, before touching the repair.
+    """
+    changed = _apply(repair, _cleaned(_REPAIR_CLEANERS, fields))
+    if changed:
+        record("repair.update", by=actor, target=repair, source=source, fields=changed)
+        db.session.flush()
+    return changed
+
+
+def change_status(repair: Repair, status, *, actor: Actor = None, source: str = "staff") -> bool:
+    """Move the repair to an active status (row, id or name) and log it; False when it already is there.
+
+    True means the status really changed: the moment the customer's automatic notification belongs to.
+    Refuses unknown and deactivated statuses (ValidationFailed on "status").
+    """
+    new = resolve_status(status)
+    old = repair.status
+    if new.id == repair.status_id:
+        return False
+    repair.status = new
+    repair.status_changed_at = utcnow()
+    _event(repair, "status", f"{old.name} → {new.name}", actor)
+    record("repair.status", by=actor, target=repair, source=source, old=old.name, new=new.name)
+    db.session.flush()
+    return True
+
+
+def find_repairs(text: str = "", status_id: int | None = None):
+    """A select of repairs whose number, device, fault or customer name contains text, newest first.
+
+    Loads each repair's customer and status with it, for lists.
+    """
+    return Repair.search(text, status_id).options(contains_eager(Repair.customer), selectinload(Repair.status))
+
+
+def repair_log(repair: Repair) -> list[RepairEvent]:
+    """The repair card's log, newest first."""
+    return list(db.session.scalars(
+        select(RepairEvent).where(RepairEvent.repair_id == repair.id)
+        .order_by(RepairEvent.created_at.desc(), RepairEvent.id.desc())
+        .options(selectinload(RepairEvent.user))
+    ))
+
+
+# --- tickets ----------------------------------------------------------------------------------
+
+_TICKET_CLEANERS = {
+    "subject": _line("subject", SUBJECT_MAX, _l("Enter a subject.")),
+    "description": _text("description", TEXT_MAX),
+    "queue": _queue,
+    "category": _line("category", CATEGORY_MAX),
+    "priority": _choice("priority", PRIORITIES),
+    "status": _choice("status", TICKET_STATUSES),
+}
+
+
+def create_ticket(
+    *,
+    customer: Customer | int | str,
+    subject: str,
+    description: str = "",
+    queue=None,
+    category: str = "",
+    priority: str = "normal",
+    actor: Actor = None,
+    source: str = "staff",
+) -> Ticket:
+    """Open a ticket (numbered Z-<year>-NNNN) for a customer (a Customer or its id); flushed, the caller commits.
+
+    `queue` is a Queue, its id or None. Refuses, naming every bad field at once: an unknown customer
+    or queue, an empty subject, an unknown priority.
+    """
+    fields = _cleaned({**_TICKET_CLEANERS, "customer": _customer}, dict(
+        customer=customer, subject=subject, description=description, queue=queue, category=category,
+        priority=priority,
+    ))
+    ticket = Ticket(**fields, number=_new_number(Ticket), status="open")
+    db.session.add(ticket)
+    db.session.flush()
+    record("ticket.create", by=actor, target=ticket, source=source, number=ticket.number)
+    db.session.flush()
+    return ticket
+
+
+def find_tickets(text: str = "", status: str | None = None):
+    """A select of tickets whose number, subject or customer name contains text, newest first, for lists."""
+    return Ticket.search(text, status).options(contains_eager(Ticket.customer), selectinload(Ticket.queue))
+
+
+def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fields) -> list[str]:
+    """Change subject, description, queue, category, priority or status (open, pending, closed).
+
+    Returns the names of the changed fields; refuses bad fields like create_ticket, before touching it.
+    """
+    changed = _apply(ticket, _cleaned(_TICKET_CLEANERS, fields))
+    if changed:
+        record("ticket.update", by=actor, target=ticket, source=source, fields=changed)
+        db.session.flush()
+    return changed
+
+
+# --- the workflow: repair statuses ------------------------------------------------------------
+
+
+def _unique_name(field: str, model: type[RepairStatus] | type[Queue], name: str, row=None) -> None:
+    """Refuse a name another row of the model has, in any letter case (compared in Python, see resolve_status)."""
+    folded = name.casefold()
+    for other in db.session.scalars(select(model)):
+        if other is not row and other.name.casefold() == folded:
+            raise ValidationFailed({field: _("“%(name)s” already exists.", name=other.name)})
+
+
+_clean_name = _line("name", NAME_MAX, _l("Enter a name."))
+_STATUS_CLEANERS = {
+    "name": _clean_name, "colour": _choice("colour", tuple(STATUS_COLOURS)), "is_final": _flag("is_final"),
+}
+
+
+def _status_fields(name, colour, is_final) -> dict:
+    fields = _cleaned(_STATUS_CLEANERS, dict(name=name, colour=colour, is_final=is_final))
+    if fields["name"].isdigit():
+        # The API takes a status by id or by name; a name of digits would read as an id.
+        raise ValidationFailed({"name": _("A name cannot be only digits.")})
+    return fields
+
+
+def add_status(name: str, colour: str, *, is_final: bool = False, actor: Actor = None) -> RepairStatus:
+    """Add an active status at the end of the workflow; refuses an empty, digits-only or taken name, unknown colours."""
+    fields = _status_fields(name, colour, is_final)
+    _unique_name("name", RepairStatus, fields["name"])
+    last = db.session.scalar(select(func.max(RepairStatus.position)))
+    status = RepairStatus(**fields, position=(last or 0) + 1, active=True)
+    db.session.add(status)
+    db.session.flush()
+    record("status.create", by=actor, target=status, name=status.name)
+    return status
+
+
+def update_status(status: RepairStatus, name: str, colour: str, is_final: bool, *, actor: Actor = None) -> list[str]:
+    """Rename or recolour a status, or mark it final (the repair is over); returns the changed fields.
+
+    Repairs keep their status across a rename; their logs keep the old name. Refuses like add_status.
+    """
+    fields = _status_fields(name, colour, is_final)
+    _unique_name("name", RepairStatus, fields["name"], row=status)
+    changed = _apply(status, fields)
+    if changed:
+        record("status.update", by=actor, target=status, fields=changed)
+        db.session.flush()
+    return changed
+
+
+def move_status(status: RepairStatus, direction: str, *, actor: Actor = None) -> bool:
+    """Swap the status with its neighbour above or below (active or not); False at either end."""
+    if direction not in DIRECTIONS:
+        raise ValidationFailed({"direction": _("Choose one of: %(values)s.", values=", ".join(DIRECTIONS))})
+    statuses = RepairStatus.ordered(active_only=False)
+    index = statuses.index(status)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(statuses):
+        return False
+    statuses[index], statuses[other] = statuses[other], statuses[index]
+    # Renumbered from 0 rather than swapping two values: positions may repeat or have gaps.
+    for position, row in enumerate(statuses):
+        row.position = position
+    record("status.move", by=actor, target=status, direction=direction)
+    db.session.flush()
+    return True
+
+
+def deactivate_status(status: RepairStatus, *, actor: Actor = None) -> None:
+    """Stop offering the status for repairs; repairs in it keep it (statuses are never deleted).
+
+    Refuses to deactivate the last active status: new repairs need one to start in.
+    """
+    if not status.active:
+        return
+    if len(RepairStatus.ordered()) <= 1:
+        raise ValidationFailed({"status": _("The workflow needs at least one active status.")})
+    status.active = False
+    record("status.deactivate", by=actor, target=status, name=status.name)
+    db.session.flush()
+
+
+def reactivate_status(status: RepairStatus, *, actor: Actor = None) -> None:
+    """Offer a deactivated status again, in its old place."""
+    if status.active:
+        return
+    status.active = True
+    record("status.reactivate", by=actor, target=status, name=status.name)
+    db.session.flush()
+
+
+def status_usage() -> dict[int, int]:
+    """How many repairs are in each status, by status id (statuses nobody uses are missing)."""
+    rows = db.session.execute(select(Repair.status_id, func.count()).group_by(Repair.status_id))
+    return {status_id: count for status_id, count in rows}
+
+
+# --- the workflow: queues ---------------------------------------------------------------------
+
+
+def add_queue(name: str, *, actor: Actor = None) -> Queue:
+    """Add a queue at the end of the list; refuses an empty or taken name."""
+    name = _clean_name(name)
+    _unique_name("name", Queue, name)
+    last = db.session.scalar(select(func.max(Queue.position)))
+    queue = Queue(name=name, position=(last or 0) + 1)
+    db.session.add(queue)
+    db.session.flush()
+    record("queue.create", by=actor, target=queue, name=name)
+    return queue
+
+
+def rename_queue(queue: Queue, name: str, *, actor: Actor = None) -> bool:
+    """Rename a queue; False when the name is the same. Refuses an empty or taken name."""
+    name = _clean_name(name)
+    _unique_name("name", Queue, name, row=queue)
+    if name == queue.name:
+        return False
+    record("queue.rename", by=actor, target=queue, old=queue.name, new=name)
+    queue.name = name
+    db.session.flush()
+    return True
+
+
+def delete_queue(queue: Queue, *, actor: Actor = None) -> None:
+    """Delete a queue no ticket or thread is in; refuses one in use (ValidationFailed on "queue")."""
+    if queue_usage().get(queue.id):
+        raise ValidationFailed({"queue": _("“%(name)s” still has tickets or conversations.", name=queue.name)})
+    record("queue.delete", by=actor, target=queue, name=queue.name)
+    db.session.delete(queue)
+    db.session.flush()
+
+
+def queue_usage() -> dict[int, int]:
+    """How many tickets and threads are in each queue, by queue id (unused queues are missing)."""
+    usage: dict[int, int] = {}
+    for model in (Ticket, Thread):
+        rows = db.session.execute(
+            select(model.queue_id, func.count()).where(model.queue_id.is_not(None)).group_by(model.queue_id)
+        )
+        for queue_id, count in rows:
+            usage[queue_id] = usage.get(queue_id, 0) + count
+    return usage
+
+
+def queues() -> list[Queue]:
+    """The queues in the owner's order."""
+    return list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.id)))

@@ -1,0 +1,105 @@
+"""The `flask` commands scripts rely on: accounts, customers, API tokens and the demo shop."""
+import pytest
+from conftest import sign_in
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ApiToken, Customer, Message, Repair, Shop, Thread, Ticket, User
+
+
+@pytest.fixture
+def cli(app):
+    return app.test_cli_runner()
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_users_create_adds_an_account_that_can_sign_in(cli, app):
+    result = cli.invoke(args=["users", "create", "Anna@Shop.example", "--password", "dziesiec-znakow",
+                              "--role", "owner", "--name", "Anna Kowalska"])
+    assert result.exit_code == 0, result.output
+    assert "created owner anna@shop.example" in result.output
+    user = User.by_email("anna@shop.example")
+    assert (user.name, user.role) == ("Anna Kowalska", "owner")
+    sign_in(app.test_client(), user, password="dziesiec-znakow")
+
+
+def test_users_create_refuses_a_taken_address_with_exit_status_1(cli):
+    args = ["users", "create", "anna@shop.example", "--password", "dziesiec-znakow", "--role", "staff"]
+    assert cli.invoke(args=args).exit_code == 0
+    result = cli.invoke(args=args)
+    assert result.exit_code == 1
+    assert "already uses this e-mail" in result.output
+    assert count(User) == 1
+
+
+def test_users_create_explains_a_bad_address_and_a_short_password(cli):
+    result = cli.invoke(args=["users", "create", "anna@", "--password", "short", "--role", "staff"])
+    assert result.exit_code == 1
+    assert "email:" in result.output and "at least 10 characters" in result.output
+    assert count(User) == 0
+
+
+def test_customers_add_prints_the_new_id(cli):
+    result = cli.invoke(args=["customers", "add", "--name", "Jan Kowalski", "--email", "jan@example.com",
+                              "--phone", "600 100 200"])
+    assert result.exit_code == 0, result.output
+    customer = db.session.get(Customer, int(result.output.strip()))
+    assert (customer.name, customer.email, customer.phone) == ("Jan Kowalski", "jan@example.com", "+48600100200")
+
+
+def test_customers_add_refuses_a_bad_phone_number(cli):
+    result = cli.invoke(args=["customers", "add", "--name", "Jan Kowalski", "--phone", "123"])
+    assert result.exit_code == 1
+    assert "phone:" in result.output
+    assert count(Customer) == 0
+
+
+def test_api_token_create_prints_a_working_token_once(cli):
+    result = cli.invoke(args=["api-token", "create", "erp"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert "shown only once" in result.stderr
+    assert ApiToken.authenticate(token).name == "erp"
+    assert db.session.scalars(select(ApiToken.token_hash)).one() != token  # only the hash is kept
+
+
+def test_demo_seed_fills_an_empty_database_and_prints_the_login(cli, app, monkeypatch):
+    monkeypatch.setenv("DEMO_PASSWORD", "demo-haslo-123")
+    result = cli.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    assert "anna@naprawaplus.example" in result.output and "demo-haslo-123" in result.output
+
+    assert Shop.current().slug == "naprawaplus"
+    assert count(User) == 2 and count(Customer) >= 8 and count(Repair) >= 10 and count(Ticket) == 2
+    assert count(Thread) == 3 and count(Message) >= 6
+    assert db.session.scalar(select(func.count()).where(Thread.unread.is_(True))) >= 1
+    assert len({repair.status_id for repair in db.session.scalars(select(Repair))}) >= 5
+    customers = db.session.scalars(select(Customer)).all()
+    assert any(c.email is None for c in customers)
+    assert any(not c.sms_informational for c in customers)
+    assert any(c.marketing_consent for c in customers)
+
+    owner = User.by_email("anna@naprawaplus.example")
+    browser = app.test_client()
+    sign_in(browser, owner, password="demo-haslo-123")
+    assert "Serwis Naprawa Plus" in browser.get("/").get_data(as_text=True)
+
+
+def test_demo_seed_generates_a_password_when_none_is_given(cli, app, monkeypatch):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    result = cli.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    password = result.output.rsplit(":", 1)[1].strip()
+    sign_in(app.test_client(), User.by_email("piotr@naprawaplus.example"), password=password)
+
+
+def test_demo_seed_leaves_a_database_with_users_alone(cli):
+    assert cli.invoke(args=["demo", "seed"]).exit_code == 0
+    customers = count(Customer)
+    result = cli.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0
+    assert "database not empty, nothing seeded" in result.output
+    assert count(Customer) == customers and count(User) == 2
