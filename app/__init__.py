@@ -55,14 +55,19 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
-    from .staff import account, auth, customers, inbox, outbox, repairs, settings, tickets, workflow
+    from .staff import (account, auth, compose, customers, inbox, mailboxes, outbox, repairs, settings,
+                        sms_settings, threads, tickets, workflow)
     from .web import bp as web_bp
+    from .webhooks import bp as webhooks_bp
 
-    for module in (auth, inbox, customers, repairs, tickets, workflow, outbox, settings, account):
+    for module in (auth, inbox, threads, compose, customers, repairs, tickets, outbox, settings, workflow,
+                   mailboxes, sms_settings, account):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(webhooks_bp)
     app.register_blueprint(web_bp)
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, not cookies
+    csrf.exempt(webhooks_bp)  # each provider's signature protects its webhooks
 
 
 @event.listens_for(Engine, "connect")

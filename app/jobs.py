@@ -18,6 +18,7 @@ from sqlalchemy import delete
 
 from .extensions import db
 from .models import Lease, PanelToken, utcnow
+from .outbox import dispatch_pass, purge_outbox
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def purge_expired_credentials() -> int:
 # (function, trigger arguments); each runs inside an app context, never two at once.
 JOBS = [
     (purge_expired_credentials, {"trigger": "interval", "hours": 6}),
+    (dispatch_pass, {"trigger": "interval", "seconds": 5}),
+    (purge_outbox, {"trigger": "interval", "days": 1}),
 ]
 
 

@@ -9,6 +9,8 @@ from sqlalchemy import func, select, text
 
 from .extensions import db
 from .i18n import current_shop
+from .labels import template_labels
+from .models import utcnow
 
 bp = Blueprint("web", __name__)
 
@@ -44,7 +46,7 @@ def init_web(app: Flask) -> None:
 
     @app.context_processor
     def _globals():
-        return {"shop": current_shop(), "unread_count": _unread_count, "HTMX_VERSION": HTMX_VERSION}
+        return {"shop": current_shop(), "unread_count": _unread_count, "now": utcnow, **template_labels()}
 
 
 def _unread_count() -> int:

@@ -1,0 +1,46 @@
+"""The customer panel as a channel: "sending" publishes the message in the customer's panel inbox."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask_babel import gettext as _
+
+from .base import SendResult
+
+if TYPE_CHECKING:
+    from ..models import Customer, Delivery, Shop
+
+
+def _closed_reason(customer: "Customer | None") -> str | None:
+    if customer is None or not customer.panel_active:
+        return _("The customer has not activated the customer panel.")
+    return None
+
+
+class PortalChannel:
+    name = "portal"
+    # Nothing travels further than our own database: a published panel message has arrived, so the
+    # outbox records it as delivered at once.
+    delivered_when_sent = True
+
+    def unreachable_reason(self, customer: "Customer", shop: "Shop") -> str | None:
+        return _closed_reason(customer)
+
+    def open_session(self) -> "PortalSession":
+        return PortalSession()
+
+
+class PortalSession:
+    """Publishing needs no connection; the change is committed together with the outbox's record of the result."""
+
+    def send(self, delivery: "Delivery") -> SendResult:
+        """Make the message visible in the panel; fails for good when the customer's panel is not active (any more)."""
+        message = delivery.message
+        reason = _closed_reason(message.thread.customer)
+        if reason:
+            return SendResult(ok=False, error=reason, error_code="panel_inactive", permanent=True)
+        message.visible_to_customer = True
+        return SendResult(ok=True, provider_id=f"panel:{message.id}")
+
+    def close(self) -> None:
+        """Nothing to close."""

@@ -1,0 +1,27 @@
+"""The words and colours the UI uses for channels and statuses, in one place for every page."""
+from flask_babel import lazy_gettext as _l
+
+CHANNEL_LABELS = {
+    "email": _l("E-mail"), "sms": _l("SMS"), "portal": _l("Customer panel"), "phone": _l("Phone"),
+    "chat": _l("Chat"), "web": _l("Web form"), "letter": _l("Letter"), "in_person": _l("In person"),
+}
+DELIVERY_LABELS = {
+    "scheduled": _l("scheduled"), "queued": _l("waiting"), "sending": _l("sending"), "sent": _l("sent"),
+    "delivered": _l("delivered"), "failed": _l("failed"), "bounced": _l("bounced"), "cancelled": _l("cancelled"),
+    "uncertain": _l("uncertain"),
+}
+DELIVERY_COLOURS = {
+    "scheduled": "grey", "queued": "grey", "sending": "grey", "sent": "green", "delivered": "green",
+    "failed": "red", "bounced": "red", "cancelled": "slate", "uncertain": "amber",
+}
+THREAD_STATUS_LABELS = {
+    "open": _l("Open"), "waiting_us": _l("Waiting for us"), "waiting_customer": _l("Waiting for customer"),
+    "closed": _l("Closed"),
+}
+
+
+def template_labels() -> dict:
+    return {
+        "CHANNEL_LABELS": CHANNEL_LABELS, "DELIVERY_LABELS": DELIVERY_LABELS,
+        "DELIVERY_COLOURS": DELIVERY_COLOURS, "THREAD_STATUS_LABELS": THREAD_STATUS_LABELS,
+    }

@@ -1,0 +1,229 @@
+"""Writing to a customer: one message, checked against every chosen channel, queued as one delivery per channel."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
+from sqlalchemy import delete, update
+
+from ..attachments import StoredFile
+from ..channels import get_channel
+from ..channels.sms import MAX_BODY, sms_body
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
+from ..models.audit import record
+from ..models.conversations import CHANNELS
+from .threads import context_thread, default_subject, open_thread
+
+MAX_CC = 30
+MAX_SCHEDULE_AHEAD = timedelta(days=14)
+MAX_BODY_CHARS = 50_000
+PREVIEW_CHARS = 300
+
+
+def channel_problems(customer: Customer, channels: Sequence[str], shop: Shop) -> dict[str, str]:
+    """For each chosen channel that cannot reach the customer, the reason (keyed `channels.<name>`)."""
+    problems = {}
+    for name in channels:
+        if name not in CHANNELS:
+            problems[f"channels.{name}"] = _("Unknown channel.")
+            continue
+        reason = get_channel(name).unreachable_reason(customer, shop)
+        if reason:
+            problems[f"channels.{name}"] = reason
+    return problems
+
+
+def _clean_cc(cc: Sequence[str]) -> list[str]:
+    addresses = [a.strip() for a in cc if a and a.strip()]
+    if len(addresses) > MAX_CC:
+        raise ValidationFailed({"cc": _("At most %(n)d addresses in CC.", n=MAX_CC)})
+    clean = []
+    for address in addresses:
+        try:
+            clean.append(validate_email(address, check_deliverability=False).normalized.lower())
+        except EmailNotValidError as exc:
+            raise ValidationFailed({"cc": _("%(address)s: %(reason)s", address=address, reason=str(exc))}) from None
+    return list(dict.fromkeys(clean))
+
+
+def default_channels(customer: Customer, thread: Thread | None, shop: Shop) -> list[str]:
+    """Channels to tick first: how the customer last wrote in this thread, else what we last used, else e-mail."""
+    if thread is not None:
+        for message in reversed(thread.messages):
+            if message.kind != "message":
+                continue
+            if message.direction == "in" and message.channel in CHANNELS:
+                return [message.channel]
+            if message.direction == "out" and message.meta.get("channels"):
+                usable = [c for c in message.meta["channels"] if not channel_problems(customer, [c], shop)]
+                if usable:
+                    return usable
+    for name in CHANNELS:
+        if not channel_problems(customer, [name], shop):
+            return [name]
+    return []
+
+
+def compose(
+    *,
+    customer: Customer,
+    channels: Sequence[str],
+    body: str,
+    author=None,
+    subject: str = "",
+    repair: Repair | None = None,
+    ticket: Ticket | None = None,
+    thread: Thread | None = None,
+    cc: Sequence[str] = (),
+    attachments: Sequence[StoredFile] = (),
+    send_at: datetime | None = None,
+    sms_plain: bool = False,
+    automatic: bool = False,
+    source: str = "staff",
+) -> Message:
+    """Store a message to `customer` and one scheduled delivery per channel; nothing leaves before `send_at`.
+
+    `send_at` None means "after the shop's undo window". Refuses (ValidationFailed, nothing stored) when a
+    channel cannot reach the customer, the body is empty or too long for SMS, CC or the time are wrong, or
+    the thread, repair or ticket belongs to someone else.
+    """
+    shop = Shop.current()
+    now = utcnow()
+    channels = list(dict.fromkeys(channels))
+    errors: dict[str, str] = {}
+
+    if not channels:
+        errors["channels"] = _("Choose at least one channel.")
+    errors.update(channel_problems(customer, channels, shop))
+
+    body = (body or "").replace("\r\n", "\n").strip()
+    if not body:
+        errors["body"] = _("Write a message.")
+    elif len(body) > MAX_BODY_CHARS:
+        errors["body"] = _("The message is too long.")
+    elif "sms" in channels:
+        if len(sms_body(body, sms_plain)) > MAX_BODY:
+            errors["body"] = _("An SMS can have at most %(n)d characters.", n=MAX_BODY)
+
+    if thread is not None:
+        if thread.customer_id != customer.id or thread.deleted_at is not None:
+            errors["thread_id"] = _("This thread belongs to another customer.")
+        repair = repair or thread.repair
+        ticket = ticket or thread.ticket
+    if repair is not None and repair.customer_id != customer.id:
+        errors["repair_id"] = _("This repair belongs to another customer.")
+    if ticket is not None and ticket.customer_id != customer.id:
+        errors["ticket_id"] = _("This ticket belongs to another customer.")
+
+    subject = " ".join((subject or "").split())  # no CR/LF can reach a mail header
+    if send_at is not None:
+        if send_at <= now:
+            errors["send_at"] = _("Choose a time in the future.")
+        elif send_at > now + MAX_SCHEDULE_AHEAD:
+            errors["send_at"] = _("A message can be scheduled at most 14 days ahead.")
+    try:
+        cc_clean = _clean_cc(cc) if "email" in channels else []
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+
+    if thread is None:
+        thread = context_thread(customer, repair, ticket) or open_thread(
+            customer, subject=subject or default_subject(repair, ticket), repair=repair, ticket=ticket,
+            source_channel=channels[0], author=author,
+        )
+    subject = subject or thread.subject or default_subject(repair, ticket) or shop.name
+    if repair is not None and f"[#{repair.number}]" not in subject:
+        subject = f"{subject} [#{repair.number}]"  # lets a reply find its repair even without our headers
+
+    due = send_at or now + timedelta(seconds=shop.undo_seconds)
+    message = Message(
+        thread_id=thread.id,
+        kind="message",
+        direction="out",
+        author_user_id=getattr(author, "id", None),
+        subject=subject,
+        body_text=body,
+        body_format="markdown",
+        visible_to_customer="portal" in channels,
+        automatic=automatic,
+        meta={"channels": channels, "sms_plain": bool(sms_plain)},
+        send_at=due,
+        created_at=now,
+    )
+    message.attachments = [
+        Attachment(filename=f.filename, content_type=f.content_type, size=f.size, sha256=f.sha256) for f in attachments
+    ]
+    db.session.add(message)
+    db.session.flush()
+    for name in channels:
+        db.session.add(
+            Delivery(
+                message_id=message.id,
+                channel=name,
+                status="scheduled",
+                recipient={"email": customer.email, "sms": customer.phone}.get(name) or str(customer.id),
+                cc=cc_clean if name == "email" else [],
+                next_attempt_at=due,
+                created_at=now,
+            )
+        )
+    _touch_thread(thread, message, author, now)
+    record("message.send", by=author or source, target=message, channels=channels,
+           thread_id=thread.id, scheduled=send_at is not None)
+    db.session.flush()
+    return message
+
+
+def _touch_thread(thread: Thread, message: Message, author, now: datetime) -> None:
+    thread.last_activity_at = now
+    thread.last_message_preview = " ".join(message.body_text.split())[:PREVIEW_CHARS]
+    thread.unread = False
+    if thread.status != "closed" or not message.automatic:
+        thread.status = "waiting_customer"
+    if author is not None:
+        if thread.assignee_id is None:
+            thread.assignee_id = author.id  # who answers an unassigned thread takes it
+        if thread.first_response_at is None and thread.last_inbound_at is not None:
+            thread.first_response_at = now
+
+
+def undo(message: Message, actor=None) -> dict:
+    """Take back a message none of whose deliveries has started; returns what was written, to edit again.
+
+    Refuses (ValidationFailed; the caller rolls back) once any delivery has been claimed for sending: the
+    cancelling UPDATE is conditional, so a dispatcher claiming at the same moment cannot slip through.
+    """
+    waiting = [d for d in message.deliveries if d.status != "cancelled"]
+    stopped = db.session.execute(
+        update(Delivery)
+        .where(Delivery.message_id == message.id, Delivery.status.in_(("scheduled", "queued")))
+        .values(status="cancelled", cancelled_at=utcnow())
+    ).rowcount
+    if stopped != len(waiting):
+        raise ValidationFailed({"undo": _("Too late to undo: the message is already on its way.")})
+    draft = {
+        "body": message.body_text,
+        "subject": message.subject,
+        "channels": message.meta.get("channels", []),
+        "thread_id": message.thread_id,
+    }
+    thread = message.thread
+    record("message.undo", by=actor, target=message, thread_id=thread.id)
+    db.session.execute(delete(Delivery).where(Delivery.message_id == message.id))
+    db.session.delete(message)
+    db.session.flush()
+    db.session.expire(thread, ["messages"])
+    if not thread.messages:
+        db.session.delete(thread)  # it was opened for this message alone
+    else:
+        last = thread.messages[-1]
+        thread.last_activity_at = last.created_at
+        thread.last_message_preview = " ".join(last.body_text.split())[:PREVIEW_CHARS]
+    db.session.flush()
+    return draft

@@ -1,0 +1,88 @@
+"""How a message body looks: light Markdown rendered to sanitised HTML, or to clean text for SMS and plain mail."""
+from __future__ import annotations
+
+import re
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+from ..models import Message
+
+HTML_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "a", "code", "pre", "blockquote", "hr",
+             "h1", "h2", "h3", "h4", "h5", "h6"}
+HTML_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
+URL_SCHEMES = {"http", "https", "mailto", "tel"}
+
+_markdown = MarkdownIt("commonmark", {"html": False, "breaks": True})
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def html_body(message: Message) -> Markup:
+    """The message body as sanitised HTML: Markdown rendered, plain text in paragraphs."""
+    if message.body_format == "markdown":
+        html = _markdown.render(message.body_text or "")
+    else:
+        paragraphs = [p for p in (message.body_text or "").replace("\r\n", "\n").split("\n\n") if p.strip()]
+        html = "".join(f"<p>{escape(p.strip())}</p>".replace("\n", "<br>\n") for p in paragraphs)
+    return Markup(nh3.clean(html, tags=HTML_TAGS, attributes=HTML_ATTRIBUTES, url_schemes=URL_SCHEMES,
+                            link_rel="noopener noreferrer"))
+
+
+def plain_text(message: Message) -> str:
+    """The message body as clean text: Markdown markers dropped, link addresses kept in parentheses."""
+    if message.body_format != "markdown":
+        return (message.body_text or "").strip()
+    return markdown_to_text(message.body_text or "")
+
+
+def markdown_to_text(source: str) -> str:
+    """Light Markdown as a person would type it without formatting (also what an SMS of it should say)."""
+    lines: list[str] = []
+    lists: list[list] = []  # open lists, innermost last: [ordered, next number]
+    marker = ""
+    for token in _markdown.parse(source):
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            lists.append([token.type == "ordered_list_open", int(token.attrGet("start") or 1)])
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+            if not lists:
+                lines.append("")
+        elif token.type == "list_item_open":
+            ordered, number = lists[-1]
+            marker = "   " * (len(lists) - 1) + (f"{number}. " if ordered else "- ")
+            lists[-1][1] += 1
+        elif token.type == "inline":
+            indent = " " * len(marker) if marker else "   " * len(lists)
+            text = _inline_text(token.children or []).replace("\n", "\n" + indent)
+            lines.append((marker or indent) + text)
+            marker = ""
+        elif token.type in ("fence", "code_block"):
+            lines.append(token.content.rstrip("\n"))
+            lines.append("")
+        elif token.type == "hr":
+            lines.extend(["----", ""])
+        elif token.type in ("paragraph_close", "heading_close") and not token.hidden:
+            lines.append("")
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _inline_text(children) -> str:
+    parts: list[str] = []
+    links: list[str] = []  # href of each open link, to add after its text
+    start = 0
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif child.type == "link_open":
+            links.append(child.attrGet("href") or "")
+            start = len(parts)
+        elif child.type == "link_close":
+            shown = links.pop().removeprefix("mailto:").removeprefix("tel:")
+            if shown and shown != "".join(parts[start:]):
+                parts.append(f" ({shown})")
+        elif child.type == "image":
+            parts.append(child.content)
+    return "".join(parts)

@@ -1,0 +1,60 @@
+"""Finding and opening threads: one thread per repair or ticket, and the access rule for staff."""
+from __future__ import annotations
+
+from flask import abort
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Customer, Repair, Thread, Ticket, utcnow
+
+
+def thread_for_staff(thread_id: int) -> Thread:
+    """The thread, or 404 when it does not exist or was deleted. Every staff member sees every thread."""
+    thread = db.session.get(Thread, thread_id)
+    if thread is None or thread.deleted_at is not None:
+        abort(404)
+    return thread
+
+
+def context_thread(customer: Customer, repair: Repair | None = None, ticket: Ticket | None = None) -> Thread | None:
+    """The thread a repair's or ticket's messages live in (the oldest one still in use), if any."""
+    if repair is None and ticket is None:
+        return None
+    query = select(Thread).where(
+        Thread.customer_id == customer.id, Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None)
+    )
+    query = query.where(Thread.repair_id == repair.id) if repair else query.where(Thread.ticket_id == ticket.id)
+    return db.session.scalars(query.order_by(Thread.id).limit(1)).first()
+
+
+def open_thread(
+    customer: Customer,
+    *,
+    subject: str,
+    repair: Repair | None = None,
+    ticket: Ticket | None = None,
+    source_channel: str = "email",
+    author=None,
+) -> Thread:
+    thread = Thread(
+        customer_id=customer.id,
+        repair_id=repair.id if repair else None,
+        ticket_id=ticket.id if ticket else None,
+        subject=subject,
+        source_channel=source_channel,
+        created_by_id=getattr(author, "id", None),
+        last_activity_at=utcnow(),
+    )
+    if ticket is not None:
+        thread.priority, thread.queue_id, thread.category = ticket.priority, ticket.queue_id, ticket.category
+    db.session.add(thread)
+    db.session.flush()
+    return thread
+
+
+def default_subject(repair: Repair | None, ticket: Ticket | None) -> str:
+    if repair is not None:
+        return repair.label
+    if ticket is not None:
+        return ticket.subject
+    return ""

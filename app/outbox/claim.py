@@ -1,0 +1,101 @@
+"""Taking due deliveries for sending with one atomic statement, and spotting claims that a crash left behind."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from ..extensions import db
+from ..models import Delivery, DeliveryEvent
+
+CLAIMABLE = ("scheduled", "queued")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One delivery taken by one dispatcher: the attempt it makes and the stamp that proves the claim is its own."""
+
+    delivery_id: int
+    attempt: int  # 1 for the first attempt
+    worker: str
+    claimed_at: datetime
+
+    def still_held(self):
+        """SQL conditions true while the delivery is still ours: not resent, cancelled or dismissed meanwhile."""
+        return (
+            Delivery.id == self.delivery_id,
+            Delivery.status == "sending",
+            Delivery.claimed_by == self.worker,
+            Delivery.claimed_at == self.claimed_at,
+        )
+
+    def held_by(self, delivery: Delivery) -> bool:
+        """The same test on a loaded row."""
+        return (delivery.status, delivery.claimed_by, delivery.claimed_at) == ("sending", self.worker, self.claimed_at)
+
+
+def claim_due(now: datetime, worker: str, limit: int) -> list[Claim]:
+    """Mark up to `limit` deliveries due at `now` as `sending` by `worker`, count the attempt, and commit.
+
+    One UPDATE ... WHERE id IN (due ones) AND status is still claimable, so two dispatchers never take the same
+    delivery: on SQLite an UPDATE that opens its transaction takes the database's write lock before it reads
+    anything (as BEGIN IMMEDIATE would); on PostgreSQL the subquery locks its rows FOR UPDATE SKIP LOCKED, so a
+    second dispatcher takes the next rows instead of waiting. The commit follows at once: nothing stays locked while the deliveries are sent.
+    A scheduled or queued delivery without a time is due.
+    """
+    due = (
+        select(Delivery.id)
+        .where(
+            Delivery.status.in_(CLAIMABLE),
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        )
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # SQLite's compiler leaves it out: its lock is the whole database
+    )
+    claimed = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due), Delivery.status.in_(CLAIMABLE))
+        .values(status="sending", claimed_at=now, claimed_by=worker, attempts=Delivery.attempts + 1, uncertain=False)
+        .returning(Delivery.id, Delivery.attempts, Delivery.claimed_at)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted((Claim(row.id, row.attempts, worker, row.claimed_at) for row in claimed),
+                  key=lambda claim: claim.delivery_id)
+
+
+def release(claims: list[Claim]) -> None:
+    """Give back claims that were never attempted (the pass stopped first): due again, the attempt not counted."""
+    for claim in claims:
+        db.session.execute(
+            update(Delivery)
+            .where(*claim.still_held())
+            .values(status="queued", attempts=Delivery.attempts - 1, claimed_at=None, claimed_by=None)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
+def flag_stale_claims(now: datetime, stale_after: timedelta) -> int:
+    """Mark deliveries claimed before `now - stale_after` and still `sending` as uncertain, and commit.
+
+    Such a claim was left by a dispatcher that died between claiming and recording: the message may or may not
+    have gone out. The delivery stays `sending` (no pass claims it again) until staff resend or dismiss it.
+    Returns how many were flagged this time.
+    """
+    flagged = db.session.execute(
+        update(Delivery)
+        .where(Delivery.status == "sending", Delivery.uncertain.is_(False), Delivery.claimed_at < now - stale_after)
+        .values(uncertain=True)
+        .returning(Delivery.id, Delivery.attempts, Delivery.claimed_at, Delivery.claimed_by)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for row in flagged:
+        db.session.add(DeliveryEvent(
+            delivery_id=row.id, status="uncertain", provider_ref=f"attempt-{row.attempts}", created_at=now,
+            detail={"attempt": row.attempts, "worker": row.claimed_by, "claimed_at": row.claimed_at.isoformat()},
+        ))
+    db.session.commit()
+    return len(flagged)

@@ -1,0 +1,184 @@
+"""One dispatch pass: claim what is due, send it through its channel, write down each result."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import update
+
+from ..channels import get_channel
+from ..channels.base import Channel, ChannelSession, SendResult
+from ..extensions import db
+from ..models import Delivery, DeliveryEvent, Shop, utcnow
+from .backoff import configured_retry_delay
+from .claim import Claim, claim_due, flag_stale_claims, release
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SENDING_STALE = 600  # seconds a claim may stay unrecorded before it counts as a crash (OUTBOX_SENDING_STALE)
+# What each recorded outcome adds to in the counts of a pass.
+COUNTED_AS = {"sent": "sent", "delivered": "sent", "retry": "retried", "failed": "failed"}
+
+
+def default_worker_id() -> str:
+    """Names this process in claims, so the outbox can tell which dispatcher took a delivery."""
+    return f"{socket.gethostname()}:{os.getpid()}"[-64:]
+
+
+def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 200, worker_id: str | None = None,
+                  now: datetime | None = None) -> dict[str, int]:
+    """Send the deliveries that are due; returns counts: claimed, sent, retried, failed, uncertain.
+
+    First flags claims older than OUTBOX_SENDING_STALE as uncertain (a crashed pass left them: they are never
+    sent again by a pass, staff decide). Then claims up to `limit` due deliveries, sends each through a session
+    of its channel opened once for the pass (connections are reused) and closed at the end even on errors, and
+    records each result in its own short transaction. A channel that raises is a temporary failure with the
+    exception's text; the pass goes on. If the pass itself is stopped (Ctrl+C, a database error), the claims it
+    had not attempted yet are given back; the one in flight stays `sending` and later shows as uncertain.
+
+    `registry` maps channel names to channels (default: app.channels); `now` fixes the clock (tests).
+    Commits as it goes: call it without pending changes in the session.
+    """
+    clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
+    worker = worker_id or default_worker_id()
+    stale_after = timedelta(seconds=current_app.config.get("OUTBOX_SENDING_STALE", DEFAULT_SENDING_STALE))
+    counts = dict.fromkeys(("claimed", "sent", "retried", "failed", "uncertain"), 0)
+    counts["uncertain"] = flag_stale_claims(clock(), stale_after)
+    claims = claim_due(clock(), worker, limit)
+    counts["claimed"] = len(claims)
+    if not claims:
+        return counts
+    max_attempts = Shop.current().max_attempts
+    sessions = _Sessions(registry.__getitem__ if registry is not None else get_channel)
+    attempted = 0
+    try:
+        for claim in claims:
+            attempted += 1
+            outcome = _send_and_record(claim, sessions, clock, max_attempts)
+            if outcome in COUNTED_AS:
+                counts[COUNTED_AS[outcome]] += 1
+    except BaseException:
+        _give_back(claims[attempted:])
+        raise
+    finally:
+        sessions.close()
+    log.info("outbox pass by %s: %s", worker, counts)
+    return counts
+
+
+class _Sessions:
+    """The channel sessions of one pass: each opened on first use, all closed together.
+
+    A channel that cannot open a session (its server is down) is not asked again in this pass: each of its
+    deliveries fails with the same error.
+    """
+
+    def __init__(self, lookup: Callable[[str], Channel]):
+        self._lookup = lookup
+        self._opened: dict[str, tuple[Channel, ChannelSession] | Exception] = {}
+
+    def get(self, name: str) -> tuple[Channel, ChannelSession]:
+        if name not in self._opened:
+            try:
+                channel = self._lookup(name)
+                self._opened[name] = (channel, channel.open_session())
+            except Exception as exc:
+                self._opened[name] = exc
+        opened = self._opened[name]
+        if isinstance(opened, Exception):
+            raise opened
+        return opened
+
+    def close(self) -> None:
+        for name, opened in self._opened.items():
+            if isinstance(opened, Exception):
+                continue
+            try:
+                opened[1].close()
+            except Exception:  # a failed QUIT must not hide the results already recorded
+                log.exception("closing the %s session failed", name)
+
+
+def _send_and_record(claim: Claim, sessions: _Sessions, clock: Callable[[], datetime], max_attempts: int) -> str | None:
+    """Send one claimed delivery and record the result; returns the outcome, None when the claim was lost."""
+    delivery = db.session.get(Delivery, claim.delivery_id, populate_existing=True)
+    if delivery is None or not claim.held_by(delivery):
+        log.info("delivery %s was taken back before its turn (resent, cancelled or dismissed)", claim.delivery_id)
+        return None
+    delivered_when_sent = False
+    try:
+        channel, session = sessions.get(delivery.channel)
+        result = session.send(delivery)
+        delivered_when_sent = getattr(channel, "delivered_when_sent", False)
+    except Exception as exc:
+        db.session.rollback()  # whatever the channel had changed is as unreliable as its send
+        log.warning("sending delivery %s over %s raised", delivery.id, delivery.channel, exc_info=True)
+        result = SendResult(
+            ok=False,
+            error=_("Sending failed: %(reason)s", reason=str(exc) or type(exc).__name__),
+            error_raw="".join(traceback.format_exception_only(exc)).strip(),
+            error_code=type(exc).__name__[:32],
+        )
+    return record_result(claim, result, clock(), max_attempts, delivered_when_sent)
+
+
+def record_result(claim: Claim, result: SendResult, now: datetime, max_attempts: int,
+                  delivered_when_sent: bool = False) -> str:
+    """Write the outcome of one attempt and an event for the delivery's history, and commit; returns the outcome.
+
+    ok → `sent` (or `delivered` for a channel that delivers as it sends); a permanent error, or a temporary one
+    on the last allowed attempt → `failed`; any other error → `queued` again after a backoff ("retry").
+    The row changes only while the claim still holds; a result that comes after staff resent or dismissed the
+    delivery is only written to its history (outcome "late").
+    """
+    if result.ok:
+        outcome = "delivered" if delivered_when_sent else "sent"
+        values = {"status": outcome, "sent_at": now, "provider_id": result.provider_id,
+                  "error": None, "error_raw": None, "error_code": None}
+        if delivered_when_sent:
+            values["delivered_at"] = now
+        if result.mailbox_id is not None:
+            values["mailbox_id"] = result.mailbox_id
+    else:
+        errors = {"error": result.error or _("Sending failed."), "error_raw": result.error_raw,
+                  "error_code": result.error_code}
+        if result.permanent or claim.attempt >= max_attempts:
+            outcome, values = "failed", {"status": "failed", **errors}
+        else:
+            next_attempt_at = now + configured_retry_delay(claim.attempt)
+            outcome, values = "retry", {"status": "queued", "next_attempt_at": next_attempt_at, **errors}
+    held = db.session.execute(
+        update(Delivery)
+        .where(*claim.still_held())
+        .values(uncertain=False, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    detail = {"attempt": claim.attempt, "worker": claim.worker}
+    detail.update({key: value.isoformat() if isinstance(value, datetime) else value
+                   for key, value in values.items() if value is not None and key != "status"})
+    if not held:
+        log.warning("delivery %s: result %s came after its claim was taken back", claim.delivery_id, outcome)
+        detail["outcome"], outcome = outcome, "late"
+    db.session.add(DeliveryEvent(
+        delivery_id=claim.delivery_id, status=outcome, provider_ref=f"attempt-{claim.attempt}",
+        error_code=None if result.ok else result.error_code, detail=detail, created_at=now,
+    ))
+    db.session.commit()
+    return outcome
+
+
+def _give_back(claims: list[Claim]) -> None:
+    """Release claims the stopped pass never attempted; a failure here must not hide why the pass stopped."""
+    if not claims:
+        return
+    try:
+        db.session.rollback()
+        release(claims)
+    except Exception:
+        log.exception("could not give back %d claims; they will show as uncertain", len(claims))

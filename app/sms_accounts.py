@@ -1,0 +1,141 @@
+"""The shop's SMS account: setting it up (Settings → SMS, `flask sms configure`) and sending a test SMS."""
+from __future__ import annotations
+
+import re
+from contextlib import closing
+from urllib.parse import urlsplit
+
+import phonenumbers
+from flask_babel import gettext as _
+
+from .channels.base import SendResult
+from .channels.sms import SmsChannel, active_account
+from .crypto import encrypt
+from .customers import parse_phone
+from .errors import ValidationFailed
+from .extensions import db
+from .models import Shop, SmsAccount, User
+from .models.audit import record
+
+SOURCES = ("staff", "cli")
+SID = re.compile(r"[A-Za-z0-9]{2,64}")
+# An alphanumeric sender ID as carriers accept it: up to 11 letters, digits and spaces, not digits only.
+ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+# Plain http would send the auth token readable on the way; only a server on this machine may use it.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def configure_sms(
+    account_sid: str,
+    auth_token: str | None,
+    from_number: str | None = None,
+    messaging_service_sid: str | None = None,
+    api_base_url: str | None = None,
+    actor: User | str | None = None,
+    source: str = "staff",
+) -> SmsAccount:
+    """Set the account SMS go out through; flushed, the caller commits.
+
+    The active account is changed in place (deliveries keep pointing at it), or made when there is none.
+    An empty `auth_token` keeps the stored one; a new one is stored encrypted and never audited.
+    Refuses, naming every problem at once: a malformed account SID; no auth token for a new account;
+    no sender or two of them (exactly one of a number and a Messaging Service SID); a number that is not a
+    valid one in international form, or a sender name that is not 1-11 letters, digits and spaces with a
+    letter; an API base URL that is not http(s) (plain http only for this machine).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; one of {SOURCES}")
+    account = active_account()
+    values = _checked(account_sid, auth_token, from_number, messaging_service_sid, api_base_url,
+                      has_token=account is not None)
+    if account is None:
+        account = SmsAccount()
+        db.session.add(account)
+    token = values.pop("auth_token")
+    if token:
+        account.auth_token_enc = encrypt(token)
+    for field, value in values.items():
+        setattr(account, field, value)
+    account.active = True
+    account.last_error = None  # new settings deserve a fresh start; the next send reports again
+    db.session.flush()
+    record("sms.configure", target=account, source=source, account_sid=account.account_sid,
+           sender=account.from_number or account.messaging_service_sid, api_base_url=account.api_base_url,
+           token_changed=bool(token), by=actor)
+    return account
+
+
+def _checked(account_sid, auth_token, from_number, messaging_service_sid, api_base_url, *, has_token: bool) -> dict:
+    """The cleaned values for SmsAccount's columns (plus auth_token, None to keep), or ValidationFailed."""
+    values = {
+        "account_sid": (account_sid or "").strip(),
+        "auth_token": (auth_token or "").strip() or None,
+        "from_number": (from_number or "").strip() or None,
+        "messaging_service_sid": (messaging_service_sid or "").strip() or None,
+        "api_base_url": (api_base_url or "").strip().rstrip("/") or None,
+    }
+    errors = {}
+    if not SID.fullmatch(values["account_sid"]):
+        errors["account_sid"] = _("Enter the account SID from Twilio's console (AC followed by 32 characters).")
+    if values["auth_token"] is None and not has_token:
+        errors["auth_token"] = _("Enter the auth token from Twilio's console.")
+    if (values["from_number"] is None) == (values["messaging_service_sid"] is None):
+        errors["sender"] = _("Choose one sender: a phone number or name, or a Messaging Service SID.")
+    elif values["from_number"] is not None:
+        try:
+            values["from_number"] = _sender(values["from_number"])
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    elif not SID.fullmatch(values["messaging_service_sid"]):
+        errors["messaging_service_sid"] = _("Enter the Messaging Service SID (MG followed by 32 characters).")
+    if values["api_base_url"] is not None and not _acceptable_base_url(values["api_base_url"]):
+        errors["api_base_url"] = _("Enter an https:// address, like https://api.provider.example "
+                                   "(http:// only for a server on this machine).")
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+def _sender(raw: str) -> str:
+    """A sender number in E.164, or an alphanumeric sender name as typed."""
+    if any(ch.isalpha() for ch in raw):
+        if not ALPHANUMERIC_SENDER.fullmatch(raw):
+            raise ValidationFailed({"from_number": _(
+                "A sender name can have 1 to 11 letters (without Polish letters), digits and spaces.")})
+        return raw
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValidationFailed({"from_number": _(
+            "Enter the number in international form, like +48 500 100 200, or a sender name like SERWIS.")})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _acceptable_base_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.hostname or parts.query or parts.fragment:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+
+
+def send_test_sms(to: str | None, *, actor: User | str | None) -> SendResult:
+    """Send a short test SMS to `to` at once, past the outbox, so the owner sees the account work.
+
+    Refuses (ValidationFailed on "to") an empty or invalid number, and any number while no account is set
+    up. Twilio's answer comes back as the SendResult; the attempt is audited either way.
+    """
+    if active_account() is None:
+        raise ValidationFailed({"to": _("Save the SMS account first.")})
+    try:
+        number = parse_phone(to)
+    except ValidationFailed as exc:
+        raise ValidationFailed({"to": exc.fields["phone"]}) from None
+    if number is None:
+        raise ValidationFailed({"to": _("Enter the number to send the test SMS to.")})
+    body = _("Test SMS from %(shop)s: sending works.", shop=Shop.current().name)
+    with closing(SmsChannel().open_session()) as session:
+        result = session.send_text(number, body)
+    record("sms.test", to=number, ok=result.ok, error_code=result.error_code, by=actor)
+    return result

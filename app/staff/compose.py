@@ -1,0 +1,148 @@
+"""Writing to a customer: the compose form (from a customer, repair, ticket or thread), its live SMS counter, undo."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from htmx_flask import request
+from wtforms import BooleanField, DateTimeLocalField, HiddenField, MultipleFileField, StringField, TextAreaField
+from wtforms.validators import Optional
+
+from ..attachments import store
+from ..channels import get_channel
+from ..channels.sms import count, sms_body
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..i18n import current_shop
+from ..labels import CHANNEL_LABELS
+from ..messaging.compose import compose, default_channels, undo
+from ..messaging.threads import thread_for_staff
+from ..models import Customer, Message, Repair, Ticket
+from ..models.conversations import CHANNELS
+
+bp = Blueprint("compose", __name__)
+
+class ComposeForm(FlaskForm):
+    subject = StringField(_l("Subject"), render_kw={"maxlength": 200})
+    cc = StringField(_l("CC"), render_kw={"placeholder": _l("addresses separated by commas")})
+    body = TextAreaField(_l("Message"), render_kw={"rows": 8})
+    sms_plain = BooleanField(_l("SMS without Polish letters"))
+    send_at = DateTimeLocalField(_l("Send later"), validators=[Optional()], format="%Y-%m-%dT%H:%M")
+    attachments = MultipleFileField(_l("Attachments"))
+
+
+class RecipientForm(FlaskForm):
+    """The customer picker on a compose page opened without a recipient (a GET form: no CSRF needed)."""
+
+    class Meta:
+        csrf = False
+
+    customer_id = HiddenField()
+
+
+def _context():
+    """Customer, repair, ticket and thread named by the request (query string or form), each checked to exist."""
+    values = request.values
+    thread = thread_for_staff(values.get("thread_id", type=int)) if values.get("thread_id") else None
+    repair = db.get_or_404(Repair, values.get("repair_id", type=int)) if values.get("repair_id") else None
+    ticket = db.get_or_404(Ticket, values.get("ticket_id", type=int)) if values.get("ticket_id") else None
+    customer_id = values.get("customer_id", type=int)
+    customer_id = customer_id or (thread.customer_id if thread else None) or (repair.customer_id if repair else None) \
+        or (ticket.customer_id if ticket else None)
+    customer = db.get_or_404(Customer, customer_id) if customer_id else None
+    if thread is not None and thread.customer_id is None:
+        abort(404)
+    return customer, repair or (thread.repair if thread else None), ticket or (thread.ticket if thread else None), thread
+
+
+def _channel_states(customer: Customer | None) -> list[dict]:
+    shop = current_shop()
+    return [
+        {"name": name, "label": CHANNEL_LABELS[name],
+         "reason": get_channel(name).unreachable_reason(customer, shop) if customer else None}
+        for name in CHANNELS
+    ]
+
+
+def _send_at_utc(local: datetime | None) -> datetime | None:
+    """The form's local date and time, in the shop's time zone, as UTC."""
+    if local is None:
+        return None
+    return local.replace(tzinfo=ZoneInfo(current_shop().timezone))
+
+
+def _render(form, customer, repair, ticket, thread, chosen, errors=None, status=200):
+    return render_template(
+        "staff/compose/page.html", form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
+        channels=_channel_states(customer), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
+        sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
+    ), status
+
+
+@bp.route("/compose", methods=["GET", "POST"])
+@login_required
+def page():
+    customer, repair, ticket, thread = _context()
+    form = ComposeForm()
+    if request.method == "GET":
+        chosen = default_channels(customer, thread, current_shop()) if customer else []
+        return _render(form, customer, repair, ticket, thread, chosen)
+    if customer is None:
+        abort(400)
+    chosen = request.form.getlist("channels")
+    if not form.validate():
+        return _render(form, customer, repair, ticket, thread, chosen, status=422)
+    try:
+        files = [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+        message = compose(
+            customer=customer, channels=chosen, body=form.body.data, author=current_user,
+            subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,
+            cc=[a for a in (form.cc.data or "").replace(";", ",").split(",")],
+            attachments=files, send_at=_send_at_utc(form.send_at.data), sms_plain=form.sms_plain.data,
+        )
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _render(form, customer, repair, ticket, thread, chosen, errors=exc.fields, status=422)
+    db.session.commit()
+    if form.send_at.data is None:
+        flash(str(message.id), "undo")  # the thread page turns this into the Undo toast
+    else:
+        flash(_("Message scheduled for %(when)s.", when=form.send_at.data.strftime("%Y-%m-%d %H:%M")), "success")
+    return redirect(url_for("threads.show", thread_id=message.thread_id))
+
+
+@bp.route("/compose/sms-count", methods=["POST"])
+@login_required
+def sms_count():
+    """The live counter under the editor: characters, encoding, parts, and what the plain variant saves."""
+    body = request.form.get("body", "")
+    plain = request.form.get("sms_plain") in ("y", "on", "true", "1")
+    return render_template(
+        "staff/compose/_sms_counter.html",
+        sms=count(sms_body(body, plain)), sms_full=count(sms_body(body)), plain=plain,
+    )
+
+
+@bp.route("/messages/<int:message_id>/undo", methods=["POST"])
+@login_required
+def undo_message(message_id: int):
+    """Stop a message in its undo window and open it again in the compose form."""
+    message = db.get_or_404(Message, message_id)
+    thread = thread_for_staff(message.thread_id)
+    customer, repair, ticket = thread.customer, thread.repair, thread.ticket
+    try:
+        draft = undo(message, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(exc.fields["undo"], "error")
+        return redirect(url_for("threads.show", thread_id=thread.id))
+    thread_gone = db.session.get(type(thread), thread.id) is None
+    db.session.commit()
+    flash(_("Message not sent. You can edit it and send it again."), "info")
+    form = ComposeForm(formdata=None, body=draft["body"], subject=draft["subject"])
+    return _render(form, customer, repair, ticket, None if thread_gone else thread, draft["channels"])

@@ -1,0 +1,119 @@
+"""Settings → Mailboxes (owners only): the shop's sending accounts, their health, and "Test connection"."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from htmx_flask import request
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import Optional
+
+from ..channels.email import EmailChannel
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..mailboxes import SETTINGS, create_mailbox, mailboxes, make_default, record_test, update_mailbox
+from ..models import Mailbox
+from . import owner_required
+from . import form_values, show_errors
+
+bp = Blueprint("mailboxes", __name__, url_prefix="/settings/mailboxes")
+
+SECURITY_CHOICES = [
+    SelectChoice("starttls", _l("STARTTLS (usually port 587)")),
+    SelectChoice("tls", _l("TLS (usually port 465)")),
+    SelectChoice("none", _l("None: not encrypted")),
+]
+
+
+class MailboxForm(FlaskForm):
+    # Choices are not checked by the form (validate_choice=False): the domain's message is clearer.
+    name = StringField(_l("Name"))
+    email = EmailField(_l("E-mail address"))
+    display_name = StringField(_l("Sender name"))
+    smtp_host = StringField(_l("SMTP server"))
+    smtp_port = IntegerField(_l("Port"), validators=[Optional()])
+    smtp_security = SelectField(_l("Security"), choices=SECURITY_CHOICES, validate_choice=False)
+    username = StringField(_l("Login"))
+    password = PasswordField(_l("Password"))  # write-only: never rendered back
+    is_default = BooleanField(_l("Default mailbox for sending"))
+
+
+def _settings(form: MailboxForm) -> dict:
+    return {name: value for name, value in form_values(form).items() if name in SETTINGS}
+
+
+def _status(form: FlaskForm) -> int:
+    return 422 if form.errors else 200
+
+
+@bp.route("/")
+@owner_required
+def index():
+    return render_template("staff/mailboxes/index.html", mailboxes=mailboxes())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@owner_required
+def new():
+    form = MailboxForm(smtp_port=587, smtp_security="starttls")
+    if form.validate_on_submit():
+        try:
+            mailbox = create_mailbox(**_settings(form), password=form.password.data, actor=current_user)
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            flash(_("Mailbox %(name)s added. Test its connection before relying on it.", name=mailbox.name),
+                  "success")
+            return redirect(url_for("mailboxes.edit", mailbox_id=mailbox.id))
+    return render_template("staff/mailboxes/new.html", form=form), _status(form)
+
+
+@bp.route("/<int:mailbox_id>", methods=["GET", "POST"])
+@owner_required
+def edit(mailbox_id: int):
+    mailbox = db.get_or_404(Mailbox, mailbox_id)
+    form = MailboxForm(obj=mailbox)
+    if form.validate_on_submit():
+        settings = _settings(form)
+        if mailbox.is_default:
+            del settings["is_default"]  # not on the form: another mailbox is made the default instead
+        try:
+            changed = update_mailbox(mailbox, **settings, password=form.password.data, actor=current_user)
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            flash(_("Mailbox %(name)s saved.", name=mailbox.name) if changed else _("Nothing changed."), "success")
+            return redirect(url_for("mailboxes.index"))
+    return render_template("staff/mailboxes/edit.html", mailbox=mailbox, form=form), _status(form)
+
+
+@bp.route("/<int:mailbox_id>/test", methods=["POST"])
+@owner_required
+def test(mailbox_id: int):
+    """Connect, secure, sign in and quit with the stored settings; htmx gets just the result."""
+    mailbox = db.get_or_404(Mailbox, mailbox_id)
+    ok, outcome = EmailChannel().test_connection(mailbox)
+    record_test(mailbox, ok, outcome)
+    db.session.commit()
+    if request.htmx:
+        return render_template("staff/mailboxes/_test_result.html", ok=ok, outcome=outcome)
+    flash(outcome, "success" if ok else "error")
+    return redirect(url_for("mailboxes.edit", mailbox_id=mailbox.id))
+
+
+@bp.route("/<int:mailbox_id>/default", methods=["POST"], endpoint="make_default")
+@owner_required
+def make_default_view(mailbox_id: int):
+    mailbox = db.get_or_404(Mailbox, mailbox_id)
+    try:
+        make_default(mailbox, actor=current_user)
+        db.session.commit()
+    except ValidationFailed as exc:
+        flash(exc.fields["is_default"], "error")
+    else:
+        flash(_("Mail now goes out through %(name)s unless a message says otherwise.", name=mailbox.name), "success")
+    return redirect(url_for("mailboxes.index"))

@@ -1,0 +1,90 @@
+"""Settings → SMS (owners): the Twilio account, the addresses to paste into Twilio's console, a test SMS."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, RadioField, SelectChoice, StringField, TelField, URLField
+
+from ..channels.base import SendResult
+from ..channels.sms import INBOUND_SMS_PATH, STATUS_CALLBACK_PATH, active_account, public_url
+from ..errors import ValidationFailed
+from ..extensions import db, limiter
+from ..models import SmsAccount
+from ..sms_accounts import configure_sms, send_test_sms
+from . import owner_required
+from . import show_errors
+
+bp = Blueprint("sms_settings", __name__, url_prefix="/settings/sms")
+
+# Every test SMS is billed, and a stolen session must not turn the button into a toll-fraud pump: shop-wide.
+TEST_SMS_PER_HOUR = 5
+SENDER_CHOICES = [SelectChoice("number", _l("A phone number or a sender name")),
+                  SelectChoice("service", _l("A Messaging Service"))]
+
+
+class SmsAccountForm(FlaskForm):
+    account_sid = StringField(_l("Account SID"))
+    auth_token = PasswordField(_l("Auth token"))  # PasswordField never renders its value back
+    sender = RadioField(_l("Send as"), choices=SENDER_CHOICES, default="number", validate_choice=False)
+    from_number = StringField(_l("Sender number or name"))
+    messaging_service_sid = StringField(_l("Messaging Service SID"))
+    api_base_url = URLField(_l("API base URL (for Twilio-compatible providers)"))
+
+
+class TestSmsForm(FlaskForm):
+    to = TelField(_l("Phone number"))
+
+
+def _account_form(account: SmsAccount | None) -> SmsAccountForm:
+    sender = "service" if account is not None and account.messaging_service_sid else "number"
+    return SmsAccountForm(obj=account, sender=sender)
+
+
+def _page(form: SmsAccountForm, test_form: TestSmsForm, result: SendResult | None = None):
+    status = 422 if form.errors or test_form.errors else 200
+    return render_template(
+        "staff/sms_settings/index.html", account=active_account(), form=form, test_form=test_form, result=result,
+        status_callback_url=public_url(STATUS_CALLBACK_PATH), inbound_url=public_url(INBOUND_SMS_PATH),
+        test_limit=TEST_SMS_PER_HOUR,
+    ), status
+
+
+@bp.route("/", methods=["GET", "POST"])
+@owner_required
+def index():
+    form = _account_form(active_account())
+    if form.validate_on_submit():
+        by_service = form.sender.data == "service"
+        try:
+            configure_sms(
+                form.account_sid.data, form.auth_token.data,
+                from_number=None if by_service else form.from_number.data,
+                messaging_service_sid=form.messaging_service_sid.data if by_service else None,
+                api_base_url=form.api_base_url.data, actor=current_user,
+            )
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            flash(_("SMS account saved."), "success")
+            return redirect(url_for("sms_settings.index"))
+    return _page(form, TestSmsForm(prefix="test"))
+
+
+@bp.route("/test", methods=["POST"])
+@owner_required
+@limiter.limit(f"{TEST_SMS_PER_HOUR} per hour", key_func=lambda: "sms-test",
+               deduct_when=lambda response: response.status_code == 200)  # only SMS that went to Twilio count
+def test():
+    test_form = TestSmsForm(prefix="test")
+    result = None
+    if test_form.validate_on_submit():
+        try:
+            result = send_test_sms(test_form.to.data, actor=current_user)
+        except ValidationFailed as exc:
+            show_errors(test_form, exc)
+        db.session.commit()  # the audit entry, and the account's health or a STOP Twilio told us about
+    return _page(_account_form(active_account()), test_form, result)

@@ -1,0 +1,215 @@
+"""A real SMTP server for tests: aiosmtpd on loopback with STARTTLS required, AUTH, a self-signed certificate,
+switches to refuse or misbehave, and a silent server that never answers (for timeouts)."""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+HOST = "127.0.0.1"
+USERNAME = "serwis@shop.example"
+PASSWORD = "smtp secret ąę"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (connecting to it is refused until someone binds it)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1; returns (certificate, key) PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@dataclass
+class Received:
+    """One mail as the server got it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class SmtpServer:
+    """What a test sees of the server: where it is, what it received, and switches to make it misbehave.
+
+    `port` asks for STARTTLS before anything else, `tls_port` speaks TLS from the first byte; both
+    require the login `username`/`password` and share the same mail list and switches.
+    """
+
+    host: str
+    port: int
+    tls_port: int
+    cafile: str
+    username: str = USERNAME
+    password: str = PASSWORD
+    messages: list[Received] = field(default_factory=list)
+    connections: int = 0  # SMTP sessions opened by clients
+    logins: int = 0  # AUTH attempts
+    reject_next_rcpt_with: str | None = None  # e.g. "550 5.1.1 no such user": the next RCPT gets this reply
+    reject_auth: bool = False  # refuse every login, even with the right password
+    _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _sessions: list = field(default_factory=list, repr=False)  # (event loop, SMTP protocol) per connection
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+        """The first `count` mails, waiting for them to arrive; fails the test when they do not."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout):
+                pytest.fail(f"expected {count} mail(s) on the SMTP server, got {len(self.messages)}")
+            return self.messages[:count]
+
+    def drop_connections(self) -> None:
+        """Close every open client connection from the server's side, as servers do with idle clients."""
+        for loop, protocol in self._sessions:
+            if protocol.transport is not None:
+                loop.call_soon_threadsafe(protocol.transport.close)
+        self._sessions.clear()
+
+    # aiosmtpd calls these from its own thread.
+
+    def _connected(self, loop, protocol) -> None:
+        self.connections += 1
+        self._sessions.append((loop, protocol))
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        self.logins += 1
+        accepted = (
+            not self.reject_auth
+            and isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.username.encode()
+            and auth_data.password == self.password.encode()
+        )
+        return AuthResult(success=accepted, handled=False)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if self.reject_next_rcpt_with:
+            reply, self.reject_next_rcpt_with = self.reject_next_rcpt_with, None
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        with self._arrived:
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            self._arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+
+class _CountingController(Controller):
+    """aiosmtpd makes one SMTP protocol object per client connection: counting them counts connections."""
+
+    def __init__(self, server: SmtpServer, **kwargs):
+        super().__init__(server, hostname=HOST, **kwargs)
+        self._server = server
+
+    def factory(self):
+        with warnings.catch_warnings():
+            # The implicit TLS port does not require STARTTLS before AUTH, and aiosmtpd warns about that.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+            protocol = SMTP(self.handler, **self.SMTP_kwargs)
+        self._server._connected(self.loop, protocol)
+        return protocol
+
+
+@pytest.fixture(scope="session")
+def smtp_certificate(tmp_path_factory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def smtp_server(smtp_certificate):
+    """A running SMTP server for one test (STARTTLS and implicit TLS ports, AUTH required)."""
+    cert, key = smtp_certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd warns on every AUTH about old APIs
+
+    server = SmtpServer(host=HOST, port=free_port(), tls_port=free_port(), cafile=str(cert))
+    common = {"authenticator": server._authenticate, "auth_required": True}
+    controllers = [
+        _CountingController(server, port=server.port, tls_context=context, require_starttls=True,
+                            auth_require_tls=True, **common),
+        # On implicit TLS the whole session is encrypted; aiosmtpd only knows about STARTTLS for this check.
+        _CountingController(server, port=server.tls_port, ssl_context=context, auth_require_tls=False, **common),
+    ]
+    started = []
+    try:
+        for controller in controllers:
+            controller.start()
+            started.append(controller)
+        server.connections = 0  # start() opens a connection of its own to check the server is up
+        server._sessions.clear()
+        yield server
+    finally:
+        for controller in started:
+            controller.stop()
+
+
+@dataclass
+class SilentServer:
+    host: str
+    port: int
+
+
+@pytest.fixture
+def silent_smtp_server():
+    """A server that accepts connections and never says a word: a client waits until its timeout."""
+    listener = socket.create_server((HOST, 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_forever():
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_forever, name="silent-smtp", daemon=True)
+    thread.start()
+    try:
+        yield SilentServer(HOST, listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for connection in accepted:
+            connection.close()
+        listener.close()
