@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from .extensions import db
 from .i18n import current_shop
 from .labels import template_labels
+from .messaging.formatting import html_body
 from .models import utcnow
 
 bp = Blueprint("web", __name__)
@@ -44,9 +45,12 @@ def init_web(app: Flask) -> None:
 
     app.register_error_handler(429, _rate_limited(too_many_attempts))
 
+    app.add_template_filter(html_body, "body_html")
+
     @app.context_processor
     def _globals():
-        return {"shop": current_shop(), "unread_count": _unread_count, "now": utcnow, **template_labels()}
+        return {"shop": current_shop(), "unread_count": _unread_count, "broken_mailboxes": _broken_mailboxes,
+                "now": utcnow, **template_labels()}
 
 
 def _unread_count() -> int:
@@ -58,6 +62,15 @@ def _unread_count() -> int:
     return db.session.scalar(
         select(func.count(Thread.id)).where(Thread.unread.is_(True), Thread.deleted_at.is_(None))
     ) or 0
+
+
+def _broken_mailboxes() -> list:
+    """Mailboxes flagged broken after repeated failures; owners see a banner on every page."""
+    from .models import Mailbox
+
+    return list(db.session.scalars(
+        select(Mailbox).where(Mailbox.active.is_(True), Mailbox.broken_at.is_not(None)).order_by(Mailbox.id)
+    ))
 
 
 def _rate_limited(login_handler):

@@ -52,4 +52,4 @@ def api_actor() -> str:
     return f"api:{g.api_token.name}"
 
 
-from . import customers, repairs  # noqa: E402,F401  (register the routes)
+from . import customers, messages, repairs, threads  # noqa: E402,F401  (register the routes)

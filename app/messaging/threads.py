@@ -52,6 +52,18 @@ def open_thread(
     return thread
 
 
+def threads_of(*, customer: Customer | None = None, repair: Repair | None = None, ticket: Ticket | None = None):
+    """The threads of a customer, repair or ticket, most recent activity first (deleted and merged left out)."""
+    query = select(Thread).where(Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
+    if customer is not None:
+        query = query.where(Thread.customer_id == customer.id)
+    if repair is not None:
+        query = query.where(Thread.repair_id == repair.id)
+    if ticket is not None:
+        query = query.where(Thread.ticket_id == ticket.id)
+    return list(db.session.scalars(query.order_by(Thread.last_activity_at.desc(), Thread.id.desc())))
+
+
 def default_subject(repair: Repair | None, ticket: Ticket | None) -> str:
     if repair is not None:
         return repair.label

@@ -19,6 +19,7 @@ from ..customers import (
     update_customer,
 )
 from ..errors import ValidationFailed
+from ..messaging.threads import threads_of
 from ..extensions import db
 from ..models import Customer
 from . import PER_PAGE, form_values, show_errors, wants_fragment
@@ -27,9 +28,10 @@ from .tickets import STATUS_LABELS as TICKET_STATUS_LABELS
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
 PICKER_LIMIT = 10
-TABS = {"details": _l("Details"), "repairs": _l("Repairs"), "tickets": _l("Tickets"),
+TABS = {"details": _l("Details"), "messages": _l("Messages"), "repairs": _l("Repairs"), "tickets": _l("Tickets"),
         "consents": _l("Consent history")}
-TAB_ROWS = {"repairs": repairs_of, "tickets": tickets_of, "consents": consent_history}
+TAB_ROWS = {"messages": lambda customer: threads_of(customer=customer), "repairs": repairs_of,
+            "tickets": tickets_of, "consents": consent_history}
 # The words staff read for the stored values (models.customers.PANEL_STATES, ConsentEvent.kind and .source).
 PANEL_STATE_LABELS = {"none": _l("No access"), "invited": _l("Invited"), "active": _l("Active"),
                       "disabled": _l("Disabled")}

@@ -11,6 +11,7 @@ from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringFie
 from wtforms.validators import Optional
 
 from ..errors import ValidationFailed
+from ..messaging.threads import threads_of
 from ..extensions import db
 from ..models import Customer, Repair, RepairStatus
 from ..repairs import change_status, create_repair, find_repairs, repair_log, row_by_id, update_repair
@@ -18,7 +19,7 @@ from . import PER_PAGE, show_errors, wants_fragment
 
 bp = Blueprint("repairs", __name__, url_prefix="/repairs")
 
-TABS = ("details", "log")
+TABS = ("details", "messages", "log")
 
 
 class RepairForm(FlaskForm):
@@ -78,7 +79,8 @@ def show(repair_id: int):
     repair = db.get_or_404(Repair, repair_id)
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "details"
     return render_template("staff/repairs/show.html", repair=repair, tab=tab, statuses=RepairStatus.ordered(),
-                           log=repair_log(repair) if tab == "log" else None)
+                           log=repair_log(repair) if tab == "log" else None,
+                           threads=threads_of(repair=repair) if tab == "messages" else None)
 
 
 @bp.route("/<int:repair_id>/edit", methods=["GET", "POST"])

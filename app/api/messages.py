@@ -1,0 +1,160 @@
+"""API: writing to a customer (POST /messages) and following each delivery (GET /deliveries/<id>)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import jsonify, url_for
+from flask_babel import gettext as _
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..messaging.compose import compose
+from ..models import Customer, Delivery, Message, Repair, Thread, Ticket
+from ..repairs import row_by_id
+from . import api_actor, bp, json_body, token_required
+from .repairs import _known_fields
+
+MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
+                  "cc", "sms_plain")
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware UTC time as ISO 8601 (with +00:00), or None."""
+    return value.isoformat() if value is not None else None
+
+
+def delivery_summary(delivery: Delivery) -> dict:
+    return {"id": delivery.id, "channel": delivery.channel, "status": delivery.status}
+
+
+def delivery_json(delivery: Delivery) -> dict:
+    return {
+        **delivery_summary(delivery),
+        "message_id": delivery.message_id,
+        "thread_id": delivery.message.thread_id,
+        "uncertain": delivery.uncertain,
+        "attempts": delivery.attempts,
+        "error": delivery.error,
+        "error_code": delivery.error_code,
+        "provider_id": delivery.provider_id,
+        "recipient": delivery.recipient,
+        "queued_at": iso(delivery.created_at),
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "sent_at": iso(delivery.sent_at),
+        "delivered_at": iso(delivery.delivered_at),
+    }
+
+
+def message_created_json(message: Message) -> dict:
+    return {"id": message.id, "thread_id": message.thread_id,
+            "deliveries": [delivery_summary(d) for d in message.deliveries]}
+
+
+# Readers of the JSON body's fields. Each returns the value for compose(), or notes the problem in `errors`
+# and returns a harmless stand-in, so that every bad field is named at once. Null counts as not sent.
+
+
+def _row(data: dict, field: str, errors: dict, model, usable=lambda row: True, required: bool = False):
+    if data.get(field) is None:
+        if required:
+            errors[field] = _("Required.")
+        return None
+    row = row_by_id(model, data[field])
+    if row is None or not usable(row):
+        errors[field] = _("No such id.")
+        return None
+    return row
+
+
+def _text(data: dict, field: str, errors: dict) -> str:
+    value = data.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors[field] = _("Must be text.")
+        return ""
+    return value
+
+
+def _texts(data: dict, field: str, errors: dict, required: bool = False) -> list[str]:
+    value = data.get(field)
+    if value is None:
+        if required:
+            errors[field] = _("Required.")
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        errors[field] = _("Must be a list of strings.")
+        return []
+    return value
+
+
+def _flag(data: dict, field: str, errors: dict) -> bool:
+    value = data.get(field)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        errors[field] = _("Must be true or false.")
+        return False
+    return value
+
+
+def _time(data: dict, field: str, errors: dict) -> datetime | None:
+    """A time in UTC; one without an offset is refused, as it could mean any time zone."""
+    value = data.get(field)
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        errors[field] = _("Give the time in ISO 8601, like 2026-03-01T14:30:00+01:00.")
+    elif when.tzinfo is None:
+        errors[field] = _("Add the time zone: an offset like +01:00, or Z for UTC.")
+    else:
+        return when.astimezone(timezone.utc)
+    return None
+
+
+def _compose_arguments(data: dict) -> dict:
+    """compose()'s arguments read from the JSON body; refuses unknown fields, wrong types and ids of nothing
+    (an anonymised customer, a deleted thread), naming every such field at once."""
+    data = _known_fields(data, MESSAGE_FIELDS)
+    errors: dict[str, str] = {}
+    arguments = {
+        "customer": _row(data, "customer_id", errors, Customer, lambda c: c.anonymized_at is None, required=True),
+        "repair": _row(data, "repair_id", errors, Repair),
+        "ticket": _row(data, "ticket_id", errors, Ticket),
+        "thread": _row(data, "thread_id", errors, Thread, lambda t: t.deleted_at is None),
+        "channels": _texts(data, "channels", errors, required=True),
+        "subject": _text(data, "subject", errors),
+        "body": _text(data, "body", errors),
+        "cc": _texts(data, "cc", errors),
+        "send_at": _time(data, "send_at", errors),
+        "sms_plain": _flag(data, "sms_plain", errors),
+    }
+    if errors:
+        raise ValidationFailed(errors)
+    return arguments
+
+
+@bp.post("/messages")
+@token_required
+def post_message():
+    """Write to a customer as staff would: without `send_at` the shop's undo window applies before anything goes.
+
+    Refuses (422) what _compose_arguments refuses and what compose() refuses, such as a channel that cannot
+    reach the customer (`channels.<name>`, with the reason) or a repair of another customer.
+    """
+    message = compose(**_compose_arguments(json_body()), author=None, source=api_actor())
+    db.session.commit()
+    return (
+        jsonify(message_created_json(message)), 201,
+        {"Location": url_for(".get_thread", thread_id=message.thread_id)},
+    )
+
+
+@bp.get("/deliveries/<int:delivery_id>")
+@token_required
+def get_delivery(delivery_id: int):
+    return jsonify(delivery_json(db.get_or_404(Delivery, delivery_id, description="delivery not found")))

@@ -1,0 +1,224 @@
+"""Writing to a customer from the staff UI: channels checked up front, the SMS counter, undo, send later, cancel."""
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import re
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from servers.twilio import twilio_server  # noqa: F401  (fixture)
+
+from app.customers import create_customer
+from app.extensions import db
+from app.mailboxes import create_mailbox
+from app.models import Attachment, Delivery, Message, Shop, Thread, utcnow
+from app.outbox import dispatch_pass
+from app.repairs import create_repair
+from app.sms_accounts import configure_sms
+from conftest import csrf_token
+
+MOBILE = "+48600100200"
+
+
+@pytest.fixture
+def mailbox(app, smtp_server):
+    app.config["SMTP_CA_FILE"] = smtp_server.cafile
+    box = create_mailbox(name="Serwis", email="serwis@shop.example", display_name="Serwis Łatka",
+                         smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="starttls",
+                         username=smtp_server.username, password=smtp_server.password)
+    db.session.commit()
+    return box
+
+
+@pytest.fixture
+def sms_account(twilio_server):
+    account = configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number="+48500100200",
+                            api_base_url=twilio_server.url, actor="test")
+    db.session.commit()
+    return account
+
+
+@pytest.fixture
+def customer(app):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    db.session.commit()
+    return customer
+
+
+@pytest.fixture
+def repair(customer):
+    repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz")
+    db.session.commit()
+    return repair
+
+
+def post_compose(client, **fields):
+    data = {"csrf_token": csrf_token(client, "/compose?customer_id=%s" % fields["customer_id"]), **fields}
+    return client.post("/compose", data=data, content_type="multipart/form-data")
+
+
+def test_a_message_from_a_repair_card_lands_in_the_repairs_thread_on_email_and_sms(
+        staff_client, mailbox, sms_account, customer, repair):
+    card = staff_client.get(f"/repairs/{repair.id}").get_data(as_text=True)
+    assert f"/compose?repair_id={repair.id}" in card  # the card's "Send message"
+
+    response = post_compose(staff_client, customer_id=customer.id, repair_id=repair.id,
+                            channels=["email", "sms"], body="Dzień dobry, telefon jest gotowy do odbioru.")
+    assert response.status_code == 302
+    thread = db.session.scalars(db.select(Thread)).one()
+    assert response.headers["Location"].endswith(f"/threads/{thread.id}")
+    assert thread.repair_id == repair.id and thread.customer_id == customer.id
+    message = thread.messages[0]
+    assert f"[#{repair.number}]" in message.subject
+    deliveries = {d.channel: d for d in message.deliveries}
+    assert set(deliveries) == {"email", "sms"}
+    assert deliveries["email"].recipient == "jan@example.com" and deliveries["sms"].recipient == MOBILE
+    assert all(d.status == "scheduled" for d in deliveries.values())
+    wait = deliveries["sms"].next_attempt_at - utcnow()
+    assert timedelta(seconds=20) < wait <= timedelta(seconds=30)  # the shop's undo window
+
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert "About repair" in page or "naprawy" in page
+    assert repair.number in page and "data-undo-toast" in page
+
+    tab = staff_client.get(f"/repairs/{repair.id}?tab=messages").get_data(as_text=True)
+    assert "telefon jest gotowy do odbioru" in tab
+
+    # A second message from the card joins the same thread.
+    post_compose(staff_client, customer_id=customer.id, repair_id=repair.id, channels=["sms"], body="Przypomnienie")
+    assert db.session.scalar(db.select(db.func.count(Thread.id))) == 1
+
+
+def test_a_channel_that_cannot_reach_the_customer_is_disabled_and_refused_with_the_reason(
+        staff_client, mailbox, sms_account):
+    customer = create_customer(name="Anna Bez Maila", phone="+48 22 123 45 67")  # a Warsaw landline
+    db.session.commit()
+    page = staff_client.get(f"/compose?customer_id={customer.id}").get_data(as_text=True)
+    email_box = re.search(r'<input type="checkbox" name="channels" value="email"[^>]*>', page).group(0)
+    sms_box = re.search(r'<input type="checkbox" name="channels" value="sms"[^>]*>', page).group(0)
+    assert "disabled" in email_box and "disabled" in sms_box
+    assert 'id="channel-email-why"' in page and 'id="channel-sms-why"' in page
+
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Halo")
+    assert response.status_code == 422
+    assert 'class="error" id="channel-email-why"' in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
+
+
+def test_nothing_is_stored_without_a_channel_or_a_body(staff_client, mailbox, customer):
+    response = post_compose(staff_client, customer_id=customer.id, body="  ")
+    assert response.status_code == 422
+    assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
+
+
+def test_the_sms_counter_follows_polish_letters_and_the_plain_switch(staff_client):
+    token = csrf_token(staff_client, "/")
+    plain = staff_client.post("/compose/sms-count", data={"body": "a" * 100}, headers={"X-CSRFToken": token})
+    assert 'data-sms-encoding="GSM-7"' in plain.get_data(as_text=True)
+    polish = staff_client.post("/compose/sms-count", data={"body": "ą" * 100}, headers={"X-CSRFToken": token})
+    html = polish.get_data(as_text=True)
+    assert 'data-sms-encoding="UCS-2"' in html and 'data-sms-parts="2"' in html
+    saved = staff_client.post("/compose/sms-count", data={"body": "ą" * 100, "sms_plain": "y"},
+                              headers={"X-CSRFToken": token}).get_data(as_text=True)
+    assert 'data-sms-encoding="GSM-7"' in saved and 'data-sms-parts="1"' in saved
+    assert staff_client.post("/compose/sms-count", data={"body": "x"}).status_code == 400  # CSRF
+
+
+def test_undo_within_the_window_takes_the_message_back_for_editing(staff_client, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Pomyłka w kwocie: 100 zł")
+    message = db.session.scalars(db.select(Message)).one()
+    response = staff_client.post(f"/messages/{message.id}/undo",
+                                 data={"csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")})
+    assert response.status_code == 200
+    assert "Pomyłka w kwocie: 100 zł" in response.get_data(as_text=True)  # back in the editor
+    assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
+    assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 0
+    assert db.session.scalar(db.select(db.func.count(Thread.id))) == 0  # opened for it alone
+
+
+def test_undo_is_refused_once_the_dispatcher_has_claimed_the_message(staff_client, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Już w drodze")
+    message = db.session.scalars(db.select(Message)).one()
+    message.deliveries[0].status = "sending"
+    db.session.commit()
+    response = staff_client.post(f"/messages/{message.id}/undo",
+                                 data={"csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")},
+                                 follow_redirects=True)
+    assert db.session.get(Message, message.id) is not None
+    assert "Too late to undo" in response.get_data(as_text=True) or "Za późno" in response.get_data(as_text=True)
+
+
+def test_send_later_is_kept_in_the_shops_time_and_limited_to_fourteen_days(staff_client, mailbox, customer):
+    local = (datetime.now(ZoneInfo("Europe/Warsaw")) + timedelta(days=2)).replace(second=0, microsecond=0)
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Przypomnienie o odbiorze",
+                 send_at=local.strftime("%Y-%m-%dT%H:%M"))
+    delivery = db.session.scalars(db.select(Delivery)).one()
+    assert delivery.next_attempt_at == local.astimezone(timezone.utc)
+
+    too_far = (datetime.now(ZoneInfo("Europe/Warsaw")) + timedelta(days=15)).strftime("%Y-%m-%dT%H:%M")
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Za daleko",
+                            send_at=too_far)
+    assert response.status_code == 422
+    assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 1
+
+
+def test_cancel_from_the_thread_stops_what_waits(staff_client, mailbox, sms_account, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email", "sms"], body="Do anulowania")
+    message = db.session.scalars(db.select(Message)).one()
+    response = staff_client.post(f"/threads/{message.thread_id}/messages/{message.id}/cancel",
+                                 data={"csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert {d.status for d in db.session.get(Message, message.id).deliveries} == {"cancelled"}
+    assert dispatch_pass()["claimed"] == 0
+
+
+def test_attachments_are_typed_by_content_and_programs_are_refused(app, staff_client, mailbox, customer):
+    pdf = io.BytesIO(b"%PDF-1.4\n% kosztorys\n")
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Kosztorys w załączniku",
+                 attachments=[(pdf, "kosztorys naprawy.jpg")])
+    stored = db.session.scalars(db.select(Attachment)).one()
+    assert stored.content_type == "application/pdf" and stored.filename == "kosztorys naprawy.jpg"
+
+    program = io.BytesIO(b"MZ\x90\x00" + b"\x00" * 200)
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Zdjęcie",
+                            attachments=[(program, "zdjecie.png")])
+    assert response.status_code == 422
+    assert "zdjecie.png" in response.get_data(as_text=True)
+
+    app.config["ATTACHMENT_MAX_BYTES"] = 1024
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Duży plik",
+                            attachments=[(io.BytesIO(b"x" * 2048), "duzy.txt")])
+    assert response.status_code == 422
+    assert db.session.scalar(db.select(db.func.count(Message.id))) == 1
+
+
+def test_a_reply_defaults_to_the_channel_the_customer_last_wrote_on(staff_client, mailbox, sms_account, customer):
+    thread = Thread(customer_id=customer.id, subject="Pytanie")
+    db.session.add(thread)
+    db.session.flush()
+    db.session.add(Message(thread_id=thread.id, direction="in", channel="sms", body_text="Kiedy odbiór?",
+                           sender=MOBILE))
+    db.session.commit()
+    page = staff_client.get(f"/compose?thread_id={thread.id}").get_data(as_text=True)
+    assert re.search(r'value="sms"[^>]*checked', page)
+    assert not re.search(r'value="email"[^>]*checked', page)
+
+
+def test_a_composed_message_reaches_the_smtp_server_and_the_outbox_turns_green(
+        owner_client, mailbox, customer, repair, smtp_server):
+    Shop.current().undo_seconds = 0
+    db.session.commit()
+    post_compose(owner_client, customer_id=customer.id, repair_id=repair.id, channels=["email"],
+                 subject="Naprawa gotowa", body="Dzień dobry,\n\n**Telefon** jest gotowy.")
+    assert dispatch_pass()["sent"] == 1
+    mail = email.message_from_bytes(smtp_server.wait_for(1)[0].data, policy=email.policy.default)
+    assert mail["Subject"] == f"Naprawa gotowa [#{repair.number}]"
+    assert "Telefon jest gotowy." in mail.get_body(("plain",)).get_content()  # no Markdown markers
+    assert "<strong>Telefon</strong>" in mail.get_body(("html",)).get_content()
+    outbox = owner_client.get("/outbox/").get_data(as_text=True)
+    assert "badge-green" in outbox
