@@ -10,12 +10,12 @@ DEFAULTS: dict[str, object] = {
     "SECRET_KEY": None,  # None: generated once into instance/secret_key
     "SECRET_KEY_FALLBACKS": [],  # old keys, still accepted for sessions and stored secrets
     "SCHEDULER_ENABLED": True,
-    "UNDO_SECONDS": 30,
     "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_LIMIT_PER_IP": "20 per minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute",
-    "MAX_CONTENT_LENGTH": 30 * 1024 * 1024,
+    "MAX_CONTENT_LENGTH": 110 * 1024 * 1024,  # one request: a message with a few large attachments
+    "ATTACHMENT_MAX_BYTES": 25 * 1024 * 1024,  # one file
     "SQLALCHEMY_ECHO": False,
     "SMTP_TIMEOUT": 30,  # seconds for every read from a mail server
     "SMTP_CA_FILE": None,  # extra CA bundle for mail servers with a private certificate

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, g, has_request_context, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, format_date, format_datetime, format_decimal
 from flask_login import current_user
 
@@ -24,6 +24,8 @@ def current_shop():
 def select_locale() -> str:
     if not has_request_context():  # jobs, CLI, scripts: the shop's language
         return current_shop().locale or "pl"
+    if request.blueprint == "api":  # other systems read English unless they ask for Polish
+        return request.accept_languages.best_match(LOCALES) or "en"
     if current_user and current_user.is_authenticated and getattr(current_user, "locale", None) in LOCALES:
         return current_user.locale
     if session.get("locale") in LOCALES:

@@ -40,11 +40,15 @@ def token_required(view):
     return wrapped
 
 
-def json_body() -> dict:
-    """The request's JSON object, or a 422 naming the problem."""
+def json_body(fields: tuple[str, ...]) -> dict:
+    """The request's JSON object, or a 422 naming the problem; a misspelt or unsupported field is refused
+    rather than silently ignored (a typo must not change what the call does)."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ValidationFailed({"body": "expected a JSON object"})
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValidationFailed({name: "unknown field" for name in unknown})
     return data
 
 

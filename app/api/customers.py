@@ -32,16 +32,20 @@ def _given(data: dict, key: str, default):
     return default if value is None else value
 
 
+CUSTOMER_FIELDS = ("name", "email", "phone", "sms_opt_out", "marketing_consent", "crm_note")
+
+
 @bp.post("/customers")
 @token_required
 def post_customer():
-    data = json_body()
+    data = json_body(CUSTOMER_FIELDS)
     opt_out = _given(data, "sms_opt_out", False)
     try:
         customer = create_customer(
             name=data.get("name"),
             email=data.get("email"),
             phone=data.get("phone"),
+            crm_note=data.get("crm_note") or "",
             # A non-boolean goes through as it is, so the domain refuses it along with any other bad field.
             sms_informational=not opt_out if isinstance(opt_out, bool) else opt_out,
             marketing_consent=_given(data, "marketing_consent", False),

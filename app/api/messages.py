@@ -12,7 +12,6 @@ from ..messaging.compose import compose
 from ..models import Customer, Delivery, Message, Repair, Thread, Ticket
 from ..repairs import row_by_id
 from . import api_actor, bp, json_body, token_required
-from .repairs import _known_fields
 
 MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
                   "cc", "sms_plain")
@@ -117,9 +116,8 @@ def _time(data: dict, field: str, errors: dict) -> datetime | None:
 
 
 def _compose_arguments(data: dict) -> dict:
-    """compose()'s arguments read from the JSON body; refuses unknown fields, wrong types and ids of nothing
+    """compose()'s arguments read from the JSON body; refuses wrong types and ids of nothing
     (an anonymised customer, a deleted thread), naming every such field at once."""
-    data = _known_fields(data, MESSAGE_FIELDS)
     errors: dict[str, str] = {}
     arguments = {
         "customer": _row(data, "customer_id", errors, Customer, lambda c: c.anonymized_at is None, required=True),
@@ -146,7 +144,7 @@ def post_message():
     Refuses (422) what _compose_arguments refuses and what compose() refuses, such as a channel that cannot
     reach the customer (`channels.<name>`, with the reason) or a repair of another customer.
     """
-    message = compose(**_compose_arguments(json_body()), author=None, source=api_actor())
+    message = compose(**_compose_arguments(json_body(MESSAGE_FIELDS)), author=None, source=api_actor())
     db.session.commit()
     return (
         jsonify(message_created_json(message)), 201,

@@ -68,7 +68,7 @@ class EmailChannel:
 
         Refuses (ValueError) a delivery without any mailbox to send from.
         """
-        home = home_mailbox(delivery)
+        home = home_mailbox(delivery, default_mailbox())
         if home is None:
             raise ValueError("no mailbox to send from")
         return compose_mail(delivery, shop=Shop.current(), home=home, via=via or home)
@@ -91,24 +91,32 @@ class EmailSession:
     """The SMTP connections of one dispatch pass: one per mailbox, opened on first use, reused for the rest.
 
     A mailbox that cannot be reached is tried once per pass: its later deliveries get the same failure at
-    once instead of waiting for the same timeout again.
+    once instead of waiting for the same timeout again. The shop (for the signature) and its default mailbox
+    are read once per pass too.
     """
 
     def __init__(self) -> None:
         self._connections: dict[int, smtplib.SMTP] = {}
         self._unreachable: dict[int, SendResult] = {}
 
+    @functools.cached_property
+    def _shop(self) -> Shop:
+        return Shop.current()
+
+    @functools.cached_property
+    def _default_mailbox(self) -> Mailbox | None:
+        return default_mailbox()
+
     def send(self, delivery: Delivery) -> SendResult:
         """Send one e-mail delivery; the mailbox's health is updated (flushed with the caller's transaction)."""
-        shop = Shop.current()
-        with force_locale(shop.locale):  # errors are stored for the shop's people, in its language
-            return self._send(delivery, shop)
+        with force_locale(self._shop.locale):  # errors are stored for the shop's people, in its language
+            return self._send(delivery, self._shop)
 
     def _send(self, delivery: Delivery, shop: Shop) -> SendResult:
-        home = home_mailbox(delivery)
+        home = home_mailbox(delivery, self._default_mailbox)
         if home is None:
             return SendResult(ok=False, error=str(NO_MAILBOX), error_code="no_mailbox")
-        via = _standing_in_for(home)
+        via = _standing_in_for(home, self._default_mailbox)
         if via.id in self._unreachable:
             return self._unreachable[via.id]
         try:
@@ -233,20 +241,20 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
 # --- mailboxes ----------------------------------------------------------------------------------
 
 
-def home_mailbox(delivery: Delivery) -> Mailbox | None:
-    """The mailbox a delivery belongs to: its own when set and active, else the shop's default."""
+def home_mailbox(delivery: Delivery, default: Mailbox | None) -> Mailbox | None:
+    """The mailbox a delivery belongs to: its own when set and active, else `default` (the shop's default)."""
     if delivery.mailbox_id is not None:
         mailbox = db.session.get(Mailbox, delivery.mailbox_id)
         if mailbox is not None and mailbox.active:
             return mailbox
-    return default_mailbox()
+    return default
 
 
-def _standing_in_for(home: Mailbox) -> Mailbox:
-    """The mailbox that sends for `home`: the default one while `home` is broken (when that one works)."""
+def _standing_in_for(home: Mailbox, default: Mailbox | None) -> Mailbox:
+    """The mailbox that sends for `home`: `default` (the shop's default) while `home` is broken, when that one
+    works."""
     if home.broken_at is None:
         return home
-    default = default_mailbox()
     if default is None or default.id == home.id or default.broken_at is not None:
         return home  # nothing better: keep trying, a success ends the broken state
     return default

@@ -30,9 +30,9 @@ class Claim:
             Delivery.claimed_at == self.claimed_at,
         )
 
-    def held_by(self, delivery: Delivery) -> bool:
-        """The same test on a loaded row."""
-        return (delivery.status, delivery.claimed_by, delivery.claimed_at) == ("sending", self.worker, self.claimed_at)
+    def holds(self) -> bool:
+        """Whether the delivery is still ours, asked of the database (one indexed lookup)."""
+        return db.session.scalar(select(Delivery.id).where(*self.still_held())) is not None
 
 
 def claim_due(now: datetime, worker: str, limit: int) -> list[Claim]:

@@ -5,17 +5,19 @@ import logging
 import os
 import socket
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import selectinload
 
 from ..channels import get_channel
 from ..channels.base import Channel, ChannelSession, SendResult
 from ..extensions import db
-from ..models import Delivery, DeliveryEvent, Shop, utcnow
+from ..models import Delivery, DeliveryEvent, Message, Shop, Thread, utcnow
 from .backoff import configured_retry_delay
 from .claim import Claim, claim_due, flag_stale_claims, release
 
@@ -36,11 +38,12 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
     """Send the deliveries that are due; returns counts: claimed, sent, retried, failed, uncertain.
 
     First flags claims older than OUTBOX_SENDING_STALE as uncertain (a crashed pass left them: they are never
-    sent again by a pass, staff decide). Then claims up to `limit` due deliveries, sends each through a session
-    of its channel opened once for the pass (connections are reused) and closed at the end even on errors, and
-    records each result in its own short transaction. A channel that raises is a temporary failure with the
-    exception's text; the pass goes on. If the pass itself is stopped (Ctrl+C, a database error), the claims it
-    had not attempted yet are given back; the one in flight stays `sending` and later shows as uncertain.
+    sent again by a pass, staff decide). Then claims up to `limit` due deliveries, loads them with their messages
+    in a few queries, sends each through a session of its channel opened once for the pass (connections are
+    reused) and closed at the end even on errors, and records each result in its own short transaction before
+    the next send. A channel that raises is a temporary failure with the exception's text; the pass goes on. If
+    the pass itself is stopped (Ctrl+C, a database error), the claims it had not attempted yet are given back;
+    the one in flight stays `sending` and later shows as uncertain.
 
     `registry` maps channel names to channels (default: app.channels); `now` fixes the clock (tests).
     Commits as it goes: call it without pending changes in the session.
@@ -57,19 +60,52 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
     max_attempts = Shop.current().max_attempts
     sessions = _Sessions(registry.__getitem__ if registry is not None else get_channel)
     attempted = 0
-    try:
-        for claim in claims:
-            attempted += 1
-            outcome = _send_and_record(claim, sessions, clock, max_attempts)
-            if outcome in COUNTED_AS:
-                counts[COUNTED_AS[outcome]] += 1
-    except BaseException:
-        _give_back(claims[attempted:])
-        raise
-    finally:
-        sessions.close()
+    with _rows_kept_between_commits():
+        try:
+            deliveries = _load(claims)
+            for claim in claims:
+                attempted += 1
+                outcome = _send_and_record(claim, deliveries.get(claim.delivery_id), sessions, clock, max_attempts)
+                if outcome in COUNTED_AS:
+                    counts[COUNTED_AS[outcome]] += 1
+        except BaseException:
+            _give_back(claims[attempted:])
+            raise
+        finally:
+            sessions.close()
     log.info("outbox pass by %s: %s", worker, counts)
     return counts
+
+
+@contextmanager
+def _rows_kept_between_commits() -> Iterator[None]:
+    """Within a pass, the commit after each result keeps the rows loaded for the pass instead of expiring them,
+    so that the next delivery is not read again piece by piece (its message, thread, mailbox, the shop).
+
+    What others may change meanwhile is asked of the database anyway: whether each claim still holds, right
+    before its send. Afterwards everything is expired, as the commits would have done.
+    """
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = expire_on_commit
+        session.expire_all()
+
+
+def _load(claims: list[Claim]) -> dict[int, Delivery]:
+    """The claimed deliveries by id, with what the channels send from: the message, its attachments, its thread
+    and the thread's customer; a few queries for the whole pass instead of several per delivery."""
+    message = selectinload(Delivery.message)
+    deliveries = db.session.scalars(
+        select(Delivery)
+        .where(Delivery.id.in_([claim.delivery_id for claim in claims]))
+        .options(message.selectinload(Message.attachments),
+                 message.selectinload(Message.thread).selectinload(Thread.customer))
+        .execution_options(populate_existing=True)
+    )
+    return {delivery.id: delivery for delivery in deliveries}
 
 
 class _Sessions:
@@ -105,10 +141,10 @@ class _Sessions:
                 log.exception("closing the %s session failed", name)
 
 
-def _send_and_record(claim: Claim, sessions: _Sessions, clock: Callable[[], datetime], max_attempts: int) -> str | None:
+def _send_and_record(claim: Claim, delivery: Delivery | None, sessions: _Sessions, clock: Callable[[], datetime],
+                     max_attempts: int) -> str | None:
     """Send one claimed delivery and record the result; returns the outcome, None when the claim was lost."""
-    delivery = db.session.get(Delivery, claim.delivery_id, populate_existing=True)
-    if delivery is None or not claim.held_by(delivery):
+    if delivery is None or not claim.holds():
         log.info("delivery %s was taken back before its turn (resent, cancelled or dismissed)", claim.delivery_id)
         return None
     delivered_when_sent = False
