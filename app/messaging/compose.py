@@ -211,6 +211,8 @@ def undo(message: Message, actor=None) -> dict:
         "body": message.body_text,
         "subject": message.subject,
         "channels": message.meta.get("channels", []),
+        "sms_plain": bool(message.meta.get("sms_plain")),
+        "cc": ", ".join(next((d.cc for d in message.deliveries if d.channel == "email"), [])),
         "thread_id": message.thread_id,
     }
     thread = message.thread

@@ -144,5 +144,6 @@ def undo_message(message_id: int):
     thread_gone = db.session.get(type(thread), thread.id) is None
     db.session.commit()
     flash(_("Message not sent. You can edit it and send it again."), "info")
-    form = ComposeForm(formdata=None, body=draft["body"], subject=draft["subject"])
+    form = ComposeForm(formdata=None, body=draft["body"], subject=draft["subject"], sms_plain=draft["sms_plain"],
+                       cc=draft["cc"])
     return _render(form, customer, repair, ticket, None if thread_gone else thread, draft["channels"])
