@@ -5,7 +5,7 @@ VENV = .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv install dev-install translations migrate seed run system-packages test clean
+.PHONY: venv install dev-install translations migrate seed run system-packages test screenshots clean
 
 venv: $(BIN)/python
 
@@ -51,6 +51,10 @@ test: system-packages dev-install translations
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); postgresql=$$?; \
 	echo "=== SQLite: exit $$sqlite, PostgreSQL: exit $$postgresql ==="; \
 	if [ $$sqlite -ne 0 ]; then exit $$sqlite; fi; exit $$postgresql
+
+# The README's pictures: a tour of the demo shop in headless Chromium.
+screenshots: system-packages dev-install translations
+	SCREENSHOTS_DIR=docs/screens TEST_DATABASE=sqlite $(BIN)/python -m pytest -p no:cacheprovider -q tests/test_browser_tour.py
 
 clean:
 	rm -rf $(VENV) test-results .pytest_cache

@@ -15,7 +15,6 @@ from app.models import Delivery, Shop
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
 from app.sms_accounts import configure_sms
-from conftest import screenshot
 
 UNDO_SECONDS = 4
 
@@ -57,7 +56,6 @@ def test_compose_from_a_repair_card_undo_then_send_and_the_outbox_turns_green(
     expect(counter(page)).to_have_attribute("data-sms-encoding", "UCS-2")
     page.locator("#compose-sms-plain").check()
     expect(counter(page)).to_have_attribute("data-sms-encoding", "GSM-7")
-    screenshot(page, "compose")
 
     page.locator("#compose-form button[type=submit]").click()
     toast = page.locator("[data-undo-toast]")
@@ -76,6 +74,5 @@ def test_compose_from_a_repair_card_undo_then_send_and_the_outbox_turns_green(
     assert dispatch_pass()["sent"] == 2
     page.goto(live_server.url + "/outbox/")
     expect(page.locator("tbody .badge-green")).to_have_count(2)
-    screenshot(page, "outbox")
     assert len(smtp_server.wait_for(1)) == 1
     assert twilio_server.requests[-1].form["Body"] == "Telefon jest gotowy do odbioru dzis"

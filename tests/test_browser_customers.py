@@ -9,13 +9,11 @@ from playwright.sync_api import expect
 from app.customers import create_customer
 from app.extensions import db
 from app.repairs import create_repair
-from conftest import screenshot
 
 
 @pytest.mark.shop_locale("pl")
 def test_owner_adds_a_customer_finds_them_with_active_search_and_signs_out_in_english(owner_page, live_server):
     page = owner_page
-    screenshot(page, "inbox")
     page.locator(".mainnav a[href='/customers/']").click()
     page.locator("a[href='/customers/new']").first.click()
     page.locator("input[name=name]").fill("Zofia Wiśniewska")
@@ -36,7 +34,6 @@ def test_owner_adds_a_customer_finds_them_with_active_search_and_signs_out_in_en
         search.fill("wiśniew")
     expect(page.locator("#customer-results tbody tr")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"q=wi"))  # the search is bookmarkable
-    screenshot(page, "customers")
     with page.expect_response(re.compile(r"/customers/\?q=")):
         search.fill("700 800")  # by phone digits, typed with a space
     expect(page.locator("#customer-results tbody tr")).to_have_count(1)
@@ -49,7 +46,6 @@ def test_owner_adds_a_customer_finds_them_with_active_search_and_signs_out_in_en
 
     page.locator(".topbar form[action='/logout'] button[type=submit]").click()
     expect(page).to_have_url(live_server.url + "/login")
-    screenshot(page, "sign-in")
 
 
 def test_a_repair_card_shows_its_details_and_status(owner_page, live_server):
@@ -61,4 +57,3 @@ def test_a_repair_card_shows_its_details_and_status(owner_page, live_server):
     owner_page.locator("#repair-head select[name=status]").select_option(label="diagnoza")
     owner_page.locator("#repair-head button[type=submit]").click()
     expect(owner_page.locator("#repair-head h1 .badge")).to_have_text("diagnoza")
-    screenshot(owner_page, "repair-card")
