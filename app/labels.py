@@ -6,9 +6,9 @@ CHANNEL_LABELS = {
     "chat": _l("Chat"), "web": _l("Web form"), "letter": _l("Letter"), "in_person": _l("In person"),
 }
 DELIVERY_LABELS = {
-    "scheduled": _l("scheduled"), "queued": _l("waiting"), "sending": _l("sending"), "sent": _l("sent"),
-    "delivered": _l("delivered"), "failed": _l("failed"), "bounced": _l("bounced"), "cancelled": _l("cancelled"),
-    "uncertain": _l("uncertain"),
+    "scheduled": _l("Scheduled"), "queued": _l("Queued"), "sending": _l("Sending"), "sent": _l("Sent"),
+    "delivered": _l("Delivered"), "failed": _l("Failed"), "bounced": _l("Bounced"), "cancelled": _l("Cancelled"),
+    "uncertain": _l("Uncertain"),
 }
 DELIVERY_COLOURS = {
     "scheduled": "grey", "queued": "grey", "sending": "grey", "sent": "green", "delivered": "green",

@@ -15,17 +15,12 @@ from app.sms_accounts import configure_sms
 from servers.smtp import free_port
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
+
 SHOP_NUMBER = "+48500100200"
 MOBILE = "+48600100200"
 LANDLINE = "+48221234567"  # Warsaw
 GERMAN_MOBILE = "+4915112345678"
-
-
-@pytest.fixture(autouse=True)
-def english_shop(app):
-    """Messages in English whatever the catalogue holds (outside requests the shop's language counts)."""
-    Shop.current().locale = "en"
-    db.session.commit()
 
 
 @pytest.fixture

@@ -7,19 +7,15 @@ from sqlalchemy import select
 from app.channels.sms import active_account
 from app.crypto import decrypt
 from app.extensions import db
-from app.models import AuditEvent, Shop, SmsAccount
+from app.models import AuditEvent, SmsAccount
 from conftest import csrf_token
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 
 PAGE = "/settings/sms/"
 ACCOUNT_SID = "AC" + "a1" * 16
 TOKEN = "s3cret-auth-token-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def english_shop(app):
-    Shop.current().locale = "en"
-    db.session.commit()
 
 
 def save(client, **fields):

@@ -9,19 +9,15 @@ from sqlalchemy import select
 
 from app.channels.sms import STATUS_CALLBACK_PATH
 from app.extensions import db
-from app.models import ConsentEvent, Customer, Delivery, DeliveryEvent, Message, Shop, Thread
+from app.models import ConsentEvent, Customer, Delivery, DeliveryEvent, Message, Thread
 from app.outbox import dispatch_pass
 from app.sms_accounts import configure_sms
 from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
+
 MOBILE = "+48600100200"
 CALLBACK_URL = "http://shop.example/webhooks/twilio/status"  # PUBLIC_BASE_URL of the tests + the path
-
-
-@pytest.fixture(autouse=True)
-def english_shop(app):
-    Shop.current().locale = "en"
-    db.session.commit()
 
 
 @pytest.fixture

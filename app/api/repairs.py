@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import jsonify, url_for
 
 from .. import repairs as rules
-from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Repair
 from . import api_actor, bp, json_body, token_required

@@ -5,7 +5,6 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import selectinload
 
@@ -15,18 +14,8 @@ from ..models.conversations import CHANNELS
 from ..models.deliveries import DELIVERY_STATUSES, WAITING_STATUSES
 from .actions import is_uncertain
 
-CHANNEL_LABELS = {"email": _l("E-mail"), "sms": _l("SMS"), "portal": _l("Customer panel")}
 # Statuses as the outbox shows them: an uncertain delivery is a `sending` one that a crash left behind.
 SHOWN_STATUSES = DELIVERY_STATUSES + ("uncertain",)
-STATUS_LABELS = {
-    "scheduled": _l("Scheduled"), "queued": _l("Queued"), "sending": _l("Sending"), "sent": _l("Sent"),
-    "delivered": _l("Delivered"), "failed": _l("Failed"), "bounced": _l("Bounced"), "cancelled": _l("Cancelled"),
-    "uncertain": _l("Uncertain"),
-}
-STATUS_COLOURS = {
-    "scheduled": "grey", "queued": "grey", "sending": "grey", "sent": "green", "delivered": "green",
-    "failed": "red", "bounced": "red", "cancelled": "slate", "uncertain": "amber",
-}
 RECIPIENT_MAX = 100
 
 

@@ -16,13 +16,11 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import Delivery
+from ..models.conversations import CHANNELS
 from . import PER_PAGE, wants_fragment
 from ..outbox import can_cancel, can_dismiss, can_hide, can_resend, cancel, dismiss, hide, resend
 from ..outbox.listing import (
-    CHANNEL_LABELS,
     SHOWN_STATUSES,
-    STATUS_COLOURS,
-    STATUS_LABELS,
     OutboxFilters,
     SenderNames,
     find_deliveries,
@@ -53,8 +51,7 @@ def outbox_access(view):
 
 @bp.context_processor
 def _vocabulary():
-    return {"CHANNEL_LABELS": CHANNEL_LABELS, "STATUS_LABELS": STATUS_LABELS, "STATUS_COLOURS": STATUS_COLOURS,
-            "SHOWN_STATUSES": SHOWN_STATUSES, "shown_status": shown_status, "can_resend": can_resend,
+    return {"SENDING_CHANNELS": CHANNELS, "SHOWN_STATUSES": SHOWN_STATUSES, "shown_status": shown_status, "can_resend": can_resend,
             "can_cancel": can_cancel, "can_dismiss": can_dismiss, "can_hide": can_hide}
 
 
