@@ -5,7 +5,7 @@ VENV = .venv
 BIN = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv install dev-install translations migrate seed run system-packages test screenshots clean
+.PHONY: venv install dev-install translations translations-update migrate seed run system-packages test screenshots clean
 
 venv: $(BIN)/python
 
@@ -30,6 +30,11 @@ translations: install
 	@if [ -n "$$(find app/translations -name '*.po' 2>/dev/null)" ]; then \
 		$(BIN)/pybabel -q compile -d app/translations; \
 	fi
+
+# After adding or changing UI text: refresh the template and the Polish catalogue, then translate what is new.
+translations-update: install
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l --project "Repair Inbox" -o app/translations/messages.pot .
+	$(BIN)/pybabel -q update --ignore-obsolete -i app/translations/messages.pot -d app/translations
 
 migrate: install
 	$(BIN)/flask --app wsgi db upgrade

@@ -1,0 +1,152 @@
+"""The Polish catalogue: complete, in step with the code's strings, and what the pages actually show."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from conftest import csrf_token, sign_in
+
+ROOT = Path(__file__).resolve().parent.parent
+TRANSLATIONS = ROOT / "app" / "translations"
+TEMPLATE = TRANSLATIONS / "messages.pot"
+POLISH = TRANSLATIONS / "pl" / "LC_MESSAGES" / "messages.po"
+COMPILED = POLISH.with_suffix(".mo")
+PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]
+# The same extraction as `make translations-update`; `_l` is our alias of lazy_gettext.
+EXTRACT = ["extract", "-F", "babel.cfg", "-k", "_l", "--project", "Repair Inbox"]
+TRANSLATE_HINT = "translate them in app/translations/pl/LC_MESSAGES/messages.po (all three plural forms)"
+UPDATE_HINT = (
+    "run `make translations-update` (pybabel extract -F babel.cfg -k _l -o app/translations/messages.pot . "
+    f"&& pybabel update -i app/translations/messages.pot -d app/translations), then {TRANSLATE_HINT}"
+)
+POLISH_PLURALS = "(n==1 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2)"
+# %-style conversions (named or not, with flags, width and precision) and str.format fields.
+PERCENT_PLACEHOLDER = re.compile(r"%(?:\(\w+\))?[#0 +\-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[diouxXeEfFgGcrsa%]")
+BRACE_PLACEHOLDER = re.compile(r"\{\w*(?:[.!:][^{}]*)?\}")
+
+# The pages below are those of a Polish shop (the product's default) with the compiled catalogue loaded.
+pytestmark = [pytest.mark.shop_locale("pl"), pytest.mark.usefixtures("compiled_catalogue")]
+
+
+def read_catalogue(path: Path):
+    with path.open("rb") as file:
+        return read_po(file)
+
+
+def live_ids(catalogue) -> set:
+    """The msgids (a tuple of singular and plural for ngettext entries) of a catalogue, without its header."""
+    return {message.id for message in catalogue if message.id}
+
+
+def placeholders(text: str) -> Counter:
+    return Counter(PERCENT_PLACEHOLDER.findall(text) + BRACE_PLACEHOLDER.findall(text))
+
+
+def refuse(entries, problem: str, hint: str = UPDATE_HINT) -> None:
+    """Fail with the offending entries and what to do about them, when there are any."""
+    if entries:
+        listing = "\n".join(f"  {entry!r}" for entry in sorted(entries, key=str))
+        pytest.fail(f"{problem}; {hint}:\n{listing}", pytrace=False)
+
+
+# ---------------------------------------------------------------- the catalogue files
+
+
+def test_every_string_of_the_template_has_a_finished_polish_translation():
+    template, polish = read_catalogue(TEMPLATE), read_catalogue(POLISH)
+
+    refuse(live_ids(template) - live_ids(polish), "strings missing from the Polish catalogue")
+    refuse(live_ids(polish) - live_ids(template), "the Polish catalogue has strings the template no longer has")
+
+    unfinished = []
+    for message in polish:
+        if not message.id:
+            continue
+        forms = message.string if message.pluralizable else (message.string,)
+        if message.fuzzy or len(forms) != (3 if message.pluralizable else 1) or not all(forms):
+            unfinished.append(message.id)
+    refuse(unfinished, "empty, fuzzy or incomplete Polish entries", TRANSLATE_HINT)
+
+
+def test_polish_translations_keep_the_placeholders_of_the_english_strings():
+    wrong = []
+    for message in read_catalogue(POLISH):
+        if not message.id:
+            continue
+        sources = message.id if message.pluralizable else (message.id,)
+        forms = message.string if message.pluralizable else (message.string,)
+        # The plural English form carries every placeholder (ngettext's %(num)s included).
+        expected = placeholders(sources[-1])
+        wrong += [(message.id, form) for form in forms if placeholders(form) != expected]
+    refuse(wrong, "Polish entries whose placeholders differ from the English (English, Polish)",
+           "give the Polish text exactly the English placeholders, with the same names and types")
+
+
+def test_the_polish_catalogue_declares_three_plural_forms():
+    polish = read_catalogue(POLISH)
+    assert polish.num_plurals == 3
+    assert polish.plural_expr.replace(" ", "") == POLISH_PLURALS.replace(" ", "")
+
+
+def test_the_template_lists_exactly_the_strings_in_the_code_and_templates(tmp_path):
+    fresh = tmp_path / "messages.pot"
+    subprocess.run([*PYBABEL, *EXTRACT, "-o", str(fresh), "."], cwd=ROOT, check=True, capture_output=True)
+
+    extracted, committed = live_ids(read_catalogue(fresh)), live_ids(read_catalogue(TEMPLATE))
+    refuse(extracted - committed, "strings in the code that the catalogue does not have")
+    refuse(committed - extracted, "strings in the catalogue that the code no longer uses")
+
+
+# ---------------------------------------------------------------- the pages
+
+
+@pytest.fixture(scope="session")
+def compiled_catalogue():
+    """The app reads the compiled .mo (git-ignored, made by `make`): compile it when missing or older than the .po."""
+    if not COMPILED.exists() or COMPILED.stat().st_mtime < POLISH.stat().st_mtime:
+        subprocess.run([*PYBABEL, "compile", "-d", str(TRANSLATIONS)], check=True, capture_output=True)
+
+
+def switch_language(client, locale: str, page: str = "/login"):
+    response = client.post(
+        "/account/language", data={"locale": locale, "next": page, "csrf_token": csrf_token(client, page)}
+    )
+    assert response.status_code == 302
+    return response
+
+
+def test_a_visitor_of_a_polish_shop_signs_in_on_a_polish_page(client):
+    html = client.get("/login").get_data(as_text=True)
+
+    assert "Zaloguj się" in html
+    assert "Hasło" in html
+    assert "Sign in" not in html
+
+
+def test_a_visitor_who_picks_english_gets_the_sign_in_page_in_english(client):
+    switch_language(client, "en")
+
+    html = client.get("/login").get_data(as_text=True)
+    assert "Sign in" in html
+    assert "Password" in html
+    assert "Zaloguj się" not in html
+
+
+def test_a_signed_in_owners_choice_of_english_follows_them_to_another_browser(app, client, owner):
+    sign_in(client, owner)
+    assert "Moje konto" in client.get("/account/").get_data(as_text=True)
+
+    switch_language(client, "en", page="/account/")
+
+    assert owner.locale == "en"
+    other_browser = app.test_client()
+    sign_in(other_browser, owner)
+    html = other_browser.get("/account/").get_data(as_text=True)
+    assert "My account" in html
+    assert "Moje konto" not in html
