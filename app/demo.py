@@ -9,7 +9,7 @@ from .extensions import db
 from .messaging.compose import PREVIEW_CHARS
 from .models import Customer, Delivery, Message, Repair, Shop, Thread, User, utcnow
 from .repairs import add_queue, create_repair, create_ticket, repair_log
-from .staff.settings import update_shop
+from .shop import update_shop
 from .staff.users import create_user
 
 OWNER_EMAIL = "anna@naprawaplus.example"

@@ -1,7 +1,6 @@
 """Owner settings: the shop's details and the staff accounts (the shop rules live here too)."""
 from __future__ import annotations
 
-import re
 from functools import cache
 from zoneinfo import available_timezones
 
@@ -16,22 +15,16 @@ from wtforms import (BooleanField, EmailField, IntegerField, PasswordField, Sele
                      TextAreaField)
 from wtforms.validators import Optional
 
-from ..customers import normalize_email
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import LANGUAGE_NAMES
-from ..models import Shop, ShopSlug, User
-from ..models.audit import record
-from ..models.users import LOCALES
+from ..models import Shop, User
 from . import form_values, owner_required, show_errors
+from ..shop import update_shop
 from .users import create_user, generate_password, reset_password, update_user
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
-SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
-MAX_UNDO_SECONDS = 300
-SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
-               "notification_email", "undo_seconds")
 LANGUAGE_CHOICES = [SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()]
 ROLE_CHOICES = [SelectChoice("staff", _l("Staff")), SelectChoice("owner", _l("Owner"))]
 
@@ -49,58 +42,6 @@ SECTIONS = [
 def timezone_names() -> list[str]:
     """Every IANA time zone the system knows, for the shop form's list."""
     return sorted(available_timezones())
-
-
-# --- the shop rules ---------------------------------------------------------------------------
-
-
-def update_shop(shop: Shop, *, actor: User | str | None = None, **values) -> list[str]:
-    """Change the given details of the shop (names from SHOP_FIELDS) and return the fields that changed.
-
-    Refuses an empty name, a slug that is not 2-64 lowercase letters, digits and inner hyphens, an
-    unknown language or time zone, a bad notification e-mail, and undo seconds outside 0-300.
-    A replaced slug is kept in ShopSlug, so old panel links and receiving addresses keep working.
-    """
-    unknown = set(values) - set(SHOP_FIELDS)
-    if unknown:
-        raise TypeError(f"not shop settings: {sorted(unknown)}")
-    values = _checked_shop_values(values)
-
-    changed = [field for field, value in values.items() if getattr(shop, field) != value]
-    if "slug" in changed and db.session.scalar(select(ShopSlug).where(ShopSlug.slug == shop.slug)) is None:
-        db.session.add(ShopSlug(slug=shop.slug))
-    for field in changed:
-        setattr(shop, field, values[field])
-    if changed:
-        record("settings.shop", target=shop, changed=changed, by=actor)
-    db.session.flush()
-    return changed
-
-
-def _checked_shop_values(values: dict) -> dict:
-    """The values cleaned up (trimmed, e-mail normalised); ValidationFailed lists every broken rule at once."""
-    values = {field: value.strip() if isinstance(value, str) else value for field, value in values.items()}
-    errors = {}
-    if "name" in values and not values["name"]:
-        errors["name"] = _("Enter the shop's name.")
-    if "slug" in values and not SLUG_PATTERN.fullmatch(values["slug"] or ""):
-        errors["slug"] = _("Use 2-64 lowercase letters, digits and hyphens (not at the start or end).")
-    if "locale" in values and values["locale"] not in LOCALES:
-        errors["locale"] = _("Choose Polish or English.")
-    if "timezone" in values and values["timezone"] not in available_timezones():
-        errors["timezone"] = _("Choose a time zone from the list.")
-    if "notification_email" in values:
-        try:
-            values["notification_email"] = normalize_email(values["notification_email"])
-        except ValidationFailed as exc:
-            errors["notification_email"] = exc.fields["email"]
-    if "undo_seconds" in values and not (
-        isinstance(values["undo_seconds"], int) and 0 <= values["undo_seconds"] <= MAX_UNDO_SECONDS
-    ):
-        errors["undo_seconds"] = _("Enter a number of seconds from 0 to %(max)s.", max=MAX_UNDO_SECONDS)
-    if errors:
-        raise ValidationFailed(errors)
-    return values
 
 
 # --- forms ------------------------------------------------------------------------------------
