@@ -222,3 +222,24 @@ def test_a_composed_message_reaches_the_smtp_server_and_the_outbox_turns_green(
     assert "<strong>Telefon</strong>" in mail.get_body(("html",)).get_content()
     outbox = owner_client.get("/outbox/").get_data(as_text=True)
     assert "badge-green" in outbox
+
+
+def test_resend_now_from_the_outbox_really_sends_a_delivery_waiting_for_its_retry(
+        owner_client, mailbox, customer, smtp_server):
+    Shop.current().undo_seconds = 0
+    db.session.commit()
+    post_compose(owner_client, customer_id=customer.id, channels=["email"], subject="Faktura",
+                 body="Faktura za naprawę w załączniku.")
+    smtp_server.reject_next_rcpt_with = "450 4.2.0 Mailbox busy, try later"
+    assert dispatch_pass()["retried"] == 1
+    delivery = db.session.scalars(db.select(Delivery)).one()
+    assert delivery.status == "queued" and delivery.next_attempt_at > utcnow()  # waiting for its backoff
+    assert dispatch_pass()["claimed"] == 0 and smtp_server.messages == []
+
+    response = owner_client.post(f"/outbox/{delivery.id}/resend",
+                                 data={"csrf_token": csrf_token(owner_client, "/outbox/")})
+    assert response.status_code in (200, 302)
+    assert dispatch_pass()["sent"] == 1
+    assert len(smtp_server.wait_for(1)) == 1  # the mail reached the server: not just a status flipped
+    db.session.expire_all()
+    assert db.session.get(Delivery, delivery.id).status == "sent"
