@@ -17,7 +17,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from ..attachments import path_for as attachment_path
 from ..crypto import SecretUnreadable, decrypt
@@ -45,7 +45,14 @@ class _HeaderClasses(HeaderRegistry):
 
 MAIL_POLICY = policy.SMTP.clone(header_factory=_HeaderClasses())
 
-# Light Markdown as the composer's toolbar writes it; raw HTML stays text, single line breaks are kept.
+
+@functools.lru_cache(maxsize=64)
+def _shared_header(name: str, value: str, addr_spec: str | None = None):
+    """The header `name: value` as the mail policy parses it (with `addr_spec`: the address `value <addr_spec>`),
+    made once and shared by the mails that carry it, as header objects are immutable: for the headers that are
+    the same in many mails (the sender, our instance id, the markers of automatic mail), parsing being most of
+    what a header costs."""
+    return MAIL_POLICY.header_factory(name, value if addr_spec is None else Address(value, addr_spec=addr_spec))
 
 
 class EmailChannel:
@@ -91,13 +98,15 @@ class EmailSession:
     """The SMTP connections of one dispatch pass: one per mailbox, opened on first use, reused for the rest.
 
     A mailbox that cannot be reached is tried once per pass: its later deliveries get the same failure at
-    once instead of waiting for the same timeout again. The shop (for the signature) and its default mailbox
-    are read once per pass too.
+    once instead of waiting for the same timeout again. A mailbox that works is marked healthy by its first
+    mail of the pass (its last send time is that mail's: an UPDATE per mail would cost more than the rest of
+    writing the result). The shop (for the signature) and its default mailbox are read once per pass too.
     """
 
     def __init__(self) -> None:
         self._connections: dict[int, smtplib.SMTP] = {}
         self._unreachable: dict[int, SendResult] = {}
+        self._healthy: set[int] = set()  # mailboxes whose health this pass has recorded
 
     @functools.cached_property
     def _shop(self) -> Shop:
@@ -138,7 +147,9 @@ class EmailSession:
                 self._unreachable[via.id] = result
                 self._drop(via)
             return result
-        record_sent(via)
+        if via.id not in self._healthy:
+            record_sent(via)
+            self._healthy.add(via.id)
         _remember_our_id(delivery, provider_id)
         if refused:  # some CC addresses were refused, the rest accepted the mail
             raw = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in refused.items())
@@ -194,7 +205,7 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
             raise ValueError(f"line break in a header value: {value!r}")
 
     mail = EmailMessage(policy=MAIL_POLICY)
-    mail["From"] = Address(sender_name, addr_spec=via.email)
+    mail["From"] = _shared_header("From", sender_name, via.email)
     mail["To"] = delivery.recipient
     if delivery.cc:
         mail["Cc"] = ", ".join(delivery.cc)
@@ -213,9 +224,9 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
     mail["Thread-Index"] = thread_index(thread.token, thread.created_at, replies)
     mail["Thread-Topic"] = thread_topic(subject)
     if message.automatic:
-        mail["Auto-Submitted"] = "auto-generated"
-        mail["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    mail[INSTANCE_HEADER] = instance_id()
+        mail["Auto-Submitted"] = _shared_header("Auto-Submitted", "auto-generated")
+        mail["X-Auto-Response-Suppress"] = _shared_header("X-Auto-Response-Suppress", "OOF, AutoReply")
+    mail[INSTANCE_HEADER] = _shared_header(INSTANCE_HEADER, instance_id())
 
     with force_locale(shop.locale):
         text = render_template("emails/message.txt", body=plain_text(message), shop=shop)
@@ -281,6 +292,9 @@ def connect(mailbox: Mailbox) -> smtplib.SMTP:
     else:
         connection = smtplib.SMTP(mailbox.smtp_host, mailbox.smtp_port, timeout=timeout)
     try:
+        # A mail longer than one TLS record leaves in several writes; with Nagle's algorithm the last one waits
+        # for the server's delayed ACK (40 ms or more) before the server can answer. Commands are whole writes.
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection.ehlo()
         if mailbox.smtp_security == "starttls":
             connection.starttls(context=tls_context())
@@ -422,17 +436,26 @@ def _raw(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+# Run for every mail, so built once with parameters, on the table rather than the mapped class: building a
+# statement, and the ORM's work around executing one, cost more than running it.
+_refs = MessageRef.__table__
+_EARLIER_REFS = (
+    select(_refs.c.ref, _refs.c.message_id)
+    .where(_refs.c.thread_id == bindparam("thread_id"), _refs.c.message_id != bindparam("message_id"))
+    .order_by(_refs.c.id)
+)
+_REF_KNOWN = select(_refs.c.id).where(_refs.c.ref == bindparam("ref"))
+_ADD_REF = insert(_refs)
+
+
 def _earlier_refs(message: Message) -> list[tuple[str, int]]:
     """Every id the thread's other messages are known by, (ref, message id), in the order they were seen."""
-    return list(db.session.execute(
-        select(MessageRef.ref, MessageRef.message_id)
-        .where(MessageRef.thread_id == message.thread_id, MessageRef.message_id != message.id)
-        .order_by(MessageRef.id)
-    ).tuples())
+    return list(db.session.execute(_EARLIER_REFS, {"thread_id": message.thread_id, "message_id": message.id})
+                .tuples())
 
 
 def _remember_our_id(delivery: Delivery, ref: str) -> None:
     """Keep the Message-ID we sent, so the thread's next mail can refer to it (a resend reuses the same id)."""
-    if db.session.scalar(select(MessageRef.id).where(MessageRef.ref == ref)) is None:
-        db.session.add(MessageRef(ref=ref, message_id=delivery.message_id, thread_id=delivery.message.thread_id,
-                                  kind="ours"))
+    if db.session.execute(_REF_KNOWN, {"ref": ref}).first() is None:
+        db.session.execute(_ADD_REF, {"ref": ref, "message_id": delivery.message_id,
+                                      "thread_id": delivery.message.thread_id, "kind": "ours"})

@@ -17,8 +17,9 @@ from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -252,8 +253,9 @@ class SmsSession:
         if len(body) > MAX_BODY:
             return SendResult(ok=False, permanent=True, error_code="too_long", error=_(
                 "The SMS has %(count)s characters; at most %(max)s can be sent.", count=len(body), max=MAX_BODY))
-        delivery.sms_account_id = self.account.id if self.account else None
-        return self.send_text(delivery.recipient, body, status_callback=public_url(STATUS_CALLBACK_PATH))
+        result = self.send_text(delivery.recipient, body, status_callback=public_url(STATUS_CALLBACK_PATH))
+        _stamp_account(delivery, self.account.id if self.account else None)
+        return result
 
     def send_text(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
         """Ask Twilio to send `body` to the number `to` (E.164) and say how it went.
@@ -290,7 +292,7 @@ class SmsSession:
         if self._client is None:
             base_url = self.account.api_base_url
             http_client = (RedirectedHttpClient(base_url, timeout=self.timeout) if base_url
-                           else TwilioHttpClient(timeout=self.timeout))
+                           else PassHttpClient(timeout=self.timeout))
             self._client = Client(self.account.account_sid, decrypt(self.account.auth_token_enc),
                                   http_client=http_client)
         return self._client
@@ -308,7 +310,35 @@ class SmsSession:
             self.account.last_error = None
 
 
-class RedirectedHttpClient(TwilioHttpClient):
+_deliveries = Delivery.__table__
+_SET_ACCOUNT = (update(_deliveries).where(_deliveries.c.id == bindparam("delivery_id"))
+                .values(sms_account_id=bindparam("account_id")))
+
+
+def _stamp_account(delivery: Delivery, account_id: int | None) -> None:
+    """Write on the delivery the account it went out through (no commit), once the request is over: a plain
+    UPDATE built once, as flushing the changed row through the ORM costs more than the rest of recording the
+    result. The loaded row is told the value without being marked changed."""
+    db.session.execute(_SET_ACCOUNT, {"delivery_id": delivery.id, "account_id": account_id})
+    set_committed_value(delivery, "sms_account_id", account_id)
+
+
+class PassHttpClient(TwilioHttpClient):
+    """Twilio's HTTP client for one dispatch pass, taking the proxy and CA settings from the environment at its
+    first request only: requests reads the whole environment again for every request, a good part of the
+    client's time per SMS, and the environment does not change during a pass."""
+
+    def request(self, method: str, url: str, *args, **kwargs):
+        session = self.session
+        if session.trust_env:
+            settings = session.merge_environment_settings(url, {}, None, None, None)
+            session.proxies.update(settings["proxies"])
+            session.verify = settings["verify"]
+            session.trust_env = False
+        return super().request(method, url, *args, **kwargs)
+
+
+class RedirectedHttpClient(PassHttpClient):
     """Sends every request meant for a *.twilio.com host to another base URL (a Twilio-compatible provider,
     or a local server in tests), whichever Twilio domain, edge or region the client library picked."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
@@ -21,7 +22,7 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 def html_body(message: Message) -> Markup:
     """The message body as sanitised HTML: Markdown rendered, plain text in paragraphs."""
     if message.body_format == "markdown":
-        html = _markdown.render(message.body_text or "")
+        html = _render(message.body_text or "")
     else:
         paragraphs = [p for p in (message.body_text or "").replace("\r\n", "\n").split("\n\n") if p.strip()]
         html = "".join(f"<p>{escape(p.strip())}</p>".replace("\n", "<br>\n") for p in paragraphs)
@@ -36,6 +37,13 @@ def plain_text(message: Message) -> str:
     return markdown_to_text(message.body_text or "")
 
 
+@lru_cache(maxsize=512)
+def _render(source: str) -> str:
+    """Markdown to (unsanitised) HTML; cached, as one message's e-mail, SMS and page render the same text."""
+    return _markdown.render(source)
+
+
+@lru_cache(maxsize=512)
 def markdown_to_text(source: str) -> str:
     """Light Markdown as a person would type it without formatting (also what an SMS of it should say)."""
     lines: list[str] = []

@@ -4,12 +4,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from ..extensions import db
 from ..models import Delivery, DeliveryEvent
 
 CLAIMABLE = ("scheduled", "queued")
+
+# The statements run once or twice per delivery are built once, with parameters, on the table rather than the
+# mapped class: building a statement, and the ORM's work around executing one, cost more than running it.
+_deliveries = Delivery.__table__
+# True while the claim named by the parameters (Claim.params) still holds: not resent or dismissed meanwhile.
+_STILL_HELD = and_(
+    _deliveries.c.id == bindparam("claim_id"),
+    _deliveries.c.status == "sending",
+    _deliveries.c.claimed_by == bindparam("claim_worker"),
+    _deliveries.c.claimed_at == bindparam("claim_at"),
+)
+_IS_HELD = select(_deliveries.c.id).where(_STILL_HELD)
+_UPDATE_HELD = update(_deliveries).where(_STILL_HELD)  # sets the columns named by the other parameters
 
 
 @dataclass(frozen=True)
@@ -21,18 +34,18 @@ class Claim:
     worker: str
     claimed_at: datetime
 
-    def still_held(self):
-        """SQL conditions true while the delivery is still ours: not resent, cancelled or dismissed meanwhile."""
-        return (
-            Delivery.id == self.delivery_id,
-            Delivery.status == "sending",
-            Delivery.claimed_by == self.worker,
-            Delivery.claimed_at == self.claimed_at,
-        )
+    @property
+    def params(self) -> dict:
+        """The parameters of _STILL_HELD for this claim."""
+        return {"claim_id": self.delivery_id, "claim_worker": self.worker, "claim_at": self.claimed_at}
 
     def holds(self) -> bool:
-        """Whether the delivery is still ours, asked of the database (one indexed lookup)."""
-        return db.session.scalar(select(Delivery.id).where(*self.still_held())) is not None
+        """Whether the delivery is still ours, asked of the database (one lookup by primary key)."""
+        return db.session.execute(_IS_HELD, self.params).first() is not None
+
+    def update(self, **values) -> bool:
+        """Set `values` on the delivery if the claim still holds (no commit); whether it did."""
+        return db.session.execute(_UPDATE_HELD, {**values, **self.params}).rowcount == 1
 
 
 def claim_due(now: datetime, worker: str, limit: int) -> list[Claim]:
@@ -71,9 +84,10 @@ def release(claims: list[Claim]) -> None:
     for claim in claims:
         db.session.execute(
             update(Delivery)
-            .where(*claim.still_held())
+            .where(_STILL_HELD)
             .values(status="queued", attempts=Delivery.attempts - 1, claimed_at=None, claimed_by=None)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
+            claim.params,
         )
     db.session.commit()
 
