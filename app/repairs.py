@@ -228,6 +228,15 @@ def _event(repair: Repair, kind: str, text: str, actor: Actor) -> None:
     )
 
 
+def log_sent(delivery) -> None:
+    """Note on the repair's log that a message about it went out (SMS or e-mail), to whom and by whom."""
+    message = delivery.message
+    repair_id = message.thread.repair_id
+    if repair_id is not None and delivery.channel in ("sms", "email"):
+        db.session.add(RepairEvent(repair_id=repair_id, kind=f"{delivery.channel}_sent", text=delivery.recipient,
+                                   user_id=message.author_user_id))
+
+
 def _apply(row, cleaned: dict) -> list[str]:
     """Set the cleaned values that differ from the row's; returns the names of the changed fields."""
     changed = [field for field, value in cleaned.items() if getattr(row, field) != value]

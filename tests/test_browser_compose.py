@@ -76,3 +76,5 @@ def test_compose_from_a_repair_card_undo_then_send_and_the_outbox_turns_green(
     expect(page.locator("tbody .badge-green")).to_have_count(2)
     assert len(smtp_server.wait_for(1)) == 1
     assert twilio_server.requests[-1].form["Body"] == "Telefon jest gotowy do odbioru dzis"
+    page.goto(f"{live_server.url}/repairs/{repair.id}?tab=log")
+    expect(page.locator("ul.log")).to_contain_text("SMS sent to +48 600 100 200")

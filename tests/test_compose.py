@@ -222,6 +222,8 @@ def test_a_composed_message_reaches_the_smtp_server_and_the_outbox_turns_green(
     assert "<strong>Telefon</strong>" in mail.get_body(("html",)).get_content()
     outbox = owner_client.get("/outbox/").get_data(as_text=True)
     assert "badge-green" in outbox
+    log = owner_client.get(f"/repairs/{repair.id}?tab=log").get_data(as_text=True)
+    assert "E-mail sent to jan@example.com" in log
 
 
 def test_resend_now_from_the_outbox_really_sends_a_delivery_waiting_for_its_retry(

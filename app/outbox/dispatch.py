@@ -18,6 +18,7 @@ from ..channels import get_channel
 from ..channels.base import Channel, ChannelSession, SendResult
 from ..extensions import db
 from ..models import Delivery, DeliveryEvent, Message, Shop, Thread, utcnow
+from ..repairs import log_sent
 from .backoff import configured_retry_delay
 from .claim import Claim, claim_due, flag_stale_claims, release
 
@@ -155,6 +156,8 @@ def _send_and_record(claim: Claim, delivery: Delivery | None, sessions: _Session
         channel, session = sessions.get(delivery.channel)
         result = session.send(delivery)
         delivered_when_sent = getattr(channel, "delivered_when_sent", False)
+        if result.ok:
+            log_sent(delivery)  # the repair card's log, committed with the result
     except Exception as exc:
         db.session.rollback()  # whatever the channel had changed is as unreliable as its send
         log.warning("sending delivery %s over %s raised", delivery.id, delivery.channel, exc_info=True)
