@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import closing
+from datetime import timedelta
 
 import pytest
 from flask_babel import refresh
@@ -10,7 +11,8 @@ from sqlalchemy import select
 
 from app.channels.sms import MAX_BODY, SmsChannel, active_account
 from app.extensions import db
-from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread
+from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, utcnow
+from app.outbox import dispatch_pass
 from app.sms_accounts import configure_sms
 from servers.smtp import free_port
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
@@ -237,13 +239,27 @@ def test_a_twilio_that_refuses_connections_is_temporary(customer):
     assert result.error == "Could not connect to Twilio; the SMS will be tried again."
 
 
-def test_a_twilio_that_does_not_answer_in_time_is_temporary(account, customer, twilio_server):
-    twilio_server.force(201, {"sid": "SM" + "0" * 32}, delay=1.5)
+def test_a_twilio_that_does_not_answer_in_time_leaves_the_sms_uncertain(account, customer, twilio_server):
+    twilio_server.force(201, {"sid": "SM" + "0" * 32}, delay=1.5)  # it accepts the SMS, but answers too late
 
     result = send(sms_delivery(customer), SmsChannel(timeout=0.3))
 
-    assert not result.ok and not result.permanent and result.error_code == "timeout"
-    assert result.error == "Twilio did not answer within 0.3 seconds; the SMS will be tried again."
+    assert not result.ok and not result.permanent and result.uncertain and result.error_code == "timeout"
+    assert result.error.startswith("Twilio did not answer within 0.3 seconds; the SMS may have gone out.")
+
+
+def test_an_sms_that_may_have_gone_out_is_not_sent_again_by_the_outbox(account, customer, twilio_server):
+    delivery = sms_delivery(customer)
+    delivery.status, delivery.next_attempt_at = "queued", utcnow()
+    db.session.commit()
+    twilio_server.force(201, {"sid": "SM" + "1" * 32}, delay=1.5)
+    registry = {"sms": SmsChannel(timeout=0.3)}
+
+    assert dispatch_pass(registry)["uncertain"] == 1
+    db.session.expire_all()
+    assert delivery.status == "sending" and delivery.uncertain
+    assert dispatch_pass(registry, now=utcnow() + timedelta(hours=1))["claimed"] == 0
+    assert len(twilio_server.requests) == 1  # one SMS request, never a second one
 
 
 def test_a_dispatch_pass_in_a_scheduler_thread_explains_a_refusal(app, account, customer, twilio_server):

@@ -18,6 +18,7 @@ class SendResult:
     error_raw: str | None = None  # what the server said, for the outbox's details
     error_code: str | None = None  # e.g. "21211", "550", "auth"
     permanent: bool = False  # retrying cannot help (invalid number, mailbox does not exist)
+    uncertain: bool = False  # the request reached the provider but no answer came: it may have gone out
     mailbox_id: int | None = None  # the mailbox that actually sent (the default one when the first is broken)
 
 

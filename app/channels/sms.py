@@ -374,7 +374,15 @@ def _refusal(exc: TwilioException) -> SendResult:
 
 
 def _no_answer(exc: requests.RequestException, timeout: float) -> SendResult:
-    """A temporary SendResult for a Twilio that could not be reached or did not answer in time."""
+    """The SendResult for a Twilio that could not be reached (temporary) or did not answer in time.
+
+    A read timeout comes after the request went out: Twilio may have accepted the SMS, so it is uncertain and
+    waits for staff instead of being sent again by itself (a customer would get it twice).
+    """
+    if isinstance(exc, requests.ReadTimeout):
+        return SendResult(ok=False, uncertain=True, error_raw=str(exc), error_code="timeout", error=_(
+            "Twilio did not answer within %(seconds)s seconds; the SMS may have gone out. Check it, then resend "
+            "or mark it as sent.", seconds=timeout))
     if isinstance(exc, requests.Timeout):
         return SendResult(ok=False, error_raw=str(exc), error_code="timeout", error=_(
             "Twilio did not answer within %(seconds)s seconds; the SMS will be tried again.", seconds=timeout))

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SENDING_STALE = 600  # seconds a claim may stay unrecorded before it counts as a crash (OUTBOX_SENDING_STALE)
 # What each recorded outcome adds to in the counts of a pass.
-COUNTED_AS = {"sent": "sent", "delivered": "sent", "retry": "retried", "failed": "failed"}
+COUNTED_AS = {"sent": "sent", "delivered": "sent", "retry": "retried", "failed": "failed", "uncertain": "uncertain"}
 # A plain INSERT: the ORM's unit of work would cost more than the statement, once per delivery.
 _ADD_EVENT = insert(DeliveryEvent.__table__)
 
@@ -175,7 +175,8 @@ def record_result(claim: Claim, result: SendResult, now: datetime, max_attempts:
     """Write the outcome of one attempt and an event for the delivery's history, and commit; returns the outcome.
 
     ok → `sent` (or `delivered` for a channel that delivers as it sends); a permanent error, or a temporary one
-    on the last allowed attempt → `failed`; any other error → `queued` again after a backoff ("retry").
+    on the last allowed attempt → `failed`; a send that may have gone out (no answer after the request) →
+    `sending` flagged uncertain; any other error → `queued` again after a backoff ("retry").
     The row changes only while the claim still holds; a result that comes after staff resent or dismissed the
     delivery is only written to its history (outcome "late").
     """
@@ -190,12 +191,14 @@ def record_result(claim: Claim, result: SendResult, now: datetime, max_attempts:
     else:
         errors = {"error": result.error or _("Sending failed."), "error_raw": result.error_raw,
                   "error_code": result.error_code}
-        if result.permanent or claim.attempt >= max_attempts:
+        if result.uncertain:  # it may have gone out: staff decide, a pass never sends it again by itself
+            outcome, values = "uncertain", {"status": "sending", "uncertain": True, **errors}
+        elif result.permanent or claim.attempt >= max_attempts:
             outcome, values = "failed", {"status": "failed", **errors}
         else:
             next_attempt_at = now + configured_retry_delay(claim.attempt)
             outcome, values = "retry", {"status": "queued", "next_attempt_at": next_attempt_at, **errors}
-    held = claim.update(uncertain=False, **values)
+    held = claim.update(**{"uncertain": False, **values})
     detail = {"attempt": claim.attempt, "worker": claim.worker}
     detail.update({key: value.isoformat() if isinstance(value, datetime) else value
                    for key, value in values.items() if value is not None and key != "status"})
