@@ -13,6 +13,12 @@ from .shop import NumberSequence, Queue, RepairStatus
 from .types import UTCDateTime, utcnow
 
 PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def contains_text(text: str, *columns):
+    """Any of `columns` contains `text`, ignoring case; % and _ in the text are searched for literally."""
+    needle = text.strip().lower()
+    return or_(*(func.lower(column).contains(needle, autoescape=True) for column in columns))
 TICKET_STATUSES = ("open", "pending", "closed")
 
 
@@ -48,18 +54,10 @@ class Repair(db.Model):
 
     @classmethod
     def search(cls, text: str = "", status_id: int | None = None):
+        """Repairs whose number, device, fault or customer's name contains `text`, newest first."""
         query = select(cls).join(Customer)
-        text = text.strip()
-        if text:
-            like = f"%{text.lower()}%"
-            query = query.where(
-                or_(
-                    func.lower(cls.number).like(like),
-                    func.lower(cls.device).like(like),
-                    func.lower(cls.description).like(like),
-                    func.lower(Customer.name).like(like),
-                )
-            )
+        if text.strip():
+            query = query.where(contains_text(text, cls.number, cls.device, cls.description, Customer.name))
         if status_id:
             query = query.where(cls.status_id == status_id)
         return query.order_by(cls.created_at.desc(), cls.id.desc())
@@ -110,17 +108,10 @@ class Ticket(db.Model):
 
     @classmethod
     def search(cls, text: str = "", status: str | None = None):
+        """Tickets whose number, subject or customer's name contains `text`, newest first."""
         query = select(cls).join(Customer)
-        text = text.strip()
-        if text:
-            like = f"%{text.lower()}%"
-            query = query.where(
-                or_(
-                    func.lower(cls.number).like(like),
-                    func.lower(cls.subject).like(like),
-                    func.lower(Customer.name).like(like),
-                )
-            )
+        if text.strip():
+            query = query.where(contains_text(text, cls.number, cls.subject, Customer.name))
         if status:
             query = query.where(cls.status == status)
         return query.order_by(cls.created_at.desc(), cls.id.desc())
