@@ -141,7 +141,6 @@ def _parsed_number(raw: str) -> phonenumbers.PhoneNumber | None:
 # ---------------------------------------------------------------- sending through Twilio
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"  # served by app/webhooks/twilio.py
-INBOUND_SMS_PATH = "/webhooks/twilio/sms"  # pasted into Twilio's console so replies reach us
 REQUEST_TIMEOUT = 30  # seconds per call to Twilio: a stuck call must not stall the whole dispatch pass
 AUTH_FAILED = 20003
 UNSUBSCRIBED = 21610

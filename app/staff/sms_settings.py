@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, SelectChoice, StringField, TelField, URLField
 
 from ..channels.base import SendResult
-from ..channels.sms import INBOUND_SMS_PATH, STATUS_CALLBACK_PATH, active_account, public_url
+from ..channels.sms import STATUS_CALLBACK_PATH, active_account, public_url
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
 from ..models import SmsAccount
@@ -47,7 +47,7 @@ def _page(form: SmsAccountForm, test_form: TestSmsForm, result: SendResult | Non
     status = 422 if form.errors or test_form.errors else 200
     return render_template(
         "staff/sms_settings/index.html", account=active_account(), form=form, test_form=test_form, result=result,
-        status_callback_url=public_url(STATUS_CALLBACK_PATH), inbound_url=public_url(INBOUND_SMS_PATH),
+        status_callback_url=public_url(STATUS_CALLBACK_PATH),
         test_limit=TEST_SMS_PER_HOUR,
     ), status
 
