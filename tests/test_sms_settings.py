@@ -104,10 +104,10 @@ def test_a_sender_name_must_fit_what_carriers_accept(owner_client):
     assert "1 to 11 letters" in response.get_data(as_text=True)
 
 
-def test_the_page_shows_the_addresses_to_paste_into_twilio(owner_client):
+def test_the_page_shows_the_status_callback_address_to_paste_into_twilio(owner_client):
     page = owner_client.get(PAGE).get_data(as_text=True)
     assert "http://shop.example/webhooks/twilio/status" in page
-    assert "http://shop.example/webhooks/twilio/sms" in page
+    assert "/webhooks/twilio/sms" not in page  # no address for inbound SMS before the app receives them
 
 
 def test_staff_cannot_open_or_change_the_sms_settings(staff_client):
