@@ -69,8 +69,8 @@ def _channel_states(customer: Customer | None) -> list[dict]:
     ]
 
 
-def _send_at_utc(local: datetime | None) -> datetime | None:
-    """The form's local date and time, in the shop's time zone, as UTC."""
+def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
+    """The form's date and time, read in the shop's time zone (the form has no zone of its own)."""
     if local is None:
         return None
     return local.replace(tzinfo=ZoneInfo(current_shop().timezone))
@@ -102,8 +102,8 @@ def page():
         message = compose(
             customer=customer, channels=chosen, body=form.body.data, author=current_user,
             subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,
-            cc=[a for a in (form.cc.data or "").replace(";", ",").split(",")],
-            attachments=files, send_at=_send_at_utc(form.send_at.data), sms_plain=form.sms_plain.data,
+            cc=(form.cc.data or "").replace(";", ",").split(","),
+            attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data), sms_plain=form.sms_plain.data,
         )
     except ValidationFailed as exc:
         db.session.rollback()
