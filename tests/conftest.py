@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db as _db
-from app.models import Shop, User
+from app.models import ApiToken, Shop, User
 from app.models.users import hash_password
 
 PASSWORD = "correct horse battery"
@@ -443,6 +443,15 @@ def sign_in(client, user: User, password: str = PASSWORD, remember: bool = False
     response = client.post("/login", data=data, **request)
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+@pytest.fixture
+def api(client):
+    """The test client with a valid API bearer token (issued to "erp")."""
+    _row, plain = ApiToken.issue("erp")
+    _db.session.commit()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {plain}"
+    return client
 
 
 @pytest.fixture

@@ -7,18 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import ApiToken, AuditEvent, Customer, Delivery, Mailbox, Message, Thread, utcnow
+from app.models import AuditEvent, Customer, Delivery, Mailbox, Message, Thread, utcnow
 from app.repairs import create_repair
 from app.sms_accounts import configure_sms
-
-
-@pytest.fixture
-def api(client):
-    """The client with a valid bearer token (issued to "erp")."""
-    _row, plain = ApiToken.issue("erp")
-    db.session.commit()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {plain}"
-    return client
 
 
 @pytest.fixture

@@ -7,17 +7,8 @@ import pytest
 
 from app.extensions import db
 from app.messaging.compose import compose
-from app.models import ApiToken, Attachment, Customer, InboundItem, Message, Thread, utcnow
+from app.models import Attachment, Customer, InboundItem, Message, Thread, utcnow
 from app.repairs import create_repair, create_ticket
-
-
-@pytest.fixture
-def api(client):
-    """The client with a valid bearer token (issued to "erp")."""
-    _row, plain = ApiToken.issue("erp")
-    db.session.commit()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {plain}"
-    return client
 
 
 @pytest.fixture
