@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.customers import create_customer
 from app.extensions import db
-from app.inbound.sms import keyword_of
+from app.inbound.sms import IncomingSms, keyword_of, receive_sms
 from app.models import AuditEvent, ConsentEvent, Customer, Delivery, InboundItem, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
@@ -130,6 +130,19 @@ def test_the_same_sms_posted_twice_is_stored_once(staff_client, account, custome
     assert len(inbound_messages()) == 1 and count_of(InboundItem) == 1
 
 
+def test_a_repeat_that_loses_the_race_for_the_unique_key_leaves_the_rest_of_the_transaction_alone(
+        account, customer):
+    first = receive_sms(IncomingSms(sid="SM" + "2" * 32, sender=MOBILE, to=SHOP_NUMBER, body="STOP"))
+    again = receive_sms(IncomingSms(sid="SM" + "2" * 32, sender=MOBILE, to=SHOP_NUMBER, body="STOP"))
+    db.session.commit()
+
+    assert again.status == "duplicate" and again.item.id == first.item.id
+    assert count_of(InboundItem) == 1
+    db.session.expire_all()
+    assert db.session.get(Customer, customer.id).sms_informational is False  # the first one's work stayed
+    assert count_of(ConsentEvent) == 3  # two consents at creation, one STOP
+
+
 def test_a_reply_after_the_fifteen_day_window_is_held_with_the_reason(staff_client, account, customer,
                                                                       twilio_server):
     repair = new_repair(customer, "iPhone 12")
@@ -241,10 +254,33 @@ def test_a_message_cannot_be_moved_into_another_customers_thread(staff_client, a
                                        "csrf_token": csrf_token(staff_client, f"/threads/{thread.id}")},
                                  follow_redirects=True)
 
-    assert "another thread of the same customer" in response.get_data(as_text=True)
+    assert "The message can only move to a thread of the customer who sent it." in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(Message, message.id).thread_id == thread.id
     assert db.session.scalar(select(func.count()).where(AuditEvent.action == "message.move")) == 0
+
+
+def test_a_reply_from_a_phone_two_customers_share_can_move_to_the_other_ones_thread(
+        staff_client, account, customer, twilio_server):
+    wife = create_customer(name="Anna Kowalska", phone=MOBILE)
+    db.session.commit()
+    his = text_about(staff_client, customer, new_repair(customer, "iPhone 12"))
+    his.sent_at = utcnow() - timedelta(days=1)
+    db.session.commit()
+    hers = text_about(staff_client, wife, new_repair(wife, "Galaxy A52"))
+    replied(twilio_server, staff_client, "Odbiorę oba jutro")
+    [message] = inbound_messages()
+    assert message.thread_id == hers.message.thread_id and message.author_customer_id == wife.id
+    his_thread = his.message.thread
+
+    response = staff_client.post(f"/threads/{message.thread_id}/messages/{message.id}/move",
+                                 data={"to_thread_id": his_thread.id,
+                                       "csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")})
+
+    assert response.status_code == 302
+    db.session.expire_all()
+    message = db.session.get(Message, message.id)
+    assert (message.thread_id, message.author_customer_id) == (his_thread.id, customer.id)
 
 
 def test_stop_turns_informational_sms_off_and_compose_then_refuses_sms_with_the_reason(
@@ -271,6 +307,8 @@ def test_stop_turns_informational_sms_off_and_compose_then_refuses_sms_with_the_
     refused = staff_client.post("/compose", data=data, content_type="multipart/form-data")
     assert refused.status_code == 422
     assert "The customer has turned informational SMS off." in refused.get_data(as_text=True)
+    answer = staff_client.get(f"/compose?thread_id={thread.id}").get_data(as_text=True)
+    assert not re.search(r'value="sms"[^>]*checked', answer)  # the STOP reply no longer makes SMS the default
 
     replied(twilio_server, staff_client, "START")
 

@@ -14,25 +14,26 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
     """Put a message the customer sent into `to_thread`; returns it. Flushed, the caller commits.
 
     Both threads get an event saying what moved where, the message loses its "may belong to" marker, and
-    the move is audited. The message keeps its time, so it sits where it belongs in the other timeline.
+    the move is audited; each thread's preview and status follow its latest message again. The message keeps its time, so it sits where it belongs in the other timeline.
     Refuses (ValidationFailed on "to_thread_id") anything but an incoming message, a move into the thread
-    it is in, and a thread that is deleted or belongs to another customer.
+    it is in, and a thread that is deleted or belongs to another customer, unless that customer has the
+    phone the SMS came from (a family sharing one phone): then the message becomes theirs.
     """
     from_thread = message.thread
     if message.direction != "in" or message.kind != "message":
         raise ValidationFailed({"to_thread_id": _("Only a message from the customer can be moved.")})
     if to_thread.id == from_thread.id:
         raise ValidationFailed({"to_thread_id": _("The message is already in this thread.")})
-    if to_thread.deleted_at is not None or to_thread.customer_id != from_thread.customer_id:
-        raise ValidationFailed({"to_thread_id": _("The message can only move to another thread of the same "
-                                                  "customer.")})
+    if to_thread.deleted_at is not None or not _sent_by_customer_of(message, to_thread):
+        raise ValidationFailed({"to_thread_id": _("The message can only move to a thread of the customer who "
+                                                  "sent it.")})
 
     now = utcnow()
     what = _("SMS") if message.channel == "sms" else _("Message")
-    who = message.sender or _("the customer")
-    message.thread_id = to_thread.id
-    message.meta = {key: value for key, value in (message.meta or {}).items() if key != "may_belong_to"} | {
-        "moved_from": from_thread.id}
+    who = message.sender
+    message.thread = to_thread
+    message.author_customer_id = to_thread.customer_id
+    message.meta = {key: value for key, value in (message.meta or {}).items() if key != "may_belong_to"}
     _event(from_thread, actor, now, _("%(what)s from %(who)s moved to %(thread)s.", what=what, who=who,
                                        thread=_named(to_thread)))
     _event(to_thread, actor, now, _("%(what)s from %(who)s moved here from %(thread)s.", what=what, who=who,
@@ -42,12 +43,20 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
     db.session.expire(to_thread, ["messages"])
     left = [m for m in from_thread.messages if m.kind == "message"]
     from_thread.last_message_preview = " ".join(left[-1].body_text.split())[:PREVIEW_CHARS] if left else ""
+    if left and left[-1].direction == "out":  # the moved message was what we owed an answer to
+        from_thread.status = "waiting_customer"
     to_thread.last_activity_at = now
     to_thread.last_inbound_at = max(filter(None, (to_thread.last_inbound_at, message.created_at)))
     to_thread.last_message_preview = " ".join(message.body_text.split())[:PREVIEW_CHARS]
     to_thread.status, to_thread.closed_at = "waiting_us", None
     record("message.move", by=actor, target=message, from_thread=from_thread.id, to_thread=to_thread.id)
     return message
+
+
+def _sent_by_customer_of(message: Message, thread: Thread) -> bool:
+    if thread.customer_id is not None and thread.customer_id == message.thread.customer_id:
+        return True
+    return message.channel == "sms" and thread.customer is not None and thread.customer.phone == message.sender
 
 
 def thread_label(thread: Thread) -> str:
