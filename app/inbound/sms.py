@@ -16,9 +16,9 @@ from ..channels.sms import active_account
 from ..customers import parse_phone, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, utcnow
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.move import thread_label
+from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, utcnow
 
 # The whole text, trimmed and in any case, is a keyword: Twilio's own list, and Polish "NIE" (STOP and START
 # read the same in Polish). A sentence containing one of these words is an ordinary message.
