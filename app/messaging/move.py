@@ -14,7 +14,8 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
     """Put a message the customer sent into `to_thread`; returns it. Flushed, the caller commits.
 
     Both threads get an event saying what moved where, the message loses its "may belong to" marker, and
-    the move is audited; each thread's preview and status follow its latest message again. The message keeps its time, so it sits where it belongs in the other timeline.
+    the move is audited; each thread's preview and status follow its latest message again. The message keeps
+    its time, so it sits where it belongs in the other timeline.
     Refuses (ValidationFailed on "to_thread_id") anything but an incoming message, a move into the thread
     it is in, and a thread that is deleted or belongs to another customer, unless that customer has the
     phone the SMS came from (a family sharing one phone): then the message becomes theirs.
@@ -29,15 +30,16 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
                                                   "sent it.")})
 
     now = utcnow()
-    what = _("SMS") if message.channel == "sms" else _("Message")
-    who = message.sender
+    who, sms = message.sender, message.channel == "sms"
     message.thread = to_thread
     message.author_customer_id = to_thread.customer_id
     message.meta = {key: value for key, value in (message.meta or {}).items() if key != "may_belong_to"}
-    _event(from_thread, actor, now, _("%(what)s from %(who)s moved to %(thread)s.", what=what, who=who,
-                                       thread=_named(to_thread)))
-    _event(to_thread, actor, now, _("%(what)s from %(who)s moved here from %(thread)s.", what=what, who=who,
-                                     thread=_named(from_thread)))
+    # Whole sentences per channel, so translations can agree in gender ("SMS przeniesiony", "wiadomość przeniesiona").
+    to_name, from_name = _named(to_thread), _named(from_thread)
+    _event(from_thread, actor, now, _("SMS from %(who)s moved to %(thread)s.", who=who, thread=to_name) if sms
+           else _("Message from %(who)s moved to %(thread)s.", who=who, thread=to_name))
+    _event(to_thread, actor, now, _("SMS from %(who)s moved here from %(thread)s.", who=who, thread=from_name) if sms
+           else _("Message from %(who)s moved here from %(thread)s.", who=who, thread=from_name))
     db.session.flush()
     db.session.expire(from_thread, ["messages"])
     db.session.expire(to_thread, ["messages"])
