@@ -118,6 +118,15 @@ def test_a_forged_sms_is_refused_logged_and_stores_nothing(client, account, cust
     assert count_of(InboundItem) == 0 and count_of(Message) == 0
 
 
+def test_a_nul_character_in_the_text_does_not_lose_the_sms(staff_client, account, customer, twilio_server):
+    text_about(staff_client, customer, new_repair(customer, "iPhone 12"))
+
+    response = replied(twilio_server, staff_client, "Odbiorę\x00 jutro")
+
+    assert response.status_code == 200
+    assert [m.body_text for m in inbound_messages()] == ["Odbiorę jutro"]
+
+
 def test_the_same_sms_posted_twice_is_stored_once(staff_client, account, customer, twilio_server):
     repair = new_repair(customer, "iPhone 12")
     text_about(staff_client, customer, repair)

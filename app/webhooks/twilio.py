@@ -81,7 +81,8 @@ def twilio_sms():
     if not sid or not sender:
         return "", 400
     media_count = min(int(form["NumMedia"]) if form.get("NumMedia", "").isdigit() else 0, MAX_MEDIA)
-    sms = IncomingSms(sid=sid, sender=sender, to=form.get("To", ""), body=form.get("Body", ""),
+    body = form.get("Body", "").replace("\x00", "")  # PostgreSQL text cannot hold NUL; refusing would lose the SMS
+    sms = IncomingSms(sid=sid, sender=sender, to=form.get("To", ""), body=body,
                       media_urls=[url for i in range(media_count) if (url := form.get(f"MediaUrl{i}"))])
     outcome = receive_sms(sms)
     db.session.commit()
