@@ -15,7 +15,7 @@ from .models.audit import record
 
 PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
 NAME_MAX = 200
-SOURCES = ("staff", "api", "cli", "import")
+SOURCES = ("staff", "api", "cli", "import", "sms_keyword")
 # Customer attribute → the ConsentEvent kind that records its changes.
 CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
 # Whatever a person puts between the digits of a phone number.

@@ -16,15 +16,17 @@ from .models.users import LOCALES
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
 MAX_UNDO_SECONDS = 300
+MAX_SMS_REPLY_WINDOW_DAYS = 90
 SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
-               "notification_email", "undo_seconds")
+               "notification_email", "undo_seconds", "sms_reply_window_days")
 
 
 def update_shop(shop: Shop, *, actor: User | str | None = None, **values) -> list[str]:
     """Change the given details of the shop (names from SHOP_FIELDS) and return the fields that changed.
 
     Refuses an empty name, a slug that is not 2-64 lowercase letters, digits and inner hyphens, an
-    unknown language or time zone, a bad notification e-mail, and undo seconds outside 0-300.
+    unknown language or time zone, a bad notification e-mail, undo seconds outside 0-300, and an SMS reply
+    window outside 1-90 days.
     A replaced slug is kept in ShopSlug, so old panel links and receiving addresses keep working.
     """
     unknown = set(values) - set(SHOP_FIELDS)
@@ -64,6 +66,9 @@ def _checked_shop_values(values: dict) -> dict:
         isinstance(values["undo_seconds"], int) and 0 <= values["undo_seconds"] <= MAX_UNDO_SECONDS
     ):
         errors["undo_seconds"] = _("Enter a number of seconds from 0 to %(max)s.", max=MAX_UNDO_SECONDS)
+    days = values.get("sms_reply_window_days", 1)
+    if not (isinstance(days, int) and 1 <= days <= MAX_SMS_REPLY_WINDOW_DAYS):
+        errors["sms_reply_window_days"] = _("Enter a number of days from 1 to %(max)s.", max=MAX_SMS_REPLY_WINDOW_DAYS)
     if errors:
         raise ValidationFailed(errors)
     return values

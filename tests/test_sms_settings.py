@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.channels.sms import active_account
 from app.crypto import decrypt
 from app.extensions import db
-from app.models import AuditEvent, SmsAccount
+from app.models import AuditEvent, Shop, SmsAccount
 from conftest import csrf_token
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
@@ -104,16 +104,43 @@ def test_a_sender_name_must_fit_what_carriers_accept(owner_client):
     assert "1 to 11 letters" in response.get_data(as_text=True)
 
 
-def test_the_page_shows_the_status_callback_address_to_paste_into_twilio(owner_client):
+def test_the_page_shows_the_addresses_to_paste_into_twilio(owner_client):
     page = owner_client.get(PAGE).get_data(as_text=True)
-    assert "http://shop.example/webhooks/twilio/status" in page
-    assert "/webhooks/twilio/sms" not in page  # no address for inbound SMS before the app receives them
+    assert 'id="inbound-url">http://shop.example/webhooks/twilio/sms<' in page
+    assert 'id="status-callback-url">http://shop.example/webhooks/twilio/status<' in page
+
+
+def test_owner_sets_how_long_a_reply_finds_its_conversation(owner_client, owner):
+    token = csrf_token(owner_client, PAGE)
+    response = owner_client.post(PAGE + "replies", data={"replies-sms_reply_window_days": "30",
+                                                         "replies-csrf_token": token})
+
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert Shop.current().sms_reply_window_days == 30
+    audit = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "settings.shop"))
+    assert audit.user_id == owner.id and audit.details["changed"] == ["sms_reply_window_days"]
+
+
+@pytest.mark.parametrize("days", ["0", "91", ""])
+def test_a_reply_window_outside_one_to_ninety_days_is_refused(owner_client, days):
+    token = csrf_token(owner_client, PAGE)
+    response = owner_client.post(PAGE + "replies", data={"replies-sms_reply_window_days": days,
+                                                         "replies-csrf_token": token})
+
+    assert response.status_code == 422
+    assert "Enter a number of days from 1 to 90." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert Shop.current().sms_reply_window_days == 15
 
 
 def test_staff_cannot_open_or_change_the_sms_settings(staff_client):
     assert staff_client.get(PAGE).status_code == 403
     assert save(staff_client).status_code == 403
-    assert active_account() is None
+    response = staff_client.post(PAGE + "replies", data={"replies-sms_reply_window_days": "60",
+                                                         "csrf_token": csrf_token(staff_client, PAGE)})
+    assert response.status_code == 403
+    assert active_account() is None and Shop.current().sms_reply_window_days == 15
 
 
 def test_a_test_sms_reaches_twilio_and_the_page_says_so(configured, twilio_server):

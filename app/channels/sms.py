@@ -141,6 +141,7 @@ def _parsed_number(raw: str) -> phonenumbers.PhoneNumber | None:
 # ---------------------------------------------------------------- sending through Twilio
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"  # served by app/webhooks/twilio.py
+INBOUND_PATH = "/webhooks/twilio/sms"  # where Twilio posts the SMS customers send us (app/webhooks/twilio.py)
 REQUEST_TIMEOUT = 30  # seconds per call to Twilio: a stuck call must not stall the whole dispatch pass
 AUTH_FAILED = 20003
 UNSUBSCRIBED = 21610

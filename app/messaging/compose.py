@@ -51,13 +51,17 @@ def _clean_cc(cc: Sequence[str]) -> list[str]:
 
 
 def default_channels(customer: Customer, thread: Thread | None, shop: Shop) -> list[str]:
-    """Channels to tick first: how the customer last wrote in this thread, else what we last used, else e-mail."""
+    """Channels to tick first: how the customer last wrote in this thread, else what we last used, else e-mail.
+
+    A channel that cannot reach the customer now (SMS after they replied STOP) is passed over.
+    """
     if thread is not None:
         for message in reversed(thread.messages):
             if message.kind != "message":
                 continue
             if message.direction == "in" and message.channel in CHANNELS:
-                return [message.channel]
+                if not channel_problems(customer, [message.channel], shop):
+                    return [message.channel]
             if message.direction == "out" and message.meta.get("channels"):
                 usable = [c for c in message.meta["channels"] if not channel_problems(customer, [c], shop)]
                 if usable:

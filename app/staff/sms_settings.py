@@ -1,4 +1,4 @@
-"""Settings → SMS (owners): the Twilio account, the addresses to paste into Twilio's console, a test SMS."""
+"""Settings → SMS (owners): the Twilio account, the addresses for Twilio's console, the reply window, a test SMS."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -6,16 +6,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectChoice, StringField, TelField, URLField
+from wtforms import IntegerField, PasswordField, RadioField, SelectChoice, StringField, TelField, URLField
+from wtforms.validators import Optional
 
 from ..channels.base import SendResult
-from ..channels.sms import STATUS_CALLBACK_PATH, active_account, public_url
+from ..channels.sms import INBOUND_PATH, STATUS_CALLBACK_PATH, active_account, public_url
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
-from ..models import SmsAccount
+from ..models import Shop, SmsAccount
+from ..shop import update_shop
 from ..sms_accounts import configure_sms, send_test_sms
-from . import owner_required
-from . import show_errors
+from . import form_values, owner_required, show_errors
 
 bp = Blueprint("sms_settings", __name__, url_prefix="/settings/sms")
 
@@ -38,17 +39,23 @@ class TestSmsForm(FlaskForm):
     to = TelField(_l("Phone number"))
 
 
+class RepliesForm(FlaskForm):
+    sms_reply_window_days = IntegerField(_l("Days a reply finds its conversation"), validators=[Optional()])
+
+
 def _account_form(account: SmsAccount | None) -> SmsAccountForm:
     sender = "service" if account is not None and account.messaging_service_sid else "number"
     return SmsAccountForm(obj=account, sender=sender)
 
 
-def _page(form: SmsAccountForm, test_form: TestSmsForm, result: SendResult | None = None):
-    status = 422 if form.errors or test_form.errors else 200
+def _page(form: SmsAccountForm, test_form: TestSmsForm, result: SendResult | None = None,
+          replies_form: RepliesForm | None = None):
+    replies_form = replies_form or RepliesForm(prefix="replies", obj=Shop.current())
+    status = 422 if form.errors or test_form.errors or replies_form.errors else 200
     return render_template(
         "staff/sms_settings/index.html", account=active_account(), form=form, test_form=test_form, result=result,
-        status_callback_url=public_url(STATUS_CALLBACK_PATH),
-        test_limit=TEST_SMS_PER_HOUR,
+        replies_form=replies_form, status_callback_url=public_url(STATUS_CALLBACK_PATH),
+        inbound_url=public_url(INBOUND_PATH), test_limit=TEST_SMS_PER_HOUR,
     ), status
 
 
@@ -72,6 +79,23 @@ def index():
             flash(_("SMS account saved."), "success")
             return redirect(url_for("sms_settings.index"))
     return _page(form, TestSmsForm(prefix="test"))
+
+
+@bp.route("/replies", methods=["POST"])
+@owner_required
+def replies():
+    """How many days after our last SMS a customer's reply still joins that conversation (Shop setting)."""
+    replies_form = RepliesForm(prefix="replies")
+    if replies_form.validate_on_submit():
+        try:
+            update_shop(Shop.current(), actor=current_user, **form_values(replies_form))
+            db.session.commit()
+        except ValidationFailed as exc:
+            show_errors(replies_form, exc)
+        else:
+            flash(_("Reply settings saved."), "success")
+            return redirect(url_for("sms_settings.index"))
+    return _page(_account_form(active_account()), TestSmsForm(prefix="test"), replies_form=replies_form)
 
 
 @bp.route("/test", methods=["POST"])

@@ -1,11 +1,12 @@
 """A thread seen by staff: its timeline with per-channel delivery states, and stopping what has not gone yet."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, url_for
+from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..extensions import db
+from ..messaging.move import move_message, thread_label
 from ..messaging.threads import thread_for_staff
 from ..models import Message
 from ..errors import ValidationFailed
@@ -47,3 +48,23 @@ def cancel_message(thread_id: int, message_id: int):
     flash(_("Sending cancelled.") if stopped else _("Nothing left to cancel: the message has already gone."),
           "info" if stopped else "warning")
     return redirect(url_for("threads.show", thread_id=thread.id))
+
+
+@bp.route("/<int:thread_id>/messages/<int:message_id>/move", methods=["POST"])
+@login_required
+def move(thread_id: int, message_id: int):
+    """Move a customer's message (an SMS marked "may belong to") into another of their threads, then show it there."""
+    thread = thread_for_staff(thread_id)
+    message = db.get_or_404(Message, message_id)
+    if message.thread_id != thread.id:
+        return redirect(url_for("threads.show", thread_id=thread.id))
+    to_thread = thread_for_staff(request.form.get("to_thread_id", type=int) or 0)
+    try:
+        move_message(message, to_thread, current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(exc.fields["to_thread_id"], "error")
+        return redirect(url_for("threads.show", thread_id=thread.id))
+    db.session.commit()
+    flash(_("Moved to %(thread)s.", thread=thread_label(to_thread)), "success")
+    return redirect(url_for("threads.show", thread_id=to_thread.id, _anchor=f"message-{message.id}"))

@@ -1,17 +1,22 @@
-"""Twilio's status callbacks: how far each SMS we sent has got (delivered, undelivered, failed)."""
+"""Twilio calling us: status callbacks (how far each SMS we sent has got) and the SMS customers send us."""
 from __future__ import annotations
 
 import logging
 
-from flask import request
+from flask import Response, request
 from twilio.request_validator import RequestValidator
 
 from ..channels.sms import active_account, public_url, record_status_report
 from ..crypto import SecretUnreadable, decrypt
 from ..extensions import db
+from ..inbound.sms import IncomingSms, receive_sms
 from . import bp
 
 log = logging.getLogger(__name__)
+
+# "Received, no answer": Twilio sends nothing back to the customer. (Twilio answers STOP by itself.)
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+MAX_MEDIA = 10  # Twilio's limit of pictures on one MMS
 
 
 def signed_by_twilio() -> bool:
@@ -57,3 +62,30 @@ def twilio_status():
     else:
         log.debug("Twilio reported %s for %s: %s", status, sid, outcome)
     return "", 204
+
+
+@bp.post("/twilio/sms")
+def twilio_sms():
+    """Take in an SMS a customer sent to the shop's number and answer with empty TwiML at once.
+
+    403 without a valid signature, 400 without MessageSid or From. The SMS is kept and matched in one short
+    transaction (app.inbound.sms.receive_sms); the same MessageSid posted again stores nothing new and gets
+    the same answer, so Twilio's retries are harmless. Pictures of an MMS are counted and their URLs kept,
+    not downloaded.
+    """
+    if not signed_by_twilio():
+        log.warning("refused an inbound SMS from %s: missing or wrong X-Twilio-Signature", request.remote_addr)
+        return "", 403
+    form = request.form
+    sid, sender = form.get("MessageSid", ""), form.get("From", "")
+    if not sid or not sender:
+        return "", 400
+    media_count = min(int(form["NumMedia"]) if form.get("NumMedia", "").isdigit() else 0, MAX_MEDIA)
+    body = form.get("Body", "").replace("\x00", "")  # PostgreSQL text cannot hold NUL; refusing would lose the SMS
+    sms = IncomingSms(sid=sid, sender=sender, to=form.get("To", ""), body=body,
+                      media_urls=[url for i in range(media_count) if (url := form.get(f"MediaUrl{i}"))])
+    outcome = receive_sms(sms)
+    db.session.commit()
+    log.info("inbound SMS %s from %s: %s%s", sid, sender, outcome.status,
+             f" ({outcome.item.reason})" if outcome.status == "held" else "")
+    return Response(EMPTY_TWIML, mimetype="text/xml")

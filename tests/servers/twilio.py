@@ -1,5 +1,6 @@
 """A local stand-in for Twilio's REST API (the Messages resource, as the official client calls it), with
-programmable faults, plus helpers to post status callbacks to the app signed the way Twilio signs them."""
+programmable faults, plus helpers to post status callbacks and incoming SMS to the app signed the way Twilio
+signs them."""
 from __future__ import annotations
 
 import base64
@@ -136,6 +137,27 @@ class TwilioServer:
         assert callback, f"message {sid} was sent without a StatusCallback"
         params = self.status_params(sid, status, error_code)
         return post_callback(client, callback, params, sign(self.auth_token, callback, params))
+
+    def incoming_params(self, sender: str, body: str, to: str, media_urls: tuple[str, ...] = (),
+                        sid: str | None = None) -> dict[str, str]:
+        """The fields Twilio posts to a number's "A message comes in" webhook when `sender` texts `to`."""
+        sid = sid or ("MM" if media_urls else "SM") + secrets.token_hex(16)
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "MessageSid": sid, "SmsMessageSid": sid,
+            "SmsSid": sid, "SmsStatus": "received", "From": sender, "To": to, "Body": body,
+            "NumMedia": str(len(media_urls)), "NumSegments": str(max(count(body).parts, 1)),
+            "FromCountry": "PL", "ToCountry": "PL",
+        }
+        for index, url in enumerate(media_urls):
+            params[f"MediaUrl{index}"] = url
+            params[f"MediaContentType{index}"] = "image/jpeg"
+        return params
+
+    def text(self, client, url: str, sender: str, body: str, to: str, **fields):
+        """Do what Twilio does when `sender` texts the shop's number `to`: POST the signed SMS to the app's
+        webhook `url` (through the Flask test client). `fields` go to incoming_params (media_urls, sid)."""
+        params = self.incoming_params(sender, body, to, **fields)
+        return post_callback(client, url, params, sign(self.auth_token, url, params))
 
     # -------------------------------------------------------- answering requests
 
