@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import models  # noqa: F401  (registers the tables)
     from .i18n import init_i18n
+    from .portal import init_portal
     from .security import init_security
     from .staff.auth import init_login
 
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_i18n(app, babel)
     init_security(app)
     _register_blueprints(app)
+    init_portal(app)
 
     from .cli import register_cli
     from .jobs import scheduler_cli

@@ -232,7 +232,7 @@ def log_sent(delivery) -> None:
     """Note on the repair's log that a message about it went out (SMS or e-mail), to whom and by whom."""
     message = delivery.message
     repair_id = message.thread.repair_id
-    if repair_id is not None and delivery.channel in ("sms", "email"):
+    if repair_id is not None and delivery.channel in ("sms", "email") and delivery.purpose == "message":
         db.session.add(RepairEvent(repair_id=repair_id, kind=f"{delivery.channel}_sent", text=delivery.recipient,
                                    user_id=message.author_user_id))
 

@@ -1,0 +1,47 @@
+"""Shared steps of the customer panel tests: customers with panel access, messages published to their panel,
+signing a customer in through a real one-time link."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from app.customers import create_customer
+from app.extensions import db
+from app.messaging.compose import compose
+from app.models import Customer, Message, Shop, utcnow
+from app.outbox import dispatch_pass
+from app.portal import access
+
+
+def panel_customer(name: str, email: str, phone: str | None = None) -> Customer:
+    customer = create_customer(name=name, email=email, phone=phone)
+    customer.panel_state = "active"
+    db.session.commit()
+    return customer
+
+
+def publish(customer: Customer, body: str, *, repair=None, author=None, channels=("portal",), **kwargs) -> Message:
+    """A message from the shop to the customer's panel, sent through the outbox after the undo window."""
+    message = compose(customer=customer, channels=list(channels), body=body, repair=repair, author=author, **kwargs)
+    db.session.commit()
+    dispatch_pass(now=utcnow() + timedelta(seconds=Shop.current().undo_seconds + 1))
+    return message
+
+
+def panel_path(path: str = "/") -> str:
+    return f"/p/{Shop.current().slug}{path}"
+
+
+def sign_in_customer(client, customer: Customer) -> None:
+    """Sign the customer in with a fresh one-time link, as the invitation's button does."""
+    token = access.issue_link(customer, "login")
+    db.session.commit()
+    response = client.get(panel_path(f"/s/{token}"))
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+
+
+def panel_csrf(client, path: str) -> str:
+    html = client.get(panel_path(path)).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(r'"X-CSRFToken": "([^"]+)"', html)
+    assert match, html[:500]
+    return match.group(1)
