@@ -2,6 +2,8 @@
 signing a customer in through a real one-time link."""
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from datetime import timedelta
 
@@ -45,3 +47,20 @@ def panel_csrf(client, path: str) -> str:
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(r'"X-CSRFToken": "([^"]+)"', html)
     assert match, html[:500]
     return match.group(1)
+
+
+def mail_text(received) -> str:
+    """The plain-text part of a mail the test SMTP server received."""
+    mail = email.message_from_bytes(received.data, policy=email.policy.default)
+    return mail.get_body(preferencelist=("plain",)).get_content()
+
+
+def link_in(text: str) -> str:
+    """The path of the one-time panel link in a mail or SMS (PUBLIC_BASE_URL is http://shop.example)."""
+    match = re.search(r"http://shop\.example(/p/[^/\s]+/s/[^\s]+)", text)
+    assert match, text
+    return match.group(1)
+
+
+def dispatch_now() -> dict:
+    return dispatch_pass(now=utcnow() + timedelta(seconds=1))
