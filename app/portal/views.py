@@ -1,14 +1,16 @@
 """The panel's pages: sign-in (link, code, password, a repair's access code), the inbox, a thread, replies, files."""
 from __future__ import annotations
 
-from flask import (Response, current_app, flash, redirect, render_template, request, send_file, send_from_directory,
-                   session, url_for)
+from pathlib import Path
+
+from flask import (Response, current_app, flash, redirect, render_template, request, send_file, session,
+                   url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import MultipleFileField, PasswordField, StringField, TextAreaField
 
-from ..attachments import path_for, store
+from ..attachments import SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
 from ..i18n import current_shop
@@ -273,11 +275,14 @@ def _is_hex_colour(value: str) -> bool:
 
 @bp.route("/logo")
 def logo():
-    """The shop's logo (Settings → Customer panel), stored under the instance folder."""
+    """The shop's logo (Settings → Customer panel), stored with the attachments; its type read from its bytes."""
     name = current_shop().panel_logo_path
-    if not name:
+    path = Path(current_app.instance_path, name) if name else None
+    if path is None or not path.is_file():
         return render_template("portal/error.html", code=404), 404
-    response = send_from_directory(current_app.instance_path, name)
+    with path.open("rb") as fh:
+        mimetype = sniff(fh.read(SNIFF_BYTES))
+    response = send_file(path, mimetype=mimetype)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
