@@ -250,3 +250,11 @@ def test_panel_pages_are_never_cached(client):
     assert response.headers["Cache-Control"] == "no-store"
     css = client.get(panel_path("/brand.css"))
     assert css.mimetype == "text/css" and "--brand: #1f6feb" in css.get_data(as_text=True)
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="100 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_no_more_than_five_sign_in_messages_an_hour_go_to_one_customer(client, mailbox):
+    panel_customer("Anna Nowak", "anna@example.com")
+    for _ in range(7):
+        client.post(panel_path("/sign-in"), data={"login": "anna@example.com", "csrf_token": panel_csrf(client, "/sign-in")})
+    assert db.session.scalar(db.select(db.func.count(Delivery.id)).where(Delivery.purpose == "panel_sign_in")) == 5

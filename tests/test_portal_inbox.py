@@ -151,7 +151,8 @@ def test_a_reply_reaches_the_staff_inbox_unread_and_the_shop_by_mail(app, staff,
         assert expected in text
 
 
-def test_a_message_to_the_panel_tells_the_customer_by_mail_with_a_link_to_the_thread(app, staff, mailbox, smtp_server):
+def test_a_message_to_the_panel_tells_the_customer_by_mail_with_a_link_to_the_thread(app, staff, mailbox, smtp_server,
+                                                                                     owner_client):
     customer = panel_customer("Jan Kowalski", "jan@example.com")
     repair = create_repair(customer=customer, device="iPhone 12")
     db.session.commit()
@@ -174,6 +175,10 @@ def test_a_message_to_the_panel_tells_the_customer_by_mail_with_a_link_to_the_th
     expired = app.test_client().get(link_in(text))
     assert expired.status_code == 410
     assert f"next=/p/serwis/threads/{message.thread_id}" in expired.get_data(as_text=True).replace("%2F", "/")
+
+    # Staff see the notice as such, in the thread and in the outbox.
+    assert "E-mail (notice of a panel message):" in owner_client.get(f"/threads/{message.thread_id}").get_data(as_text=True)
+    assert "notice of a panel message" in owner_client.get("/outbox/").get_data(as_text=True)
 
 
 def test_no_notice_when_the_message_also_went_by_email(app, staff, mailbox, smtp_server):

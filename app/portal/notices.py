@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.message import EmailMessage
+from datetime import timedelta
 from email.utils import format_datetime, make_msgid
 
 from flask import current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
 
 from ..channels import get_channel
 from ..errors import ValidationFailed
@@ -22,8 +24,12 @@ from ..models.audit import record
 from . import access
 
 ACCESS_CATEGORY = "customer-panel"  # the thread that keeps a customer's invitations and sign-in messages
+SIGN_IN_MESSAGES_PER_HOUR = 5  # whatever the form's rate limits allow, no more sign-in SMS than this to a person
 NOTICE_LINK_LIFETIME_HOURS = 72  # a "new message" notice is often read hours later
 CUSTOMER_NOTICES = ("panel_invite", "panel_sign_in", "panel_notice")
+# How staff see a delivery that is not the message itself (the outbox, the thread's delivery badges).
+PURPOSE_LABELS = {"panel_invite": _l("panel invitation"), "panel_sign_in": _l("panel sign-in link"),
+                  "panel_notice": _l("notice of a panel message"), "shop_notice": _l("notice to the shop")}
 
 
 def panel_url(endpoint: str, **values) -> str:
@@ -95,17 +101,27 @@ def invite(customer: Customer, channel: str, *, actor) -> Message:
 
 def send_sign_in(login: str) -> None:
     """Send a one-time sign-in link and code to `login` (an e-mail address or a phone number) when it belongs to a
-    customer with panel access and can be reached there; otherwise nothing, and the caller says the same either
-    way, so the form cannot tell anyone which addresses are customers."""
+    customer with panel access and can be reached there, at most SIGN_IN_MESSAGES_PER_HOUR an hour; otherwise
+    nothing, and the caller says the same either way, so the form cannot tell anyone which addresses are customers."""
     customer = access.customer_by_login(login)
     if customer is None:
         return
     channel = "email" if "@" in login else "sms"
-    if get_channel(channel).unreachable_reason(customer, Shop.current()):
+    if get_channel(channel).unreachable_reason(customer, Shop.current()) or _sign_ins_last_hour(customer) >= \
+            SIGN_IN_MESSAGES_PER_HOUR:
         return
     with force_locale(Shop.current().locale):
         summary = _("Sign-in link and code for the customer panel, asked for on the sign-in page.")
     _access_message(customer, channel, "panel_sign_in", summary)
+
+
+def _sign_ins_last_hour(customer: Customer) -> int:
+    """Sign-in messages sent to the customer in the last hour (each SMS costs the shop money)."""
+    return db.session.scalar(
+        select(func.count(Delivery.id)).join(Message).join(Thread, Thread.id == Message.thread_id)
+        .where(Thread.customer_id == customer.id, Delivery.purpose == "panel_sign_in",
+               Delivery.created_at > utcnow() - timedelta(hours=1))
+    ) or 0
 
 
 def queue_panel_notice(message: Message) -> Delivery | None:

@@ -303,7 +303,7 @@ def _preview(message) -> str:
 @bp.app_context_processor
 def _panel_globals():
     return {"panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
-            "panel_preview": _preview}
+            "panel_preview": _preview, "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
 
 
 @bp.errorhandler(400)
