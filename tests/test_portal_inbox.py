@@ -261,3 +261,19 @@ def test_every_panel_form_needs_its_csrf_token(app, staff):
     response = client.post(panel_path(f"/threads/{message.thread_id}/reply"), data={"body": "Bez tokenu"})
     assert response.status_code == 400
     assert db.session.scalar(db.select(db.func.count(Message.id)).where(Message.direction == "in")) == 0
+
+
+def test_the_inbox_refreshes_itself_and_slows_down_while_nothing_changes(app, staff):
+    customer = panel_customer("Jan Kowalski", "jan@example.com")
+    publish(customer, "Pierwsza", author=staff)
+    client = app.test_client()
+    sign_in_customer(client, customer)
+    page = client.get(panel_path("/")).get_data(as_text=True)
+    poll = re.search(r'hx-get="([^"]+)" hx-trigger="load delay:10s"', page).group(1).replace("&amp;", "&")
+    headers = {"HX-Request": "true"}
+    quiet = client.get(poll, headers=headers).get_data(as_text=True)
+    assert 'hx-trigger="load delay:20s"' in quiet and "<html" not in quiet
+
+    publish(customer, "Druga wiadomość", author=staff)
+    fresh = client.get(poll, headers=headers).get_data(as_text=True)
+    assert "Druga wiadomość" in fresh and 'hx-trigger="load delay:10s"' in fresh

@@ -175,9 +175,23 @@ def account():
 @bp.route("/")
 @access.customer_required
 def inbox():
+    """The customer's threads; htmx polls the same URL for changes, waiting longer while nothing changes."""
     customer = access.current_customer()
-    return render_template("portal/inbox.html", threads=access.threads_for_customer(customer),
-                           repairs=access.repairs_for_customer(customer))
+    threads = access.threads_for_customer(customer)
+    seen = ".".join(f"{line.last.id}{'u' if line.unread else ''}" for line in threads)  # what the page shows
+    wait = _next_wait(seen)
+    if request.headers.get("HX-Request"):
+        return render_template("portal/_threads.html", threads=threads, seen=seen, wait=wait), {"Vary": "HX-Request"}
+    return render_template("portal/inbox.html", threads=threads, seen=seen, wait=wait,
+                           repairs=access.repairs_for_customer(customer)), {"Vary": "HX-Request"}
+
+
+def _next_wait(state: str | int) -> int:
+    """Seconds until the next poll: POLL_FIRST after a change (or on a full page), twice the last wait up to
+    POLL_MAX while the page's `seen` state is still what it shows."""
+    if not request.headers.get("HX-Request") or request.args.get("seen") != str(state):
+        return POLL_FIRST
+    return min(max(request.args.get("wait", POLL_FIRST, type=int), POLL_FIRST // 2) * 2, POLL_MAX)
 
 
 @bp.route("/threads/<int:thread_id>")
@@ -190,10 +204,8 @@ def thread(thread_id: int):
     mark_read(thread, messages)
     db.session.commit()
     last_id = messages[-1].id if messages else 0
-    wait = POLL_FIRST
+    wait = _next_wait(last_id)
     if request.headers.get("HX-Request"):
-        seen = request.args.get("seen", type=int)
-        wait = min(request.args.get("wait", POLL_FIRST, type=int) * 2, POLL_MAX) if seen == last_id else POLL_FIRST
         return render_template("portal/_messages.html", thread=thread, messages=messages, wait=wait,
                                last_id=last_id), {"Vary": "HX-Request"}
     return render_template("portal/thread.html", thread=thread, messages=messages, wait=wait, last_id=last_id,
