@@ -56,6 +56,7 @@ def test_a_customer_joins_from_an_invitation_reads_and_answers_with_a_photo(
 
     # The customer opens the invitation on a phone and skips the optional password.
     phone.goto(live_server.url + invitation)
+    phone.locator("button", has_text="Sign in").click()
     expect(phone.locator(".panel-bar")).to_contain_text(Shop.current().name)
     phone.locator("a", has_text="Skip, go to my messages").click()
     expect(phone.locator(".empty-state")).to_contain_text("No messages yet")

@@ -7,8 +7,8 @@ import io
 import re
 
 import pytest
-from panel_helpers import (dispatch_now, link_in, mail_text, panel_csrf, panel_customer, panel_path, publish,
-                           sign_in_customer)
+from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
+                           publish, sign_in_customer)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import store
@@ -166,13 +166,13 @@ def test_a_message_to_the_panel_tells_the_customer_by_mail_with_a_link_to_the_th
     text = mail_text(mail)
     assert "350" not in text  # the notice says a message waits; the message stays in the panel
     client = app.test_client()
-    response = client.get(link_in(text))
+    response = open_link(client, link_in(text))
     assert response.status_code == 302
     assert response.headers["Location"] == panel_path(f"/threads/{message.thread_id}")
     assert "Wycena: 350 zł" in client.get(response.headers["Location"]).get_data(as_text=True)
 
     # Used once: later the same link leads to the sign-in page, which comes back to the thread.
-    expired = app.test_client().get(link_in(text))
+    expired = open_link(app.test_client(), link_in(text))
     assert expired.status_code == 410
     assert f"next=/p/serwis/threads/{message.thread_id}" in expired.get_data(as_text=True).replace("%2F", "/")
 

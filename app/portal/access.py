@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import abort, g, redirect, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, func, or_, select, update
 
@@ -43,23 +43,35 @@ def in_panel() -> bool:
     return request.path.startswith(PANEL_PREFIX)
 
 
-class AreaSessionInterface(SecureCookieSessionInterface):
-    """Two separate signed-cookie sessions: the panel's (cookie ri_panel, path /p/, its own signing salt) and the
-    staff app's (the configured cookie) for every other path. A staff cookie is never read on panel pages and a
-    panel cookie never on staff pages, and one cannot be passed off as the other: the salts differ."""
+class PanelSessionInterface(SecureCookieSessionInterface):
+    """The panel's signed-cookie session: its own cookie (ri_panel, sent only to /p/) and its own signing salt, so
+    a staff cookie cannot be passed off as a panel one, nor the other way round."""
 
-    def _panel(self) -> bool:
-        return bool(request) and in_panel()
+    salt = "panel-session"
 
     def get_cookie_name(self, app) -> str:
-        return PANEL_COOKIE if self._panel() else super().get_cookie_name(app)
+        return PANEL_COOKIE
 
     def get_cookie_path(self, app) -> str:
-        return PANEL_PREFIX if self._panel() else super().get_cookie_path(app)
+        return PANEL_PREFIX
 
-    def get_signing_serializer(self, app):
-        self.salt = "panel-session" if self._panel() else "cookie-session"
-        return super().get_signing_serializer(app)
+
+class AreaSessionInterface(SessionInterface):
+    """Two separate sessions by path: the panel's on /p/..., the staff app's (Flask's usual cookie) elsewhere. A
+    staff cookie is never read on panel pages and a panel cookie never on staff pages."""
+
+    def __init__(self) -> None:
+        self.staff = SecureCookieSessionInterface()
+        self.panel = PanelSessionInterface()
+
+    def _area(self, request) -> SessionInterface:
+        return self.panel if request.path.startswith(PANEL_PREFIX) else self.staff
+
+    def open_session(self, app, request):
+        return self._area(request).open_session(app, request)
+
+    def save_session(self, app, session, response) -> None:
+        return self._area(request).save_session(app, session, response)
 
 
 # --- one-time links and codes -------------------------------------------------------------------
@@ -109,6 +121,15 @@ def _use(token_hash: str, purposes: tuple[str, ...]) -> PanelToken | None:
     return db.session.scalar(select(PanelToken).where(PanelToken.token_hash == token_hash))
 
 
+def link_works(token: str) -> bool:
+    """Whether a one-time link would still sign in (unused, in time, its customer's panel open); uses nothing."""
+    row = db.session.scalar(select(PanelToken).where(
+        PanelToken.token_hash == _digest(token or ""), PanelToken.purpose.in_(("invite", "login")),
+        PanelToken.used_at.is_(None), PanelToken.expires_at > utcnow()))
+    customer = db.session.get(Customer, row.customer_id) if row else None
+    return customer is not None and customer.panel_state in ("invited", "active") and not customer.anonymized_at
+
+
 def redeem_link(token: str) -> tuple[Customer, str]:
     """The customer and purpose of a one-time link, which is used up; LinkExpired when it is unknown, used,
     expired, or its customer's panel access has been disabled since."""
@@ -131,6 +152,8 @@ def redeem_code(login: str, code: str) -> Customer | None:
 def customer_by_login(login: str) -> Customer | None:
     """The customer with panel access whose e-mail address (main or extra) or phone number `login` is."""
     login = (login or "").strip()
+    if not login:
+        return None
     try:
         if "@" in login:
             address = normalize_email(login)
@@ -139,8 +162,6 @@ def customer_by_login(login: str) -> Customer | None:
         else:
             condition = Customer.phone == parse_phone(login)
     except ValidationFailed:
-        return None
-    if not login:
         return None
     return db.session.scalars(
         select(Customer).where(condition, Customer.panel_state.in_(("invited", "active")),

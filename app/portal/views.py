@@ -111,21 +111,29 @@ def code():
     return render_template("portal/code.html", form=form, login=login)
 
 
-@bp.route("/s/<token>")
+@bp.route("/s/<token>", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], scope="panel-link-ip")
 def link(token: str):
-    """A one-time link from an invitation, a sign-in message or a notice; a used or old one says so kindly."""
+    """A one-time link from an invitation, a sign-in message or a notice. Opening it shows a button that signs in:
+    mail scanners (Outlook's Safe Links and the like) open links in mail before the person does, and must not
+    use them up. A used or old link says so kindly and leads to the sign-in page."""
+    next_page = _next_in_panel(request.args.get("next"))
+    form = FlaskForm()
+    if request.method == "GET" and access.link_works(token):
+        return render_template("portal/link.html", form=form)
     try:
+        if not form.validate_on_submit():
+            raise access.LinkExpired()
         customer, purpose = access.redeem_link(token)
     except access.LinkExpired:
         db.session.rollback()
-        return render_template("portal/expired.html", next=_next_in_panel(request.args.get("next"))), 410
+        return render_template("portal/expired.html", next=next_page), 410
     access.sign_in(customer, how=purpose)
     db.session.commit()
     if purpose == "invite":
         flash(_("Welcome! Your messages from the shop will appear here."), "success")
         return redirect(url_for("portal.account", welcome=1))
-    return redirect(_next_in_panel(request.args.get("next")) or url_for("portal.inbox"))
+    return redirect(next_page or url_for("portal.inbox"))
 
 
 @bp.route("/access", methods=["POST"])
