@@ -260,3 +260,15 @@ def test_no_more_than_five_sign_in_messages_an_hour_go_to_one_customer(client, m
     for _ in range(7):
         client.post(panel_path("/sign-in"), data={"login": "anna@example.com", "csrf_token": panel_csrf(client, "/sign-in")})
     assert db.session.scalar(db.select(db.func.count(Delivery.id)).where(Delivery.purpose == "panel_sign_in")) == 5
+
+
+def test_after_an_expired_notice_link_the_code_sign_in_opens_the_thread(app, client, mailbox, smtp_server, staff):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    thread_id = publish(customer, "Gotowe", author=staff).thread_id
+    path = panel_path(f"/sign-in?next=/p/serwis/threads/{thread_id}")
+    client.post(path, data={"login": "anna@example.com", "csrf_token": panel_csrf(client, "/sign-in")})
+    dispatch_now()
+    code = next(re.search(r"\b(\d{6})\b", mail_text(mail)).group(1) for mail in smtp_server.wait_for(2)
+                if "code" in mail_text(mail))
+    response = client.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(client, "/sign-in/code")})
+    assert response.headers["Location"] == f"/p/serwis/threads/{thread_id}"

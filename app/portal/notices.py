@@ -39,6 +39,12 @@ def panel_url(endpoint: str, **values) -> str:
         return url_for(endpoint, _external=True, **values)
 
 
+def _app_path(endpoint: str, **values) -> str:
+    """The path of a page within the app (without PUBLIC_BASE_URL's own path), as a `next` parameter holds it."""
+    with current_app.test_request_context("/"):
+        return url_for(endpoint, **values)
+
+
 def _queue(message: Message, purpose: str, channel: str, recipient: str) -> Delivery:
     now = utcnow()
     delivery = Delivery(message_id=message.id, channel=channel, purpose=purpose, status="queued",
@@ -163,17 +169,13 @@ def _context(delivery: Delivery, shop: Shop) -> dict:
         context["link"] = panel_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "login"))
         context["code"] = access.issue_code(customer)
     elif delivery.purpose == "panel_notice":
-        thread_path = panel_url("portal.thread", slug=shop.slug, thread_id=thread.id)
         token = access.issue_link(customer, "login", hours=NOTICE_LINK_LIFETIME_HOURS)
-        context["link"] = panel_url("portal.link", slug=shop.slug, token=token, next=_path_of(thread_path))
+        thread_path = _app_path("portal.thread", slug=shop.slug, thread_id=thread.id)
+        context["link"] = panel_url("portal.link", slug=shop.slug, token=token, next=thread_path)
     elif delivery.purpose == "shop_notice":
         context["staff_url"] = panel_url("threads.show", thread_id=thread.id)
         context["login"] = customer.email or customer.phone or ""
     return context
-
-
-def _path_of(url: str) -> str:
-    return "/" + url.split("://", 1)[-1].split("/", 1)[-1]
 
 
 def _subject(delivery: Delivery, context: dict) -> str:

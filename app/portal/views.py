@@ -23,6 +23,7 @@ from . import access, bp, notices
 POLL_FIRST = 10  # seconds before a thread asks for new messages
 POLL_MAX = 120  # the longest wait once nothing has changed for a while
 LOGIN_KEY = "panel_login"  # the address a code was asked for, so the code page knows whose code it is
+NEXT_KEY = "panel_next"  # the page to open once the code has signed the customer in
 
 
 class SignInForm(FlaskForm):
@@ -60,8 +61,13 @@ def _limit(setting: str, scope: str, key_func=None):
 
 
 def _next_in_panel(target: str | None) -> str | None:
+    """A page of the panel to go to after signing in (a path within the app, as request.full_path gives), or None."""
     target = safe_next(target)
-    return target if target and target.startswith(request.script_root + access.PANEL_PREFIX) else None
+    return target if target and target.startswith(access.PANEL_PREFIX) else None
+
+
+def _after_sign_in(target: str | None):
+    return redirect(request.script_root + target if target else url_for("portal.inbox"))
 
 
 # --- signing in ---------------------------------------------------------------------------------
@@ -82,12 +88,13 @@ def sign_in():
             if customer is not None:
                 access.sign_in(customer, how="password")
                 db.session.commit()
-                return redirect(_next_in_panel(request.args.get("next")) or url_for("portal.inbox"))
+                return _after_sign_in(_next_in_panel(request.args.get("next")))
             form.password.errors.append(_("Wrong e-mail, phone number or password."))
         else:
             notices.send_sign_in(login)
             db.session.commit()
             session[LOGIN_KEY] = login
+            session[NEXT_KEY] = _next_in_panel(request.args.get("next"))
             return redirect(url_for("portal.code"))
     return render_template("portal/sign_in.html", form=form, access_form=AccessCodeForm())
 
@@ -104,9 +111,10 @@ def code():
     if form.validate_on_submit():
         customer = access.redeem_code(login, form.code.data)
         if customer is not None:
+            next_page = session.get(NEXT_KEY)
             access.sign_in(customer, how="code")
             db.session.commit()
-            return redirect(url_for("portal.inbox"))
+            return _after_sign_in(_next_in_panel(next_page))
         form.code.errors.append(_("This code is wrong or has expired. Check it, or ask for a new one."))
     return render_template("portal/code.html", form=form, login=login)
 
@@ -133,7 +141,7 @@ def link(token: str):
     if purpose == "invite":
         flash(_("Welcome! Your messages from the shop will appear here."), "success")
         return redirect(url_for("portal.account", welcome=1))
-    return redirect(next_page or url_for("portal.inbox"))
+    return _after_sign_in(next_page)
 
 
 @bp.route("/access", methods=["POST"])
