@@ -16,6 +16,7 @@ from app.mailboxes import create_mailbox
 from app.models import Message, Shop, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
+from conftest import screenshot
 from test_portal_inbox import PNG
 
 UNDO_SECONDS = 2
@@ -88,6 +89,7 @@ def test_a_customer_joins_from_an_invitation_reads_and_answers_with_a_photo(
     expect(phone.locator(".panel-message.is-mine")).to_contain_text("zdjecie.png")
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
     assert console_errors == []
+    screenshot(phone, "panel-thread")
 
     # Staff see the answer unread at once.
     staff.goto(live_server.url + "/")
