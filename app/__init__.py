@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import models  # noqa: F401  (registers the tables)
     from .i18n import init_i18n
+    from .portal import init_portal
     from .security import init_security
     from .staff.auth import init_login
 
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_i18n(app, babel)
     init_security(app)
     _register_blueprints(app)
+    init_portal(app)
 
     from .cli import register_cli
     from .jobs import scheduler_cli
@@ -55,13 +57,13 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
-    from .staff import (account, auth, compose, customers, inbox, mailboxes, outbox, repairs, settings,
-                        sms_settings, threads, tickets, workflow)
+    from .staff import (account, auth, compose, customers, inbox, mailboxes, outbox, panel_settings, repairs,
+                        settings, sms_settings, threads, tickets, workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
 
     for module in (auth, inbox, threads, compose, customers, repairs, tickets, outbox, settings, workflow,
-                   mailboxes, sms_settings, account):
+                   mailboxes, sms_settings, account, panel_settings):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)

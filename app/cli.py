@@ -24,8 +24,9 @@ CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command
 def register_cli(app: Flask) -> None:
     from .channels.commands import sms
     from .outbox.commands import outbox
+    from .portal.commands import panel
 
-    for group in (users, customers, api_token, demo, sms, outbox):
+    for group in (users, customers, api_token, demo, sms, outbox, panel):
         app.cli.add_command(group)
 
 

@@ -16,6 +16,7 @@ from .errors import ValidationFailed
 from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
 from .models.audit import record
+from .portal.access import ensure_access_code
 from .models.repairs import PRIORITIES, TICKET_STATUSES
 from .models.shop import STATUS_COLOURS
 
@@ -232,7 +233,7 @@ def log_sent(delivery) -> None:
     """Note on the repair's log that a message about it went out (SMS or e-mail), to whom and by whom."""
     message = delivery.message
     repair_id = message.thread.repair_id
-    if repair_id is not None and delivery.channel in ("sms", "email"):
+    if repair_id is not None and delivery.channel in ("sms", "email") and delivery.purpose == "message":
         db.session.add(RepairEvent(repair_id=repair_id, kind=f"{delivery.channel}_sent", text=delivery.recipient,
                                    user_id=message.author_user_id))
 
@@ -297,6 +298,7 @@ def create_repair(
         raise ValidationFailed({"number": _("This number is already used.")})
 
     repair = Repair(**fields, status_changed_at=utcnow())
+    ensure_access_code(repair)  # printed on the receipt, it opens the repair's messages in the customer panel
     db.session.add(repair)
     db.session.flush()  # the event and the audit entry need the id
     _event(repair, "created", repair.status.name, actor)

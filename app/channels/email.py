@@ -196,6 +196,9 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
     Reply-To always names `home` with the thread token, also when another mailbox sends in its place.
     Refuses (ValueError) a subject or address with a line break, and an attachment whose file is missing.
     """
+    if delivery.purpose != "message":  # a panel notice about the message, not the message itself
+        from ..portal.notices import notice_mail
+        return notice_mail(delivery, shop=shop, home=home, via=via)
     message: Message = delivery.message
     thread = message.thread
     subject = message.subject or thread.subject or shop.name
@@ -456,6 +459,8 @@ def _earlier_refs(message: Message) -> list[tuple[str, int]]:
 
 def _remember_our_id(delivery: Delivery, ref: str) -> None:
     """Keep the Message-ID we sent, so the thread's next mail can refer to it (a resend reuses the same id)."""
+    if delivery.purpose == "shop_notice":
+        return  # the shop's own copy: a reply to it must not land in the customer's thread
     if db.session.execute(_REF_KNOWN, {"ref": ref}).first() is None:
         db.session.execute(_ADD_REF, {"ref": ref, "message_id": delivery.message_id,
                                       "thread_id": delivery.message.thread_id, "kind": "ours"})

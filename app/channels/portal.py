@@ -34,12 +34,16 @@ class PortalSession:
     """Publishing needs no connection; the change is committed together with the outbox's record of the result."""
 
     def send(self, delivery: "Delivery") -> SendResult:
-        """Make the message visible in the panel; fails for good when the customer's panel is not active (any more)."""
+        """Make the message visible in the panel and queue the customer's notice that it waits there (see
+        queue_panel_notice); fails for good when the customer's panel is not active (any more)."""
+        from ..portal.notices import queue_panel_notice  # the panel's notices import the channels
+
         message = delivery.message
         reason = _closed_reason(message.thread.customer)
         if reason:
             return SendResult(ok=False, error=reason, error_code="panel_inactive", permanent=True)
         message.visible_to_customer = True
+        queue_panel_notice(message)
         return SendResult(ok=True, provider_id=f"panel:{message.id}")
 
     def close(self) -> None:

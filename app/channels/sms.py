@@ -249,7 +249,7 @@ class SmsSession:
         Refuses (permanently, without calling Twilio) a text over MAX_BODY characters. Stamps the account
         it sends through on the delivery, for the outbox.
         """
-        body = sms_text(delivery.message)
+        body = sms_text(delivery.message) if delivery.purpose == "message" else _panel_notice_text(delivery)
         if len(body) > MAX_BODY:
             return SendResult(ok=False, permanent=True, error_code="too_long", error=_(
                 "The SMS has %(count)s characters; at most %(max)s can be sent.", count=len(body), max=MAX_BODY))
@@ -308,6 +308,12 @@ class SmsSession:
             self.account.last_error = result.error
         elif result.ok and self.account.last_error:
             self.account.last_error = None
+
+
+def _panel_notice_text(delivery: Delivery) -> str:
+    from ..portal.notices import notice_sms  # the panel's notices import the channels
+
+    return notice_sms(delivery)
 
 
 _deliveries = Delivery.__table__

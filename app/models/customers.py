@@ -26,6 +26,7 @@ class Customer(db.Model):
     panel_state: Mapped[str] = mapped_column(String(16), default="none")
     panel_password_hash: Mapped[str | None] = mapped_column(String(255))
     panel_session_version: Mapped[int] = mapped_column(default=1)
+    panel_last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email_bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email_bounce_reason: Mapped[str | None] = mapped_column(Text)
     anonymized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,6 +11,10 @@ from .types import UTCDateTime, utcnow
 
 DELIVERY_STATUSES = ("scheduled", "queued", "sending", "sent", "delivered", "failed", "bounced", "cancelled")
 WAITING_STATUSES = ("scheduled", "queued", "sending")
+# message: the message's own text; panel_invite / panel_sign_in: the customer's panel link (and code), made at
+# send time so no usable secret is ever stored; panel_notice: "a new message waits in your panel";
+# shop_notice: the shop is told a customer wrote in the panel.
+DELIVERY_PURPOSES = ("message", "panel_invite", "panel_sign_in", "panel_notice", "shop_notice")
 
 
 class Delivery(db.Model):
@@ -25,6 +29,8 @@ class Delivery(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))  # email | sms | portal
+    # What the delivery carries: the message itself, or a notice about it rendered when it is sent (DELIVERY_PURPOSES).
+    purpose: Mapped[str] = mapped_column(String(16), default="message", server_default="message")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     recipient: Mapped[str] = mapped_column(String(320), default="")  # address or E.164 number
     cc: Mapped[list] = mapped_column(JSON, default=list)

@@ -30,7 +30,14 @@ def init_login(app: Flask, manager: LoginManager) -> None:
     manager.login_message = _l("Please sign in to continue.")
     manager.login_message_category = "info"
     manager.session_protection = "basic"
-    manager.user_loader(User.load_from_session)
+    manager.user_loader(_load_staff)
+
+
+def _load_staff(session_id: str) -> User | None:
+    """Flask-Login's loader: a staff account, never on the customer panel's pages (they have their own sign-in)."""
+    if request.path.startswith("/p/"):
+        return None
+    return User.load_from_session(session_id)
 
 
 def _account_key() -> str:

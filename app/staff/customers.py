@@ -22,6 +22,8 @@ from ..errors import ValidationFailed
 from ..messaging.threads import threads_of
 from ..extensions import db
 from ..models import Customer
+from ..portal.access import set_panel_state
+from ..portal.notices import invite
 from . import PER_PAGE, form_values, show_errors, wants_fragment
 from .tickets import STATUS_LABELS as TICKET_STATUS_LABELS
 
@@ -127,3 +129,33 @@ def edit(customer_id: int):
             flash(_("Customer %(name)s saved.", name=customer.name), "success")
             return redirect(url_for(".show", customer_id=customer.id))
     return render_template("staff/customers/form.html", form=form, customer=customer), 422 if form.errors else 200
+
+
+# --- panel access ---------------------------------------------------------------------------------
+
+
+@bp.route("/<int:customer_id>/panel/invite", methods=["POST"])
+@login_required
+def panel_invite(customer_id: int):
+    """Open the customer's panel and send the invitation (channel=email|sms) through the outbox."""
+    customer = db.get_or_404(Customer, customer_id)
+    try:
+        invite(customer, request.form.get("channel", ""), actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(exc.fields.get("channel") or str(exc), "error")
+    else:
+        db.session.commit()
+        flash(_("The invitation to the customer panel is on its way (see the outbox)."), "success")
+    return redirect(url_for(".show", customer_id=customer.id))
+
+
+@bp.route("/<int:customer_id>/panel/disable", methods=["POST"])
+@login_required
+def panel_disable(customer_id: int):
+    """Close the customer's panel: every panel session ends and links stop working."""
+    customer = db.get_or_404(Customer, customer_id)
+    set_panel_state(customer, "disabled", actor=current_user)
+    db.session.commit()
+    flash(_("Panel access is disabled."), "success")
+    return redirect(url_for(".show", customer_id=customer.id))

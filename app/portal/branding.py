@@ -1,0 +1,48 @@
+"""The panel's look and rules as the owner sets them: brand colour, logo, whether customers may send files."""
+from __future__ import annotations
+
+import re
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from ..attachments import StoredFile, path_for
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Shop
+from ..models.audit import record
+
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+LOGO_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")  # no SVG: it can carry scripts
+LOGO_MAX_BYTES = 512 * 1024
+
+
+def update_panel_settings(shop: Shop, *, brand_colour: str, allows_attachments: bool, logo: StoredFile | None = None,
+                          remove_logo: bool = False, actor=None) -> list[str]:
+    """Change the panel's colour, file rule and logo; returns what changed.
+
+    Refuses a colour that is not #rrggbb and a logo that is not a PNG, JPEG, WebP or GIF picture of at most 512 KB.
+    """
+    errors = {}
+    colour = (brand_colour or "").strip()
+    if not COLOUR.fullmatch(colour):
+        errors["brand_colour"] = _("Choose a colour like #1f6feb.")
+    if logo is not None:
+        if logo.content_type not in LOGO_TYPES:
+            errors["logo"] = _("The logo must be a PNG, JPEG, WebP or GIF picture.")
+        elif logo.size > LOGO_MAX_BYTES:
+            errors["logo"] = _("The logo may have at most %(kb)d KB.", kb=LOGO_MAX_BYTES // 1024)
+    if errors:
+        raise ValidationFailed(errors)
+    values = {"panel_brand_colour": colour.lower(), "panel_allows_attachments": bool(allows_attachments)}
+    if logo is not None:
+        values["panel_logo_path"] = str(path_for(logo.sha256).relative_to(current_app.instance_path))
+    elif remove_logo:
+        values["panel_logo_path"] = None
+    changed = [name for name, value in values.items() if getattr(shop, name) != value]
+    for name in changed:
+        setattr(shop, name, values[name])
+    if changed:
+        record("settings.panel", by=actor, target=shop, changed=changed)
+    db.session.flush()
+    return changed

@@ -1,0 +1,343 @@
+"""The panel's pages: sign-in (link, code, password, a repair's access code), the inbox, a thread, replies, files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import (Response, current_app, flash, redirect, render_template, request, send_file, session,
+                   url_for)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import MultipleFileField, PasswordField, StringField, TextAreaField
+
+from ..attachments import SNIFF_BYTES, path_for, sniff, store
+from ..errors import ValidationFailed
+from ..extensions import db, limiter
+from ..i18n import current_shop
+from ..messaging.compose import PREVIEW_CHARS
+from ..messaging.formatting import markdown_to_text
+from ..messaging.panel import customer_new_thread, customer_reply, mark_read
+from ..staff.auth import safe_next
+from . import access, bp, notices
+
+POLL_FIRST = 10  # seconds before a thread asks for new messages
+POLL_MAX = 120  # the longest wait once nothing has changed for a while
+LOGIN_KEY = "panel_login"  # the address a code was asked for, so the code page knows whose code it is
+NEXT_KEY = "panel_next"  # the page to open once the code has signed the customer in
+
+
+class SignInForm(FlaskForm):
+    login = StringField(_l("E-mail or phone number"), render_kw={"required": True, "autocomplete": "username"})
+    password = PasswordField(_l("Password (only if you have set one)"), render_kw={"autocomplete": "current-password"})
+
+
+class CodeForm(FlaskForm):
+    code = StringField(_l("Code"), render_kw={"required": True, "inputmode": "numeric", "autocomplete": "one-time-code",
+                                             "maxlength": 12})
+
+
+class AccessCodeForm(FlaskForm):
+    code = StringField(_l("Access code from your receipt"), render_kw={"required": True, "autocapitalize": "characters"})
+    digits = StringField(_l("Last 3 digits of your phone number"),
+                         render_kw={"required": True, "inputmode": "numeric", "maxlength": 6})
+
+
+class MessageForm(FlaskForm):
+    body = TextAreaField(_l("Your message"), render_kw={"rows": 4})
+    attachments = MultipleFileField(_l("Photos or files"))
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), render_kw={"required": True, "autocomplete": "new-password"})
+
+
+def _login_key() -> str:
+    return "panel-login:" + (request.form.get("login") or session.get(LOGIN_KEY) or "").strip().lower()
+
+
+def _limit(setting: str, scope: str, key_func=None):
+    return limiter.limit(lambda: current_app.config[setting], methods=["POST"], scope=scope,
+                         **({"key_func": key_func} if key_func else {}))
+
+
+def _next_in_panel(target: str | None) -> str | None:
+    """A page of the panel to go to after signing in (a path within the app, as request.full_path gives), or None."""
+    target = safe_next(target)
+    return target if target and target.startswith(access.PANEL_PREFIX) else None
+
+
+def _after_sign_in(target: str | None):
+    return redirect(request.script_root + target if target else url_for("portal.inbox"))
+
+
+# --- signing in ---------------------------------------------------------------------------------
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@_limit("LOGIN_LIMIT_PER_IP", "panel-sign-in-ip")
+@_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-sign-in-login", _login_key)
+def sign_in():
+    """Passwordless by default: the address gets a one-time link and code; with a password, straight in."""
+    if access.current_customer() is not None:
+        return redirect(url_for("portal.inbox"))
+    form = SignInForm()
+    if form.validate_on_submit():
+        login = form.login.data.strip()
+        if form.password.data:
+            customer = access.check_password(login, form.password.data)
+            if customer is not None:
+                access.sign_in(customer, how="password")
+                db.session.commit()
+                return _after_sign_in(_next_in_panel(request.args.get("next")))
+            form.password.errors.append(_("Wrong e-mail, phone number or password."))
+        else:
+            notices.send_sign_in(login)
+            db.session.commit()
+            session[LOGIN_KEY] = login
+            session[NEXT_KEY] = _next_in_panel(request.args.get("next"))
+            return redirect(url_for("portal.code"))
+    return render_template("portal/sign_in.html", form=form, access_form=AccessCodeForm())
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+@_limit("LOGIN_LIMIT_PER_IP", "panel-code-ip")
+@_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-code-login", _login_key)
+def code():
+    """Where the customer types the code sent to them; the page reads the same whether the address is known."""
+    login = session.get(LOGIN_KEY)
+    if not login:
+        return redirect(url_for("portal.sign_in"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        customer = access.redeem_code(login, form.code.data)
+        if customer is not None:
+            next_page = session.get(NEXT_KEY)
+            access.sign_in(customer, how="code")
+            db.session.commit()
+            return _after_sign_in(_next_in_panel(next_page))
+        form.code.errors.append(_("This code is wrong or has expired. Check it, or ask for a new one."))
+    return render_template("portal/code.html", form=form, login=login)
+
+
+@bp.route("/s/<token>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], scope="panel-link-ip")
+def link(token: str):
+    """A one-time link from an invitation, a sign-in message or a notice. Opening it shows a button that signs in:
+    mail scanners (Outlook's Safe Links and the like) open links in mail before the person does, and must not
+    use them up. A used or old link says so kindly and leads to the sign-in page."""
+    next_page = _next_in_panel(request.args.get("next"))
+    form = FlaskForm()
+    if request.method == "GET" and access.link_works(token):
+        return render_template("portal/link.html", form=form)
+    try:
+        if not form.validate_on_submit():
+            raise access.LinkExpired()
+        customer, purpose = access.redeem_link(token)
+    except access.LinkExpired:
+        db.session.rollback()
+        return render_template("portal/expired.html", next=next_page), 410
+    access.sign_in(customer, how=purpose)
+    db.session.commit()
+    if purpose == "invite":
+        flash(_("Welcome! Your messages from the shop will appear here."), "success")
+        return redirect(url_for("portal.account", welcome=1))
+    return _after_sign_in(next_page)
+
+
+@bp.route("/access", methods=["POST"])
+@_limit("LOGIN_LIMIT_PER_IP", "panel-access-ip")
+def access_code():
+    """A repair receipt's access code with the last digits of the customer's phone opens that repair's threads."""
+    form = AccessCodeForm()
+    repair = access.repair_by_access_code(form.code.data, form.digits.data) if form.validate_on_submit() else None
+    if repair is None:
+        form.code.errors.append(_("The code or the phone digits do not match."))
+        return render_template("portal/sign_in.html", form=SignInForm(formdata=None), access_form=form), 400
+    access.sign_in(repair.customer, how="access_code", repair=repair)
+    db.session.commit()
+    return redirect(url_for("portal.inbox"))
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out():
+    access.sign_out()
+    flash(_("You have been signed out."), "info")
+    return redirect(url_for("portal.sign_in"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@access.customer_required
+def account():
+    """The optional password (passwordless sign-in always works)."""
+    customer = access.current_customer()
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            access.set_password(customer, form.password.data)
+        except ValidationFailed as exc:
+            form.password.errors.append(exc.fields["password"])
+        else:
+            access.sign_in(customer, how="password_set")  # this session goes on; others ended
+            db.session.commit()
+            flash(_("Your password is set."), "success")
+            return redirect(url_for("portal.inbox"))
+    return render_template("portal/account.html", form=form, customer=customer,
+                           welcome=bool(request.args.get("welcome")))
+
+
+# --- reading and writing ----------------------------------------------------------------------
+
+
+@bp.route("/")
+@access.customer_required
+def inbox():
+    """The customer's threads; htmx polls the same URL for changes, waiting longer while nothing changes."""
+    customer = access.current_customer()
+    threads = access.threads_for_customer(customer)
+    seen = ".".join(f"{line.last.id}{'u' if line.unread else ''}" for line in threads)  # what the page shows
+    wait = _next_wait(seen)
+    if request.headers.get("HX-Request"):
+        return render_template("portal/_threads.html", threads=threads, seen=seen, wait=wait), {"Vary": "HX-Request"}
+    return render_template("portal/inbox.html", threads=threads, seen=seen, wait=wait,
+                           repairs=access.repairs_for_customer(customer)), {"Vary": "HX-Request"}
+
+
+def _next_wait(state: str | int) -> int:
+    """Seconds until the next poll: POLL_FIRST after a change (or on a full page), twice the last wait up to
+    POLL_MAX while the page's `seen` state is still what it shows."""
+    if not request.headers.get("HX-Request") or request.args.get("seen") != str(state):
+        return POLL_FIRST
+    return min(max(request.args.get("wait", POLL_FIRST, type=int), POLL_FIRST // 2) * 2, POLL_MAX)
+
+
+@bp.route("/threads/<int:thread_id>")
+@access.customer_required
+def thread(thread_id: int):
+    """The thread; htmx polls the same URL for its messages, waiting longer while nothing changes."""
+    customer = access.current_customer()
+    thread = access.thread_for_customer(thread_id, customer)
+    messages = access.messages_for_customer(thread, customer)
+    mark_read(thread, messages)
+    db.session.commit()
+    last_id = messages[-1].id if messages else 0
+    wait = _next_wait(last_id)
+    if request.headers.get("HX-Request"):
+        return render_template("portal/_messages.html", thread=thread, messages=messages, wait=wait,
+                               last_id=last_id), {"Vary": "HX-Request"}
+    return render_template("portal/thread.html", thread=thread, messages=messages, wait=wait, last_id=last_id,
+                           form=MessageForm()), {"Vary": "HX-Request"}
+
+
+def _stored_files(form: MessageForm) -> list:
+    return [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+
+
+@bp.route("/threads/<int:thread_id>/reply", methods=["POST"])
+@access.customer_required
+def reply(thread_id: int):
+    customer = access.current_customer()
+    thread = access.thread_for_customer(thread_id, customer)
+    form = MessageForm()
+    if form.validate_on_submit():
+        try:
+            customer_reply(thread, customer, form.body.data, _stored_files(form))
+        except ValidationFailed as exc:
+            db.session.rollback()
+            for name, message in exc.fields.items():
+                form[name].errors.append(message)
+        else:
+            db.session.commit()
+            return redirect(url_for("portal.thread", thread_id=thread.id, _anchor="reply"), 303)
+    messages = access.messages_for_customer(thread, customer)
+    return render_template("portal/thread.html", thread=thread, messages=messages, form=form, wait=POLL_FIRST,
+                           last_id=messages[-1].id if messages else 0), 400
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@access.customer_required
+def new_thread():
+    """A new conversation about one of the customer's repairs (chosen by ?repair_id=)."""
+    customer = access.current_customer()
+    repair = access.repair_for_customer(request.args.get("repair_id", type=int) or 0, customer)
+    form = MessageForm()
+    if form.validate_on_submit():
+        try:
+            message = customer_new_thread(customer, repair, form.body.data, _stored_files(form))
+        except ValidationFailed as exc:
+            db.session.rollback()
+            for name, text in exc.fields.items():
+                form[name].errors.append(text)
+        else:
+            db.session.commit()
+            return redirect(url_for("portal.thread", thread_id=message.thread_id), 303)
+    return render_template("portal/new_thread.html", form=form, repair=repair), 200 if request.method == "GET" else 400
+
+
+@bp.route("/attachments/<int:attachment_id>")
+@access.customer_required
+def attachment(attachment_id: int):
+    found = access.attachment_for_customer(attachment_id, access.current_customer())
+    try:
+        path = path_for(found.sha256)
+        response = send_file(path, mimetype=found.content_type, as_attachment=True, download_name=found.filename)
+    except FileNotFoundError:
+        return render_template("error.html", code=404, error=None), 404
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/brand.css")
+def brand_css():
+    """The shop's colour as a CSS custom property (inline styles are forbidden by the CSP)."""
+    colour = current_shop().panel_brand_colour or "#1f6feb"
+    if not _is_hex_colour(colour):
+        colour = "#1f6feb"
+    css = f":root {{ --brand: {colour}; }}\n"
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "no-cache"})
+
+
+def _is_hex_colour(value: str) -> bool:
+    digits = value[1:]
+    return value.startswith("#") and len(digits) in (3, 6) and all(c in "0123456789abcdefABCDEF" for c in digits)
+
+
+@bp.route("/logo")
+def logo():
+    """The shop's logo (Settings → Customer panel), stored with the attachments; its type read from its bytes."""
+    name = current_shop().panel_logo_path
+    path = Path(current_app.instance_path, name) if name else None
+    if path is None or not path.is_file():
+        return render_template("portal/error.html", code=404), 404
+    with path.open("rb") as fh:
+        mimetype = sniff(fh.read(SNIFF_BYTES))
+    response = send_file(path, mimetype=mimetype)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _thread_title(thread) -> str:
+    """How the panel names a thread: its repair ("R-2026-0042 · iPhone 12"), else its subject, else the shop."""
+    if thread.repair is not None:
+        return thread.repair.label
+    return thread.subject or _("Message from %(shop)s", shop=current_shop().name)
+
+
+def _preview(message) -> str:
+    """A message's first words without Markdown markers, for the inbox line."""
+    text = markdown_to_text(message.body_text) if message.body_format == "markdown" else message.body_text
+    return " ".join(text.split())[:PREVIEW_CHARS] or ", ".join(a.filename for a in message.attachments)
+
+
+@bp.app_context_processor
+def _panel_globals():
+    return {"panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
+            "panel_preview": _preview, "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(404)
+@bp.errorhandler(413)
+@bp.errorhandler(429)
+def _error(error):
+    code = getattr(error, "code", 500) or 500
+    return render_template("portal/error.html", code=code), code

@@ -1,0 +1,48 @@
+"""Settings → Customer panel: the panel's colour and logo, and whether customers may send files there."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FileField, StringField
+
+from ..attachments import store
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..i18n import current_shop
+from ..portal.branding import update_panel_settings
+from . import owner_required, show_errors
+
+bp = Blueprint("panel_settings", __name__, url_prefix="/settings/panel")
+
+
+class PanelSettingsForm(FlaskForm):
+    brand_colour = StringField(_l("Brand colour"), render_kw={"type": "color"})
+    logo = FileField(_l("Logo"), render_kw={"accept": "image/png,image/jpeg,image/webp,image/gif"})
+    remove_logo = BooleanField(_l("Remove the logo"))
+    allows_attachments = BooleanField(_l("Customers may send photos and files"))
+
+
+@bp.route("/", methods=["GET", "POST"])
+@owner_required
+def index():
+    shop = current_shop()
+    form = PanelSettingsForm(data={"brand_colour": shop.panel_brand_colour,
+                                   "allows_attachments": shop.panel_allows_attachments})
+    if form.validate_on_submit():
+        upload = form.logo.data
+        try:
+            logo = store(upload.stream, upload.filename) if upload and upload.filename else None
+            changed = update_panel_settings(shop, brand_colour=form.brand_colour.data, logo=logo,
+                                            remove_logo=form.remove_logo.data,
+                                            allows_attachments=form.allows_attachments.data, actor=current_user)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Panel settings saved.") if changed else _("Nothing changed."), "success")
+            return redirect(url_for(".index"))
+    return render_template("staff/panel_settings/index.html", form=form), 422 if form.errors else 200

@@ -1,0 +1,274 @@
+"""Getting into the customer panel: invitations, passwordless links and codes, passwords, a receipt's access code,
+and sessions kept apart from the staff app's."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
+                           publish, sign_in_customer)
+from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from servers.twilio import twilio_server  # noqa: F401  (fixture)
+
+from app.customers import create_customer
+from app.extensions import db
+from app.mailboxes import create_mailbox
+from app.models import Delivery, PanelToken, Shop, ShopSlug, utcnow
+from app.portal import access
+from app.repairs import create_repair
+from app.sms_accounts import configure_sms
+from conftest import csrf_token, sign_in
+
+MOBILE = "+48600100200"
+
+
+@pytest.fixture
+def mailbox(app, smtp_server):
+    app.config["SMTP_CA_FILE"] = smtp_server.cafile
+    box = create_mailbox(name="Serwis", email="serwis@shop.example", display_name="Serwis Łatka",
+                         smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="starttls",
+                         username=smtp_server.username, password=smtp_server.password)
+    db.session.commit()
+    return box
+
+
+@pytest.fixture
+def sms_account(twilio_server):
+    account = configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number="+48500100200",
+                            api_base_url=twilio_server.url, actor="test")
+    db.session.commit()
+    return account
+
+
+@pytest.fixture
+def customer(app):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    db.session.commit()
+    return customer
+
+
+def test_an_invitation_by_email_opens_the_panel_once(app, staff_client, mailbox, smtp_server, customer):
+    card = staff_client.get(f"/customers/{customer.id}").get_data(as_text=True)
+    assert "Invite by e-mail" in card
+    response = staff_client.post(f"/customers/{customer.id}/panel/invite",
+                                 data={"channel": "email", "csrf_token": csrf_token(staff_client, f"/customers/{customer.id}")})
+    assert response.status_code == 302
+    assert customer.panel_state == "invited"
+    invitation = db.session.scalars(db.select(Delivery).where(Delivery.purpose == "panel_invite")).one()
+    assert invitation.channel == "email" and invitation.recipient == "jan@example.com"
+    assert "http" not in invitation.message.body_text  # staff and the database never hold a working link
+
+    assert dispatch_now()["sent"] == 1
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ["jan@example.com"]
+    path = link_in(mail_text(mail))
+    assert db.session.scalars(db.select(PanelToken)).one().token_hash not in path  # only the hash is stored
+
+    customer_client = app.test_client()
+    scanned = customer_client.get(path)  # what a mail scanner sees: a button, the link stays unused
+    assert scanned.status_code == 200 and customer.panel_state == "invited"
+    assert open_link(customer_client, path).status_code == 302
+    assert customer.panel_state == "active"
+    assert customer_client.get(panel_path("/")).status_code == 200
+
+    again = open_link(app.test_client(), path)
+    assert again.status_code == 410
+    assert "This link has expired" in again.get_data(as_text=True)
+    assert 'href="/p/serwis/sign-in' in again.get_data(as_text=True)
+
+
+def test_an_invitation_link_stops_working_after_seven_days(app, customer):
+    token = access.issue_link(customer, "invite")
+    customer.panel_state = "invited"
+    db.session.commit()
+    row = db.session.scalars(db.select(PanelToken)).one()
+    assert timedelta(days=6, hours=23) < row.expires_at - utcnow() <= timedelta(days=7)
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    response = open_link(app.test_client(), panel_path(f"/s/{token}"))
+    assert response.status_code == 410
+    assert customer.panel_state == "invited"
+
+
+def test_an_sms_invitation_carries_the_link(app, staff_client, sms_account, twilio_server, customer):
+    staff_client.post(f"/customers/{customer.id}/panel/invite",
+                      data={"channel": "sms", "csrf_token": csrf_token(staff_client, f"/customers/{customer.id}")})
+    assert dispatch_now()["sent"] == 1
+    [sms] = twilio_server.messages
+    assert sms["to"] == MOBILE
+    assert open_link(app.test_client(), link_in(sms["body"])).status_code == 302
+
+
+def test_passwordless_sign_in_sends_a_link_and_a_code_and_the_code_signs_in(app, client, mailbox, smtp_server):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    response = client.post(panel_path("/sign-in"), data={"login": "Anna@Example.com",
+                                                          "csrf_token": panel_csrf(client, "/sign-in")})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/sign-in/code")
+    dispatch_now()
+    text = mail_text(smtp_server.wait_for(1)[0])
+    code = re.search(r"\b(\d{6})\b", text).group(1)
+    link_in(text)  # the link is there too
+
+    page = client.get(panel_path("/sign-in/code")).get_data(as_text=True)
+    assert "anna@example.com" in page.lower()
+    wrong = client.post(panel_path("/sign-in/code"), data={"code": "000000" if code != "000000" else "111111",
+                                                           "csrf_token": panel_csrf(client, "/sign-in/code")})
+    assert "wrong or has expired" in wrong.get_data(as_text=True)
+    right = client.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(client, "/sign-in/code")})
+    assert right.status_code == 302
+    assert client.get(panel_path("/")).status_code == 200
+    assert customer.panel_last_sign_in_at is not None
+    # A code works once.
+    other = app.test_client()
+    other.post(panel_path("/sign-in"), data={"login": "anna@example.com", "csrf_token": panel_csrf(other, "/sign-in")})
+    other.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(other, "/sign-in/code")})
+    assert other.get(panel_path("/")).status_code == 302
+
+
+def test_the_sign_in_form_answers_the_same_for_unknown_addresses(client, mailbox):
+    panel_customer("Anna Nowak", "anna@example.com")
+    answers = []
+    for login in ("anna@example.com", "nobody@example.com", "+48 600 999 999"):
+        other = client.application.test_client()
+        response = other.post(panel_path("/sign-in"), data={"login": login, "csrf_token": panel_csrf(other, "/sign-in")})
+        answers.append((response.status_code, response.headers["Location"]))
+    assert len(set(answers)) == 1
+    assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 1  # only the customer's sign-in goes out
+
+
+def test_a_sign_in_code_by_sms(app, client, sms_account, twilio_server):
+    panel_customer("Anna Nowak", "anna@example.com", phone=MOBILE)
+    client.post(panel_path("/sign-in"), data={"login": "600 100 200", "csrf_token": panel_csrf(client, "/sign-in")})
+    dispatch_now()
+    code = re.search(r"\b(\d{6})\b", twilio_server.messages[0]["body"]).group(1)
+    client.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(client, "/sign-in/code")})
+    assert client.get(panel_path("/")).status_code == 200
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="3 per minute")
+def test_sign_in_attempts_are_limited_per_address(client):
+    panel_customer("Anna Nowak", "anna@example.com")
+    token = panel_csrf(client, "/sign-in")
+    codes = [client.post(panel_path("/sign-in"), data={"login": "anna@example.com", "password": "wrong password!",
+                                                       "csrf_token": token}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_a_password_signs_in_and_ends_other_sessions(app, client):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    first, second = app.test_client(), app.test_client()
+    sign_in_customer(first, customer)
+    sign_in_customer(second, customer)
+    response = second.post(panel_path("/account"), data={"password": "a long secret phrase",
+                                                         "csrf_token": panel_csrf(second, "/account")})
+    assert response.status_code == 302
+    assert second.get(panel_path("/")).status_code == 200
+    assert first.get(panel_path("/")).status_code == 302  # the other device is signed out
+
+    response = client.post(panel_path("/sign-in"), data={"login": "anna@example.com", "password": "a long secret phrase",
+                                                         "csrf_token": panel_csrf(client, "/sign-in")})
+    assert response.status_code == 302 and client.get(panel_path("/")).status_code == 200
+
+
+def test_disabling_panel_access_signs_the_customer_out(app, staff_client):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    panel = app.test_client()
+    sign_in_customer(panel, customer)
+    staff_client.post(f"/customers/{customer.id}/panel/disable",
+                      data={"csrf_token": csrf_token(staff_client, f"/customers/{customer.id}")})
+    assert customer.panel_state == "disabled"
+    assert panel.get(panel_path("/")).status_code == 302
+    token = access.issue_link(customer, "login")
+    db.session.commit()
+    assert open_link(panel, panel_path(f"/s/{token}")).status_code == 410
+
+
+def test_a_staff_session_is_no_customer_and_a_customer_session_is_no_staff(app, staff):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    thread_id = publish(customer, "Gotowe", author=staff).thread_id
+    browser = app.test_client()
+    sign_in(browser, staff, remember=True)
+    assert browser.get("/").status_code == 200
+    for path in ("/", f"/threads/{thread_id}"):
+        response = browser.get(panel_path(path))
+        assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+    browser = app.test_client()
+    sign_in_customer(browser, customer)
+    assert browser.get(panel_path("/")).status_code == 200
+    for path in ("/", f"/threads/{thread_id}", f"/customers/{customer.id}"):
+        response = browser.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert browser.get_cookie("ri_panel", path="/p/") is not None  # the panel's cookie never goes to staff pages
+
+
+def test_a_receipt_access_code_and_phone_digits_open_that_repairs_threads_only(app, client, staff):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    other_repair = create_repair(customer=customer, device="iPad")
+    code = access.ensure_access_code(repair)
+    customer.panel_state = "active"
+    db.session.commit()
+    mine = publish(customer, "Ekran wymieniony", repair=repair, author=staff)
+    other = publish(customer, "iPad czeka na część", repair=other_repair, author=staff)
+
+    token = panel_csrf(client, "/sign-in")
+    wrong = client.post(panel_path("/access"), data={"code": code, "digits": "999", "csrf_token": token})
+    assert wrong.status_code == 400
+    right = client.post(panel_path("/access"), data={"code": code.lower(), "digits": "200", "csrf_token": token})
+    assert right.status_code == 302
+    assert client.get(panel_path(f"/threads/{mine.thread_id}")).status_code == 200
+    assert client.get(panel_path(f"/threads/{other.thread_id}")).status_code == 404
+    assert "iPad" not in client.get(panel_path("/")).get_data(as_text=True)
+
+
+def test_an_old_slug_redirects_to_the_current_one(client):
+    shop = Shop.current()
+    db.session.add(ShopSlug(slug="stary-serwis"))
+    shop.slug = "nowy-serwis"
+    db.session.commit()
+    response = client.get("/p/stary-serwis/sign-in?next=/p/stary-serwis/")
+    assert response.status_code == 301
+    assert response.headers["Location"] == "/p/nowy-serwis/sign-in?next=/p/stary-serwis/"
+    assert client.get("/p/nowy-serwis/sign-in").status_code == 200
+    assert client.get("/p/no-such-shop/sign-in").status_code == 404
+
+
+def test_panel_link_prints_a_one_time_sign_in_url(app, customer):
+    result = app.test_cli_runner().invoke(args=["panel", "link", str(customer.id)])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert url.startswith("http://shop.example/p/serwis/s/")
+    assert customer.panel_state == "invited"
+    client = app.test_client()
+    assert open_link(client, url.removeprefix("http://shop.example")).status_code == 302
+    assert client.get(panel_path("/")).status_code == 200
+    assert app.test_cli_runner().invoke(args=["panel", "link", "999"]).exit_code == 1
+
+
+def test_panel_pages_are_never_cached(client):
+    response = client.get(panel_path("/sign-in"))
+    assert response.headers["Cache-Control"] == "no-store"
+    css = client.get(panel_path("/brand.css"))
+    assert css.mimetype == "text/css" and "--brand: #1f6feb" in css.get_data(as_text=True)
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="100 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_no_more_than_five_sign_in_messages_an_hour_go_to_one_customer(client, mailbox):
+    panel_customer("Anna Nowak", "anna@example.com")
+    for _ in range(7):
+        client.post(panel_path("/sign-in"), data={"login": "anna@example.com", "csrf_token": panel_csrf(client, "/sign-in")})
+    assert db.session.scalar(db.select(db.func.count(Delivery.id)).where(Delivery.purpose == "panel_sign_in")) == 5
+
+
+def test_after_an_expired_notice_link_the_code_sign_in_opens_the_thread(app, client, mailbox, smtp_server, staff):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    thread_id = publish(customer, "Gotowe", author=staff).thread_id
+    path = panel_path(f"/sign-in?next=/p/serwis/threads/{thread_id}")
+    client.post(path, data={"login": "anna@example.com", "csrf_token": panel_csrf(client, "/sign-in")})
+    dispatch_now()
+    code = next(re.search(r"\b(\d{6})\b", mail_text(mail)).group(1) for mail in smtp_server.wait_for(2)
+                if "code" in mail_text(mail))
+    response = client.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(client, "/sign-in/code")})
+    assert response.headers["Location"] == f"/p/serwis/threads/{thread_id}"

@@ -1,0 +1,56 @@
+"""The owner's side of the panel: its colour and logo, files from customers, and the repair receipt's access code."""
+from __future__ import annotations
+
+import io
+
+from panel_helpers import panel_path
+
+from app.customers import create_customer
+from app.extensions import db
+from app.models import Shop
+from app.repairs import create_repair
+from conftest import csrf_token
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_the_owner_brands_the_panel_with_a_colour_and_a_logo(owner_client):
+    assert "/settings/panel/" in owner_client.get("/settings/").get_data(as_text=True)
+    token = csrf_token(owner_client, "/settings/panel/")
+    response = owner_client.post("/settings/panel/", content_type="multipart/form-data", data={
+        "csrf_token": token, "brand_colour": "#C0392B", "logo": (io.BytesIO(PNG), "logo.png")})
+    assert response.status_code == 302
+    shop = Shop.current()
+    assert shop.panel_brand_colour == "#c0392b" and shop.panel_logo_path and not shop.panel_allows_attachments
+
+    panel = owner_client.application.test_client()
+    assert "--brand: #c0392b" in panel.get(panel_path("/brand.css")).get_data(as_text=True)
+    page = panel.get(panel_path("/sign-in")).get_data(as_text=True)
+    assert 'class="panel-logo"' in page and "style=" not in page
+    logo = panel.get(panel_path("/logo"))
+    assert logo.data == PNG and logo.mimetype == "image/png"
+
+
+def test_panel_settings_refuse_a_bad_colour_and_a_logo_that_is_no_picture(owner_client):
+    token = csrf_token(owner_client, "/settings/panel/")
+    response = owner_client.post("/settings/panel/", content_type="multipart/form-data", data={
+        "csrf_token": token, "brand_colour": "red; background:url(x)", "allows_attachments": "y",
+        "logo": (io.BytesIO(b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"), "logo.png")})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Choose a colour like #1f6feb." in page and "must be a PNG, JPEG, WebP or GIF" in page
+    assert Shop.current().panel_brand_colour == "#1f6feb" and Shop.current().panel_logo_path is None
+
+
+def test_staff_cannot_change_the_panel_settings(staff_client):
+    assert staff_client.get("/settings/panel/").status_code == 403
+
+
+def test_a_new_repair_gets_an_access_code_shown_on_its_card(staff_client):
+    customer = create_customer(name="Jan Kowalski", phone="+48600100200")
+    repair = create_repair(customer=customer, device="iPhone 12")
+    db.session.commit()
+    assert len(repair.access_code) == 8 and repair.access_code.isalnum()
+    card = staff_client.get(f"/repairs/{repair.id}").get_data(as_text=True)
+    assert repair.access_code in card and "/p/serwis/sign-in" in card
