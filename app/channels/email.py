@@ -484,11 +484,10 @@ def describe_failure(exc: BaseException, mailbox: Mailbox) -> Failure:
     """What went wrong talking to the mailbox's server, in the shop's words; 5xx refusals are permanent."""
     where = {"host": mailbox.smtp_host, "port": mailbox.smtp_port}
     raw = _raw(exc)
-    if isinstance(exc, AnswerLost):
-        seconds = current_app.config.get("SMTP_TIMEOUT", 30)
-        return Failure(_("The mail server %(host)s:%(port)s took the whole message but did not confirm it within "
-                         "%(seconds)s s; the mail may have been delivered. Check it, then resend or mark it as "
-                         "sent.", seconds=seconds, **where), raw, "no_answer", mailbox_fault=True, uncertain=True)
+    if isinstance(exc, AnswerLost):  # a timeout or a closed connection after the mail's final dot
+        return Failure(_("The mail server %(host)s:%(port)s took the whole message but never confirmed it; the "
+                         "mail may have been delivered. Check it, then resend or mark it as sent.", **where),
+                       raw, "no_answer", uncertain=True)
     # smtplib's exceptions are OSErrors too: the SMTP ones are told apart first.
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         address, (code, reply) = next(iter(exc.recipients.items()))
