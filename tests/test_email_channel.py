@@ -273,6 +273,13 @@ def test_long_polish_headers_and_names_are_folded_and_parse_back_without_defects
     assert "\n.\nKropka na początku linii." in text.replace("\r\n", "\n")  # dot-stuffed on the wire, not in the mail
 
 
+def test_a_subject_that_looks_like_an_encoded_word_arrives_as_typed(mailbox, customer, smtp_server):
+    typed = "Kod =?utf-8?q?Zap=C5=82acono?= z faktury"
+    send(new_delivery(new_thread(customer), subject=typed))
+
+    assert parse(smtp_server.wait_for(1)[0])["Subject"] == typed
+
+
 def test_an_address_with_polish_letters_goes_out_with_smtputf8_or_fails_for_good_without_it(
         mailbox, customer, smtp_server, answerless_smtp_server):
     delivery = new_delivery(new_thread(customer))

@@ -203,8 +203,9 @@ class EmailSession:
     def close(self) -> None:
         """Read the last answer still due, then say goodbye to every server; a server that went away meanwhile is
         no error."""
-        with force_locale(self._shop.locale):
-            self._settle()
+        if self._awaiting is not None:
+            with force_locale(self._shop.locale):
+                self._settle()
         for connection in self._connections.values():
             _quit(connection)
         self._connections.clear()

@@ -37,9 +37,9 @@ class File:
 def header(name: str, value: str) -> str:
     """`Name: value` for a header of free text (Subject, Thread-Topic): RFC 2047 words for anything that is not
     ASCII, folded to LINE characters."""
-    if value.isascii() and len(name) + 2 + len(value) <= LINE:
+    if _plain(value) and len(name) + 2 + len(value) <= LINE:
         return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
+    charset = "us-ascii" if _plain(value) else "utf-8"
     return f"{name}: " + Header(value, charset, maxlinelen=LINE, header_name=name).encode(linesep=CRLF)
 
 
@@ -47,9 +47,14 @@ def address(display_name: str, addr_spec: str) -> str:
     """`Name <addr>`, the name quoted when it needs it and in RFC 2047 words when it is not ASCII."""
     if not display_name:
         return addr_spec
-    if display_name.isascii():
+    if _plain(display_name):
         return formataddr((display_name, addr_spec))
     return f"{Header(display_name, 'utf-8', maxlinelen=LINE).encode(linesep=CRLF)} <{addr_spec}>"
+
+
+def _plain(text: str) -> bool:
+    """ASCII that a mail program would not read as an RFC 2047 word ("=?utf-8?q?...?=") written by us."""
+    return text.isascii() and "=?" not in text
 
 
 def folded(name: str, items: list[str], separator: str = "") -> str:

@@ -37,7 +37,7 @@ def plain_text(message: Message) -> str:
     return markdown_to_text(message.body_text or "")
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=16)  # token lists are big; the HTML and the text of a message are made right after each other
 def _tokens(source: str) -> list:
     """The parsed Markdown (read only), shared by the HTML and the text of a message: parsing is most of the work."""
     return _markdown.parse(source)
