@@ -254,6 +254,16 @@ class _TimedSession:
         self._starts.append((time.perf_counter(), self._name))
         return self._session.send(delivery)
 
+    def __getattr__(self, name: str):
+        if name != "begin":
+            raise AttributeError(name)
+        begin = self._session.begin  # AttributeError for a session that cannot begin a send (it sends)
+
+        def timed_begin(delivery):
+            self._starts.append((time.perf_counter(), self._name))
+            return begin(delivery)
+        return timed_begin
+
     def close(self) -> None:
         self._session.close()
 

@@ -85,7 +85,6 @@ def test_a_message_about_a_repair_goes_by_email_and_sms_at_the_time_asked(api, a
     assert {d.next_attempt_at for d in deliveries.values()} == {when}
     thread = db.session.get(Thread, response.get_json()["thread_id"])
     assert thread.repair_id == repair.id
-    assert f"[#{repair.number}]" in db.session.get(Message, response.get_json()["id"]).subject
 
 
 def test_a_channel_that_cannot_reach_the_customer_is_named_with_the_reason(api, channels_set_up):

@@ -8,10 +8,13 @@ import email.policy
 import hashlib
 import smtplib
 import socket
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from servers.smtp import free_port, silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401
+from servers.smtp import (  # noqa: F401
+    answerless_smtp_server, free_port, silent_smtp_server, smtp_certificate, smtp_server,
+)
+from sqlalchemy import select
 
 from app.attachments import path_for
 from app.channels.email import EmailChannel, describe_failure
@@ -22,7 +25,11 @@ from app.mail_ids import (
     thread_topic, token_from_address,
 )
 from app.mailboxes import create_mailbox, update_mailbox
-from app.models import Attachment, Customer, Delivery, Mailbox, Message, MessageRef, Shop, Thread
+from app.models import (
+    Attachment, Customer, Delivery, DeliveryEvent, Mailbox, Message, MessageRef, Repair, RepairStatus, Shop, Thread,
+    Ticket,
+)
+from app.outbox import dispatch_pass
 
 SUBJECT = "Naprawa gotowa – zapraszamy po odbiór"
 
@@ -216,6 +223,86 @@ def test_references_keep_the_first_mail_and_the_latest_ones_in_a_long_thread(mai
     assert references[0] == f"m{earlier[-1].message_id}@example.com"  # the parent, newest
 
 
+def test_subjects_end_with_the_repair_or_ticket_number_so_headerless_replies_find_their_context(
+        mailbox, customer, smtp_server):
+    repair = Repair(number="R-2026-0042", customer_id=customer.id, device="iPhone 12",
+                    status_id=RepairStatus.ordered()[0].id)
+    ticket = Ticket(number="Z-2026-0001", customer_id=customer.id, subject="Reklamacja")
+    db.session.add_all([repair, ticket])
+    db.session.flush()
+    about_repair, about_ticket, about_nothing = new_thread(customer), new_thread(customer), new_thread(customer)
+    about_repair.repair_id, about_ticket.ticket_id = repair.id, ticket.id
+    db.session.commit()
+
+    send(new_delivery(about_repair), new_delivery(about_repair, subject=f"Re: Wycena [#{repair.number}] – pilne"),
+         new_delivery(about_ticket, subject="Odpowiedź w sprawie reklamacji"), new_delivery(about_nothing))
+
+    subjects = [parse(received)["Subject"] for received in smtp_server.wait_for(4)]
+    assert subjects == [
+        f"{SUBJECT} [#R-2026-0042]",
+        "Re: Wycena [#R-2026-0042] – pilne",  # named already: not twice
+        "Odpowiedź w sprawie reklamacji [#Z-2026-0001]",
+        SUBJECT,
+    ]
+
+
+def test_long_polish_headers_and_names_are_folded_and_parse_back_without_defects(mailbox, customer, smtp_server):
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40
+    long_name = "Protokół przyjęcia urządzenia do naprawy gwarancyjnej – zażółć gęślą jaźń " * 2 + ".pdf"
+    attachment = Attachment(filename=long_name, content_type="application/pdf", size=len(pdf),
+                            sha256=stored_file(pdf))
+    subject = "Zażółć gęślą jaźń – " * 8 + "koniec"
+    cc = [f"rodzina{n}@example.com" for n in range(30)]
+    body = "Dzień dobry,\n\n" + "Bardzo długa linia bez żadnych przerw " * 20 + "\n\n.\nKropka na początku linii."
+
+    [result] = send(new_delivery(new_thread(customer), body, cc=cc, subject=subject, attachments=[attachment]))
+
+    assert result.ok
+    received = smtp_server.wait_for(1)[0]
+    assert received.rcpt_tos == ["jan@example.com", *cc]
+    assert all(len(line) <= 78 for line in received.data.split(b"\r\n")), "a line longer than 78 characters"
+    assert received.data.isascii()
+    mail = parse(received)
+    assert all(not part.defects for part in mail.walk())
+    assert mail["Subject"] == subject
+    assert [address.addr_spec for address in mail["Cc"].addresses] == cc
+    [file] = [part for part in mail.iter_attachments()]
+    assert file.get_filename() == long_name and file.get_content() == pdf
+    text = mail.get_body(("plain",)).get_content()
+    assert ("Bardzo długa linia bez żadnych przerw " * 20).strip() in text.replace("\r\n", "\n")
+    assert "\n.\nKropka na początku linii." in text.replace("\r\n", "\n")  # dot-stuffed on the wire, not in the mail
+
+
+def test_a_subject_that_looks_like_an_encoded_word_arrives_as_typed(mailbox, customer, smtp_server):
+    typed = "Kod =?utf-8?q?Zap=C5=82acono?= z faktury"
+    send(new_delivery(new_thread(customer), subject=typed))
+
+    assert parse(smtp_server.wait_for(1)[0])["Subject"] == typed
+
+
+def test_an_address_with_polish_letters_goes_out_with_smtputf8_or_fails_for_good_without_it(
+        mailbox, customer, smtp_server, answerless_smtp_server):
+    delivery = new_delivery(new_thread(customer))
+    delivery.recipient = "łukasz@example.com"
+    db.session.commit()
+
+    [result] = send(delivery)
+
+    assert result.ok  # aiosmtpd offers SMTPUTF8
+    received = smtp_server.wait_for(1)[0]
+    assert received.rcpt_tos == ["łukasz@example.com"]
+    assert "\r\nTo: łukasz@example.com\r\n".encode() in received.data  # UTF-8 headers, as RFC 6532 allows
+
+    plain = create_mailbox(name="Stary", email="stary@shop.example", smtp_host=answerless_smtp_server.host,
+                           smtp_port=answerless_smtp_server.port, smtp_security="none")
+    delivery.mailbox_id = plain.id
+    db.session.commit()
+    [result] = send(delivery)
+
+    assert not result.ok and result.permanent and result.error_code == "unsupported"
+    assert answerless_smtp_server.mails == 0
+
+
 def test_only_automatic_notifications_ask_for_no_auto_replies(mailbox, customer, smtp_server):
     thread = new_thread(customer)
     send(new_delivery(thread, "Status: gotowe", automatic=True), new_delivery(thread, "Pisze Anna"))
@@ -319,6 +406,47 @@ def test_a_wrong_password_is_reported_as_failed_authentication(trusted_smtp, sho
     assert result.error_raw.startswith("535")
     assert mailbox.consecutive_failures == 1 and mailbox.last_error == result.error
     assert trusted_smtp.messages == []
+
+
+@pytest.mark.app_config(SMTP_TIMEOUT=0.5)
+@pytest.mark.parametrize("hang_up", [False, True], ids=["silent after the mail", "hangs up after the mail"])
+def test_a_mail_the_server_took_in_without_answering_is_uncertain_and_never_sent_again(
+        app, shop, customer, answerless_smtp_server, hang_up):
+    server = answerless_smtp_server
+    server.hang_up = hang_up
+    create_mailbox(name="Serwis", email="serwis@shop.example", smtp_host=server.host, smtp_port=server.port,
+                   smtp_security="none")
+    db.session.commit()
+    delivery = new_delivery(new_thread(customer))
+    delivery.status, delivery.next_attempt_at = "queued", None
+    db.session.commit()
+
+    counts = dispatch_pass()
+
+    assert counts["uncertain"] == 1 and counts["retried"] == 0
+    row = db.session.get(Delivery, delivery.id)
+    assert (row.status, row.uncertain, row.error_code) == ("sending", True, "no_answer")
+    assert "may have been delivered" in row.error
+    assert dispatch_pass(now=row.claimed_at + timedelta(hours=2))["claimed"] == 0  # staff decide, not a pass
+    assert server.mails == 1
+    assert db.session.scalars(select(DeliveryEvent.status).where(DeliveryEvent.delivery_id == delivery.id)).all() \
+        == ["uncertain"]
+
+
+@pytest.mark.app_config(SMTP_TIMEOUT=0.5)
+def test_after_a_lost_answer_the_next_mail_of_the_pass_goes_over_a_new_connection(
+        app, shop, customer, answerless_smtp_server):
+    server = answerless_smtp_server
+    server.hang_up = True
+    create_mailbox(name="Serwis", email="serwis@shop.example", smtp_host=server.host, smtp_port=server.port,
+                   smtp_security="none")
+    db.session.commit()
+    thread = new_thread(customer)
+
+    first, second = send(new_delivery(thread, "Pierwsza"), new_delivery(thread, "Druga"))
+
+    assert first.uncertain and not first.ok
+    assert second.uncertain and server.mails == 2 and server.connections == 2  # tried, not skipped as broken
 
 
 @pytest.mark.app_config(SMTP_TIMEOUT=0.5)

@@ -23,7 +23,12 @@ class SendResult:
 
 
 class ChannelSession(Protocol):
-    """Open connections for one dispatch pass; `send` is called once per claimed delivery."""
+    """Open connections for one dispatch pass; `send` is called once per claimed delivery.
+
+    A session may also offer `begin(delivery)`: start the send and return at once with a function that waits for
+    its SendResult. The dispatcher then starts the next delivery and records the last one while this one is on
+    its way, and asks for the results in order; `begin` must not write to the database (the result function may).
+    """
 
     def send(self, delivery: "Delivery") -> SendResult: ...
 

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
-from email import policy
-from email.headerregistry import Address, HeaderRegistry
-from email.message import EmailMessage
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.utils import format_datetime
 
-from flask import current_app, render_template
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Integer, String, bindparam, exists, insert, literal, select
 
 from ..attachments import path_for as attachment_path
 from ..crypto import SecretUnreadable, decrypt
@@ -27,32 +26,12 @@ from ..mail_ids import (
 )
 from ..mailboxes import default_mailbox, record_failure, record_sent
 from ..messaging.formatting import html_body, plain_text
-from ..models import Customer, Delivery, Mailbox, Message, MessageRef, Shop, utcnow
+from ..models import Customer, Delivery, Mailbox, Message, MessageRef, Shop, Thread, utcnow
+from . import mime
 from .base import SendResult
 
 MAX_REFERENCES = 20  # enough for every client to thread; long chains make headers some servers refuse
 NO_MAILBOX = _l("No mailbox is set up for sending (Settings → Mailboxes).")
-
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, making each header's class once: the stdlib makes a new class for every
-    header set, about a sixth of the time it takes to build a mail."""
-
-    @functools.cache
-    def __getitem__(self, name: str):
-        return super().__getitem__(name)
-
-
-MAIL_POLICY = policy.SMTP.clone(header_factory=_HeaderClasses())
-
-
-@functools.lru_cache(maxsize=64)
-def _shared_header(name: str, value: str, addr_spec: str | None = None):
-    """The header `name: value` as the mail policy parses it (with `addr_spec`: the address `value <addr_spec>`),
-    made once and shared by the mails that carry it, as header objects are immutable: for the headers that are
-    the same in many mails (the sender, our instance id, the markers of automatic mail), parsing being most of
-    what a header costs."""
-    return MAIL_POLICY.header_factory(name, value if addr_spec is None else Address(value, addr_spec=addr_spec))
 
 
 class EmailChannel:
@@ -70,7 +49,7 @@ class EmailChannel:
     def open_session(self) -> "EmailSession":
         return EmailSession()
 
-    def build_mail(self, delivery: Delivery, via: Mailbox | None = None) -> EmailMessage:
+    def build_mail(self, delivery: Delivery, via: Mailbox | None = None) -> "OutgoingMail":
         """The mail for a delivery, sent through `via` (default: the delivery's own mailbox); see compose_mail.
 
         Refuses (ValueError) a delivery without any mailbox to send from.
@@ -95,7 +74,13 @@ class EmailChannel:
 
 
 class EmailSession:
-    """The SMTP connections of one dispatch pass: one per mailbox, opened on first use, reused for the rest.
+    """The SMTP side of one dispatch pass: one connection per mailbox, opened on first use and reused for the rest.
+
+    A mail is handed to the server up to the final dot of its DATA, and the server's answer to it is read when
+    the result is asked for or, at the latest, before the next mail's first command: meanwhile the dispatcher
+    builds the next mail and records the last result while the server takes in this one (`begin`, see
+    ChannelSession). Without the PIPELINING extension (which not every server offers) a client may not send
+    more before that answer, so this is the only wait we can overlap.
 
     A mailbox that cannot be reached is tried once per pass: its later deliveries get the same failure at
     once instead of waiting for the same timeout again. A mailbox that works is marked healthy by its first
@@ -107,6 +92,7 @@ class EmailSession:
         self._connections: dict[int, smtplib.SMTP] = {}
         self._unreachable: dict[int, SendResult] = {}
         self._healthy: set[int] = set()  # mailboxes whose health this pass has recorded
+        self._awaiting: _Handover | None = None  # the mail whose final answer is still to be read
 
     @functools.cached_property
     def _shop(self) -> Shop:
@@ -118,57 +104,91 @@ class EmailSession:
 
     def send(self, delivery: Delivery) -> SendResult:
         """Send one e-mail delivery; the mailbox's health is updated (flushed with the caller's transaction)."""
+        return self.begin(delivery)()
+
+    def begin(self, delivery: Delivery) -> Callable[[], SendResult]:
+        """Build the delivery's mail and hand it to the server without waiting for the final answer; the function
+        returned waits for that answer and records what it means for the mailbox (flushed with the caller's
+        transaction)."""
         with force_locale(self._shop.locale):  # errors are stored for the shop's people, in its language
-            return self._send(delivery, self._shop)
+            home = home_mailbox(delivery, self._default_mailbox)
+            if home is None:
+                return _known(SendResult(ok=False, error=str(NO_MAILBOX), error_code="no_mailbox"))
+            via = _standing_in_for(home, self._default_mailbox)
+            if via.id in self._unreachable:
+                return _known(self._unreachable[via.id])
+            try:
+                mail = compose_mail(delivery, shop=self._shop, home=home, via=via)
+            except ValueError as exc:
+                return _known(SendResult(
+                    ok=False, permanent=True, mailbox_id=via.id, error_code="invalid", error_raw=str(exc),
+                    error=_("This mail cannot be built: %(reason)s", reason=str(exc))))
+            self._settle()
+            if via.id in self._unreachable:  # the answer to the mail before showed the mailbox is gone
+                return _known(self._unreachable[via.id])
+            handover = _Handover(via, mail)
+            try:
+                handover.refused = self._hand_over(via, mail)
+                self._awaiting = handover
+            except (smtplib.SMTPException, OSError, SecretUnreadable) as exc:
+                self._fail(handover, exc)
+        return functools.partial(self._outcome, delivery, handover)
 
-    def _send(self, delivery: Delivery, shop: Shop) -> SendResult:
-        home = home_mailbox(delivery, self._default_mailbox)
-        if home is None:
-            return SendResult(ok=False, error=str(NO_MAILBOX), error_code="no_mailbox")
-        via = _standing_in_for(home, self._default_mailbox)
-        if via.id in self._unreachable:
-            return self._unreachable[via.id]
-        try:
-            mail = compose_mail(delivery, shop=shop, home=home, via=via)
-        except ValueError as exc:
-            return SendResult(ok=False, permanent=True, mailbox_id=via.id, error_code="invalid",
-                              error=_("This mail cannot be built: %(reason)s", reason=str(exc)), error_raw=str(exc))
-
-        provider_id = mail["Message-ID"].strip("<>")
-        recipients = [delivery.recipient, *delivery.cc]
-        try:
-            refused = self._transmit(via, mail, recipients)
-        except (smtplib.SMTPException, OSError, SecretUnreadable) as exc:
-            failure = describe_failure(exc, via)
-            result = SendResult(ok=False, error=failure.error, error_raw=failure.raw, error_code=failure.code,
-                                permanent=failure.permanent, mailbox_id=via.id)
-            if failure.mailbox_fault:
-                record_failure(via, failure.error)
-                self._unreachable[via.id] = result
-                self._drop(via)
-            return result
-        if via.id not in self._healthy:
-            record_sent(via)
-            self._healthy.add(via.id)
-        _remember_our_id(delivery, provider_id)
-        if refused:  # some CC addresses were refused, the rest accepted the mail
-            raw = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in refused.items())
-            return SendResult(ok=True, provider_id=provider_id, mailbox_id=via.id, error_raw=raw,
-                              error=_("Sent, but the mail server refused %(addresses)s.",
-                                      addresses=", ".join(refused)))
-        return SendResult(ok=True, provider_id=provider_id, mailbox_id=via.id)
-
-    def _transmit(self, mailbox: Mailbox, mail: EmailMessage, recipients: list[str]) -> dict:
-        """Send over the mailbox's connection; a reused connection the server has dropped is replaced once."""
+    def _hand_over(self, mailbox: Mailbox, mail: "OutgoingMail") -> dict:
+        """MAIL, RCPT and DATA over the mailbox's connection; a reused connection the server has dropped is
+        replaced once. Returns the refused recipients (when others were accepted)."""
         reused = mailbox.id in self._connections
-        connection = self._connection(mailbox)
         try:
-            return connection.send_message(mail, from_addr=mailbox.email, to_addrs=recipients)
+            return mail.hand_over(self._connection(mailbox))
         except smtplib.SMTPServerDisconnected:
             self._drop(mailbox)
             if not reused:
                 raise
-        return self._connection(mailbox).send_message(mail, from_addr=mailbox.email, to_addrs=recipients)
+        return mail.hand_over(self._connection(mailbox))
+
+    def _settle(self) -> None:
+        """Read the server's answer to the mail handed over last, if it is still to be read."""
+        handover, self._awaiting = self._awaiting, None
+        if handover is None:
+            return
+        try:
+            handover.mail.read_answer(self._connections[handover.via.id])
+        except (smtplib.SMTPException, OSError) as exc:
+            self._fail(handover, exc)
+
+    def _fail(self, handover: "_Handover", exc: BaseException) -> None:
+        """Note why a mail failed; a failure of the mailbox itself (not of this mail) ends its use for the pass."""
+        via = handover.via
+        failure = describe_failure(exc, via)
+        handover.failure = SendResult(ok=False, error=failure.error, error_raw=failure.raw, error_code=failure.code,
+                                      permanent=failure.permanent, uncertain=failure.uncertain, mailbox_id=via.id)
+        if failure.mailbox_fault:
+            handover.mailbox_failed = True
+            self._unreachable[via.id] = handover.failure
+        if failure.mailbox_fault or failure.uncertain:
+            self._drop(via)  # gone or out of step: a later mail of the pass needs a new connection, if any
+
+    def _outcome(self, delivery: Delivery, handover: "_Handover") -> SendResult:
+        with force_locale(self._shop.locale):
+            if handover is self._awaiting:
+                self._settle()
+        via = handover.via
+        if handover.failure is not None:
+            if handover.mailbox_failed:
+                record_failure(via, handover.failure.error)
+            return handover.failure
+        if via.id not in self._healthy:
+            record_sent(via)
+            self._healthy.add(via.id)
+        mail = handover.mail
+        _remember_our_id(delivery, mail.message_id)
+        if handover.refused:  # some CC addresses were refused, the rest accepted the mail
+            refused = handover.refused
+            raw = "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in refused.items())
+            with force_locale(self._shop.locale):
+                error = _("Sent, but the mail server refused %(addresses)s.", addresses=", ".join(refused))
+            return SendResult(ok=True, provider_id=mail.message_id, mailbox_id=via.id, error_raw=raw, error=error)
+        return SendResult(ok=True, provider_id=mail.message_id, mailbox_id=via.id)
 
     def _connection(self, mailbox: Mailbox) -> smtplib.SMTP:
         if mailbox.id not in self._connections:
@@ -181,19 +201,115 @@ class EmailSession:
             connection.close()
 
     def close(self) -> None:
-        """Say goodbye to every server; a server that went away meanwhile is no error."""
+        """Read the last answer still due, then say goodbye to every server; a server that went away meanwhile is
+        no error."""
+        if self._awaiting is not None:
+            with force_locale(self._shop.locale):
+                self._settle()
         for connection in self._connections.values():
             _quit(connection)
         self._connections.clear()
 
 
+@dataclass
+class _Handover:
+    """A mail handed to a mailbox's server within a session, and what became of it."""
+
+    via: Mailbox
+    mail: "OutgoingMail"
+    refused: dict = field(default_factory=dict)  # recipients refused while others were accepted
+    failure: SendResult | None = None
+    mailbox_failed: bool = False  # the failure is the mailbox's (it counts towards "broken")
+
+
+def _known(result: SendResult) -> Callable[[], SendResult]:
+    return lambda: result
+
+
+class AnswerLost(smtplib.SMTPException):
+    """The whole mail went out (up to DATA's final dot) but the server's answer never came: it may have taken it."""
+
+
+
 # --- building mail ------------------------------------------------------------------------------
 
 
-def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) -> EmailMessage:
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A mail ready for the wire: its bytes and its envelope."""
+
+    data: bytes
+    message_id: str  # without angle brackets
+    sender: str
+    recipients: list[str]
+    international: bool  # an address has non-ASCII letters: the server must offer SMTPUTF8
+
+    def hand_over(self, connection: smtplib.SMTP) -> dict:
+        """The first half of smtplib's sendmail: MAIL, RCPT and DATA with the mail up to its final dot; the
+        server's answer to it is left to read_answer. Returns the refused recipients when others were accepted;
+        raises what sendmail raises."""
+        connection.ehlo_or_helo_if_needed()
+        options = [f"SIZE={len(self.data)}"] if connection.has_extn("size") else []
+        if self.international:
+            if not connection.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError(
+                    "One or more source or delivery addresses require internationalized email support, but the "
+                    "server does not advertise the required SMTPUTF8 capability")
+            options += ["SMTPUTF8", "BODY=8BITMIME"]
+        code, reply = connection.mail(self.sender, options)
+        if code != 250:
+            _abandon(connection, code)
+            raise smtplib.SMTPSenderRefused(code, reply, self.sender)
+        refused = {}
+        for recipient in self.recipients:
+            code, reply = connection.rcpt(recipient)
+            if code not in (250, 251):
+                refused[recipient] = (code, reply)
+            if code == 421:
+                connection.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(self.recipients):
+            _abandon(connection, 0)
+            raise smtplib.SMTPRecipientsRefused(refused)
+        code, reply = connection.docmd("DATA")
+        if code != 354:
+            _abandon(connection, code)
+            raise smtplib.SMTPDataError(code, reply)
+        connection.send(_LEADING_DOT.sub(b"..", self.data) + b".\r\n")  # the data ends with CRLF
+        return refused
+
+    def read_answer(self, connection: smtplib.SMTP) -> None:
+        """The second half: the server's answer to the mail handed over. Raises SMTPDataError when it refuses the
+        mail, AnswerLost when the answer never comes (the server may have taken the mail: sending it again
+        could deliver it twice)."""
+        try:
+            code, reply = connection.getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            raise AnswerLost(str(exc)) from exc
+        if code != 250:
+            _abandon(connection, code)
+            raise smtplib.SMTPDataError(code, reply)
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")  # SMTP's dot-stuffing (RFC 5321 4.5.2), as smtplib does it
+
+
+def _abandon(connection: smtplib.SMTP, code: int) -> None:
+    """End a refused mail transaction as smtplib does: 421 means the server is closing the connection."""
+    if code == 421:
+        connection.close()
+        return
+    try:
+        connection.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass  # the refusal is what counts; the next mail reconnects
+
+
+def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) -> OutgoingMail:
     """The mail for a delivery of `home` (the delivery's own mailbox), sent through `via`.
 
-    Reply-To always names `home` with the thread token, also when another mailbox sends in its place.
+    Reply-To always names `home` with the thread token, also when another mailbox sends in its place. The
+    subject ends with the thread's repair or ticket number (see subject_with_reference).
     Refuses (ValueError) a subject or address with a line break, and an attachment whose file is missing.
     """
     if delivery.purpose != "message":  # a panel notice about the message, not the message itself
@@ -201,42 +317,58 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
         return notice_mail(delivery, shop=shop, home=home, via=via)
     message: Message = delivery.message
     thread = message.thread
-    subject = message.subject or thread.subject or shop.name
+    subject = subject_with_reference(message.subject or thread.subject or shop.name, thread)
     sender_name, reply_name = via.display_name or shop.name, home.display_name or shop.name
     for value in (subject, sender_name, reply_name, delivery.recipient, *delivery.cc):
         if "\r" in value or "\n" in value:
             raise ValueError(f"line break in a header value: {value!r}")
 
-    mail = EmailMessage(policy=MAIL_POLICY)
-    mail["From"] = _shared_header("From", sender_name, via.email)
-    mail["To"] = delivery.recipient
-    if delivery.cc:
-        mail["Cc"] = ", ".join(delivery.cc)
-    mail["Reply-To"] = Address(reply_name, addr_spec=reply_address(home.email, thread.token))
-    mail["Subject"] = subject
-    mail["Date"] = format_datetime(utcnow())
-    mail["Message-ID"] = make_message_id(thread.id, message.id, via.email.rpartition("@")[2])
+    message_id = make_message_id(thread.id, message.id, via.email.rpartition("@")[2])
+    headers = [
+        f"From: {mime.address(sender_name, via.email)}",
+        mime.folded("To", [delivery.recipient]),
+        *([mime.folded("Cc", list(delivery.cc), ",")] if delivery.cc else []),
+        f"Reply-To: {mime.address(reply_name, reply_address(home.email, thread.token))}",
+        mime.header("Subject", subject),
+        f"Date: {format_datetime(utcnow())}",
+        f"Message-ID: {message_id}",
+    ]
     earlier = _earlier_refs(message)
     if earlier:
         refs = [ref for ref, _message_id in earlier]
-        mail["In-Reply-To"] = f"<{refs[-1]}>"
+        headers.append(f"In-Reply-To: <{refs[-1]}>")
         if len(refs) > MAX_REFERENCES:
             refs = [refs[0], *refs[-(MAX_REFERENCES - 1):]]  # the root lets clients find the thread
-        mail["References"] = " ".join(f"<{ref}>" for ref in refs)
+        headers.append(mime.folded("References", [f"<{ref}>" for ref in refs]))
     replies = len({message_id for _ref, message_id in earlier})
-    mail["Thread-Index"] = thread_index(thread.token, thread.created_at, replies)
-    mail["Thread-Topic"] = thread_topic(subject)
+    headers.append(f"Thread-Index: {thread_index(thread.token, thread.created_at, replies)}")
+    headers.append(mime.header("Thread-Topic", thread_topic(subject)))
     if message.automatic:
-        mail["Auto-Submitted"] = _shared_header("Auto-Submitted", "auto-generated")
-        mail["X-Auto-Response-Suppress"] = _shared_header("X-Auto-Response-Suppress", "OOF, AutoReply")
-    mail[INSTANCE_HEADER] = _shared_header(INSTANCE_HEADER, instance_id())
+        headers += ["Auto-Submitted: auto-generated", "X-Auto-Response-Suppress: OOF, AutoReply"]
+    headers.append(f"{INSTANCE_HEADER}: {instance_id()}")
 
     with force_locale(shop.locale):
-        text = render_template("emails/message.txt", body=plain_text(message), shop=shop)
-        html = render_template("emails/message.html", body=html_body(message), shop=shop, subject=subject)
-    # Quoted-printable keeps both parts 7-bit, for servers that do not take 8BITMIME.
-    mail.set_content(text, cte="quoted-printable")
-    mail.add_alternative(html, subtype="html", cte="quoted-printable")
+        templates = current_app.jinja_env  # the mail templates need no request context: skip render_template's
+        text = templates.get_template("emails/message.txt").render(body=plain_text(message), shop=shop)
+        html = templates.get_template("emails/message.html").render(body=html_body(message), shop=shop,
+                                                                     subject=subject)
+    recipients = [delivery.recipient, *delivery.cc]
+    international = not all(address.isascii() for address in (via.email, *recipients))
+    data = mime.mail_bytes(headers, text, html, _files(message), encoding="utf-8" if international else "ascii")
+    return OutgoingMail(data, message_id.strip("<>"), via.email, recipients, international)
+
+
+def subject_with_reference(subject: str, thread: Thread) -> str:
+    """The subject ending with the number of the repair or ticket the thread is about, "[#R-2026-0042]", unless
+    it names it already: a reply from a mail program that drops every header still finds its context."""
+    context = thread.repair or thread.ticket
+    if context is None or f"[#{context.number}]" in subject:
+        return subject
+    return f"{subject} [#{context.number}]"
+
+
+def _files(message: Message) -> list[mime.File]:
+    files = []
     for attachment in message.attachments:
         if not attachment.sha256:
             continue  # listed only (too big, skipped): nothing to send
@@ -244,12 +376,8 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
             data = attachment_path(attachment.sha256).read_bytes()
         except FileNotFoundError:
             raise ValueError(f"attachment file missing: {attachment.filename}") from None
-        maintype, _slash, subtype = (attachment.content_type or "").partition("/")
-        if not maintype or not subtype:
-            maintype, subtype = "application", "octet-stream"
-        # Non-ASCII names (Polish letters) are written as RFC 2231 parameters by the policy.
-        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment.filename)
-    return mail
+        files.append(mime.File(attachment.filename, attachment.content_type or "", data))
+    return files
 
 
 # --- mailboxes ----------------------------------------------------------------------------------
@@ -353,12 +481,17 @@ class Failure:
     code: str  # the SMTP reply code, or a word: dns, refused, timeout, tls, auth, disconnected, connect
     permanent: bool = False  # retrying the same mail cannot help
     mailbox_fault: bool = False  # the mailbox cannot connect or sign in: counts towards "broken"
+    uncertain: bool = False  # the mail may have been delivered: sending it again could send it twice
 
 
 def describe_failure(exc: BaseException, mailbox: Mailbox) -> Failure:
     """What went wrong talking to the mailbox's server, in the shop's words; 5xx refusals are permanent."""
     where = {"host": mailbox.smtp_host, "port": mailbox.smtp_port}
     raw = _raw(exc)
+    if isinstance(exc, AnswerLost):  # a timeout or a closed connection after the mail's final dot
+        return Failure(_("The mail server %(host)s:%(port)s took the whole message but never confirmed it; the "
+                         "mail may have been delivered. Check it, then resend or mark it as sent.", **where),
+                       raw, "no_answer", uncertain=True)
     # smtplib's exceptions are OSErrors too: the SMTP ones are told apart first.
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         address, (code, reply) = next(iter(exc.recipients.items()))
@@ -447,8 +580,13 @@ _EARLIER_REFS = (
     .where(_refs.c.thread_id == bindparam("thread_id"), _refs.c.message_id != bindparam("message_id"))
     .order_by(_refs.c.id)
 )
-_REF_KNOWN = select(_refs.c.id).where(_refs.c.ref == bindparam("ref"))
-_ADD_REF = insert(_refs)
+# Adds the ref unless it is known already (a resend reuses the same Message-ID): one statement.
+_ADD_REF_ONCE = insert(_refs).from_select(
+    ["ref", "message_id", "thread_id", "kind"],
+    select(bindparam("ref", type_=String), bindparam("message_id", type_=Integer),
+           bindparam("thread_id", type_=Integer), literal("ours", String))
+    .where(~exists().where(_refs.c.ref == bindparam("ref", type_=String))),
+)
 
 
 def _earlier_refs(message: Message) -> list[tuple[str, int]]:
@@ -461,6 +599,5 @@ def _remember_our_id(delivery: Delivery, ref: str) -> None:
     """Keep the Message-ID we sent, so the thread's next mail can refer to it (a resend reuses the same id)."""
     if delivery.purpose == "shop_notice":
         return  # the shop's own copy: a reply to it must not land in the customer's thread
-    if db.session.execute(_REF_KNOWN, {"ref": ref}).first() is None:
-        db.session.execute(_ADD_REF, {"ref": ref, "message_id": delivery.message_id,
-                                      "thread_id": delivery.message.thread_id, "kind": "ours"})
+    db.session.execute(_ADD_REF_ONCE, {"ref": ref, "message_id": delivery.message_id,
+                                       "thread_id": delivery.message.thread_id})

@@ -142,8 +142,6 @@ def compose(
             source_channel=channels[0], author=author,
         )
     subject = subject or thread.subject or default_subject(repair, ticket) or shop.name
-    if repair is not None and f"[#{repair.number}]" not in subject:
-        subject = f"{subject} [#{repair.number}]"  # lets a reply find its repair even without our headers
 
     due = send_at or now + timedelta(seconds=shop.undo_seconds)
     message = Message(

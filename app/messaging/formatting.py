@@ -37,10 +37,16 @@ def plain_text(message: Message) -> str:
     return markdown_to_text(message.body_text or "")
 
 
+@lru_cache(maxsize=16)  # token lists are big; the HTML and the text of a message are made right after each other
+def _tokens(source: str) -> list:
+    """The parsed Markdown (read only), shared by the HTML and the text of a message: parsing is most of the work."""
+    return _markdown.parse(source)
+
+
 @lru_cache(maxsize=512)
 def _render(source: str) -> str:
     """Markdown to (unsanitised) HTML; cached, as one message's e-mail, SMS and page render the same text."""
-    return _markdown.render(source)
+    return _markdown.renderer.render(_tokens(source), _markdown.options, {})
 
 
 @lru_cache(maxsize=512)
@@ -49,7 +55,7 @@ def markdown_to_text(source: str) -> str:
     lines: list[str] = []
     lists: list[list] = []  # open lists, innermost last: [ordered, next number]
     marker = ""
-    for token in _markdown.parse(source):
+    for token in _tokens(source):
         if token.type in ("bullet_list_open", "ordered_list_open"):
             lists.append([token.type == "ordered_list_open", int(token.attrGet("start") or 1)])
         elif token.type in ("bullet_list_close", "ordered_list_close"):

@@ -1,12 +1,15 @@
 """One dispatch pass: claim what is due, send it through its channel, write down each result."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -24,6 +27,9 @@ from .claim import Claim, claim_due, flag_stale_claims, release
 
 log = logging.getLogger(__name__)
 
+# Deliveries sent but not yet recorded at any time: one on the wire while the one before is recorded and the next
+# one is built. A crash leaves at most these `sending` (uncertain).
+IN_FLIGHT = 2
 DEFAULT_SENDING_STALE = 600  # seconds a claim may stay unrecorded before it counts as a crash (OUTBOX_SENDING_STALE)
 # What each recorded outcome adds to in the counts of a pass.
 COUNTED_AS = {"sent": "sent", "delivered": "sent", "retry": "retried", "failed": "failed", "uncertain": "uncertain"}
@@ -43,10 +49,12 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
     First flags claims older than OUTBOX_SENDING_STALE as uncertain (a crashed pass left them: they are never
     sent again by a pass, staff decide). Then claims up to `limit` due deliveries, loads them with their messages
     in a few queries, sends each through a session of its channel opened once for the pass (connections are
-    reused) and closed at the end even on errors, and records each result in its own short transaction before
-    the next send. A channel that raises is a temporary failure with the exception's text; the pass goes on. If
-    the pass itself is stopped (Ctrl+C, a database error), the claims it had not attempted yet are given back;
-    the one in flight stays `sending` and later shows as uncertain.
+    reused) and closed at the end even on errors, and records each result in its own short transaction as soon
+    as it is known. A session that can `begin` a send (e-mail) sends in the background while the pass starts the
+    next delivery and records the one before, so at most IN_FLIGHT deliveries are sent but not yet recorded. A
+    channel that raises is a temporary failure with the exception's text; the pass goes on. If the pass itself
+    is stopped (Ctrl+C, a database error), the claims it had not started yet are given back; those in flight
+    stay `sending` and later show as uncertain.
 
     `registry` maps channel names to channels (default: app.channels); `now` fixes the clock (tests).
     Commits as it goes: call it without pending changes in the session.
@@ -62,17 +70,28 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
         return counts
     max_attempts = Shop.current().max_attempts
     sessions = _Sessions(registry.__getitem__ if registry is not None else get_channel)
-    attempted = 0
+    started = 0
+    in_flight: deque[_Sending] = deque()
+
+    def record_oldest() -> None:
+        outcome = _record(in_flight.popleft(), clock(), max_attempts)
+        if outcome in COUNTED_AS:
+            counts[COUNTED_AS[outcome]] += 1
+
     with _rows_kept_between_commits():
         try:
             deliveries = _load(claims)
             for claim in claims:
-                attempted += 1
-                outcome = _send_and_record(claim, deliveries.get(claim.delivery_id), sessions, clock, max_attempts)
-                if outcome in COUNTED_AS:
-                    counts[COUNTED_AS[outcome]] += 1
+                started += 1
+                sending = _start(claim, deliveries.get(claim.delivery_id), sessions)
+                if sending is not None:
+                    in_flight.append(sending)
+                if len(in_flight) >= IN_FLIGHT:
+                    record_oldest()
+            while in_flight:
+                record_oldest()
         except BaseException:
-            _give_back(claims[attempted:])
+            _give_back([sending.claim for sending in in_flight if not sending.under_way] + claims[started:])
             raise
         finally:
             sessions.close()
@@ -100,13 +119,15 @@ def _rows_kept_between_commits() -> Iterator[None]:
 
 def _load(claims: list[Claim]) -> dict[int, Delivery]:
     """The claimed deliveries by id, with what the channels send from: the message, its attachments, its thread
-    and the thread's customer; a few queries for the whole pass instead of several per delivery."""
+    and the thread's customer, repair and ticket; a few queries for the whole pass instead of several per
+    delivery."""
     message = selectinload(Delivery.message)
+    thread = message.selectinload(Message.thread)
     deliveries = db.session.scalars(
         select(Delivery)
         .where(Delivery.id.in_([claim.delivery_id for claim in claims]))
-        .options(message.selectinload(Message.attachments),
-                 message.selectinload(Message.thread).selectinload(Thread.customer))
+        .options(message.selectinload(Message.attachments), thread.selectinload(Thread.customer),
+                 thread.selectinload(Thread.repair), thread.selectinload(Thread.ticket))
         .execution_options(populate_existing=True)
     )
     return {delivery.id: delivery for delivery in deliveries}
@@ -145,29 +166,58 @@ class _Sessions:
                 log.exception("closing the %s session failed", name)
 
 
-def _send_and_record(claim: Claim, delivery: Delivery | None, sessions: _Sessions, clock: Callable[[], datetime],
-                     max_attempts: int) -> str | None:
-    """Send one claimed delivery and record the result; returns the outcome, None when the claim was lost."""
+@dataclass(frozen=True)
+class _Sending:
+    """A delivery whose send has started: `outcome` waits for the channel's result (or raises what it raised)."""
+
+    claim: Claim
+    delivery: Delivery
+    outcome: Callable[[], SendResult]
+    under_way: bool = False  # the channel has begun sending (else it sends when the outcome is asked for)
+    delivered_when_sent: bool = False
+
+
+def _start(claim: Claim, delivery: Delivery | None, sessions: _Sessions) -> _Sending | None:
+    """Start sending one claimed delivery; None when the claim was lost meanwhile.
+
+    A session that can `begin` starts its send now (e-mail: the mail is built here and goes out in the
+    background); any other sends when its outcome is asked for, so that its writes to the database and a
+    rollback after its failure concern that delivery alone.
+    """
     if delivery is None or not claim.holds():
         log.info("delivery %s was taken back before its turn (resent, cancelled or dismissed)", claim.delivery_id)
         return None
-    delivered_when_sent = False
     try:
         channel, session = sessions.get(delivery.channel)
-        result = session.send(delivery)
         delivered_when_sent = getattr(channel, "delivered_when_sent", False)
+        if hasattr(session, "begin"):
+            return _Sending(claim, delivery, session.begin(delivery), True, delivered_when_sent)
+        return _Sending(claim, delivery, functools.partial(session.send, delivery), False, delivered_when_sent)
+    except Exception as exc:
+        return _Sending(claim, delivery, functools.partial(_reraise, exc))
+
+
+def _reraise(exc: Exception) -> SendResult:
+    raise exc
+
+
+def _record(sending: _Sending, now: datetime, max_attempts: int) -> str:
+    """Wait for a started delivery's result and record it (see record_result); returns the outcome."""
+    delivery = sending.delivery
+    try:
+        result = sending.outcome()
         if result.ok:
             log_sent(delivery)  # the repair card's log, committed with the result
     except Exception as exc:
         db.session.rollback()  # whatever the channel had changed is as unreliable as its send
-        log.warning("sending delivery %s over %s raised", delivery.id, delivery.channel, exc_info=True)
+        log.warning("sending delivery %s over %s raised", delivery.id, delivery.channel, exc_info=exc)
         result = SendResult(
             ok=False,
             error=_("Sending failed: %(reason)s", reason=str(exc) or type(exc).__name__),
             error_raw="".join(traceback.format_exception_only(exc)).strip(),
             error_code=type(exc).__name__[:32],
         )
-    return record_result(claim, result, clock(), max_attempts, delivered_when_sent)
+    return record_result(sending.claim, result, now, max_attempts, sending.delivered_when_sent)
 
 
 def record_result(claim: Claim, result: SendResult, now: datetime, max_attempts: int,

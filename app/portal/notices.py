@@ -4,8 +4,6 @@ rendered when the dispatcher sends it, so retries, the outbox page and the threa
 and no working link or code is ever stored (only their hashes, made at send time)."""
 from __future__ import annotations
 
-from email.headerregistry import Address
-from email.message import EmailMessage
 from datetime import timedelta
 from email.utils import format_datetime, make_msgid
 
@@ -190,12 +188,13 @@ def _subject(delivery: Delivery, context: dict) -> str:
     return _("%(customer)s wrote in the customer panel", customer=context["customer"].name) + about
 
 
-def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) -> EmailMessage:
+def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) -> "OutgoingMail":
     """The e-mail of a notice delivery (see DELIVERY_PURPOSES), sent through `via` as automatic mail.
 
     A customer's reply to a "new message" notice finds its thread through the Reply-To token.
     """
-    from ..channels.email import MAIL_POLICY  # the e-mail channel imports this module
+    from ..channels import mime  # the e-mail channel imports this module
+    from ..channels.email import OutgoingMail
 
     with force_locale(shop.locale):
         context = _context(delivery, shop)
@@ -206,20 +205,22 @@ def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) 
     for value in (subject, delivery.recipient):
         if "\r" in value or "\n" in value:
             raise ValueError(f"line break in a header value: {value!r}")
-    mail = EmailMessage(policy=MAIL_POLICY)
-    mail["From"] = Address(via.display_name or shop.name, addr_spec=via.email)
-    mail["To"] = delivery.recipient
-    if delivery.purpose in CUSTOMER_NOTICES:
-        mail["Reply-To"] = reply_address(home.email, context["thread"].token)
-    mail["Subject"] = subject
-    mail["Date"] = format_datetime(utcnow())
-    mail["Message-ID"] = make_msgid("panel", domain=via.email.rpartition("@")[2])
-    mail["Auto-Submitted"] = "auto-generated"
-    mail["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    mail[INSTANCE_HEADER] = instance_id()
-    mail.set_content(text, cte="quoted-printable")
-    mail.add_alternative(html, subtype="html", cte="quoted-printable")
-    return mail
+    message_id = make_msgid("panel", domain=via.email.rpartition("@")[2])
+    headers = [
+        f"From: {mime.address(via.display_name or shop.name, via.email)}",
+        mime.folded("To", [delivery.recipient]),
+        *([f"Reply-To: {reply_address(home.email, context['thread'].token)}"]
+          if delivery.purpose in CUSTOMER_NOTICES else []),
+        mime.header("Subject", subject),
+        f"Date: {format_datetime(utcnow())}",
+        f"Message-ID: {message_id}",
+        "Auto-Submitted: auto-generated",
+        "X-Auto-Response-Suppress: OOF, AutoReply",
+        f"{INSTANCE_HEADER}: {instance_id()}",
+    ]
+    international = not (via.email.isascii() and delivery.recipient.isascii())
+    data = mime.mail_bytes(headers, text, html, encoding="utf-8" if international else "ascii")
+    return OutgoingMail(data, message_id.strip("<>"), via.email, [delivery.recipient], international)
 
 
 def notice_sms(delivery: Delivery) -> str:

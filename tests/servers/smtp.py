@@ -213,3 +213,70 @@ def silent_smtp_server():
         for connection in accepted:
             connection.close()
         listener.close()
+
+
+@dataclass
+class AnswerlessServer:
+    """A plain SMTP server (no TLS, no login) that takes every mail in and then, instead of its final answer,
+    stays silent (`hang_up` False) or closes the connection (`hang_up` True)."""
+
+    host: str
+    port: int
+    hang_up: bool = False
+    mails: int = 0  # mails received up to their final dot
+    connections: int = 0
+
+
+@pytest.fixture
+def answerless_smtp_server():
+    """An AnswerlessServer on loopback for one test; set `hang_up` before sending to choose how it misbehaves."""
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(0.05)
+    server = AnswerlessServer(HOST, listener.getsockname()[1])
+    stop = threading.Event()
+    open_sockets: list[socket.socket] = []
+
+    def converse(connection: socket.socket) -> None:
+        reader = connection.makefile("rb")
+        connection.sendall(b"220 answerless.example ESMTP\r\n")
+        in_data = False
+        for line in reader:
+            if in_data:
+                if line != b".\r\n":
+                    continue
+                server.mails += 1
+                if server.hang_up:
+                    connection.shutdown(socket.SHUT_RDWR)
+                return  # silent: the connection stays open, unanswered, until the test ends
+            command = line[:4].upper()
+            if command == b"EHLO":
+                connection.sendall(b"250-answerless.example\r\n250 8BITMIME\r\n")
+            elif command == b"DATA":
+                in_data = True
+                connection.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            elif command == b"QUIT":
+                connection.sendall(b"221 Bye\r\n")
+                return
+            else:  # MAIL, RCPT, RSET, NOOP
+                connection.sendall(b"250 OK\r\n")
+
+    def accept_forever() -> None:
+        while not stop.is_set():
+            try:
+                connection = listener.accept()[0]
+            except TimeoutError:
+                continue
+            server.connections += 1
+            open_sockets.append(connection)
+            threading.Thread(target=converse, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept_forever, name="answerless-smtp", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for connection in open_sockets:
+            connection.close()
+        listener.close()
