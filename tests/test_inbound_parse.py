@@ -396,11 +396,18 @@ def test_a_wrapped_attribution_does_not_swallow_the_customers_last_line():
     "Dnia 12.03.2024 o godz. 10:15 Serwis <s@shop.example> napisał(a):",
     "Wiadomość napisana przez Serwis <s@shop.example> w dniu 12.03.2024, o godz. 10:15:",
     "From: Serwis\nSent: Tuesday, March 12, 2024 10:15 AM\nTo: Jan\nSubject: Naprawa",
+    "-------- Oryginalna wiadomość --------\nOd: Serwis <s@shop.example>\nData: 12.03.2024 10:15",
+    "W poniedziałek, 11 marca 2024 16:45:00 CET, Serwis <s@shop.example> napisał(-a):",
 ])
 def test_quote_separators_of_common_mail_programs(separator):
     new, quoted = split_reply(f"Tak, zgadzam się.\n\n{separator}\n\nTelefon gotowy.")
     assert new == "Tak, zgadzam się."
     assert quoted.startswith(separator.split("\n")[0]) and quoted.endswith("Telefon gotowy.")
+
+
+def test_opening_hours_written_like_a_header_block_stay_in_the_text():
+    text = "Mogę odebrać w sobotę.\nOd: 10:00\nDo: 14:00\nData: 16.03\n\nJan"
+    assert split_reply(text) == (text, "")
 
 
 def test_a_forwarded_block_inside_a_reply_is_not_hidden():

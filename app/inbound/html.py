@@ -106,6 +106,7 @@ _BLOCKS = {
     "pre", "section", "table", "tr", "ul",
 }
 _PARAGRAPHS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre"}
+_SPACES = re.compile(r"[ \t\r\n\f]+")
 _SKIPPED = {"script", "style", "head", "title", "template", "noscript"}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "embed", "source", "wbr"}
 # Outlook's reply header sits in a div with a thin top border; these are its colours across versions.
@@ -196,7 +197,7 @@ class _TextWriter(HTMLParser):
         visible = data.strip(" \t\r\n\f")  # a no-break space is content: Outlook's empty lines are made of it
         data = data.replace("\xa0", " ")
         if not self.pre:
-            data = re.sub(r"[ \t\r\n\f]+", " ", data)
+            data = _SPACES.sub(" ", data)
         if visible:
             self.write(data)
             self.newlines = data.count("\n") if self.pre and data.endswith("\n") else 0

@@ -116,23 +116,9 @@ def parse_mail(raw: bytes) -> ParsedMail:
     plain = "\n\n".join(chunk for chunk in body.plain if chunk.strip())
     raw_html = "\n".join(body.html)
     html = sanitize(raw_html) if raw_html.strip() else None
-    from_html = not plain.strip() and html is not None
-
-    ctype = message.get_content_type()
-    report_type = (message.get_param("report-type") or "").lower() if ctype == "multipart/report" else ""
-    report = None
-    if report_type == "delivery-status":
-        report = DeliveryReport(*reports.read_dsn(message))
-    elif not report_type and reports.is_robot_sender(from_address):
-        prose = html_to_text(raw_html, mark_quote=False) if from_html else plain
-        report = DeliveryReport(*reports.read_free_text("\n\n".join([prose, *body.copied_headers])))
-
-    if report or is_forward(subject):  # a bounce's copy of our mail and a forward are the point, not history
-        text, quoted = (html_to_text(raw_html, mark_quote=False) if from_html else plain.strip()), ""
-    elif from_html:
-        text, quoted = split_at_mark(html_to_text(raw_html))
-    else:
-        text, quoted = split_reply(plain)
+    report_type = message.get_param("report-type", "").lower() if message.get_content_type() == "multipart/report" else ""
+    report = _report(message, report_type, from_address, plain, raw_html, body)
+    text, quoted = _split(plain, raw_html, keep_whole=report is not None or is_forward(subject))
     text = "\n\n".join(part for part in (text, *body.forwarded) if part)
 
     defects = [*body.defects, *(f"{type(d).__name__} in {p.get_content_type()}" for p in message.walk() for d in p.defects)]
@@ -166,6 +152,28 @@ def parse_mail(raw: bytes) -> ParsedMail:
     )
 
 
+def _report(message: Message, report_type: str, sender: str, plain: str, raw_html: str,
+            body: _Body) -> DeliveryReport | None:
+    """The delivery report of a DSN, or of a mailer daemon's prose bounce; None for anything else
+    (read receipts included)."""
+    if report_type == "delivery-status":
+        return DeliveryReport(*reports.read_dsn(message))
+    if not report_type and reports.is_robot_sender(sender):
+        prose = plain or html_to_text(raw_html, mark_quote=False)
+        return DeliveryReport(*reports.read_free_text("\n\n".join([prose, *body.copied_headers])))
+    return None
+
+
+def _split(plain: str, raw_html: str, keep_whole: bool) -> tuple[str, str]:
+    """(new part, quoted history) from the plain text, or from the HTML when the mail has no plain text;
+    `keep_whole` for bounces and forwards, whose "quote" is the point of the mail."""
+    if plain.strip() or not raw_html.strip():
+        return (plain.strip(), "") if keep_whole else split_reply(plain)
+    if keep_whole:
+        return html_to_text(raw_html, mark_quote=False), ""
+    return split_at_mark(html_to_text(raw_html))
+
+
 def compress(raw: bytes) -> bytes:
     """The raw message as kept for audit and re-parsing (zlib)."""
     return zlib.compress(raw, 6)
@@ -193,7 +201,7 @@ class _Body:
         if ctype in ("message/rfc822", "message/global") and isinstance(payload, list) and payload:
             self.copied_headers.append("".join(f"{k}: {v}\n" for k, v in payload[0].raw_items()))
             if in_report:
-                self._attach(part, payload[0].as_bytes(), "original.eml")
+                self._attach(part, ctype, payload[0].as_bytes(), "original.eml")
             else:
                 self._forwarded(payload[0])
         elif ctype == "multipart/alternative" and isinstance(payload, list):
@@ -202,28 +210,25 @@ class _Body:
             in_report = in_report or ctype == "multipart/report"
             for child in payload:
                 self.read(child, in_report)
-        elif part.get_content_maintype() == "multipart":
-            self._broken_multipart(part)
+        elif ctype.startswith("multipart/"):
+            self._broken_multipart(part, ctype)
         elif in_report and ctype in _REPORT_PARTS:
-            self.copied_headers.append(self._decoded_text(part))
-        elif ctype in ("text/plain", "text/html") and not self._is_attachment(part):
-            text = self._decoded_text(part)
-            if ctype == "text/html":
-                self.html.append(text)
-            else:
-                flowed = (part.get_param("format") or "").lower() == "flowed"
-                self.plain.append(_unflow(text, (part.get_param("delsp") or "").lower() == "yes") if flowed else text)
+            self.copied_headers.append(self._decoded_text(part, ctype))
+        elif ctype == "text/html" and not _is_attachment(part):
+            self.html.append(self._decoded_text(part, ctype))
+        elif ctype == "text/plain" and not _is_attachment(part):
+            text = self._decoded_text(part, ctype)
+            if (part.get_param("format") or "").lower() == "flowed":
+                text = _unflow(text, (part.get_param("delsp") or "").lower() == "yes")
+            self.plain.append(text)
         else:
-            self._attach(part, part.get_payload(decode=True) or b"")
+            self._attach(part, ctype, part.get_payload(decode=True) or b"")
 
-    def _is_attachment(self, part: Message) -> bool:
-        return part.get_content_disposition() == "attachment" or bool(part.get_param("filename", header="content-disposition"))
-
-    def _decoded_text(self, part: Message) -> str:
+    def _decoded_text(self, part: Message, ctype: str) -> str:
         data = part.get_payload(decode=True) or b""
         text, problem = decode_bytes(data, part.get_content_charset())
         if problem:
-            self.defects.append(f"{part.get_content_type()}: {problem}")
+            self.defects.append(f"{ctype}: {problem}")
         return text.replace("\r\n", "\n").replace("\r", "\n")
 
     def _alternative(self, children: list[Message], in_report: bool) -> None:
@@ -252,10 +257,10 @@ class _Body:
         for label, name in (("From", "from"), ("Date", "date"), ("Subject", "subject"), ("To", "to")):
             if name in headers:
                 lines.append(f"{label}: {' '.join(decode_words(headers[name][0]).split())}")
-        text = "\n\n".join(version.plain) or html_to_text("\n".join(version.html)).replace("\x00", "")
+        text = "\n\n".join(version.plain) or html_to_text("\n".join(version.html), mark_quote=False)
         self.forwarded.append("\n".join(lines) + "\n\n" + "\n\n".join([text.strip(), *version.forwarded]).strip())
 
-    def _broken_multipart(self, part: Message) -> None:
+    def _broken_multipart(self, part: Message, ctype: str) -> None:
         """A multipart whose boundary is missing or wrong: re-read it with the boundary its lines show;
         failing that, its body is read as text so nothing the customer wrote is lost."""
         data = part.get_payload(decode=True) or b""
@@ -269,11 +274,10 @@ class _Body:
                 for child in repaired.get_payload():
                     self.read(child)
                 return
-        self.defects.append(f"{part.get_content_type()} without readable parts, read as text")
+        self.defects.append(f"{ctype} without readable parts, read as text")
         self.plain.append(decode_bytes(data, part.get_content_charset())[0])
 
-    def _attach(self, part: Message, payload: bytes, default_name: str | None = None) -> None:
-        ctype = part.get_content_type()
+    def _attach(self, part: Message, ctype: str, payload: bytes, default_name: str | None = None) -> None:
         filename = (header_param(_raw_header(part, "content-disposition"), "filename")
                     or header_param(_raw_header(part, "content-type"), "name"))
         if not filename:
@@ -287,6 +291,14 @@ class _Body:
             content_id=content_id,
             inline=disposition != "attachment" and (content_id is not None or disposition == "inline"),
         ))
+
+
+def _is_attachment(part: Message) -> bool:
+    """True for a text part the sender attached as a file (disposition or a file name) rather than wrote."""
+    disposition = part.get_content_disposition()
+    if disposition == "attachment" or part.get_param("name") is not None:
+        return True
+    return disposition is not None and part.get_param("filename", header="content-disposition") is not None
 
 
 def _payload_hash(attachment: ParsedAttachment) -> str:
@@ -344,6 +356,8 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """(decoded display name, lower-case addr-spec) of every address in the headers, in order, deduplicated."""
     found: list[tuple[str, str]] = []
+    if not values:
+        return found
     for name, addr in getaddresses([unescape_8bit(value) for value in values]):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr and addr not in (a for _, a in found):

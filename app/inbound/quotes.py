@@ -10,9 +10,9 @@ from .html import QUOTE_MARK
 _ATTRIBUTION = re.compile(
     r"""^(?:
         on\s.{4,300}\swrote\s?:                       # Gmail, Apple, Thunderbird in English
-      | w\sdniu\s.{4,300}\s(?:pisze|napisał(?:\(a\)|a)?)\s?:   # Thunderbird PL, older Gmail PL
-      | dnia\s.{4,300}\snapisał(?:\(a\)|a)?\s?:          # iOS, WP, Onet, Interia
-      | .{0,300}\d.{0,300}\snapisał(?:\(a\)|a)?\s?:      # Gmail PL: "pon., 12 mar 2024 o 10:15 Jan <j@x> napisał(a):"
+      | w\sdniu\s.{4,300}\s(?:pisze|napisał(?:\(-?a\)|a)?)\s?:   # Thunderbird PL, older Gmail PL
+      | dnia\s.{4,300}\snapisał(?:\(-?a\)|a)?\s?:          # iOS, WP, Onet, Interia
+      | .{0,300}\d.{0,300}\snapisał(?:\(-?a\)|a)?\s?:      # Gmail PL "pon., 12 mar 2024 o 10:15 X <x> napisał(a):", Yahoo
       | wiadomość\snapisana\sprzez\s.{4,300}\sw\sdniu\s.{4,120}:   # Apple Mail PL
       | am\s.{4,300}\sschrieb\s.{0,100}:
       | le\s.{4,300}\sa\sécrit\s?:
@@ -36,6 +36,7 @@ _HEADER_OTHER = re.compile(
     r"^\*?(sent|date|to|cc|subject|wysłano|wysłane|wysłany|data|do|dw|temat|gesendet|an|betreff)\s?:\*?",
     re.IGNORECASE,
 )
+_HEADER_SUBJECT = {"subject", "temat", "betreff"}
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|pd|pw|tr|wg)\s*:", re.IGNORECASE)
 
 
@@ -126,7 +127,7 @@ def _attribution_at(lines: list[str], i: int) -> bool:
 
 def _continues(line: str) -> bool:
     """Lines of a wrapped attribution after its first (they end with the verb)."""
-    return bool(re.search(r"(?:wrote|pisze|napisał(?:\(a\)|a)?)\s?:\s*$", line.strip(), re.IGNORECASE))
+    return bool(re.search(r"(?:wrote|pisze|napisał(?:\(-?a\)|a)?)\s?:\s*$", line.strip(), re.IGNORECASE))
 
 
 def _only_quotes_follow(lines: list[str], start: int) -> bool:
@@ -135,8 +136,9 @@ def _only_quotes_follow(lines: list[str], start: int) -> bool:
 
 
 def _outlook_header(lines: list[str], i: int) -> bool:
-    """True at the "From:" line of Outlook's header block (at least two more header labels follow)."""
+    """True at the "From:" line of Outlook's header block: a subject and another header label follow
+    (so a customer's "Od: 10:00 / Do: 18:00" stays their text)."""
     if not _HEADER_FROM.match(lines[i].strip()):
         return False
     labels = {m[1].lower() for line in lines[i + 1 : i + 7] if (m := _HEADER_OTHER.match(line.strip()))}
-    return len(labels) >= 2
+    return len(labels) >= 2 and bool(labels & _HEADER_SUBJECT)
