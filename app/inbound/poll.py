@@ -1,0 +1,177 @@
+"""One polling pass over a mailbox: under a lease, fetch the mail above the IMAP cursor in batches, record each
+mail, commit the rows with the cursor, then apply the after-fetch action; and the scheduler's pass over the
+mailboxes that are due."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..extensions import db
+from ..mailboxes import record_polled, record_receive_failure
+from ..models import Mailbox, Shop, utcnow
+from . import leases
+from .imap import ImapFailure, ImapFolder, Listed, open_folder
+
+log = logging.getLogger(__name__)
+
+BATCH_MESSAGES = 100  # mail per FETCH and per commit
+BATCH_BYTES = 16 * 1024 * 1024  # and at most this much of it (a bigger mail is a batch of its own)
+LEASE_TTL = timedelta(minutes=5)  # renewed with every batch; a dead pass's lease is taken over after this
+COUNTS = ("fetched", "threaded", "new_threads", "held", "duplicates", "errors")
+# What each outcome of record_mail adds to.
+COUNTED_AS = {"threaded": "threaded", "new_thread": "new_threads", "held": "held", "duplicate": "duplicates",
+              "error": "errors"}
+
+
+@dataclass
+class PollResult:
+    """What one pass over one mailbox did: counts, or that it was skipped, or why it stopped."""
+
+    mailbox_id: int
+    mailbox_name: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    skipped: bool = False  # another pass holds the mailbox's lease
+    error: str | None = None  # the pass could not start or was cut short; what it committed stays
+
+
+class LeaseLost(Exception):
+    """Another pass took the mailbox's lease over (ours expired): stop without committing."""
+
+
+def lease_name(mailbox: Mailbox) -> str:
+    return f"mail-poll:{mailbox.id}"
+
+
+def poll_mailbox(mailbox: Mailbox) -> PollResult:
+    """Fetch and record the mailbox's new mail; never raises for a server, network or mail problem.
+
+    Skips (result.skipped) while another pass, in any process, holds the mailbox's lease. Mail is fetched by
+    UID above the stored cursor, lowest first, in batches (BATCH_MESSAGES, BATCH_BYTES); each mail is recorded
+    in a savepoint of its own, so one that cannot be recorded is kept as an error item and the rest go on; the
+    rows and the advanced cursor are committed together, then the batch gets the after-fetch action (seen,
+    move, delete; mail that ended as an error is never deleted from the server). A changed UIDVALIDITY means
+    the old UIDs mean nothing: the folder is read again from the start and the recorder drops the mail it
+    already has. A failure (connection, login, timeout, folder) ends the pass with what was committed kept,
+    and counts towards the mailbox's health; the next pass goes on from the cursor.
+    Commits as it goes: call it without pending changes in the session.
+    """
+    result = PollResult(mailbox.id, mailbox.name)
+    owner = leases.new_owner()
+    if not leases.acquire(lease_name(mailbox), owner, LEASE_TTL):
+        result.skipped = True
+        return result
+    try:
+        with force_locale(Shop.current().locale):  # errors are stored for the shop's people, in its language
+            try:
+                _poll(mailbox, owner, result)
+            except ImapFailure as exc:
+                result.error = str(exc)
+            except LeaseLost:
+                result.error = _("Another polling pass took this mailbox over.")
+            except Exception as exc:  # a bug or a database error: the other mailboxes and the scheduler go on
+                log.exception("polling mailbox %s failed", mailbox.id)
+                result.error = _("Fetching mail failed unexpectedly: %(reason)s", reason=f"{type(exc).__name__}: {exc}")
+            if result.error is not None:
+                db.session.rollback()
+                record_receive_failure(mailbox, result.error)
+                db.session.commit()
+    finally:
+        leases.release(lease_name(mailbox), owner)
+    log.info("mail poll of mailbox %s: %s%s", mailbox.id, result.counts, f" ({result.error})" if result.error else "")
+    return result
+
+
+def _poll(mailbox: Mailbox, owner: str, result: PollResult) -> None:
+    with open_folder(mailbox) as folder:
+        if folder.uidvalidity != mailbox.uidvalidity:
+            if mailbox.uidvalidity is not None:
+                log.warning("mailbox %s: UIDVALIDITY changed from %s to %s, reading the folder again",
+                            mailbox.id, mailbox.uidvalidity, folder.uidvalidity)
+            mailbox.uidvalidity, mailbox.last_uid = folder.uidvalidity, 0
+        for batch in batches(folder.list_after(mailbox.last_uid)):
+            outcomes = {uid: _record(mailbox, raw, folder.uidvalidity, uid, result)
+                        for uid, raw in folder.fetch(listed.uid for listed in batch)}
+            if not leases.renew(lease_name(mailbox), owner, LEASE_TTL):
+                raise LeaseLost
+            mailbox.last_uid = batch[-1].uid  # also past mail another client deleted meanwhile
+            db.session.commit()
+            _after_fetch(folder, mailbox, outcomes)
+        record_polled(mailbox)
+        db.session.commit()
+
+
+def batches(listed: list[Listed]) -> list[list[Listed]]:
+    """The listing cut into FETCH batches of at most BATCH_MESSAGES mails and BATCH_BYTES bytes, in UID order."""
+    cut: list[list[Listed]] = []
+    size = 0
+    for mail in listed:
+        if not cut or len(cut[-1]) >= BATCH_MESSAGES or size + mail.size > BATCH_BYTES:
+            cut.append([])
+            size = 0
+        cut[-1].append(mail)
+        size += mail.size
+    return cut
+
+
+def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, result: PollResult) -> str:
+    """Record one mail in a savepoint of its own; a recorder that raises leaves an error item with the raw mail."""
+    from ..messaging.inbound import record_fetch_error, record_mail
+
+    result.counts["fetched"] += 1
+    try:
+        with db.session.begin_nested():
+            outcome = record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
+        status, item = outcome.status, outcome.item
+    except Exception as exc:  # one bad mail never blocks the mailbox
+        log.exception("mailbox %s: recording UID %s failed", mailbox.id, uid)
+        with db.session.begin_nested():
+            item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=f"{type(exc).__name__}: {exc}")
+        status = "error"
+    why = item is not None and (item.reason or item.error)
+    log.info("mailbox %s: UID %s (%s bytes) %s%s", mailbox.id, uid, len(raw), status, f": {why}" if why else "")
+    result.counts[COUNTED_AS[status]] += 1
+    return status
+
+
+def _after_fetch(folder: ImapFolder, mailbox: Mailbox, outcomes: dict[int, str]) -> None:
+    """Seen, moved or deleted, as the mailbox says; mail that could not be read stays on the server."""
+    uids = sorted(outcomes)
+    if mailbox.after_fetch == "move" and mailbox.after_fetch_folder:
+        folder.move(uids, mailbox.after_fetch_folder)
+    elif mailbox.after_fetch == "delete":
+        folder.delete([uid for uid in uids if outcomes[uid] != "error"])
+        folder.mark_seen([uid for uid in uids if outcomes[uid] == "error"])
+    else:
+        folder.mark_seen(uids)
+
+
+# --- every mailbox ------------------------------------------------------------------------------
+
+
+def receiving_mailboxes(mailbox_id: int | None = None) -> list[Mailbox]:
+    """The active mailboxes with an IMAP server set up (or just the one asked for, if it is one of them)."""
+    query = select(Mailbox).where(Mailbox.active.is_(True), Mailbox.imap_host != "").order_by(Mailbox.id)
+    if mailbox_id is not None:
+        query = query.where(Mailbox.id == mailbox_id)
+    return list(db.session.scalars(query))
+
+
+def poll_all(mailbox_id: int | None = None) -> list[PollResult]:
+    """One pass over every receiving mailbox (or one of them), one after the other."""
+    return [poll_mailbox(mailbox) for mailbox in receiving_mailboxes(mailbox_id)]
+
+
+def poll_due_mailboxes(now: datetime | None = None) -> list[PollResult]:
+    """The scheduler's job: poll each receiving mailbox whose polling interval has passed since its last pass.
+
+    Run often (every few seconds) it picks up changed intervals and new mailboxes without rescheduling.
+    """
+    now = now or utcnow()
+    due = [mailbox for mailbox in receiving_mailboxes()
+           if mailbox.last_poll_at is None or mailbox.last_poll_at + timedelta(seconds=mailbox.poll_interval) <= now]
+    return [poll_mailbox(mailbox) for mailbox in due]
