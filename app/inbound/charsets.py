@@ -15,7 +15,8 @@ _POLISH = set("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
 _MOJIBAKE = re.compile(r"[A-Za-z][¹³¿¥¯±¶¼¡¦¬]|[¹³¿¥¯±¶¼¡¦¬][a-z]|[\x80-\x9f]")
 # Charsets worth trying when the declaration is missing or wrong, for mail from Poland and its neighbours.
 _GUESSES = ["cp1252", "iso8859_15", "cp1251", "koi8_r", "iso8859_5", "cp1250", "iso8859_2", "utf_16"]
-_ALIASES = {"x-user-defined": "cp1252", "unknown-8bit": "", "x-unknown": "", "utf8": "utf-8", "iso-8859-8-i": "iso8859_8"}
+_ALIASES = {"x-user-defined": "cp1252", "unknown-8bit": "", "x-unknown": "", "utf8": "utf-8",
+            "iso-8859-8-i": "iso8859_8"}
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?)")

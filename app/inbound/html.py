@@ -116,12 +116,19 @@ _QUOTE_IDS = {"divRplyFwdMsg", "appendonsend", "x_divRplyFwdMsg", "x_appendonsen
 
 
 def _starts_quote(tag: str, attrs: dict[str, str]) -> bool:
-    """True for the elements mail programs wrap the quoted history in (Gmail, Outlook, Thunderbird, Apple)."""
-    if tag == "blockquote" and attrs.get("type", "").lower() == "cite":
+    """True for the elements mail programs put the quoted history in or after (Gmail, Outlook, Thunderbird, Apple)."""
+    if _holds_quote(tag, attrs) or attrs.get("id") in _QUOTE_IDS:
         return True
-    if attrs.get("id") in _QUOTE_IDS or _QUOTE_CLASSES & set(attrs.get("class", "").split()):
+    if _QUOTE_CLASSES & set(attrs.get("class", "").split()):
         return True
     return tag == "div" and bool(_OUTLOOK_BORDER.search(attrs.get("style", "")))
+
+
+def _holds_quote(tag: str, attrs: dict[str, str]) -> bool:
+    """True for elements that contain quoted text (Outlook's markers only say "history below")."""
+    if tag == "blockquote":
+        return attrs.get("type", "").lower() == "cite" or "gmail_quote" in attrs.get("class", "").split()
+    return tag == "div" and "gmail_quote" in attrs.get("class", "").split()
 
 
 class _TextWriter(HTMLParser):
@@ -135,6 +142,10 @@ class _TextWriter(HTMLParser):
         self.quoted = not mark_quote  # True once the quote is marked (or when no mark is wanted)
         self.newlines = 0  # line breaks at the end of the output so far
         self.spacing: list[int] = []  # per open <p>: the line breaks it takes
+        self.mark_at: int | None = None  # position of QUOTE_MARK in out
+        self.containers: list[bool] = []  # per open <div>/<blockquote>: does it hold quoted text?
+        self.quote_closed = False  # a quote container has ended
+        self.interleaved = False  # the writer wrote text of their own after a quote ended
 
     def handle_starttag(self, tag, attrs):
         attributes = {name: value or "" for name, value in attrs}
@@ -144,8 +155,11 @@ class _TextWriter(HTMLParser):
         if not self.quoted and _starts_quote(tag, attributes):
             self.quoted = True
             self.line_break()
+            self.mark_at = len(self.out)
             self.write(QUOTE_MARK + "\n")
             self.newlines = 1
+        if tag in ("div", "blockquote"):
+            self.containers.append(_holds_quote(tag, attributes))
         if tag == "br":
             self.write("\n")
             self.newlines += 1
@@ -173,6 +187,8 @@ class _TextWriter(HTMLParser):
             self.handle_endtag(tag)
 
     def handle_endtag(self, tag):
+        if tag in ("div", "blockquote") and self.containers:
+            self.quote_closed |= self.containers.pop()
         if tag in _SKIPPED:
             self.skip = max(self.skip - 1, 0)
         elif tag in ("ul", "ol"):
@@ -199,6 +215,8 @@ class _TextWriter(HTMLParser):
         if not self.pre:
             data = _SPACES.sub(" ", data)
         if visible:
+            if self.quote_closed and not any(self.containers):
+                self.interleaved = True
             self.write(data)
             self.newlines = data.count("\n") if self.pre and data.endswith("\n") else 0
         elif data:
@@ -227,11 +245,15 @@ def html_to_text(html: str, mark_quote: bool = True) -> str:
 
     Where the mail program's quoted-history element starts (Gmail's gmail_quote, Outlook's reply header,
     Thunderbird's and Apple's cite blockquote) a line holding only QUOTE_MARK is left for the splitter,
-    unless `mark_quote` is False.
+    unless `mark_quote` is False. When the writer answered between quoted parts, the mark goes first:
+    nothing of theirs may be folded away, so the splitter keeps the whole text.
     """
     writer = _TextWriter(mark_quote)
     writer.feed(html)
     writer.close()
+    if writer.interleaved and writer.mark_at is not None:
+        writer.out[writer.mark_at] = ""
+        writer.out.insert(0, QUOTE_MARK + "\n")
     lines = [line.strip() for line in "".join(writer.out).splitlines()]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -116,18 +116,21 @@ def parse_mail(raw: bytes) -> ParsedMail:
     plain = "\n\n".join(chunk for chunk in body.plain if chunk.strip())
     raw_html = "\n".join(body.html)
     html = sanitize(raw_html) if raw_html.strip() else None
-    report_type = message.get_param("report-type", "").lower() if message.get_content_type() == "multipart/report" else ""
+    report_type = ""
+    if message.get_content_type() == "multipart/report":
+        report_type = message.get_param("report-type", "").lower()
     report = _report(message, report_type, from_address, plain, raw_html, body)
     text, quoted = _split(plain, raw_html, keep_whole=report is not None or is_forward(subject))
     text = "\n\n".join(part for part in (text, *body.forwarded) if part)
 
-    defects = [*body.defects, *(f"{type(d).__name__} in {p.get_content_type()}" for p in message.walk() for d in p.defects)]
+    defects = [*body.defects]
+    defects += [f"{type(d).__name__} in {part.get_content_type()}" for part in message.walk() for d in part.defects]
     if date_problem:
         defects.append(date_problem)
     content = [from_address, subject, date.isoformat() if date else _first(headers, "date"), plain, raw_html,
                *sorted(_payload_hash(a) for a in body.attachments)]
     return ParsedMail(
-        message_id=next(iter(extract_ids(_first(headers, "message-id"))), None) or _bare_id(_first(headers, "message-id")),
+        message_id=_message_id(_first(headers, "message-id")),
         in_reply_to=extract_ids(" ".join(headers.get("in-reply-to", []))),
         references=extract_ids(" ".join(headers.get("references", []))),
         subject=subject,
@@ -281,7 +284,8 @@ class _Body:
         filename = (header_param(_raw_header(part, "content-disposition"), "filename")
                     or header_param(_raw_header(part, "content-type"), "name"))
         if not filename:
-            filename = default_name or _DEFAULT_NAMES.get(ctype) or "attachment" + (mimetypes.guess_extension(ctype) or ".bin")
+            extension = mimetypes.guess_extension(ctype) or ".bin"
+            filename = default_name or _DEFAULT_NAMES.get(ctype) or "attachment" + extension
         content_id = " ".join(unescape_8bit(_raw_header(part, "content-id") or "").split()).strip("<>") or None
         disposition = part.get_content_disposition()
         self.attachments.append(ParsedAttachment(
@@ -369,8 +373,11 @@ def _unique(addresses) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
-def _bare_id(value: str) -> str | None:
-    """A Message-ID some broken mailers send without angle brackets."""
+def _message_id(value: str) -> str | None:
+    """The Message-ID without brackets; also the bare ones some broken mailers send."""
+    ids = extract_ids(value)
+    if ids:
+        return ids[-1]  # extract_ids lists newest first; a Message-ID header has one, the first written
     value = value.strip()
     return value if value and " " not in value and "@" in value else None
 

@@ -1,4 +1,4 @@
-"""The new part of a reply told apart from the quoted history, for the mail programs Polish and English customers use."""
+"""The new part of a reply told apart from the quoted history, as Polish and English mail programs write it."""
 from __future__ import annotations
 
 import re
@@ -12,7 +12,7 @@ _ATTRIBUTION = re.compile(
         on\s.{4,300}\swrote\s?:                       # Gmail, Apple, Thunderbird in English
       | w\sdniu\s.{4,300}\s(?:pisze|napisał(?:\(-?a\)|a)?)\s?:   # Thunderbird PL, older Gmail PL
       | dnia\s.{4,300}\snapisał(?:\(-?a\)|a)?\s?:          # iOS, WP, Onet, Interia
-      | .{0,300}\d.{0,300}\snapisał(?:\(-?a\)|a)?\s?:      # Gmail PL "pon., 12 mar 2024 o 10:15 X <x> napisał(a):", Yahoo
+      | .{0,300}\d.{0,300}\snapisał(?:\(-?a\)|a)?\s?:      # Gmail PL "pon., 12 mar 2024 o 10:15 X <x> napisał(a):"
       | wiadomość\snapisana\sprzez\s.{4,300}\sw\sdniu\s.{4,120}:   # Apple Mail PL
       | am\s.{4,300}\sschrieb\s.{0,100}:
       | le\s.{4,300}\sa\sécrit\s?:

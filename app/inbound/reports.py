@@ -62,9 +62,7 @@ def read_free_text(text: str) -> tuple[str | None, str | None, str | None, str, 
     ids = [found.strip("<>") for found in _COPIED_ID.findall(text)]
     for refs in _COPIED_REFS.findall(text):
         ids += [ref for ref in extract_ids(refs) if ref not in ids]
-    recipients: list[str] = []
-    for value in _COPIED_TO.findall(text):
-        recipients += [addr.lower() for _, addr in getaddresses([value]) if "@" in addr and addr.lower() not in recipients]
+    recipients = _unique_addresses(_COPIED_TO.findall(text))
     qmail = _QMAIL_RECIPIENT.search(text)
     recipient = qmail[1].lower() if qmail else next(iter(recipients), None)
     if recipient is None and (found := _ADDRESS.search(text)):
@@ -104,11 +102,13 @@ def _original_of(original: Message) -> tuple[list[str], list[str]]:
     for header in ("message-id", "x-microsoft-original-message-id", "references", "in-reply-to"):
         for value in original.get_all(header, []):
             ids += [ref for ref in extract_ids(str(value)) if ref not in ids]
-    recipients: list[str] = []
-    for header in ("to", "cc", "reply-to"):
-        values = [decode_words(str(value)) for value in original.get_all(header, [])]
-        recipients += [addr.lower() for _, addr in getaddresses(values) if "@" in addr and addr.lower() not in recipients]
-    return ids, recipients
+    values = [decode_words(str(value)) for header in ("to", "cc", "reply-to") for value in original.get_all(header, [])]
+    return ids, _unique_addresses(values)
+
+
+def _unique_addresses(values: list[str]) -> list[str]:
+    """The lower-case addresses in address headers, in order, each once."""
+    return list(dict.fromkeys(addr.lower() for _, addr in getaddresses(values) if "@" in addr))
 
 
 def _text_of(part: Message) -> str:
