@@ -291,6 +291,22 @@ def test_a_qmail_bounce_written_as_prose_is_still_understood():
     assert mail.quoted_text == "" and "Przypominamy o odbiorze telefonu." in mail.text
 
 
+def test_an_old_exchange_bounce_in_plain_text_from_postmaster():
+    raw = (b"From: postmaster@example.com\nTo: serwis@shop.example\nSubject: Undeliverable: Wycena [#R-1054]\n"
+           b"Date: Thu, 4 Apr 2024 10:00:00 +0200\n\n"
+           b"Delivery has failed to these recipients or groups:\n\nola@example.com\n"
+           b"The e-mail address you entered couldn't be found.\n\n"
+           b"Diagnostic information for administrators:\n\n"
+           b"Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipientNotFound; not found'\n\n"
+           b"Original message headers:\n\nReceived: from app.shop.example by mail.example.com\n"
+           b"From: Serwis <serwis@shop.example>\nTo: Ola <ola@example.com>\n"
+           b"Message-ID: <ri.1.2.0123456789abcdef@shop.example>\nSubject: Wycena [#R-1054]\n")
+    report = parse_mail(raw).report
+    assert (report.recipient, report.status, report.action) == ("ola@example.com", "5.1.1", "failed")
+    assert report.original_ids == ["ri.1.2.0123456789abcdef@shop.example"]
+    assert report.diagnostic.startswith("Delivery has failed") and "Received:" not in report.diagnostic
+
+
 def test_a_delayed_delivery_notice_is_not_permanent():
     raw = sample("bounce_qmail.eml").replace(b"550 5.1.1", b"451 4.4.1")
     raw = raw.replace(b"permanent error", b"temporary problem")
@@ -362,6 +378,21 @@ def test_a_multipart_without_its_declared_boundary_is_read_with_the_one_it_uses(
     assert mail.text == "Treść"
     assert [(a.filename, a.payload) for a in mail.attachments] == [("a.pdf", b"%PDF-")]
     assert "multipart boundary repaired" in mail.defects
+
+
+def test_a_part_that_trips_the_parser_is_kept_raw_and_the_rest_is_still_read(monkeypatch):
+    import app.inbound.parse as parse
+
+    def trip_on_html(data, charset=None):
+        if b"<p>" in data:
+            raise UnicodeEncodeError("ascii", "ł", 0, 1, "an odd part")
+        return decode_bytes(data, charset)
+
+    monkeypatch.setattr(parse, "decode_bytes", trip_on_html)
+    mail = parse_mail(sample("broken_mime.eml"))
+    assert mail.text.startswith("Dzień dobry, pralka znów przecieka.")
+    assert any(a.content_type == "text/html" and b"<p>" in a.payload for a in mail.attachments)
+    assert any(d.startswith("text/html could not be read (UnicodeEncodeError") for d in mail.defects)
 
 
 def test_tnef_is_listed_as_an_attachment():

@@ -30,7 +30,7 @@ def codec_name(charset: str | None) -> str | None:
         return None
     try:
         return codecs.lookup(name).name.replace("-", "_")
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return None
 
 

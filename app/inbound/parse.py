@@ -199,6 +199,18 @@ class _Body:
         self.defects: list[str] = []
 
     def read(self, part: Message, in_report: bool = False) -> None:
+        """Take in one part and its children. A part that trips the parser is kept as an attachment
+        of its raw bytes, with the error among the defects, and the rest of the mail is still read."""
+        try:
+            self._read(part, in_report)
+        except Exception as error:  # noqa: BLE001 - hostile input must not cost the rest of the mail
+            ctype = part.get_content_type()
+            self.defects.append(f"{ctype} could not be read ({type(error).__name__}: {error})")
+            raw = part.get_payload()
+            data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+            self._attach(part, ctype, data)
+
+    def _read(self, part: Message, in_report: bool) -> None:
         ctype = part.get_content_type()
         payload = part.get_payload()
         if ctype in ("message/rfc822", "message/global") and isinstance(payload, list) and payload:
@@ -388,8 +400,8 @@ def _date(value: str) -> tuple[datetime | None, str | None]:
         return None, "no Date header"
     try:
         date = parsedate_to_datetime(unescape_8bit(value))
-    except (TypeError, ValueError, IndexError):
+        if date.tzinfo is None:
+            date = date.replace(tzinfo=timezone.utc)
+        return date.astimezone(timezone.utc), None
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None, f"unreadable Date header: {value[:80]}"
-    if date.tzinfo is None:
-        date = date.replace(tzinfo=timezone.utc)
-    return date.astimezone(timezone.utc), None
