@@ -406,6 +406,15 @@ def test_only_bytes_that_are_no_mail_at_all_are_refused(raw):
         parse_mail(raw)
 
 
+def test_a_mail_nested_to_break_parsers_is_refused_with_a_reason():
+    depth = 3000
+    raw = b"From: a@example.com\nSubject: deep\nMIME-Version: 1.0\n"
+    raw += b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i) for i in range(depth))
+    raw += b"Content-Type: text/plain\n\nhello\n" + b"".join(b"--b%d--\n" % i for i in reversed(range(depth)))
+    with pytest.raises(UnparseableMail, match="nested too deeply"):
+        parse_mail(raw)
+
+
 def test_a_bare_body_with_one_header_is_read():
     mail = parse_mail(b"Subject: hello\n\nonly a body")
     assert (mail.subject, mail.text, mail.from_address, mail.date) == ("hello", "only a body", "", None)

@@ -102,6 +102,13 @@ def parse_mail(raw: bytes) -> ParsedMail:
     """Read one RFC 5322 message; raises UnparseableMail when it has no headers or body we can read."""
     if not raw or not raw.strip():
         raise UnparseableMail("The message is empty.")
+    try:
+        return _parse(raw)
+    except RecursionError:  # thousands of nested parts: built to break parsers, not written by anyone
+        raise UnparseableMail("The MIME parts are nested too deeply to read.") from None
+
+
+def _parse(raw: bytes) -> ParsedMail:
     message = BytesParser(policy=compat32).parsebytes(raw)
     headers = _header_values(message)
     if not headers.keys() & _MAIL_HEADERS:
