@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.inbound import leases
-from app.inbound.imap import ImapFolder
+from app.inbound.imap import ImapFailure, ImapFolder
 from app.inbound.poll import BATCH_MESSAGES, lease_name, poll_due_mailboxes, poll_mailbox
 from app.models import InboundItem, Lease, Mailbox, utcnow
 from conftest import TEST_CONFIG
@@ -108,6 +108,23 @@ def test_a_changed_uidvalidity_reads_the_folder_again_and_only_new_mail_is_new(a
     assert [item.subject for item in stored(mailbox)] == ["Pytanie 0", "Pytanie 1", "Pytanie 2", "Pytanie 3"]
 
 
+def test_a_30_mb_mail_is_fetched_on_its_own_and_the_small_ones_around_it_together(app, imap_server, monkeypatch):
+    mailbox = imap_server.make_mailbox()
+    db.session.commit()
+    photo = b"Content-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b"QUJD" * 19 + b"\r\n"
+    big = mail(2, body="x").replace(b"\r\n\r\nx", b"\r\n\r\n" + photo * (30 * 2**20 // len(photo)))
+    imap_server.append_many([mail(1), big, mail(3), mail(4)])
+    fetches = []
+    real_fetch = ImapFolder.fetch
+    monkeypatch.setattr(ImapFolder, "fetch", lambda folder, uids: fetches.append(list(uids)) or
+                        real_fetch(folder, fetches[-1]))
+
+    result = poll(mailbox)
+
+    assert result.counts["fetched"] == 4 and len(stored(mailbox)) == 4
+    assert fetches == [[1], [2], [3, 4]]
+
+
 def test_mail_read_in_another_mail_program_is_fetched_all_the_same(app, imap_server):
     mailbox = imap_server.make_mailbox()
     db.session.commit()
@@ -168,6 +185,28 @@ def test_fetched_mail_is_deleted_when_the_mailbox_says_so_but_unreadable_mail_st
     assert [(m.subject, m.flags) for m in imap_server.messages()] == [("Pytanie 2", ("\\Seen",))]
     error = [item for item in stored(mailbox) if item.status == "error"]
     assert len(error) == 1 and error[0].uid == 2 and "exploded" in error[0].error
+
+
+def test_mail_fetched_by_a_pass_that_stopped_before_moving_it_is_moved_by_the_next(app, imap_server, monkeypatch):
+    imap_server.create_folder("Processed")
+    mailbox = imap_server.make_mailbox(after_fetch="move", after_fetch_folder="Processed")
+    db.session.commit()
+    imap_server.append_many(mail(n) for n in range(3))
+    real_move = ImapFolder.move
+
+    def connection_lost(folder, uids, target):
+        raise ImapFailure("The IMAP server closed the connection unexpectedly.", "disconnected")
+
+    monkeypatch.setattr(ImapFolder, "move", connection_lost)
+    assert poll(mailbox).error
+    assert len(stored(mailbox)) == 3 and len(imap_server.messages()) == 3  # stored, not moved
+
+    monkeypatch.setattr(ImapFolder, "move", real_move)
+    imap_server.append(mail(3))
+    result = poll(mailbox)
+
+    assert result.error is None and result.counts["fetched"] == 1
+    assert imap_server.messages() == [] and len(imap_server.messages("Processed")) == 4
 
 
 def test_the_server_going_away_mid_fetch_keeps_what_was_committed_and_the_next_pass_fetches_the_rest(

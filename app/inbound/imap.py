@@ -57,14 +57,21 @@ class ImapFolder:
 
         `UID n:*` names the highest UID even when it is below n (RFC 3501), so the range is filtered here.
         """
+        return [listed for listed in self._list(f"{last_uid + 1}:*") if listed.uid > last_uid]
+
+    def list_upto(self, last_uid: int) -> list[Listed]:
+        """The mail the folder still holds with a UID of at most `last_uid`, lowest UID first."""
+        return self._list(f"1:{last_uid}") if last_uid else []
+
+    def _list(self, uid_range: str) -> list[Listed]:
         with _told(self.mailbox):
-            typ, data = self._box.client.uid("FETCH", f"{last_uid + 1}:*", "(UID RFC822.SIZE)")
+            typ, data = self._box.client.uid("FETCH", uid_range, "(UID RFC822.SIZE)")
             _expect_ok(typ, data)
         listed = {}
         for line in data:
-            meta = line[0] if isinstance(line, tuple) else line
-            uid, size = _FETCH_UID.search(meta or b""), _FETCH_SIZE.search(meta or b"")
-            if uid and int(uid[1]) > last_uid:
+            meta = (line[0] if isinstance(line, tuple) else line) or b""
+            uid, size = _FETCH_UID.search(meta), _FETCH_SIZE.search(meta)
+            if uid:
                 listed[int(uid[1])] = Listed(int(uid[1]), int(size[1]) if size else 0)
         return [listed[uid] for uid in sorted(listed)]
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..mailboxes import record_polled, record_receive_failure
-from ..models import Mailbox, Shop, utcnow
+from ..models import InboundItem, Mailbox, Shop, utcnow
 from . import leases
 from .imap import ImapFailure, ImapFolder, Listed, open_folder
 
@@ -93,14 +93,15 @@ def _poll(mailbox: Mailbox, owner: str, result: PollResult) -> None:
                 log.warning("mailbox %s: UIDVALIDITY changed from %s to %s, reading the folder again",
                             mailbox.id, mailbox.uidvalidity, folder.uidvalidity)
             mailbox.uidvalidity, mailbox.last_uid = folder.uidvalidity, 0
+        _finish_leftovers(folder, mailbox)
         for batch in batches(folder.list_after(mailbox.last_uid)):
-            outcomes = {uid: _record(mailbox, raw, folder.uidvalidity, uid, result)
+            readable = {uid: _record(mailbox, raw, folder.uidvalidity, uid, result)
                         for uid, raw in folder.fetch(listed.uid for listed in batch)}
             if not leases.renew(lease_name(mailbox), owner, LEASE_TTL):
                 raise LeaseLost
             mailbox.last_uid = batch[-1].uid  # also past mail another client deleted meanwhile
             db.session.commit()
-            _after_fetch(folder, mailbox, outcomes)
+            _after_fetch(folder, mailbox, readable)
         record_polled(mailbox)
         db.session.commit()
 
@@ -118,8 +119,9 @@ def batches(listed: list[Listed]) -> list[list[Listed]]:
     return cut
 
 
-def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, result: PollResult) -> str:
-    """Record one mail in a savepoint of its own; a recorder that raises leaves an error item with the raw mail."""
+def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, result: PollResult) -> bool:
+    """Record one mail in a savepoint of its own; a recorder that raises leaves an error item with the raw mail.
+    Returns whether the mail could be read (mail that could not stays on the server whatever the mailbox says)."""
     from ..messaging.inbound import record_fetch_error, record_mail
 
     result.counts["fetched"] += 1
@@ -132,22 +134,40 @@ def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, result: Po
         with db.session.begin_nested():
             item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=f"{type(exc).__name__}: {exc}")
         status = "error"
-    why = item is not None and (item.reason or item.error)
+    error = item.error if item is not None else None
+    why = error or (item.reason if item is not None else None)
     log.info("mailbox %s: UID %s (%s bytes) %s%s", mailbox.id, uid, len(raw), status, f": {why}" if why else "")
     result.counts[COUNTED_AS[status]] += 1
-    return status
+    return status != "error" and not error
 
 
-def _after_fetch(folder: ImapFolder, mailbox: Mailbox, outcomes: dict[int, str]) -> None:
-    """Seen, moved or deleted, as the mailbox says; mail that could not be read stays on the server."""
-    uids = sorted(outcomes)
+def _after_fetch(folder: ImapFolder, mailbox: Mailbox, readable: dict[int, bool]) -> None:
+    """Seen, moved or deleted, as the mailbox says; mail that could not be read is never deleted."""
+    uids = sorted(readable)
     if mailbox.after_fetch == "move" and mailbox.after_fetch_folder:
         folder.move(uids, mailbox.after_fetch_folder)
     elif mailbox.after_fetch == "delete":
-        folder.delete([uid for uid in uids if outcomes[uid] != "error"])
-        folder.mark_seen([uid for uid in uids if outcomes[uid] == "error"])
+        folder.delete([uid for uid in uids if readable[uid]])
+        folder.mark_seen([uid for uid in uids if not readable[uid]])
     else:
         folder.mark_seen(uids)
+
+
+def _finish_leftovers(folder: ImapFolder, mailbox: Mailbox) -> None:
+    """Move or delete what an earlier pass fetched and committed but stopped before moving or deleting (the
+    connection dropped, the process died): with those settings fetched mail should not stay in the folder.
+    Mail read elsewhere and marked unread again is left alone with "seen"."""
+    if mailbox.after_fetch not in ("move", "delete"):
+        return
+    leftovers = [listed.uid for listed in folder.list_upto(mailbox.last_uid)]
+    if not leftovers:
+        return
+    unreadable = set(db.session.scalars(
+        select(InboundItem.uid).where(InboundItem.mailbox_id == mailbox.id,
+                                      InboundItem.uidvalidity == folder.uidvalidity,
+                                      InboundItem.uid.in_(leftovers), InboundItem.error.is_not(None))
+    ))
+    _after_fetch(folder, mailbox, {uid: uid not in unreadable for uid in leftovers})
 
 
 # --- every mailbox ------------------------------------------------------------------------------
