@@ -5,6 +5,8 @@ policy.default, imap-tools' MailMessage) on the same bytes.
     .venv/bin/python bench/parse.py [--seconds 2]
 
 One core, no database: this is the parsing share of the ingest budget (200 messages per second end to end).
+Rates are per CPU second (process time), each reader's best of five bursts taken in turns: the machine is
+shared, and wall-clock rates swing with the other processes' load.
 """
 from __future__ import annotations
 
@@ -53,12 +55,22 @@ def large_reply(size: int = 50_000) -> bytes:
 
 
 def rate(read, raw: bytes, seconds: float) -> float:
-    """Messages per second `read` gets through `raw` over about `seconds`."""
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
+    """Messages per CPU second `read` gets through `raw` in a burst of about `seconds`."""
+    count, started = 0, time.process_time()
+    while (elapsed := time.process_time() - started) < seconds:
         read(raw)
         count += 1
     return count / elapsed
+
+
+def best_rates(readers: dict, raw: bytes, seconds: float, rounds: int = 5) -> list[float]:
+    """The best burst rate of each reader over `rounds` rounds taking turns, so that load from other
+    processes on a shared machine hits all of them alike."""
+    best = [0.0] * len(readers)
+    for _ in range(rounds):
+        for index, read in enumerate(readers.values()):
+            best[index] = max(best[index], rate(read, raw, seconds / rounds))
+    return best
 
 
 def stdlib_default(raw: bytes) -> None:
@@ -75,13 +87,13 @@ def imap_tools(raw: bytes) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per reader and mail")
     args = parser.parse_args()
     mails = {"2 KB": SAMPLE.read_bytes(), "50 KB": large_reply()}
     readers = {"parse_mail": parse_mail, "email policy.default": stdlib_default, "imap-tools MailMessage": imap_tools}
     print(f"{'mail':>8} {'bytes':>7}  " + "  ".join(f"{name:>22}" for name in readers))
     for label, raw in mails.items():
-        rates = [rate(read, raw, args.seconds) for read in readers.values()]
+        rates = best_rates(readers, raw, args.seconds)
         print(f"{label:>8} {len(raw):>7}  " + "  ".join(f"{r:>18.0f} /s " for r in rates))
 
 
