@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -260,16 +261,49 @@ def test_a_poller_killed_after_fetching_and_before_its_commit_loses_nothing_and_
     mailbox = imap_server.make_mailbox()
     db.session.commit()
     imap_server.append_many(mail(n) for n in range(5))
-    marker = tmp_path / "fetched"
+
     # The real `mail poll`, stopped just before it commits its first batch (when it renews its lease).
+    with hanging_poller(app, database_url, tmp_path, "app.inbound.leases", "renew"):
+        pass  # killed with SIGKILL on the way out
+
+    assert stored(mailbox) == [] and mailbox.last_uid == 0  # nothing committed
+    assert imap_server.messages()[0].flags == ()  # and nothing marked
+    # Its lease outlives it; the next pass after the lease's expiry takes over.
+    db.session.execute(Lease.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    result = poll(mailbox)
+
+    assert result.counts["fetched"] == 5 and len(stored(mailbox)) == 5 and len(fetched_uids(mailbox)) == 5
+
+
+def test_a_poll_while_another_process_polls_the_same_mailbox_skips_it(app, database_url, imap_server, tmp_path):
+    mailbox = imap_server.make_mailbox()
+    db.session.commit()
+    imap_server.append(mail(1))
+
+    with hanging_poller(app, database_url, tmp_path, "app.inbound.imap", "ImapFolder.fetch"):
+        result = poll(mailbox)  # while the other process is fetching
+
+    assert result.skipped and stored(mailbox) == []
+    assert poll(mailbox).skipped  # its lease outlives it until it expires
+
+
+@contextmanager
+def hanging_poller(app, database_url: str, tmp_path: Path, module: str, function: str):
+    """`flask mail poll` in a process of its own, hanging in `module.function` until killed with SIGKILL when the
+    block ends; the block runs once it got there."""
+    marker = tmp_path / "arrived"
+    name = function.rpartition(".")[2]
     script = textwrap.dedent(f"""
-        import time, pathlib
-        from app.inbound import leases
-        renew = leases.renew
-        def renew_then_hang(*args, **kwargs):
-            pathlib.Path({str(marker)!r}).write_text("fetched")
+        import importlib, pathlib, time
+        module = importlib.import_module({module!r})
+        owner = module
+        for part in {function!r}.split(".")[:-1]:
+            owner = getattr(owner, part)
+        def hang(*args, **kwargs):
+            pathlib.Path({str(marker)!r}).write_text("here")
             time.sleep(120)
-        leases.renew = renew_then_hang
+        setattr(owner, {name!r}, hang)
         from flask.cli import main
         main()
     """)
@@ -281,21 +315,13 @@ def test_a_poller_killed_after_fetching_and_before_its_commit_loses_nothing_and_
         deadline = time.monotonic() + 60
         while not marker.exists():
             assert poller.poll() is None, poller.stdout.read().decode()
-            assert time.monotonic() < deadline, "the poller never fetched"
+            assert time.monotonic() < deadline, f"the poller never got to {function}"
             time.sleep(0.05)
+        yield
     finally:
         poller.send_signal(signal.SIGKILL)
         poller.wait(timeout=10)
         poller.stdout.close()
-
-    assert stored(mailbox) == [] and mailbox.last_uid == 0  # nothing committed
-    assert imap_server.messages()[0].flags == ()  # and nothing marked
-    # Its lease outlives it; the next pass after the lease's expiry takes over.
-    db.session.execute(Lease.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1)))
-    db.session.commit()
-    result = poll(mailbox)
-
-    assert result.counts["fetched"] == 5 and len(stored(mailbox)) == 5 and len(fetched_uids(mailbox)) == 5
 
 
 def test_a_second_pass_over_the_same_mailbox_skips_while_the_first_holds_it(app, imap_server):
