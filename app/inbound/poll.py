@@ -75,7 +75,8 @@ def poll_mailbox(mailbox: Mailbox) -> PollResult:
                 result.error = _("Another polling pass took this mailbox over.")
             except Exception as exc:  # a bug or a database error: the other mailboxes and the scheduler go on
                 log.exception("polling mailbox %s failed", mailbox.id)
-                result.error = _("Fetching mail failed unexpectedly: %(reason)s", reason=f"{type(exc).__name__}: {exc}")
+                result.error = _("Fetching mail failed unexpectedly: %(reason)s",
+                                 reason=f"{type(exc).__name__}: {exc}")
             if result.error is not None:
                 db.session.rollback()
                 record_receive_failure(mailbox, result.error)
@@ -95,12 +96,15 @@ def _poll(mailbox: Mailbox, owner: str, result: PollResult) -> None:
             mailbox.uidvalidity, mailbox.last_uid = folder.uidvalidity, 0
         _finish_leftovers(folder, mailbox)
         for batch in batches(folder.list_after(mailbox.last_uid)):
-            readable = {uid: _record(mailbox, raw, folder.uidvalidity, uid, result)
+            counts = dict.fromkeys(COUNTS, 0)  # the pass's counts take only what was committed
+            readable = {uid: _record(mailbox, raw, folder.uidvalidity, uid, counts)
                         for uid, raw in folder.fetch(listed.uid for listed in batch)}
             if not leases.renew(lease_name(mailbox), owner, LEASE_TTL):
                 raise LeaseLost
             mailbox.last_uid = batch[-1].uid  # also past mail another client deleted meanwhile
             db.session.commit()
+            for name, number in counts.items():
+                result.counts[name] += number
             _after_fetch(folder, mailbox, readable)
         record_polled(mailbox)
         db.session.commit()
@@ -119,12 +123,12 @@ def batches(listed: list[Listed]) -> list[list[Listed]]:
     return cut
 
 
-def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, result: PollResult) -> bool:
+def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, counts: dict[str, int]) -> bool:
     """Record one mail in a savepoint of its own; a recorder that raises leaves an error item with the raw mail.
     Returns whether the mail could be read (mail that could not stays on the server whatever the mailbox says)."""
     from ..messaging.inbound import record_fetch_error, record_mail
 
-    result.counts["fetched"] += 1
+    counts["fetched"] += 1
     try:
         with db.session.begin_nested():
             outcome = record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
@@ -137,7 +141,7 @@ def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, result: Po
     error = item.error if item is not None else None
     why = error or (item.reason if item is not None else None)
     log.info("mailbox %s: UID %s (%s bytes) %s%s", mailbox.id, uid, len(raw), status, f": {why}" if why else "")
-    result.counts[COUNTED_AS[status]] += 1
+    counts[COUNTED_AS[status]] += 1
     return status != "error" and not error
 
 
