@@ -16,6 +16,7 @@ import email.policy
 import sys
 import time
 from email.message import EmailMessage
+from html import escape
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +39,9 @@ def large_reply(size: int = 50_000) -> bytes:
         turn += 1
         attribution = f"pon., {turn} mar 2024 o 10:{turn:02d} Serwis GSM Kowalczyk <serwis@shop.example> napisał(a):"
         text = PARAGRAPH + "\n\n" + attribution + "\n" + "\n".join("> " + line for line in text.splitlines())
-        html = (f'<div dir="ltr">{PARAGRAPH}</div><div class="gmail_quote"><div class="gmail_attr">{attribution}'
-                f'</div><blockquote class="gmail_quote">{html}</blockquote></div>')
+        html = (f'<div dir="ltr">{PARAGRAPH}</div><div class="gmail_quote">'
+                f'<div class="gmail_attr">{escape(attribution)}</div>'
+                f'<blockquote class="gmail_quote">{html}</blockquote></div>')
     message = EmailMessage()
     message["From"] = "Jan Kowalski <jan.kowalski@example.com>"
     message["To"] = "serwis+0123456789abcdef@shop.example"

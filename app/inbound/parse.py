@@ -52,7 +52,7 @@ class DeliveryReport:
     status: str | None  # e.g. 5.1.1
     diagnostic: str  # Diagnostic-Code, or the human part of the report
     original_ids: list[str] = field(default_factory=list)  # Message-ID / References of the bounced mail
-    original_recipients: list[str] = field(default_factory=list)  # To of the bounced mail (token addresses)
+    original_recipients: list[str] = field(default_factory=list)  # To, Cc, Reply-To (token address) of the bounced mail
 
     @property
     def permanent(self) -> bool:
