@@ -143,6 +143,25 @@ def test_html_replies_are_cut_where_the_mail_program_put_its_quote(name, answer,
     assert not any(line.startswith(("Od:", "From:", "On ", "Dnia", "wt.")) for line in new.splitlines())
 
 
+OUTLOOK_2016 = (
+    '<div class="WordSection1"><p class="MsoNormal">Tak, proszę.<o:p></o:p></p>'
+    '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><div><div style="border:none;border-top:solid #E1E1E1 1.0pt;'
+    'padding:3.0pt 0cm 0cm 0cm"><p class="MsoNormal"><b>Od:</b> Serwis <br><b>Wysłano:</b> wtorek<br>'
+    '<b>Temat:</b> Naprawa</p></div></div><p class="MsoNormal">Koszt 200 zł.</p></div>'
+)
+THUNDERBIRD_HTML = (
+    '<p>Tak, proszę.</p><div class="moz-cite-prefix">W dniu 12.03.2024 o 10:15, Serwis pisze:<br></div>'
+    '<blockquote type="cite" cite="mid:ri.1.2.x@shop.example">Koszt 200 zł.</blockquote>'
+)
+
+
+@pytest.mark.parametrize("html", [OUTLOOK_2016, THUNDERBIRD_HTML])
+def test_html_quote_structures_of_outlook_desktop_and_thunderbird(html):
+    new, quoted = split_at_mark(html_to_text(html))
+    assert new == "Tak, proszę."
+    assert quoted.startswith(("Od: Serwis", "W dniu 12.03.2024")) and quoted.endswith("Koszt 200 zł.")
+
+
 def test_an_html_only_reply_gets_its_text_and_quote_from_the_html():
     raw = sample("gmail_pl_reply.eml")
     message = email.message_from_bytes(raw, policy=compat32)
