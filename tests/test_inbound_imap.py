@@ -10,17 +10,23 @@ import textwrap
 import time
 from contextlib import contextmanager
 from datetime import timedelta
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
+from servers.smtp import silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from sqlalchemy import func, select
 
+from app.crypto import encrypt
+from app.customers import create_customer
 from app.extensions import db
 from app.inbound import leases
 from app.inbound.imap import ImapFailure, ImapFolder
 from app.inbound.poll import BATCH_MESSAGES, lease_name, poll_due_mailboxes, poll_mailbox
-from app.models import InboundItem, Lease, Mailbox, utcnow
+from app.messaging.compose import compose
+from app.models import InboundItem, Lease, Mailbox, Message, Shop, utcnow
+from app.outbox import dispatch_pass
 from conftest import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +60,36 @@ def poll(mailbox: Mailbox):
     result = poll_mailbox(mailbox)
     db.session.expire_all()
     return result
+
+
+def test_a_customers_reply_to_our_mail_is_polled_into_its_thread(app, imap_server, smtp_server):
+    app.config["SMTP_CA_FILE"] = smtp_server.cafile
+    mailbox = imap_server.make_mailbox(smtp_host=smtp_server.host, smtp_port=smtp_server.port,
+                                       smtp_security="starttls")
+    mailbox.smtp_username, mailbox.smtp_password_enc = smtp_server.username, encrypt(smtp_server.password)
+    Shop.current().undo_seconds = 0
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com")
+    sent = compose(customer=customer, channels=["email"], subject="Telefon gotowy", body="Zapraszamy po odbiór.",
+                   source="test")
+    db.session.commit()
+    assert dispatch_pass()["sent"] == 1
+    ours = message_from_bytes(smtp_server.wait_for(1)[0].data)
+
+    imap_server.append((
+        f"From: Jan Kowalski <jan@example.com>\r\nTo: {ours['Reply-To']}\r\nSubject: Re: {ours['Subject']}\r\n"
+        f"Message-ID: <reply-1@example.com>\r\nIn-Reply-To: {ours['Message-ID']}\r\n"
+        f"References: {ours['Message-ID']}\r\nDate: Mon, 23 Nov 2026 12:00:00 +0100\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Dziękuję, odbiorę jutro.\r\n\r\nW dniu 23.11.2026 o 11:00, Serwis pisze:\r\n> Zapraszamy po odbiór.\r\n"
+    ).encode())
+    result = app.test_cli_runner().invoke(args=["mail", "poll"])
+
+    assert result.exit_code == 0 and "fetched 1, threaded 1," in result.output, result.output
+    db.session.expire_all()
+    reply = db.session.scalars(select(Message).where(Message.direction == "in")).one()
+    assert reply.thread_id == sent.thread_id and "jan@example.com" in reply.sender
+    assert reply.body_text.strip() == "Dziękuję, odbiorę jutro."
+    assert imap_server.messages()[0].flags == ("\\Seen",)
 
 
 def test_mail_that_arrived_during_downtime_is_backfilled_and_nothing_is_fetched_twice(app, imap_server):
@@ -229,6 +265,7 @@ def test_the_server_going_away_mid_fetch_keeps_what_was_committed_and_the_next_p
     broken = poll(mailbox)
 
     assert broken.error and "closed the connection" in broken.error
+    assert broken.counts["fetched"] == BATCH_MESSAGES  # what the pass committed
     assert mailbox.last_uid == BATCH_MESSAGES and len(stored(mailbox)) == BATCH_MESSAGES
     assert mailbox.consecutive_failures == 1 and mailbox.last_error.startswith("IMAP: ")
 
@@ -359,7 +396,7 @@ def test_a_pass_whose_lease_was_taken_over_commits_nothing(app, imap_server, rec
     recorder.after(2, steal)
     result = poll(mailbox)
 
-    assert "Another polling pass" in result.error
+    assert "Another polling pass" in result.error and result.counts["fetched"] == 0
     assert stored(mailbox) == [] and mailbox.last_uid == 0
 
 
@@ -418,6 +455,17 @@ def test_starttls_is_used_on_the_plain_port(app, imap_server):
     imap_server.append(mail(1))
 
     assert poll(mailbox).counts["fetched"] == 1
+
+
+@pytest.mark.app_config(IMAP_TIMEOUT=1)
+def test_a_server_that_never_answers_times_out_and_is_written_on_the_mailbox(app, imap_server, silent_smtp_server):
+    mailbox = imap_server.make_mailbox(imap_host=silent_smtp_server.host, imap_port=silent_smtp_server.port)
+    db.session.commit()
+
+    result = poll(mailbox)
+
+    assert "did not answer: timed out after 1 s" in result.error
+    assert mailbox.consecutive_failures == 1 and "timed out" in mailbox.last_error
 
 
 def test_the_scheduler_polls_only_the_mailboxes_whose_interval_has_passed(app, imap_server):
@@ -520,8 +568,8 @@ class Recorder:
 
 @pytest.fixture
 def recorder(monkeypatch):
-    import app.messaging.inbound as inbound
+    from app.inbound import poll
 
-    watched = Recorder(inbound.record_mail)
-    monkeypatch.setattr(inbound, "record_mail", watched)
+    watched = Recorder(poll.record_mail)
+    monkeypatch.setattr(poll, "record_mail", watched)
     return watched

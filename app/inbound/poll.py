@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..mailboxes import record_polled, record_receive_failure
+from ..messaging.inbound import record_fetch_error, record_mail
 from ..models import InboundItem, Mailbox, Shop, utcnow
 from . import leases
 from .imap import ImapFailure, ImapFolder, Listed, open_folder
@@ -126,8 +127,6 @@ def batches(listed: list[Listed]) -> list[list[Listed]]:
 def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, counts: dict[str, int]) -> bool:
     """Record one mail in a savepoint of its own; a recorder that raises leaves an error item with the raw mail.
     Returns whether the mail could be read (mail that could not stays on the server whatever the mailbox says)."""
-    from ..messaging.inbound import record_fetch_error, record_mail
-
     counts["fetched"] += 1
     try:
         with db.session.begin_nested():
