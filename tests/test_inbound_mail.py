@@ -281,3 +281,93 @@ def test_a_program_is_listed_and_never_stored(app, customer):
 
     [attachment] = attachments_of(outcome)
     assert attachment.sha256 is None and attachment.skipped_reason == "program"
+
+
+# --- the thread view ---------------------------------------------------------------------------------------
+
+
+def test_the_thread_shows_the_real_sender_the_new_part_and_the_quote_folded(mailbox, owner_client):
+    customer = make_customer()
+    sent = send_mail(customer)
+    receive(mailbox, sample("gmail_pl_reply.eml", sent))
+
+    page = owner_client.get(f"/threads/{sent.thread_id}").get_data(as_text=True)
+
+    assert "Jan Kowalski" in page and "&lt;jan.kowalski@example.com&gt;" in page
+    new_part, _, folded = page.partition('<details class="mail-quote">')
+    assert "450 zł mi odpowiada" in new_part and "napisał(a)" in folded
+
+
+def timeline_of(response) -> str:
+    return response.get_data(as_text=True).partition('<ol class="timeline">')[2]
+
+
+def test_hostile_html_is_shown_without_scripts_or_handlers_and_images_load_only_on_request(app, owner_client):
+    make_customer(name="Adam Nowicki", email="adam.nowicki@example.com")
+    mailbox = make_mailbox(store_attachments=True)
+    outcome = receive(mailbox, sample("html_only_hostile.eml"))
+    thread_id, message_id = outcome.thread.id, outcome.item.message_id
+
+    response = owner_client.get(f"/threads/{thread_id}")
+    page = timeline_of(response)
+
+    assert "Reklamacja zamówienia" in page and "uszkodzonego ekranu" in page
+    for hostile in ("<script", "onerror", "onload", "onclick", "javascript:", "<iframe", "<form action=\"https",
+                    ' src="https://tracker.example.com'):
+        assert hostile not in page
+    assert 'data-remote-src="https://tracker.example.com/open.gif?id=123"' in page
+    assert "https:" not in response.headers["Content-Security-Policy"]
+    [image] = [a for a in attachments_of(outcome) if a.content_id]
+    inline_url = f"/threads/{thread_id}/attachments/{image.id}/inline"
+    assert f'src="{inline_url}"' in page
+    shown = owner_client.get(inline_url)
+    assert shown.status_code == 200 and shown.mimetype == "image/png"
+    assert shown.headers["X-Content-Type-Options"] == "nosniff"
+
+    loaded = owner_client.get(f"/threads/{thread_id}?images={message_id}")
+    page = timeline_of(loaded)
+    assert ' src="https://tracker.example.com/open.gif?id=123"' in page
+    assert "img-src 'self' data: https:" in loaded.headers["Content-Security-Policy"]
+    assert "<script" not in page and "onerror" not in page
+
+
+def test_a_stored_attachment_downloads_with_safe_headers_and_only_through_its_own_thread(app, owner_client):
+    customer = make_customer()
+    mailbox = make_mailbox(store_attachments=True)
+    outcome = receive(mailbox, with_attachment(4096))
+    [attachment] = attachments_of(outcome)
+    other_thread = send_mail(customer, body="Inny wątek").thread_id
+
+    page = owner_client.get(f"/threads/{outcome.thread.id}").get_data(as_text=True)
+    url = f"/threads/{outcome.thread.id}/attachments/{attachment.id}"
+    assert f'href="{url}"' in page
+    response = owner_client.get(url)
+    assert response.status_code == 200 and len(response.data) == 4096
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert "zdjecie.jpg" in response.headers["Content-Disposition"]
+    assert response.mimetype == "image/jpeg" and response.headers["X-Content-Type-Options"] == "nosniff"
+
+    assert owner_client.get(f"/threads/{other_thread}/attachments/{attachment.id}").status_code == 404
+    assert owner_client.get(f"/threads/{outcome.thread.id}/attachments/{attachment.id + 99}").status_code == 404
+
+
+def test_a_listed_attachment_is_named_with_why_it_was_not_stored(mailbox, owner_client):
+    make_customer()
+    outcome = receive(mailbox, with_attachment(2048))
+    [attachment] = attachments_of(outcome)
+
+    page = owner_client.get(f"/threads/{outcome.thread.id}").get_data(as_text=True)
+
+    assert "zdjecie.jpg" in page and "lists attachments only" in page
+    assert owner_client.get(f"/threads/{outcome.thread.id}/attachments/{attachment.id}").status_code == 404
+
+
+def test_automatic_replies_and_bounces_are_labelled_in_the_thread(mailbox, owner_client):
+    customer = make_customer(name="Jan Nieistniejący", email="jan.nieistniejacy@example.com")
+    sent = send_mail(customer)
+    receive(mailbox, sample("bounce_postfix.eml", sent))
+    receive(mailbox, sample("autoreply_pl.eml", sent))
+
+    page = owner_client.get(f"/threads/{sent.thread_id}").get_data(as_text=True)
+
+    assert "Returned mail" in page and "Automatic reply" in page
