@@ -36,6 +36,7 @@ from .threads import open_thread
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("threaded", "new_thread", "held", "duplicate", "error")
+HELD_STATUSES = ("held", "error")  # items waiting for a staff decision (the held list)
 # Why an attachment was listed and not stored (Attachment.skipped_reason); the thread view words them.
 NOT_STORED, OVER_QUOTA, PROGRAM = "not stored", "over quota", "program"
 # Delivery statuses a bounce may replace: the mail left us, and a bounce proves it did not arrive.
@@ -374,12 +375,12 @@ def _mark_bounced(delivery: Delivery, mail: ParsedMail) -> None:
 def held_items(limit: int = 200) -> list[InboundItem]:
     """Mail waiting for a staff decision (held, and mail that could not be read), newest first."""
     return list(db.session.scalars(
-        select(InboundItem).where(InboundItem.status.in_(("held", "error")))
+        select(InboundItem).where(InboundItem.status.in_(HELD_STATUSES))
         .order_by(InboundItem.received_at.desc(), InboundItem.id.desc()).limit(limit)))
 
 
 def held_count() -> int:
-    return db.session.scalar(select(func.count(InboundItem.id)).where(InboundItem.status.in_(("held", "error"))))
+    return db.session.scalar(select(func.count(InboundItem.id)).where(InboundItem.status.in_(HELD_STATUSES)))
 
 
 def parsed_item(item: InboundItem) -> ParsedMail:
@@ -391,7 +392,7 @@ def parsed_item(item: InboundItem) -> ParsedMail:
 
 
 def _decidable(item: InboundItem) -> None:
-    if item.status not in ("held", "error"):
+    if item.status not in HELD_STATUSES:
         raise ValidationFailed({"item": _("This mail has already been decided.")})
 
 
