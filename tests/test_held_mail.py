@@ -7,7 +7,7 @@ from inbound_helpers import make_customer, make_mailbox, plain_mail, receive
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEvent, Customer, CustomerEmail, InboundItem, Message, Thread
+from app.models import AuditEvent, Customer, CustomerEmail, InboundItem, Message, Thread, TrustedDomain
 from conftest import csrf_token
 
 STRANGER = "Ewa Nowa <ewa.nowa@example.net>"
@@ -156,3 +156,41 @@ def test_a_new_thread_for_an_accepted_stranger_is_the_customers(staff_client, he
 
     thread = db.session.scalar(select(Thread).where(Thread.customer_id == customer.id))
     assert thread.unread and thread.subject.startswith("Naprawa laptopa")
+
+
+# --- Settings → Trusted domains ------------------------------------------------------------------------------
+
+
+def test_the_owner_trusts_a_partner_domain_and_its_mail_then_opens_threads(owner_client, mailbox):
+    page = "/settings/trusted-domains/"
+    response = owner_client.post(page, data={"csrf_token": csrf_token(owner_client, page), "domain": " @Partner.PL "})
+
+    assert response.status_code == 302
+    assert "partner.pl" in owner_client.get(page).get_data(as_text=True)
+    outcome = receive(mailbox, plain_mail(sender="Hurtownia <biuro@partner.pl>", message_id="<td@partner.pl>"))
+    assert outcome.status == "new_thread" and outcome.thread.customer_id is None
+    assert db.session.scalar(select(AuditEvent.action).where(AuditEvent.action == "trusted_domain.add"))
+
+
+@pytest.mark.parametrize("domain", ["pl", "", "partner..pl", "-zly.pl", "a b.pl", "http://partner.pl"])
+def test_a_bad_domain_is_refused_with_a_reason(owner_client, domain):
+    page = "/settings/trusted-domains/"
+
+    response = owner_client.post(page, data={"csrf_token": csrf_token(owner_client, page), "domain": domain})
+
+    assert response.status_code == 422 and "Enter a domain such as partner.pl." in response.get_data(as_text=True)
+
+
+def test_a_trusted_domain_is_removed_and_its_mail_held_again(owner_client, mailbox):
+    page = "/settings/trusted-domains/"
+    owner_client.post(page, data={"csrf_token": csrf_token(owner_client, page), "domain": "partner.pl"})
+    trusted_id = db.session.scalar(select(TrustedDomain.id))
+
+    owner_client.post(f"{page}{trusted_id}/delete", data={"csrf_token": csrf_token(owner_client, page)})
+
+    assert db.session.scalar(select(TrustedDomain.id)) is None
+    assert receive(mailbox, plain_mail(sender="biuro@partner.pl", message_id="<td2@partner.pl>")).status == "held"
+
+
+def test_staff_cannot_change_trusted_domains(staff_client):
+    assert staff_client.get("/settings/trusted-domains/").status_code == 403

@@ -35,6 +35,8 @@ SECTIONS = [
     ("workflow.index", _l("Repair statuses & queues"), _l("The steps of a repair and the queues for tickets.")),
     ("mailboxes.index", _l("Mailboxes"), _l("The e-mail accounts the shop sends from, and their health.")),
     ("sms_settings.index", _l("SMS"), _l("The Twilio account, the sender, and a test SMS.")),
+    ("trusted_domains.index", _l("Trusted domains"),
+     _l("Partners and suppliers whose mail is accepted without being customers.")),
 ]
 
 
