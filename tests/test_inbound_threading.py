@@ -201,3 +201,30 @@ def test_mail_without_message_id_is_stored_and_an_identical_copy_is_not(mailbox,
     first, second = receive(mailbox, raw), receive(mailbox, raw)
 
     assert first.status == "new_thread" and second.status == "duplicate"
+
+
+def test_a_reply_arriving_turns_the_inbox_row_bold_and_the_thread_shows_the_new_part(staff_page, live_server,
+                                                                                     mailbox, sent):
+    from playwright.sync_api import expect
+
+    page = staff_page
+    page.goto(f"{live_server.url}/")
+    row = page.locator("tr", has_text=sent.thread.subject)
+    expect(row).not_to_have_class("is-unread")
+
+    receive(mailbox, sample("gmail_pl_reply.eml", sent))
+    page.reload()
+
+    expect(row).to_have_class("is-unread")
+    expect(row.locator("td").nth(1)).to_have_css("font-weight", "650")
+    expect(row).to_contain_text("450 zł mi odpowiada")
+    row.get_by_role("link", name=sent.thread.subject).click()
+
+    reply = page.locator(".entry-in").last
+    expect(reply.locator(".entry-body").first).to_contain_text("450 zł mi odpowiada")
+    quote = reply.locator("details.mail-quote")
+    expect(quote.locator(".entry-body")).not_to_be_visible()
+    expect(reply).to_contain_text("Jan Kowalski")
+    quote.locator("summary").click()
+    expect(quote.locator(".entry-body")).to_be_visible()
+    expect(quote.locator(".entry-body")).to_contain_text("napisał(a)")
