@@ -2,15 +2,19 @@
 automatic replies and bounces kept on their thread without waking it, attachments stored or listed."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 from inbound_helpers import (
     deliveries_of, make_customer, make_mailbox, make_repair, plain_mail, receive, sample, send_mail,
 )
+from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
 from sqlalchemy import select
 
 from app.attachments import path_for
 from app.extensions import db
 from app.inbound.parse import decompress
+from app.inbound.poll import poll_mailbox
 from app.mail_ids import INSTANCE_HEADER, instance_id
 from app.models import Attachment, Customer, CustomerEmail, DeliveryEvent, InboundItem, Message, Shop, Thread, TrustedDomain
 from app.messaging.inbound import record_fetch_error, record_mail
@@ -217,8 +221,6 @@ def test_record_mail_never_commits(mailbox, customer):
 
 def with_attachment(size: int, name: str = "zdjecie.jpg", content: bytes | None = None,
                     message_id: str = "<att@example.com>") -> bytes:
-    import base64
-
     payload = content if content is not None else b"\xff\xd8\xff\xe0" + b"\x00JFIF" + bytes(size - 9)
     encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
     head = (
@@ -371,3 +373,49 @@ def test_automatic_replies_and_bounces_are_labelled_in_the_thread(mailbox, owner
     page = owner_client.get(f"/threads/{sent.thread_id}").get_data(as_text=True)
 
     assert "Returned mail" in page and "Automatic reply" in page
+
+
+# --- through a real IMAP server -------------------------------------------------------------------------------
+
+
+def test_real_clients_mail_polled_from_dovecot_lands_where_it_belongs(app, imap_server):
+    mailbox = imap_server.make_mailbox()
+    db.session.add(TrustedDomain(domain="partner.pl"))
+    jan = make_customer()
+    bouncing = make_customer(name="Jan Nieistniejący", email="jan.nieistniejacy@example.com")
+    sent = send_mail(jan, repair=make_repair(jan))
+    returned = send_mail(bouncing)
+    gmail = sample("gmail_pl_reply.eml", sent)
+    imap_server.append_many([
+        gmail,
+        gmail,  # the same mail twice
+        sample("gmail_forward.eml").replace(b"serwis+TOKEN@", b"serwis@"),
+        sample("bounce_postfix.eml", returned),
+        plain_mail(sender="Obcy <obcy@example.net>", message_id="<stranger@example.net>"),
+        plain_mail(sender="Hurtownia <biuro@partner.pl>", message_id="<partner@partner.pl>"),
+        plain_mail(sender="Serwis <serwis@shop.example>", message_id="<loop@shop.example>"),
+    ])
+
+    result = poll_mailbox(mailbox)
+
+    assert result.error is None
+    assert result.counts == {"fetched": 7, "threaded": 2, "new_threads": 2, "held": 2, "duplicates": 1, "errors": 0}
+    db.session.expire_all()
+    assert [m.kind for m in db.session.get(Thread, sent.thread_id).messages] == ["message", "message"]
+    assert deliveries_of(returned)[0].status == "bounced"
+    held = db.session.scalars(select(InboundItem.sender).where(InboundItem.status == "held")
+                              .order_by(InboundItem.id)).all()
+    assert held == ["obcy@example.net", "serwis@shop.example"]
+
+
+def test_a_30_mb_attachment_polled_from_dovecot_is_stored_and_downloads(app, imap_server, owner_client):
+    mailbox = imap_server.make_mailbox(store_attachments=True)
+    make_customer()
+    imap_server.append(with_attachment(30 * 1024 * 1024, message_id="<big@example.com>"))
+
+    assert poll_mailbox(mailbox).counts["new_threads"] == 1
+
+    attachment = db.session.scalar(select(Attachment))
+    response = owner_client.get(f"/threads/{attachment.message.thread_id}/attachments/{attachment.id}")
+    assert response.status_code == 200 and len(response.data) == 30 * 1024 * 1024
+    assert response.headers["Content-Disposition"].startswith("attachment;")
