@@ -419,3 +419,18 @@ def test_a_30_mb_attachment_polled_from_dovecot_is_stored_and_downloads(app, ima
     response = owner_client.get(f"/threads/{attachment.message.thread_id}/attachments/{attachment.id}")
     assert response.status_code == 200 and len(response.data) == 30 * 1024 * 1024
     assert response.headers["Content-Disposition"].startswith("attachment;")
+
+
+def test_changing_a_bounced_address_clears_the_warning(mailbox, owner_client):
+    from app.customers import update_customer
+
+    customer = make_customer(name="Jan Nieistniejący", email="jan.nieistniejacy@example.com")
+    receive(mailbox, sample("bounce_postfix.eml", send_mail(customer)))
+    customer = db.session.get(Customer, customer.id)
+    assert customer.email_bounced_at is not None
+
+    update_customer(customer, actor="test", name="Jan Nieistniejący", email="jan@example.com")
+    db.session.commit()
+
+    assert customer.email_bounced_at is None and customer.email_bounce_reason is None
+    assert "bounced" not in owner_client.get(f"/customers/{customer.id}").get_data(as_text=True)
