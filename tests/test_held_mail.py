@@ -194,3 +194,16 @@ def test_a_trusted_domain_is_removed_and_its_mail_held_again(owner_client, mailb
 
 def test_staff_cannot_change_trusted_domains(staff_client):
     assert staff_client.get("/settings/trusted-domains/").status_code == 403
+
+
+def test_a_bounce_for_unknown_mail_cannot_be_accepted_only_discarded(staff_client, mailbox):
+    from inbound_helpers import sample
+
+    bounce = receive(mailbox, sample("bounce_postfix.eml").replace(b"TOKEN", b"0123456789abcdef")).item
+    customer = make_customer()
+
+    response = staff_client.post(f"/held/{bounce.id}/accept", data={
+        "csrf_token": csrf_token(staff_client, f"/held/{bounce.id}"), "customer_id": customer.id})
+
+    assert response.status_code == 422 and "discard it instead" in response.get_data(as_text=True)
+    assert item(bounce.id).status == "held"

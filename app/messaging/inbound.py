@@ -15,6 +15,7 @@ from email.utils import getaddresses
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
@@ -42,6 +43,13 @@ NOT_STORED, OVER_QUOTA, PROGRAM = "not stored", "over quota", "program"
 # Delivery statuses a bounce may replace: the mail left us, and a bounce proves it did not arrive.
 BOUNCEABLE = ("sending", "sent", "delivered")
 _LONG_TEXT = 100_000  # a diagnostic or error kept in full up to this
+# Why mail was held, stored in the shop's language for the held list and the API.
+UNREADABLE = _l("The mail could not be read.")
+LOOP = _l("Our own mail came back (a mail loop); it was not threaded.")
+AUTOMATIC_UNTHREADED = _l("An automatic reply that belongs to no thread.")
+UNKNOWN_SENDER = _l("Unknown sender: not a customer's address nor a trusted domain.")
+NO_NEW_THREADS = _l("No thread matches and this mailbox does not open new threads.")
+UNKNOWN_BOUNCE = _l("A bounce for mail we cannot find.")
 
 
 @dataclass
@@ -103,7 +111,7 @@ def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, ui
         content_hash=hashlib.sha256(raw).hexdigest(), sender=sender[:320], subject=subject[:998],
         raw=compress(raw), status="error", error=error[:_LONG_TEXT], received_at=utcnow(),
     )
-    item.reason = _in_shop_language(lambda: _("The mail could not be read."))
+    item.reason = _in_shop_language(UNREADABLE)
     db.session.add(item)
     return item
 
@@ -118,7 +126,7 @@ def route(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None,
     if mail.report is not None:
         return _bounce(item, mail, mailbox)
     if customer is None and is_loop(mail):
-        return _hold(item, _("Our own mail came back (a mail loop); it was not threaded."))
+        return _hold(item, LOOP)
     customers = [customer] if customer is not None else customers_with_address(mail.from_address)
     automatic = mail.read_receipt or is_auto_reply(mail)
     kind = "auto_reply" if automatic else "message"
@@ -128,19 +136,19 @@ def route(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None,
         return InboundOutcome("threaded", item, match.thread)
     if customer is None:
         if automatic:
-            return _hold(item, _("An automatic reply that belongs to no thread."))
+            return _hold(item, AUTOMATIC_UNTHREADED)
         if not customers and not is_trusted(mail.from_address):
-            return _hold(item, _("Unknown sender: not a customer's address nor a trusted domain."))
+            return _hold(item, UNKNOWN_SENDER)
         if mailbox is not None and not mailbox.allow_new_threads:
-            return _hold(item, _("No thread matches and this mailbox does not open new threads."))
+            return _hold(item, NO_NEW_THREADS)
     owner = customers[0] if customers else None
     thread = _new_thread(mail, owner, match.repair, match.ticket)
     _store(item, mail, thread, kind, customers, mailbox)
     return InboundOutcome("new_thread", item, thread)
 
 
-def _hold(item: InboundItem, reason: str) -> InboundOutcome:
-    item.status, item.reason, item.message_id = "held", reason, None
+def _hold(item: InboundItem, reason) -> InboundOutcome:
+    item.status, item.reason, item.message_id = "held", _in_shop_language(reason), None
     return InboundOutcome("held", item)
 
 
@@ -172,9 +180,9 @@ def _peek(raw: bytes) -> tuple[str, str]:
 
 
 def _in_shop_language(text) -> str:
-    """A text stored for the shop's people (reasons, errors), in the shop's language."""
+    """A lazy text stored for the shop's people (reasons, errors), in the shop's language."""
     with force_locale(Shop.current().locale):
-        return text()
+        return str(text)
 
 
 # --- storing --------------------------------------------------------------------------------------
@@ -294,7 +302,7 @@ def _bounce(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None) -> Inb
     thread = delivery.message.thread if delivery is not None else _thread_by_token(
         [*report.original_recipients, *mail.all_recipients], mailbox)
     if thread is None:
-        return _hold(item, _("A bounce for mail we cannot find."))
+        return _hold(item, UNKNOWN_BOUNCE)
     if delivery is not None:
         _mark_bounced(delivery, mail)
     _store(item, mail, thread, "bounce", [], None)
@@ -355,8 +363,8 @@ def _mark_bounced(delivery: Delivery, mail: ParsedMail) -> None:
                                  detail={"recipient": report.recipient, "diagnostic": report.diagnostic[:2000]}))
     if not report.permanent:
         return
-    error = _in_shop_language(lambda: _("The recipient's mail server returned the mail: %(reason)s",
-                                        reason=report.diagnostic or report.status or "?"))
+    error = _in_shop_language(_l("The recipient's mail server returned the mail: %(reason)s",
+                                 reason=report.diagnostic or report.status or "?"))
     db.session.execute(
         update(Delivery).where(Delivery.id == delivery.id, Delivery.status.in_(BOUNCEABLE))
         .values(status="bounced", error=error[:_LONG_TEXT], error_raw=report.diagnostic[:_LONG_TEXT],
@@ -405,6 +413,8 @@ def accept_held(item: InboundItem, customer: Customer, *, actor: User, add_addre
     if add_address and mail.from_address:
         _add_address(customer, mail.from_address, actor)
     outcome = route(item, mail, _mailbox_of(item), customer=customer)
+    if outcome.thread is None:  # a bounce that matches none of our mail has no conversation to go to
+        raise ValidationFailed({"item": _("This mail belongs in no conversation; discard it instead.")})
     item.decided_by_id = actor.id
     record("inbound.accept", by=actor, target=item, customer_id=customer.id,
            thread_id=outcome.thread.id if outcome.thread else None)
