@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..mail_ids import parse_message_id, token_from_address
@@ -71,14 +71,19 @@ def _our_domains(mailbox: Mailbox | None) -> set[str]:
 
 
 def _by_token(mail: ParsedMail, mailbox: Mailbox | None) -> Thread | None:
+    return thread_by_token(mail.all_recipients, mailbox)
+
+
+def thread_by_token(addresses: Iterable[str], mailbox: Mailbox | None) -> Thread | None:
+    """The live thread whose reply token one of `addresses` carries (`local+token@` on the mailbox's domain)."""
     domains = _our_domains(mailbox)
-    tokens = []
-    for address in mail.all_recipients:
+    tried = set()
+    for address in addresses:
         token = token_from_address(address)
-        if token and address.rpartition("@")[2].lower() in domains and token not in tokens:
-            tokens.append(token)
-    for token in tokens:
-        thread = _live(db.session.scalar(select(Thread).where(func.lower(Thread.token) == token)))
+        if not token or token in tried or address.rpartition("@")[2].lower() not in domains:
+            continue
+        tried.add(token)
+        thread = _live(db.session.scalar(select(Thread).where(Thread.token == token)))  # tokens are lower-case
         if thread is not None:
             return thread
     return None

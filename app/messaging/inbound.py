@@ -24,8 +24,8 @@ from ..extensions import db
 from ..inbound.charsets import decode_words
 from ..inbound.classify import customers_with_address, is_auto_reply, is_loop, is_trusted
 from ..inbound.parse import ParsedMail, UnparseableMail, compress, decompress, parse_mail
-from ..inbound.threading import find_thread
-from ..mail_ids import parse_message_id, token_from_address
+from ..inbound.threading import find_thread, thread_by_token
+from ..mail_ids import parse_message_id
 from ..models import (
     Attachment, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, Mailbox, Message, MessageRef, Shop,
     Thread, User, utcnow,
@@ -299,7 +299,7 @@ def _bounce(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None) -> Inb
     its thread, without making it unread; a report that matches none of our mail is held."""
     report = mail.report
     delivery = _reported_delivery(mail)
-    thread = delivery.message.thread if delivery is not None else _thread_by_token(
+    thread = delivery.message.thread if delivery is not None else thread_by_token(
         [*report.original_recipients, *mail.all_recipients], mailbox)
     if thread is None:
         return _hold(item, UNKNOWN_BOUNCE)
@@ -324,28 +324,18 @@ def _reported_delivery(mail: ParsedMail) -> Delivery | None:
                 message_ids.append(stored)
     query = select(Delivery).where(Delivery.channel == "email").order_by(Delivery.id.desc())
     candidates = list(db.session.scalars(query.where(Delivery.message_id.in_(message_ids)))) if message_ids else []
+    by_our_id = bool(candidates)
     if not candidates:
-        thread = _thread_by_token(report.original_recipients, None)
+        thread = thread_by_token(report.original_recipients, None)
         if thread is None:
             return None
         candidates = list(db.session.scalars(query.join(Message).where(Message.thread_id == thread.id)))
     recipient = (report.recipient or "").lower()
     for delivery in candidates:
-        if not recipient or delivery.recipient.lower() == recipient or recipient in (d.lower() for d in delivery.cc):
+        if not recipient or recipient in {delivery.recipient.lower(), *(cc.lower() for cc in delivery.cc)}:
             return delivery
-    return candidates[0] if candidates and message_ids else None
-
-
-def _thread_by_token(addresses: list[str], mailbox: Mailbox | None) -> Thread | None:
-    domains = {mailbox.email.rpartition("@")[2].lower()} if mailbox is not None else {
-        email.rpartition("@")[2].lower() for email in db.session.scalars(select(Mailbox.email))}
-    for address in addresses:
-        token = token_from_address(address)
-        if token and address.rpartition("@")[2].lower() in domains:
-            thread = db.session.scalar(select(Thread).where(Thread.token == token, Thread.deleted_at.is_(None)))
-            if thread is not None:
-                return thread
-    return None
+    # Our Message-ID proves which mail came back, even when the failed address is one it was forwarded to.
+    return candidates[0] if by_our_id else None
 
 
 def _mark_bounced(delivery: Delivery, mail: ParsedMail) -> None:
