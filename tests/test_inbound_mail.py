@@ -434,3 +434,31 @@ def test_changing_a_bounced_address_clears_the_warning(mailbox, owner_client):
 
     assert customer.email_bounced_at is None and customer.email_bounce_reason is None
     assert "bounced" not in owner_client.get(f"/customers/{customer.id}").get_data(as_text=True)
+
+
+def test_nul_characters_in_a_mail_do_not_stop_it_being_stored(mailbox, customer):
+    raw = plain_mail(subject="Zero\x00bajt", body="Tekst\x00z zerem", sender="Jan\x00 <jan.kowalski@example.com>")
+
+    outcome = receive(mailbox, raw)
+
+    assert outcome.status == "new_thread"
+    message = db.session.get(Message, outcome.item.message_id)
+    assert "\x00" not in message.body_text + message.subject and "Tekst" in message.body_text
+
+
+def test_a_subject_reference_to_a_repair_without_a_thread_opens_that_repairs_thread(mailbox, customer):
+    repair = make_repair(customer)
+
+    outcome = receive(mailbox, plain_mail(subject=f"Pytanie o naprawę [#{repair.number}]"))
+
+    assert outcome.status == "new_thread" and outcome.thread.repair_id == repair.id
+
+
+def test_a_partners_thread_without_a_customer_shows_in_the_inbox_and_opens(mailbox, owner_client):
+    db.session.add(TrustedDomain(domain="partner.pl"))
+    db.session.commit()
+    outcome = receive(mailbox, plain_mail(sender="Hurtownia <biuro@partner.pl>", subject="Dostawa części"))
+
+    assert "Dostawa części" in owner_client.get("/").get_data(as_text=True)
+    page = owner_client.get(f"/threads/{outcome.thread.id}").get_data(as_text=True)
+    assert "Hurtownia" in page and "biuro@partner.pl" in page

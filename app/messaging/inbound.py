@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
@@ -77,7 +77,7 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
         if known is not None:
             return InboundOutcome("duplicate", known, _thread_of(known))
     try:
-        mail = parse_mail(raw)
+        mail = _read(raw)
     except UnparseableMail as exc:
         return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=str(exc)))
     except Exception as exc:  # a parser bug must not lose the mail: keep it raw, with what went wrong
@@ -105,7 +105,8 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
 def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, uid: int | None,
                        error: str) -> InboundItem:
     """Keep a mail that could not be read: raw (compressed), with the error, on the held list as "error"."""
-    sender, subject = _peek(raw)
+    sender, subject = _drop_nul(_peek(raw))
+    error = _drop_nul(error)
     item = InboundItem(
         source="email", mailbox_id=mailbox.id if mailbox is not None else None, uidvalidity=uidvalidity, uid=uid,
         content_hash=hashlib.sha256(raw).hexdigest(), sender=sender[:320], subject=subject[:998],
@@ -162,6 +163,26 @@ def _same_mail(mail: ParsedMail) -> InboundItem | None:
         InboundItem.status.in_(("accepted", "held", "discarded")),
     )
     return db.session.scalars(query.order_by(InboundItem.id).limit(1)).first()
+
+
+def _read(raw: bytes) -> ParsedMail:
+    """The mail parsed, its texts fit to store."""
+    return _drop_nul(parse_mail(raw))
+
+
+def _drop_nul(value):
+    """`value` without NUL characters in any of its texts (in place for the parsed mail's dataclasses):
+    PostgreSQL refuses them in text columns, and broken mail carries them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_drop_nul(v) for v in value)
+    if isinstance(value, dict):
+        return {_drop_nul(k): _drop_nul(v) for k, v in value.items()}
+    if is_dataclass(value):
+        for attribute in fields(value):
+            setattr(value, attribute.name, _drop_nul(getattr(value, attribute.name)))
+    return value
 
 
 def _thread_of(item: InboundItem) -> Thread | None:
@@ -384,7 +405,7 @@ def held_count() -> int:
 def parsed_item(item: InboundItem) -> ParsedMail:
     """The held mail read again from its raw bytes; refuses (ValidationFailed) mail that cannot be read."""
     try:
-        return parse_mail(decompress(item.raw or b""))
+        return _read(decompress(item.raw or b""))
     except Exception:  # noqa: BLE001 - whatever broke the first reading
         raise ValidationFailed({"item": _("This mail could not be read, so it can only be discarded.")}) from None
 
@@ -443,7 +464,7 @@ def recheck_held_from(address: str, actor: User) -> int:
         InboundItem.status == "held", InboundItem.source == "email", InboundItem.sender == address.lower()))
     for other in list(held):
         try:
-            mail = parse_mail(decompress(other.raw or b""))
+            mail = _read(decompress(other.raw or b""))
         except Exception:  # noqa: BLE001 - left on the list for staff
             continue
         outcome = route(other, mail, _mailbox_of(other))
