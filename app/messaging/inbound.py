@@ -16,7 +16,7 @@ from email.utils import getaddresses
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
@@ -71,35 +71,34 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
     fetched another way, is a "duplicate". Mail that cannot be parsed is kept raw as an "error" item. Adds to
     the session, never commits.
     """
-    if uid is not None:
-        known = db.session.scalar(select(InboundItem).where(
-            InboundItem.mailbox_id == mailbox.id, InboundItem.uidvalidity == uidvalidity, InboundItem.uid == uid))
-        if known is not None:
-            return InboundOutcome("duplicate", known, _thread_of(known))
     try:
         mail = _read(raw)
-    except UnparseableMail as exc:
-        return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=str(exc)))
-    except Exception as exc:  # a parser bug must not lose the mail: keep it raw, with what went wrong
-        log.exception("mailbox %s: parsing UID %s failed", mailbox.id, uid)
-        item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=f"{type(exc).__name__}: {exc}")
-        return InboundOutcome("error", item)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the mail either: kept raw, with the error
+        known = _fetched_before(mailbox, uidvalidity, uid, None)
+        if known is not None:
+            return InboundOutcome("duplicate", known, _thread_of(known))
+        if not isinstance(exc, UnparseableMail):
+            log.exception("mailbox %s: parsing UID %s failed", mailbox.id, uid)
+        error = str(exc) if isinstance(exc, UnparseableMail) else f"{type(exc).__name__}: {exc}"
+        return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=error))
 
     item = InboundItem(
         source="email", mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid,
         message_id_header=(mail.message_id or None) and mail.message_id[:998], content_hash=mail.content_hash,
         sender=mail.from_address[:320], subject=mail.subject[:998], received_at=utcnow(),
-        status="held",  # until routed
     )
-    original = _same_mail(mail)
-    if original is not None:
-        item.status, item.message_id = "duplicate", original.message_id
-        item.reason = f"#{original.id}"  # the item this one repeats
+    earlier = _fetched_before(mailbox, uidvalidity, uid, mail)
+    if earlier is not None and (earlier.mailbox_id, earlier.uidvalidity, earlier.uid) == (mailbox.id, uidvalidity, uid):
+        return InboundOutcome("duplicate", earlier, _thread_of(earlier))  # this very UID: nothing to add
+    if earlier is not None:
+        item.status, item.message_id = "duplicate", earlier.message_id
+        item.reason = f"#{earlier.id}"  # the item this one repeats
         db.session.add(item)
-        return InboundOutcome("duplicate", item, _thread_of(original))
+        return InboundOutcome("duplicate", item, _thread_of(earlier))
     item.raw = compress(raw)
-    db.session.add(item)
-    return route(item, mail, mailbox)
+    outcome = route(item, mail, mailbox)
+    db.session.add(item)  # added once decided: one INSERT, and no flush of it before each routing query
+    return outcome
 
 
 def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, uid: int | None,
@@ -153,16 +152,28 @@ def _hold(item: InboundItem, reason) -> InboundOutcome:
     return InboundOutcome("held", item)
 
 
-def _same_mail(mail: ParsedMail) -> InboundItem | None:
-    """The item of the same mail fetched before (another mailbox, a CC, a re-sent copy): same Message-ID and
-    content, or, for mail without a Message-ID, the same content (sender, date, subject, bodies, files)."""
-    message_id = (mail.message_id or None) and mail.message_id[:998]
-    query = select(InboundItem).where(
-        InboundItem.content_hash == mail.content_hash,
-        InboundItem.message_id_header.is_(None) if message_id is None else InboundItem.message_id_header == message_id,
-        InboundItem.status.in_(("accepted", "held", "discarded")),
-    )
-    return db.session.scalars(query.order_by(InboundItem.id).limit(1)).first()
+def _fetched_before(mailbox: Mailbox, uidvalidity: int | None, uid: int | None,
+                    mail: ParsedMail | None) -> InboundItem | None:
+    """The item of this UID of the mailbox, else of the same mail fetched another way (another mailbox, a CC, a
+    re-sent copy): same Message-ID and content, or, for mail without a Message-ID, the same content (sender,
+    date, subject, bodies, files). One query: it runs for every mail."""
+    same = []
+    if uid is not None:
+        same.append(and_(InboundItem.mailbox_id == mailbox.id, InboundItem.uidvalidity == uidvalidity,
+                         InboundItem.uid == uid))
+    if mail is not None:
+        message_id = (mail.message_id or None) and mail.message_id[:998]
+        same.append(and_(
+            InboundItem.content_hash == mail.content_hash,
+            InboundItem.message_id_header.is_(None) if message_id is None else
+            InboundItem.message_id_header == message_id,
+            InboundItem.status.in_(("accepted", "held", "discarded")),
+        ))
+    if not same:
+        return None
+    found = db.session.scalars(select(InboundItem).where(or_(*same)).order_by(InboundItem.id)).all()
+    this_uid = [i for i in found if (i.mailbox_id, i.uidvalidity, i.uid) == (mailbox.id, uidvalidity, uid)]
+    return (this_uid or found or [None])[0]
 
 
 def _read(raw: bytes) -> ParsedMail:

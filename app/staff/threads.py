@@ -59,6 +59,13 @@ def mail_html(message: Message, remote_images: bool = False) -> Markup:
 bp.add_app_template_global(has_remote_images)
 
 
+@bp.app_template_global()
+def listed_attachments(message: Message) -> list[Attachment]:
+    """The files to list under a received mail: all but the inline images its HTML already shows."""
+    shown_inline = bool(message.body_html) and "cid:" in message.body_html
+    return [a for a in message.attachments if not (a.inline and a.sha256 and shown_inline)]
+
+
 def _stored_attachment(thread_id: int, attachment_id: int) -> Attachment:
     """The thread's stored attachment, or 404 (another thread's, only listed, or its file gone)."""
     thread = thread_for_staff(thread_id)
