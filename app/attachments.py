@@ -87,9 +87,10 @@ def sniff(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def store(stream: BinaryIO, filename: str | None) -> StoredFile:
-    """Save a file from a stream; refuses files over the size limit and executables (ValidationFailed)."""
-    limit = max_bytes()
+def store(stream: BinaryIO, filename: str | None, limit: int | None = None) -> StoredFile:
+    """Save a file from a stream; refuses files over the size limit (`limit` bytes, default the upload limit)
+    and executables (ValidationFailed)."""
+    limit = max_bytes() if limit is None else limit
     root = storage_root()
     root.mkdir(parents=True, exist_ok=True)
     digest, size, head = hashlib.sha256(), 0, b""

@@ -23,10 +23,11 @@ CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command
 
 def register_cli(app: Flask) -> None:
     from .channels.commands import sms
+    from .inbound.commands import mail, mailbox
     from .outbox.commands import outbox
     from .portal.commands import panel
 
-    for group in (users, customers, api_token, demo, sms, outbox, panel):
+    for group in (users, customers, api_token, demo, sms, outbox, panel, mail, mailbox):
         app.cli.add_command(group)
 
 

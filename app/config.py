@@ -19,6 +19,8 @@ DEFAULTS: dict[str, object] = {
     "SQLALCHEMY_ECHO": False,
     "SMTP_TIMEOUT": 30,  # seconds for every read from a mail server
     "SMTP_CA_FILE": None,  # extra CA bundle for mail servers with a private certificate
+    "IMAP_TIMEOUT": 30,  # seconds for every read from an IMAP server
+    "IMAP_CA_FILE": None,  # extra CA bundle for IMAP servers with a private certificate
     "MAILBOX_BROKEN_AFTER": 3,  # failed passes in a row before a mailbox is flagged broken
     "OUTBOX_BACKOFF_BASE": 60,  # seconds before the first retry; doubles each time
     "OUTBOX_BACKOFF_CAP": 3600,  # the longest wait between two attempts

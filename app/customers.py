@@ -194,6 +194,8 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
         setattr(customer, field, cleaned[field])
         if field in CONSENTS:
             _record_consent(customer, field, actor, source)
+    if "email" in changed:  # a new address has not bounced yet
+        customer.email_bounced_at = customer.email_bounce_reason = None
     if changed:
         record("customer.update", by=actor, target=customer, source=source, fields=changed)
     db.session.flush()

@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete
 
 from .extensions import db
+from .inbound.poll import poll_due_mailboxes
 from .models import Lease, PanelToken, utcnow
 from .outbox import dispatch_pass, purge_outbox
 
@@ -36,6 +37,8 @@ def purge_expired_credentials() -> int:
 JOBS = [
     (purge_expired_credentials, {"trigger": "interval", "hours": 6}),
     (dispatch_pass, {"trigger": "interval", "seconds": 5}),
+    # Every mailbox on its own polling interval: checked often, so changed settings apply without rescheduling.
+    (poll_due_mailboxes, {"trigger": "interval", "seconds": 15}),
     (purge_outbox, {"trigger": "interval", "days": 1}),
 ]
 

@@ -16,10 +16,22 @@ from .errors import ValidationFailed
 from .extensions import db
 from .models import Mailbox, User, utcnow
 from .models.audit import record
-from .models.mailboxes import SECURITY_MODES
+from .models.mailboxes import AFTER_FETCH, SECURITY_MODES
 
 # What the settings form changes; the password is handled apart, as it is write-only.
-SETTINGS = ("name", "email", "display_name", "smtp_host", "smtp_port", "smtp_security", "username", "is_default")
+SENDING_SETTINGS = ("name", "email", "display_name", "smtp_host", "smtp_port", "smtp_security", "username",
+                    "is_default")
+# Receiving (IMAP) signs in with the same login and password; an empty IMAP server means no receiving.
+RECEIVING_SETTINGS = ("imap_host", "imap_port", "imap_security", "imap_validate_cert", "imap_folder", "after_fetch",
+                      "after_fetch_folder", "allow_new_threads", "store_attachments", "poll_interval")
+SETTINGS = SENDING_SETTINGS + RECEIVING_SETTINGS
+RECEIVING_DEFAULTS = {"imap_host": "", "imap_port": 993, "imap_security": "tls", "imap_validate_cert": True,
+                      "imap_folder": "INBOX", "after_fetch": "seen", "after_fetch_folder": None,
+                      "allow_new_threads": True, "store_attachments": False, "poll_interval": 60}
+POLL_INTERVAL_MIN, POLL_INTERVAL_MAX = 15, 24 * 3600
+# Receiving errors are stored with this mark: one mailbox health serves sending and receiving, and a success of
+# one side must not clear the other side's failures.
+RECEIVING_ERROR = "IMAP: "
 MAX_PASSWORD = 1024
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 
@@ -40,16 +52,21 @@ def default_mailbox() -> Mailbox | None:
 
 def create_mailbox(*, name: str, email: str, smtp_host: str, smtp_port: int | None, smtp_security: str,
                    display_name: str = "", username: str = "", password: str | None = None,
-                   is_default: bool = False, actor: User | str | None = None) -> Mailbox:
-    """Add an active mailbox for sending; the shop's first mailbox becomes the default whatever is asked.
+                   is_default: bool = False, actor: User | str | None = None, **receiving) -> Mailbox:
+    """Add an active mailbox for sending, and for receiving when `receiving` (RECEIVING_SETTINGS) names an IMAP
+    server; the shop's first mailbox becomes the default whatever is asked.
 
     Refuses (ValidationFailed, naming every broken rule) an empty name, a bad e-mail address, a host that
-    is not a host name or IP address, a port outside 1-65535, an unknown security mode, and a login
-    without a password. The password is stored encrypted.
+    is not a host name or IP address, a port outside 1-65535, an unknown security mode, a login without a
+    password, and the receiving settings _checked_receiving refuses. The password is stored encrypted.
     """
+    unknown = set(receiving) - set(RECEIVING_SETTINGS)
+    if unknown:
+        raise TypeError(f"not mailbox settings: {sorted(unknown)}")
     values = _checked(name=name, email=email, display_name=display_name, smtp_host=smtp_host,
                       smtp_port=smtp_port, smtp_security=smtp_security, username=username,
-                      is_default=is_default, password=password, has_stored_password=False)
+                      is_default=is_default, password=password, has_stored_password=False,
+                      **{**RECEIVING_DEFAULTS, **receiving})
     first = default_mailbox() is None
     mailbox = Mailbox(**values, active=True, password_enc=encrypt(password) if password else None)
     if first:
@@ -59,7 +76,7 @@ def create_mailbox(*, name: str, email: str, smtp_host: str, smtp_port: int | No
     if mailbox.is_default:
         _unset_other_defaults(mailbox)
     record("mailbox.create", target=mailbox, email=mailbox.email, smtp_host=mailbox.smtp_host,
-           default=mailbox.is_default, by=actor)
+           imap_host=mailbox.imap_host, default=mailbox.is_default, by=actor)
     return mailbox
 
 
@@ -86,6 +103,10 @@ def update_mailbox(mailbox: Mailbox, *, password: str | None = None, actor: User
         changed.append("password")
     if "is_default" in changed:
         _unset_other_defaults(mailbox)
+    if set(changed) & {"imap_host", "username", "imap_folder"}:
+        # Another folder (or server) has UIDs of its own: read it from the start; mail already stored is
+        # recognised by its content and not stored twice.
+        mailbox.uidvalidity, mailbox.last_uid = None, 0
     if changed:
         record("mailbox.update", target=mailbox, changed=changed, by=actor)
     db.session.flush()
@@ -111,7 +132,7 @@ def _unset_other_defaults(mailbox: Mailbox) -> None:
 
 
 def _checked(*, name, email, display_name, smtp_host, smtp_port, smtp_security, username, is_default,
-             password, has_stored_password: bool) -> dict:
+             password, has_stored_password: bool, **receiving) -> dict:
     """The settings cleaned up (trimmed, one line, e-mail normalised); ValidationFailed names every broken rule."""
     errors = {}
     values = {
@@ -147,8 +168,49 @@ def _checked(*, name, email, display_name, smtp_host, smtp_port, smtp_security, 
         errors["password"] = _("Enter the password on one line.")
     elif values["username"] and not password and not has_stored_password:
         errors["password"] = _("Enter the password for this login.")
+    values.update(_checked_receiving(receiving, errors))
+    if values["imap_host"] and not values["username"]:
+        errors["username"] = _("Enter the login: receiving mail needs one.")
     if errors:
         raise ValidationFailed(errors)
+    return values
+
+
+def _checked_receiving(settings: dict, errors: dict) -> dict:
+    """The receiving settings cleaned up; broken rules go into `errors`. Without an IMAP server nothing else
+    is checked: the mailbox only sends."""
+    values = {
+        **settings,
+        "imap_host": (settings["imap_host"] or "").strip(),
+        "imap_validate_cert": bool(settings["imap_validate_cert"]),
+        "imap_folder": (settings["imap_folder"] or "").strip() or "INBOX",
+        "after_fetch_folder": (settings["after_fetch_folder"] or "").strip() or None,
+        "allow_new_threads": bool(settings["allow_new_threads"]),
+        "store_attachments": bool(settings["store_attachments"]),
+    }
+    if settings["after_fetch"] != "move":
+        values["after_fetch_folder"] = None
+    if not values["imap_host"]:  # only sends: whatever the form left empty keeps its default
+        return {name: RECEIVING_DEFAULTS[name] if value is None else value for name, value in values.items()}
+    if not _HOST.fullmatch(values["imap_host"]):
+        errors["imap_host"] = _("Enter the IMAP server's host name, like imap.example.com.")
+    if not isinstance(values["imap_port"], int) or not 1 <= values["imap_port"] <= 65535:
+        errors["imap_port"] = _("Enter a port from 1 to 65535 (usually 993 for TLS, 143 for STARTTLS).")
+    if values["imap_security"] not in SECURITY_MODES:
+        errors["imap_security"] = _("Choose TLS, STARTTLS or none.")
+    for folder in ("imap_folder", "after_fetch_folder"):
+        if values[folder] and (len(values[folder]) > 255 or any(ch in values[folder] for ch in "\r\n\0")):
+            errors[folder] = _("Enter the folder's name on one line.")
+    if values["after_fetch"] not in AFTER_FETCH:
+        errors["after_fetch"] = _("Choose what happens to fetched mail.")
+    elif values["after_fetch"] == "move" and not values["after_fetch_folder"]:
+        errors["after_fetch_folder"] = _("Enter the folder fetched mail is moved to.")
+    elif values["after_fetch"] == "move" and values["after_fetch_folder"] == values["imap_folder"]:
+        errors["after_fetch_folder"] = _("Choose a folder other than the one mail is fetched from.")
+    interval = values["poll_interval"]
+    if not isinstance(interval, int) or not POLL_INTERVAL_MIN <= interval <= POLL_INTERVAL_MAX:
+        errors["poll_interval"] = _("Enter a polling interval from %(min)s to %(max)s seconds.",
+                                    min=POLL_INTERVAL_MIN, max=POLL_INTERVAL_MAX)
     return values
 
 
@@ -161,10 +223,34 @@ def _one_line(text: str | None) -> str:
 
 
 def record_sent(mailbox: Mailbox) -> None:
-    """A mail went out through the mailbox: it is healthy again."""
+    """A mail went out through the mailbox: sending works again (failures of receiving stay counted)."""
+    if not receiving_failed(mailbox):
+        _healthy(mailbox)
+    mailbox.last_send_at = utcnow()
+
+
+def record_polled(mailbox: Mailbox) -> None:
+    """A polling pass went through: receiving works again (failures of sending stay counted)."""
+    if receiving_failed(mailbox):
+        _healthy(mailbox)
+    mailbox.last_poll_at = utcnow()
+
+
+def record_receive_failure(mailbox: Mailbox, error: str) -> bool:
+    """A polling pass could not connect, sign in or finish; counts like a sending failure (see record_failure).
+    The pass counts as done: the next one waits for the polling interval."""
+    mailbox.last_poll_at = utcnow()
+    return record_failure(mailbox, RECEIVING_ERROR + error)
+
+
+def receiving_failed(mailbox: Mailbox) -> bool:
+    """Whether the mailbox's last error was one of receiving (IMAP) rather than sending."""
+    return bool(mailbox.consecutive_failures) and (mailbox.last_error or "").startswith(RECEIVING_ERROR)
+
+
+def _healthy(mailbox: Mailbox) -> None:
     mailbox.consecutive_failures = 0
     mailbox.broken_at = None
-    mailbox.last_send_at = utcnow()
 
 
 def record_failure(mailbox: Mailbox, error: str) -> bool:
@@ -183,11 +269,12 @@ def record_failure(mailbox: Mailbox, error: str) -> bool:
     return False
 
 
-def record_test(mailbox: Mailbox, ok: bool, outcome: str) -> None:
-    """The result of the owner's "Test connection": a success ends the broken state (the owner fixed it)."""
+def record_test(mailbox: Mailbox, ok: bool, outcome: str, *, receiving: bool = False) -> None:
+    """The result of the owner's "Test connection" of sending (or `receiving`): a success ends the broken state
+    that side caused (the owner fixed it)."""
     if ok:
-        mailbox.consecutive_failures = 0
-        mailbox.broken_at = None
+        if receiving_failed(mailbox) == receiving:
+            _healthy(mailbox)
     else:
-        mailbox.last_error = outcome
+        mailbox.last_error = RECEIVING_ERROR + outcome if receiving else outcome
         mailbox.last_error_at = utcnow()

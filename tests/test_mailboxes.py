@@ -17,7 +17,8 @@ from app.models import AuditEvent, Mailbox, utcnow
 def form(client, path: str, **values) -> dict:
     fields = {"name": "Serwis", "email": "serwis@shop.example", "display_name": "Serwis Łatka",
               "smtp_host": "127.0.0.1", "smtp_port": "587", "smtp_security": "starttls",
-              "username": "serwis@shop.example", "password": "", "csrf_token": csrf_token(client, path)}
+              "username": "serwis@shop.example", "password": "", "csrf_token": csrf_token(client, path),
+              "imap_validate_cert": "y", "allow_new_threads": "y"}  # checked, as the page shows them
     fields.update(values)
     return {name: value for name, value in fields.items() if value is not None}
 

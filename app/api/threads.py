@@ -9,6 +9,7 @@ from werkzeug.exceptions import NotFound
 
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..messaging.inbound import HELD_STATUSES
 from ..messaging.threads import thread_for_staff
 from ..models import InboundItem, Message, Thread
 from . import bp, token_required
@@ -128,9 +129,10 @@ def get_thread(thread_id: int):
 @bp.get("/held")
 @token_required
 def list_held():
-    """Inbound mail and SMS that were not accepted into a thread, with the reason; the newest 100."""
+    """Inbound mail and SMS that were not accepted into a thread (held, or unreadable), with the reason; the
+    newest 100."""
     items = db.session.scalars(
-        select(InboundItem).where(InboundItem.status == "held")
+        select(InboundItem).where(InboundItem.status.in_(HELD_STATUSES))
         .order_by(InboundItem.received_at.desc(), InboundItem.id.desc()).limit(HELD_LIMIT)
     )
     return jsonify(held=[held_json(item) for item in items])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -50,8 +50,9 @@ class Mailbox(db.Model):
     allow_new_threads: Mapped[bool] = mapped_column(Boolean, default=True)
     store_attachments: Mapped[bool] = mapped_column(Boolean, default=False)
     poll_interval: Mapped[int] = mapped_column(Integer, default=60)
-    uidvalidity: Mapped[int | None] = mapped_column(Integer)
-    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    # IMAP numbers are unsigned 32-bit: above PostgreSQL's integer.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     # Health
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     broken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

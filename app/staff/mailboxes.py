@@ -13,7 +13,11 @@ from wtforms.validators import Optional
 from ..channels.email import EmailChannel
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..mailboxes import SETTINGS, create_mailbox, mailboxes, make_default, record_test, update_mailbox
+from ..inbound import imap
+from ..mail_ids import reply_address
+from ..mailboxes import (
+    RECEIVING_DEFAULTS, SETTINGS, create_mailbox, mailboxes, make_default, record_test, update_mailbox,
+)
 from ..models import Mailbox
 from . import owner_required
 from . import form_values, show_errors
@@ -24,6 +28,16 @@ SECURITY_CHOICES = [
     SelectChoice("starttls", _l("STARTTLS (usually port 587)")),
     SelectChoice("tls", _l("TLS (usually port 465)")),
     SelectChoice("none", _l("None: not encrypted")),
+]
+IMAP_SECURITY_CHOICES = [
+    SelectChoice("tls", _l("TLS (usually port 993)")),
+    SelectChoice("starttls", _l("STARTTLS (usually port 143)")),
+    SelectChoice("none", _l("None: not encrypted")),
+]
+AFTER_FETCH_CHOICES = [
+    SelectChoice("seen", _l("Mark as read and keep it")),
+    SelectChoice("move", _l("Move it to a folder")),
+    SelectChoice("delete", _l("Delete it from the server")),
 ]
 
 
@@ -38,6 +52,17 @@ class MailboxForm(FlaskForm):
     username = StringField(_l("Login"))
     password = PasswordField(_l("Password"))  # write-only: never rendered back
     is_default = BooleanField(_l("Default mailbox for sending"))
+    # Receiving, with the same login and password.
+    imap_host = StringField(_l("IMAP server"))
+    imap_port = IntegerField(_l("Port"), validators=[Optional()])
+    imap_security = SelectField(_l("Security"), choices=IMAP_SECURITY_CHOICES, validate_choice=False)
+    imap_validate_cert = BooleanField(_l("Check the server's certificate"))
+    imap_folder = StringField(_l("Folder"))
+    after_fetch = SelectField(_l("After fetching a mail"), choices=AFTER_FETCH_CHOICES, validate_choice=False)
+    after_fetch_folder = StringField(_l("Move to the folder"))
+    allow_new_threads = BooleanField(_l("Start new conversations"))
+    store_attachments = BooleanField(_l("Store attachments"))
+    poll_interval = IntegerField(_l("Check for new mail every (seconds)"), validators=[Optional()])
 
 
 def _settings(form: MailboxForm) -> dict:
@@ -57,7 +82,7 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @owner_required
 def new():
-    form = MailboxForm(smtp_port=587, smtp_security="starttls")
+    form = MailboxForm(smtp_port=587, smtp_security="starttls", **RECEIVING_DEFAULTS)
     if form.validate_on_submit():
         try:
             mailbox = create_mailbox(**_settings(form), password=form.password.data, actor=current_user)
@@ -88,7 +113,8 @@ def edit(mailbox_id: int):
         else:
             flash(_("Mailbox %(name)s saved.", name=mailbox.name) if changed else _("Nothing changed."), "success")
             return redirect(url_for("mailboxes.index"))
-    return render_template("staff/mailboxes/edit.html", mailbox=mailbox, form=form), _status(form)
+    return render_template("staff/mailboxes/edit.html", mailbox=mailbox, form=form,
+                           reply_example=reply_address(mailbox.email, _("code"))), _status(form)
 
 
 @bp.route("/<int:mailbox_id>/test", methods=["POST"])
@@ -97,7 +123,21 @@ def test(mailbox_id: int):
     """Connect, secure, sign in and quit with the stored settings; htmx gets just the result."""
     mailbox = db.get_or_404(Mailbox, mailbox_id)
     ok, outcome = EmailChannel().test_connection(mailbox)
-    record_test(mailbox, ok, outcome)
+    return _tested(mailbox, ok, outcome, receiving=False)
+
+
+@bp.route("/<int:mailbox_id>/test-imap", methods=["POST"])
+@owner_required
+def test_imap(mailbox_id: int):
+    """Sign in to the IMAP server, open the folder and report what is there; htmx gets just the result."""
+    mailbox = db.get_or_404(Mailbox, mailbox_id)
+    ok, outcome = imap.test_connection(mailbox)
+    return _tested(mailbox, ok, outcome, receiving=True)
+
+
+def _tested(mailbox: Mailbox, ok: bool, outcome: str, *, receiving: bool):
+    """Keep a test's result on the mailbox and show it: the htmx fragment, or a flash on the edit page."""
+    record_test(mailbox, ok, outcome, receiving=receiving)
     db.session.commit()
     if request.htmx:
         return render_template("staff/mailboxes/_test_result.html", ok=ok, outcome=outcome)

@@ -1,31 +1,105 @@
-"""A thread seen by staff: its timeline with per-channel delivery states, and stopping what has not gone yet."""
+"""A thread seen by staff: its timeline with per-channel delivery states, received mail shown safely with its
+files, and stopping what has not gone yet."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask import (
+    Blueprint, abort, flash, get_flashed_messages, make_response, redirect, render_template, request, send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
+from ..attachments import path_for
 from ..extensions import db
+from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
 from ..messaging.move import move_message, thread_label
 from ..messaging.threads import thread_for_staff
-from ..models import Message
+from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import can_cancel, cancel
+from ..security import CSP
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
+
+# Images a browser may show from a received mail (cid: parts): raster formats only, never SVG (it can script).
+SAFE_IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+# A page showing one mail's remote images, because the reader asked: those images may load from anywhere.
+CSP_REMOTE_IMAGES = CSP.replace("img-src 'self' data:", "img-src 'self' data: https: http:")
 
 
 @bp.route("/<int:thread_id>")
 @login_required
 def show(thread_id: int):
+    """The thread; `?images=<message id>` shows that received mail with its remote images loaded."""
     thread = thread_for_staff(thread_id)
     undo_ids = get_flashed_messages(category_filter=["undo"])
     undoable = db.session.get(Message, int(undo_ids[-1])) if undo_ids else None
+    images_for = request.args.get("images", type=int)
     if thread.unread:
         thread.unread = False
         db.session.commit()
-    return render_template("staff/threads/show.html", thread=thread,
-                           undoable=undoable if undoable and undoable.thread_id == thread.id else None)
+    response = make_response(render_template(
+        "staff/threads/show.html", thread=thread, images_for=images_for,
+        undoable=undoable if undoable and undoable.thread_id == thread.id else None))
+    if images_for:
+        response.headers["Content-Security-Policy"] = CSP_REMOTE_IMAGES
+    return response
+
+
+@bp.app_template_global()
+def mail_html(message: Message, remote_images: bool = False) -> Markup:
+    """A received mail's sanitised HTML for the thread view: its inline images pointed at our own view, remote
+    images held back unless `remote_images`."""
+    urls = {a.content_id: url_for("threads.inline_image", thread_id=message.thread_id, attachment_id=a.id)
+            for a in message.attachments if a.content_id and a.sha256 and a.content_type in SAFE_IMAGES}
+    html = resolve_cid(message.body_html or "", urls)
+    return Markup(show_remote_images(html) if remote_images else html)
+
+
+bp.add_app_template_global(has_remote_images)
+
+
+@bp.app_template_global()
+def listed_attachments(message: Message) -> list[Attachment]:
+    """The files to list under a received mail: all but the inline images its HTML already shows."""
+    shown_inline = bool(message.body_html) and "cid:" in message.body_html
+    return [a for a in message.attachments if not (a.inline and a.sha256 and shown_inline)]
+
+
+def _stored_attachment(thread_id: int, attachment_id: int) -> Attachment:
+    """The thread's stored attachment, or 404 (another thread's, only listed, or its file gone)."""
+    thread = thread_for_staff(thread_id)
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None or attachment.message.thread_id != thread.id or not attachment.sha256:
+        abort(404)
+    if not path_for(attachment.sha256).is_file():
+        abort(404)
+    return attachment
+
+
+@bp.route("/<int:thread_id>/attachments/<int:attachment_id>")
+@login_required
+def attachment(thread_id: int, attachment_id: int):
+    """Download a file of the thread: always as an attachment, with the type its content showed."""
+    stored = _stored_attachment(thread_id, attachment_id)
+    response = send_file(path_for(stored.sha256), mimetype=stored.content_type, as_attachment=True,
+                         download_name=stored.filename, max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/<int:thread_id>/attachments/<int:attachment_id>/inline")
+@login_required
+def inline_image(thread_id: int, attachment_id: int):
+    """A received mail's inline image (cid:), shown in the page only when its content is a raster image."""
+    stored = _stored_attachment(thread_id, attachment_id)
+    if stored.content_type not in SAFE_IMAGES:
+        abort(404)
+    response = send_file(path_for(stored.sha256), mimetype=stored.content_type, max_age=0)
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 @bp.route("/<int:thread_id>/messages/<int:message_id>/cancel", methods=["POST"])

@@ -1,0 +1,499 @@
+"""Received mail into the shop's threads: stored once, classified, threaded, or held for staff with the reason.
+
+Functions here add rows to the session and never commit: the poller commits a batch together with its IMAP
+cursor, the held-mail page commits a staff decision with its audit record.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, fields, is_dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, or_, select, update
+
+from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..inbound.charsets import decode_words
+from ..inbound.classify import customers_with_address, is_auto_reply, is_loop, is_trusted
+from ..inbound.parse import ParsedMail, UnparseableMail, compress, decompress, parse_mail
+from ..inbound.threading import find_thread, thread_by_token
+from ..mail_ids import parse_message_id
+from ..models import (
+    Attachment, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, Mailbox, Message, MessageRef, Shop,
+    Thread, User, utcnow,
+)
+from ..models.audit import record
+from .compose import PREVIEW_CHARS
+from .threads import open_thread
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("threaded", "new_thread", "held", "duplicate", "error")
+HELD_STATUSES = ("held", "error")  # items waiting for a staff decision (the held list)
+# Why an attachment was listed and not stored (Attachment.skipped_reason); the thread view words them.
+NOT_STORED, OVER_QUOTA, PROGRAM = "not stored", "over quota", "program"
+# Delivery statuses a bounce may replace: the mail left us, and a bounce proves it did not arrive.
+BOUNCEABLE = ("sending", "sent", "delivered")
+_LONG_TEXT = 100_000  # a diagnostic or error kept in full up to this
+# Why mail was held, stored in the shop's language for the held list and the API.
+UNREADABLE = _l("The mail could not be read.")
+LOOP = _l("Our own mail came back (a mail loop); it was not threaded.")
+AUTOMATIC_UNTHREADED = _l("An automatic reply that belongs to no thread.")
+UNKNOWN_SENDER = _l("Unknown sender: not a customer's address nor a trusted domain.")
+NO_NEW_THREADS = _l("No thread matches and this mailbox does not open new threads.")
+UNKNOWN_BOUNCE = _l("A bounce for mail we cannot find.")
+
+
+@dataclass
+class InboundOutcome:
+    """What record_mail decided: `status` (one of OUTCOMES), the stored item, and the thread it went to."""
+
+    status: str
+    item: InboundItem
+    thread: Thread | None = None
+
+
+# --- receiving ----------------------------------------------------------------------------------
+
+
+def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: int | None) -> InboundOutcome:
+    """Store one fetched mail once and put it where it belongs: a thread, a new thread, or the held list.
+
+    A UID already fetched, or the same mail (same Message-ID and content; or no Message-ID and the same content)
+    fetched another way, is a "duplicate". Mail that cannot be parsed is kept raw as an "error" item. Adds to
+    the session, never commits.
+    """
+    try:
+        mail = _read(raw)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the mail either: kept raw, with the error
+        known = _fetched_before(mailbox, uidvalidity, uid, None)
+        if known is not None:
+            return InboundOutcome("duplicate", known, _thread_of(known))
+        if not isinstance(exc, UnparseableMail):
+            log.exception("mailbox %s: parsing UID %s failed", mailbox.id, uid)
+        error = str(exc) if isinstance(exc, UnparseableMail) else f"{type(exc).__name__}: {exc}"
+        return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=error))
+
+    item = InboundItem(
+        source="email", mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid,
+        message_id_header=(mail.message_id or None) and mail.message_id[:998], content_hash=mail.content_hash,
+        sender=mail.from_address[:320], subject=mail.subject[:998], received_at=utcnow(),
+    )
+    earlier = _fetched_before(mailbox, uidvalidity, uid, mail)
+    if earlier is not None and (earlier.mailbox_id, earlier.uidvalidity, earlier.uid) == (mailbox.id, uidvalidity, uid):
+        return InboundOutcome("duplicate", earlier, _thread_of(earlier))  # this very UID: nothing to add
+    if earlier is not None:
+        item.status, item.message_id = "duplicate", earlier.message_id
+        item.reason = f"#{earlier.id}"  # the item this one repeats
+        db.session.add(item)
+        return InboundOutcome("duplicate", item, _thread_of(earlier))
+    item.raw = compress(raw)
+    outcome = route(item, mail, mailbox)
+    db.session.add(item)  # added once decided: one INSERT, and no flush of it before each routing query
+    return outcome
+
+
+def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, uid: int | None,
+                       error: str) -> InboundItem:
+    """Keep a mail that could not be read: raw (compressed), with the error, on the held list as "error"."""
+    sender, subject = _drop_nul(_peek(raw))
+    error = _drop_nul(error)
+    item = InboundItem(
+        source="email", mailbox_id=mailbox.id if mailbox is not None else None, uidvalidity=uidvalidity, uid=uid,
+        content_hash=hashlib.sha256(raw).hexdigest(), sender=sender[:320], subject=subject[:998],
+        raw=compress(raw), status="error", error=error[:_LONG_TEXT], received_at=utcnow(),
+    )
+    item.reason = _in_shop_language(UNREADABLE)
+    db.session.add(item)
+    return item
+
+
+def route(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None,
+          customer: Customer | None = None) -> InboundOutcome:
+    """Classify and thread a stored item (see the module docstring of app/inbound/threading.py for the order).
+
+    With `customer` (staff accepting a held mail for that customer) the mail goes to the thread it names, else
+    to a new thread of that customer, whatever its sender, loops and new-thread settings.
+    """
+    if mail.report is not None:
+        return _bounce(item, mail, mailbox)
+    if customer is None and is_loop(mail):
+        return _hold(item, LOOP)
+    customers = [customer] if customer is not None else customers_with_address(mail.from_address)
+    automatic = mail.read_receipt or is_auto_reply(mail)
+    kind = "auto_reply" if automatic else "message"
+    match = find_thread(mail, mailbox, customers)
+    if match.thread is not None:
+        _store(item, mail, match.thread, kind, customers, mailbox)
+        return InboundOutcome("threaded", item, match.thread)
+    if customer is None:
+        if automatic:
+            return _hold(item, AUTOMATIC_UNTHREADED)
+        if not customers and not is_trusted(mail.from_address):
+            return _hold(item, UNKNOWN_SENDER)
+        if mailbox is not None and not mailbox.allow_new_threads:
+            return _hold(item, NO_NEW_THREADS)
+    owner = customers[0] if customers else None
+    thread = _new_thread(mail, owner, match.repair, match.ticket)
+    _store(item, mail, thread, kind, customers, mailbox)
+    return InboundOutcome("new_thread", item, thread)
+
+
+def _hold(item: InboundItem, reason) -> InboundOutcome:
+    item.status, item.reason, item.message_id = "held", _in_shop_language(reason), None
+    return InboundOutcome("held", item)
+
+
+def _fetched_before(mailbox: Mailbox, uidvalidity: int | None, uid: int | None,
+                    mail: ParsedMail | None) -> InboundItem | None:
+    """The item of this UID of the mailbox, else of the same mail fetched another way (another mailbox, a CC, a
+    re-sent copy): same Message-ID and content, or, for mail without a Message-ID, the same content (sender,
+    date, subject, bodies, files). One query: it runs for every mail."""
+    same = []
+    if uid is not None:
+        same.append(and_(InboundItem.mailbox_id == mailbox.id, InboundItem.uidvalidity == uidvalidity,
+                         InboundItem.uid == uid))
+    if mail is not None:
+        message_id = (mail.message_id or None) and mail.message_id[:998]
+        same.append(and_(
+            InboundItem.content_hash == mail.content_hash,
+            InboundItem.message_id_header.is_(None) if message_id is None else
+            InboundItem.message_id_header == message_id,
+            InboundItem.status.in_(("accepted", "held", "discarded")),
+        ))
+    if not same:
+        return None
+    found = db.session.scalars(select(InboundItem).where(or_(*same)).order_by(InboundItem.id)).all()
+    this_uid = [i for i in found if (i.mailbox_id, i.uidvalidity, i.uid) == (mailbox.id, uidvalidity, uid)]
+    return (this_uid or found or [None])[0]
+
+
+def _read(raw: bytes) -> ParsedMail:
+    """The mail parsed, its texts fit to store."""
+    return _drop_nul(parse_mail(raw))
+
+
+def _drop_nul(value):
+    """`value` without NUL characters in any of its texts (in place for the parsed mail's dataclasses):
+    PostgreSQL refuses them in text columns, and broken mail carries them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_drop_nul(v) for v in value)
+    if isinstance(value, dict):
+        return {_drop_nul(k): _drop_nul(v) for k, v in value.items()}
+    if is_dataclass(value):
+        for attribute in fields(value):
+            setattr(value, attribute.name, _drop_nul(getattr(value, attribute.name)))
+    return value
+
+
+def _thread_of(item: InboundItem) -> Thread | None:
+    message = db.session.get(Message, item.message_id) if item.message_id else None
+    return message.thread if message is not None else None
+
+
+def _peek(raw: bytes) -> tuple[str, str]:
+    """Sender and subject of a mail that could not be parsed, as far as its headers can be read."""
+    try:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
+        sender = next((addr for _name, addr in getaddresses([str(headers.get("from", ""))]) if addr), "")
+        return sender.lower(), " ".join(decode_words(str(headers.get("subject", ""))).split())
+    except Exception:  # headers too broken to read: the raw mail is kept anyway
+        return "", ""
+
+
+def _in_shop_language(text) -> str:
+    """A lazy text stored for the shop's people (reasons, errors), in the shop's language."""
+    with force_locale(Shop.current().locale):
+        return str(text)
+
+
+# --- storing --------------------------------------------------------------------------------------
+
+
+def _new_thread(mail: ParsedMail, customer: Customer | None, repair, ticket) -> Thread:
+    """A thread for a mail that answers none: the customer's (or nobody's, for a trusted partner)."""
+    subject = mail.subject[:255]
+    if customer is not None:
+        return open_thread(customer, subject=subject, repair=repair, ticket=ticket, source_channel="email")
+    thread = Thread(subject=subject, source_channel="email", last_activity_at=utcnow())
+    db.session.add(thread)
+    db.session.flush()
+    return thread
+
+
+def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, customers: list[Customer],
+           mailbox: Mailbox | None) -> Message:
+    """The mail as a message of `thread`, with its files and ids; a person's message makes the thread unread and
+    waiting for the shop (reopening it), automatic ones and bounces change nothing about the thread."""
+    now = utcnow()
+    author = next((c for c in customers if c.id == thread.customer_id), customers[0] if customers else None)
+    meta = {"message_id": mail.message_id, "from_name": mail.from_name,
+            "date": mail.date.isoformat() if mail.date else None}
+    if mail.defects:
+        meta["defects"] = mail.defects[:20]
+    if mail.read_receipt:
+        meta["read_receipt"] = True
+    message = Message(
+        thread_id=thread.id, kind=kind, direction="in", channel="email",
+        author_customer_id=author.id if author else None, sender=mail.from_address[:320],
+        recipients={"to": mail.to, "cc": mail.cc}, subject=mail.subject[:998], body_text=mail.text,
+        quoted_text=mail.quoted_text, body_html=mail.html, body_format="text",
+        visible_to_customer=kind == "message", meta=meta, created_at=now,
+    )
+    message.attachments = _attachments(mail, stored=bool(mailbox and mailbox.store_attachments))
+    skipped = sum(1 for a in message.attachments if a.skipped_reason == OVER_QUOTA)
+    if skipped:
+        meta["over_quota"] = skipped
+    db.session.add(message)
+    db.session.flush()
+    _remember_ids(mail, message)
+    if kind == "message":
+        thread.unread = True
+        thread.last_inbound_at = thread.last_activity_at = now
+        thread.last_message_preview = " ".join(mail.text.split())[:PREVIEW_CHARS]
+        if thread.status == "closed":
+            thread.closed_at = None
+        thread.status = "waiting_us"
+    item.status, item.message_id, item.decided_at = "accepted", message.id, now
+    return message
+
+
+def _remember_ids(mail: ParsedMail, message: Message) -> None:
+    """Keep the mail's Message-ID (and the ids its provider replaced) so replies to it find the thread; an id
+    some other mail already used stays with that mail."""
+    ids = {mail.message_id[:998]: "received"} if mail.message_id else {}
+    for ref in mail.message_id_aliases:
+        ids.setdefault(ref[:998], "alias")
+    if not ids:
+        return
+    known = set(db.session.scalars(select(MessageRef.ref).where(MessageRef.ref.in_(list(ids)))))
+    for ref, kind in ids.items():
+        if ref not in known:
+            db.session.add(MessageRef(ref=ref, message_id=message.id, thread_id=message.thread_id, kind=kind))
+
+
+def _attachments(mail: ParsedMail, stored: bool) -> list[Attachment]:
+    """Attachment rows for the mail's files: stored (content-addressed) when `stored` and the shop's quota
+    allows, else only listed with the reason. Programs are never stored."""
+    rows, room = [], None
+    for part in mail.attachments:
+        row = Attachment(filename=part.filename[:255], content_type=(part.content_type or "")[:127] or
+                         "application/octet-stream", size=part.size,
+                         content_id=(part.content_id or None) and part.content_id[:255], inline=part.inline)
+        rows.append(row)
+        if not stored:
+            row.skipped_reason = NOT_STORED
+            continue
+        if sniff(part.payload[:SNIFF_BYTES]) in BLOCKED_TYPES:
+            row.skipped_reason = PROGRAM
+            continue
+        sha = hashlib.sha256(part.payload).hexdigest()
+        already = path_for(sha).exists() and db.session.scalar(
+            select(Attachment.id).where(Attachment.sha256 == sha).limit(1)) is not None
+        if not already:
+            room = _quota_left() if room is None else room
+            if part.size > room:
+                row.skipped_reason = OVER_QUOTA
+                continue
+            room -= part.size
+        try:
+            kept = store(io.BytesIO(part.payload), part.filename, limit=max(part.size, 1))
+        except ValidationFailed:  # refused by the store's own rules
+            row.skipped_reason = PROGRAM
+            continue
+        row.sha256, row.content_type = kept.sha256, kept.content_type
+    return rows
+
+
+def _quota_left() -> int:
+    """Bytes the shop may still store: its quota minus the files kept (each distinct file counted once)."""
+    files = (select(Attachment.sha256, func.max(Attachment.size).label("size"))
+             .where(Attachment.sha256.is_not(None)).group_by(Attachment.sha256).subquery())
+    used = db.session.scalar(select(func.coalesce(func.sum(files.c.size), 0)))
+    return Shop.current().attachment_quota_mb * 1024 * 1024 - int(used)
+
+
+# --- bounces --------------------------------------------------------------------------------------
+
+
+def _bounce(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None) -> InboundOutcome:
+    """A delivery report: the delivery it answers is marked bounced (permanent failures) and the report is kept on
+    its thread, without making it unread; a report that matches none of our mail is held."""
+    report = mail.report
+    delivery = _reported_delivery(mail)
+    thread = delivery.message.thread if delivery is not None else thread_by_token(
+        [*report.original_recipients, *mail.all_recipients], mailbox)
+    if thread is None:
+        return _hold(item, UNKNOWN_BOUNCE)
+    if delivery is not None:
+        _mark_bounced(delivery, mail)
+    _store(item, mail, thread, "bounce", [], None)
+    return InboundOutcome("threaded", item, thread)
+
+
+def _reported_delivery(mail: ParsedMail) -> Delivery | None:
+    """The e-mail delivery a report answers: by our Message-ID (or a stored one) of the returned mail, to the
+    reported recipient; by the thread token of its Reply-To, the thread's last mail to that recipient."""
+    report = mail.report
+    message_ids = []
+    for ref in report.original_ids:
+        ours = parse_message_id(ref)
+        if ours is not None:
+            message_ids.append(ours[1])
+        else:
+            stored = db.session.scalar(select(MessageRef.message_id).where(MessageRef.ref == ref[:998]))
+            if stored is not None:
+                message_ids.append(stored)
+    query = select(Delivery).where(Delivery.channel == "email").order_by(Delivery.id.desc())
+    candidates = list(db.session.scalars(query.where(Delivery.message_id.in_(message_ids)))) if message_ids else []
+    by_our_id = bool(candidates)
+    if not candidates:
+        thread = thread_by_token(report.original_recipients, None)
+        if thread is None:
+            return None
+        candidates = list(db.session.scalars(query.join(Message).where(Message.thread_id == thread.id)))
+    recipient = (report.recipient or "").lower()
+    for delivery in candidates:
+        if not recipient or recipient in {delivery.recipient.lower(), *(cc.lower() for cc in delivery.cc)}:
+            return delivery
+    # Our Message-ID proves which mail came back, even when the failed address is one it was forwarded to.
+    return candidates[0] if by_our_id else None
+
+
+def _mark_bounced(delivery: Delivery, mail: ParsedMail) -> None:
+    """Record the report on the delivery once; a permanent failure moves it to bounced (only forward) and
+    warns on the customer's card when it was their address that failed."""
+    report = mail.report
+    status = "bounced" if report.permanent else "delayed"
+    ref = (mail.message_id or mail.content_hash)[:255]
+    seen = db.session.scalar(select(DeliveryEvent.id).where(
+        DeliveryEvent.delivery_id == delivery.id, DeliveryEvent.status == status, DeliveryEvent.provider_ref == ref))
+    if seen is not None:
+        return
+    db.session.add(DeliveryEvent(delivery_id=delivery.id, status=status, provider_ref=ref,
+                                 error_code=(report.status or None) and report.status[:32],
+                                 detail={"recipient": report.recipient, "diagnostic": report.diagnostic[:2000]}))
+    if not report.permanent:
+        return
+    error = _in_shop_language(_l("The recipient's mail server returned the mail: %(reason)s",
+                                 reason=report.diagnostic or report.status or "?"))
+    db.session.execute(
+        update(Delivery).where(Delivery.id == delivery.id, Delivery.status.in_(BOUNCEABLE))
+        .values(status="bounced", error=error[:_LONG_TEXT], error_raw=report.diagnostic[:_LONG_TEXT],
+                error_code=(report.status or None) and report.status[:32])
+    )
+    customer = delivery.message.thread.customer
+    failed = (report.recipient or delivery.recipient).lower()
+    if customer is not None and customer.email and customer.email.lower() == failed:
+        customer.email_bounced_at = utcnow()
+        customer.email_bounce_reason = report.diagnostic[:_LONG_TEXT] or report.status
+
+
+# --- held mail: staff decisions --------------------------------------------------------------------
+
+
+def held_items(limit: int = 200) -> list[InboundItem]:
+    """Mail waiting for a staff decision (held, and mail that could not be read), newest first."""
+    return list(db.session.scalars(
+        select(InboundItem).where(InboundItem.status.in_(HELD_STATUSES))
+        .order_by(InboundItem.received_at.desc(), InboundItem.id.desc()).limit(limit)))
+
+
+def held_count() -> int:
+    return db.session.scalar(select(func.count(InboundItem.id)).where(InboundItem.status.in_(HELD_STATUSES)))
+
+
+def parsed_item(item: InboundItem) -> ParsedMail:
+    """The held mail read again from its raw bytes; refuses (ValidationFailed) mail that cannot be read."""
+    try:
+        return _read(decompress(item.raw or b""))
+    except Exception:  # noqa: BLE001 - whatever broke the first reading
+        raise ValidationFailed({"item": _("This mail could not be read, so it can only be discarded.")}) from None
+
+
+def _decidable(item: InboundItem) -> None:
+    if item.status not in HELD_STATUSES:
+        raise ValidationFailed({"item": _("This mail has already been decided.")})
+
+
+def accept_held(item: InboundItem, customer: Customer, *, actor: User, add_address: bool = False) -> InboundOutcome:
+    """Put a held mail into `customer`'s thread (the one it names, else a new one). With `add_address`, the
+    sender's address becomes one of the customer's, and the other held mail from it is threaded as if it
+    had just arrived. Refuses (ValidationFailed) decided or unreadable mail."""
+    _decidable(item)
+    mail = parsed_item(item)
+    if add_address and mail.from_address:
+        _add_address(customer, mail.from_address, actor)
+    outcome = route(item, mail, _mailbox_of(item), customer=customer)
+    if outcome.thread is None:  # a bounce that matches none of our mail has no conversation to go to
+        raise ValidationFailed({"item": _("This mail belongs in no conversation; discard it instead.")})
+    item.decided_by_id = actor.id
+    record("inbound.accept", by=actor, target=item, customer_id=customer.id,
+           thread_id=outcome.thread.id if outcome.thread else None)
+    if add_address and mail.from_address:
+        recheck_held_from(mail.from_address, actor)
+    return outcome
+
+
+def create_customer_from_held(item: InboundItem, *, actor: User) -> InboundOutcome:
+    """A new customer named after the held mail's sender (the From display name, else the address), the mail
+    accepted into their new thread and the other held mail from that address re-checked."""
+    from ..customers import create_customer
+
+    _decidable(item)
+    mail = parsed_item(item)
+    if not mail.from_address:
+        raise ValidationFailed({"item": _("This mail has no sender address.")})
+    customer = create_customer(name=mail.from_name or mail.from_address, email=mail.from_address, actor=actor)
+    outcome = accept_held(item, customer, actor=actor)
+    recheck_held_from(mail.from_address, actor)
+    return outcome
+
+
+def discard_held(item: InboundItem, *, actor: User) -> None:
+    """Mark a held mail as discarded: kept (raw included) for audit, off the held list."""
+    _decidable(item)
+    item.status, item.decided_at, item.decided_by_id = "discarded", utcnow(), actor.id
+    record("inbound.discard", by=actor, target=item, sender=item.sender)
+
+
+def recheck_held_from(address: str, actor: User) -> int:
+    """Route the held mail from `address` again (after it became a customer's address); returns how many
+    went into threads."""
+    threaded = 0
+    held = db.session.scalars(select(InboundItem).where(
+        InboundItem.status == "held", InboundItem.source == "email", InboundItem.sender == address.lower()))
+    for other in list(held):
+        try:
+            mail = _read(decompress(other.raw or b""))
+        except Exception:  # noqa: BLE001 - left on the list for staff
+            continue
+        outcome = route(other, mail, _mailbox_of(other))
+        if outcome.status != "held":
+            other.decided_by_id = actor.id
+            record("inbound.accept", by=actor, target=other, recheck=True,
+                   thread_id=outcome.thread.id if outcome.thread else None)
+            threaded += 1
+    return threaded
+
+
+def _add_address(customer: Customer, address: str, actor: User) -> None:
+    address = address.lower()
+    if customer.email == address or any(extra.address == address for extra in customer.extra_emails):
+        return
+    customer.extra_emails.append(CustomerEmail(address=address[:254]))
+    record("customer.add_email", by=actor, target=customer, source="held_mail")
+
+
+def _mailbox_of(item: InboundItem) -> Mailbox | None:
+    return db.session.get(Mailbox, item.mailbox_id) if item.mailbox_id else None

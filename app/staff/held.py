@@ -1,0 +1,136 @@
+"""Held mail: what came in and was not put into a thread (strangers, loops, robots, unreadable mail), for staff to
+accept into a customer's thread, turn into a new customer, or discard."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, HiddenField
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..inbound.parse import decompress
+from ..messaging.inbound import (
+    accept_held, create_customer_from_held, discard_held, held_count, held_items, parsed_item,
+)
+from ..models import Customer, InboundItem, Mailbox
+
+bp = Blueprint("held", __name__, url_prefix="/held")
+bp.add_app_template_global(held_count)  # the navigation's badge
+
+RAW_HEADERS_LIMIT = 64 * 1024
+
+
+class AcceptForm(FlaskForm):
+    customer_id = HiddenField()
+    add_address = BooleanField(default=True)
+
+
+def _held_item(item_id: int) -> InboundItem:
+    """The inbound item, or 404; decided ones still open (read-only) so links in audit records keep working."""
+    item = db.session.get(InboundItem, item_id)
+    if item is None:
+        abort(404)
+    return item
+
+
+@bp.route("/")
+@login_required
+def index():
+    items = held_items()
+    mailboxes = {m.id: m for m in db.session.scalars(select(Mailbox))}
+    return render_template("staff/held/index.html", items=items, mailboxes=mailboxes)
+
+
+@bp.route("/<int:item_id>", methods=["GET"])
+@login_required
+def show(item_id: int):
+    item = _held_item(item_id)
+    return _show(item, AcceptForm())
+
+
+def _show(item: InboundItem, form: AcceptForm, status: int = 200):
+    try:
+        mail = parsed_item(item) if item.raw else None
+    except ValidationFailed:
+        mail = None
+    mailbox = db.session.get(Mailbox, item.mailbox_id) if item.mailbox_id else None
+    return render_template("staff/held/show.html", item=item, mail=mail, headers=_raw_headers(item),
+                           mailbox=mailbox, form=form, customer=_chosen_customer(form)), status
+
+
+def _chosen_customer(form: AcceptForm) -> Customer | None:
+    chosen = (form.customer_id.data or "").strip()
+    return db.session.get(Customer, int(chosen)) if chosen.isascii() and chosen.isdigit() and len(chosen) < 10 else None
+
+
+def _raw_headers(item: InboundItem) -> str:
+    """The header block of the mail as received (for staff judging a stranger's mail), read as text."""
+    if not item.raw:
+        return ""
+    raw = decompress(item.raw)
+    match = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[:match.start()] if match else raw
+    return head[:RAW_HEADERS_LIMIT].decode("utf-8", errors="replace")
+
+
+@bp.route("/<int:item_id>/accept", methods=["POST"])
+@login_required
+def accept(item_id: int):
+    item = _held_item(item_id)
+    form = AcceptForm()
+    if not form.validate_on_submit():
+        abort(400)
+    customer = _chosen_customer(form)
+    try:
+        if customer is None:
+            raise ValidationFailed({"customer_id": _("Choose a customer.")})
+        outcome = accept_held(item, customer, actor=current_user, add_address=form.add_address.data)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        for name, message in exc.fields.items():
+            (form.customer_id.errors if name == "customer_id" else form.form_errors).append(message)
+        return _show(item, form, 422)
+    db.session.commit()
+    flash(_("The mail was added to %(name)s's conversation.", name=customer.name), "success")
+    return redirect(url_for("threads.show", thread_id=outcome.thread.id))
+
+
+@bp.route("/<int:item_id>/create-customer", methods=["POST"])
+@login_required
+def create_customer(item_id: int):
+    item = _held_item(item_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        outcome = create_customer_from_held(item, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        form = AcceptForm()
+        form.form_errors.extend(exc.fields.values())
+        return _show(item, form, 422)
+    db.session.commit()
+    flash(_("Customer %(name)s added with this mail.", name=outcome.thread.customer.name), "success")
+    return redirect(url_for("threads.show", thread_id=outcome.thread.id))
+
+
+@bp.route("/<int:item_id>/discard", methods=["POST"])
+@login_required
+def discard(item_id: int):
+    item = _held_item(item_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        discard_held(item, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        form = AcceptForm()
+        form.form_errors.extend(exc.fields.values())
+        return _show(item, form, 422)
+    db.session.commit()
+    flash(_("The mail was discarded."), "success")
+    return redirect(url_for(".index"))
