@@ -359,3 +359,39 @@ def test_the_pictures_of_an_mms_are_counted_and_kept_as_links(staff_client, acco
     assert message.meta["media"] == {"count": 2, "urls": list(urls)}
     page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
     assert "The SMS came with 2 pictures (MMS)" in page
+
+
+def test_staff_read_a_held_sms_and_create_the_customer_from_it(staff_client, account, twilio_server):
+    replied(twilio_server, staff_client, "Dzień dobry, czy mój laptop już gotowy?", sender="+48601222333")
+    item = held_items()[0]
+
+    page = staff_client.get(f"/held/{item.id}").get_data(as_text=True)
+    assert "czy mój laptop już gotowy?" in page
+    response = staff_client.post(f"/held/{item.id}/create-customer",
+                                 data={"csrf_token": csrf_token(staff_client, f"/held/{item.id}")})
+
+    assert response.status_code == 302
+    customer = db.session.scalars(select(Customer).where(Customer.phone == "+48601222333")).one()
+    [message] = inbound_messages()
+    assert message.channel == "sms" and message.thread.customer_id == customer.id
+    assert message.body_text == "Dzień dobry, czy mój laptop już gotowy?" and message.thread.unread
+    assert db.session.get(InboundItem, item.id).status == "accepted" and not held_items()
+
+
+def test_a_held_sms_accepted_into_a_customer_joins_their_open_conversation_and_saves_the_number(
+        staff_client, account, twilio_server):
+    customer = create_customer(name="Ewa Nowak", email="ewa@example.com")
+    repair = new_repair(customer, "Rower Kross")
+    thread = Thread(customer_id=customer.id, repair_id=repair.id, subject=repair.label)
+    db.session.add(thread)
+    db.session.commit()
+    replied(twilio_server, staff_client, "To ja, Ewa, piszę z telefonu męża.", sender="+48601444555")
+    item = held_items()[0]
+
+    response = staff_client.post(f"/held/{item.id}/accept", data={
+        "customer_id": customer.id, "add_address": "y", "csrf_token": csrf_token(staff_client, f"/held/{item.id}")})
+
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/threads/{thread.id}")
+    [message] = inbound_messages()
+    assert message.thread_id == thread.id and message.author_customer_id == customer.id
+    assert db.session.get(Customer, customer.id).phone == "+48601444555"

@@ -118,6 +118,41 @@ def receive_sms(sms: IncomingSms) -> SmsOutcome:
     return SmsOutcome("threaded", item, message, keyword)
 
 
+def held_text(item: InboundItem) -> str:
+    """The text of a held SMS (kept compressed in the item's raw bytes)."""
+    return zlib.decompress(item.raw).decode("utf-8") if item.raw else ""
+
+
+def accept_held_sms(item: InboundItem, customer: Customer, *, actor, add_number: bool = False) -> Thread:
+    """Put a held SMS into `customer`'s latest SMS conversation in the reply window, else their latest open one,
+    else a new one; with `add_number`, the sender's number becomes the customer's phone when they have none.
+    Returns the thread. The caller checks the item is still undecided."""
+    now = utcnow()
+    if add_number and not customer.phone and _e164(item.sender):
+        update_customer(customer, actor=actor, phone=item.sender)
+    window = Shop.current().sms_reply_window_days
+    threads = _threads_texted(item.sender, [customer.id], since=now - timedelta(days=window))
+    thread = threads[0] if threads else _latest_open_thread(customer)
+    if thread is None:
+        thread = Thread(customer_id=customer.id, subject=_("SMS from %(number)s", number=item.sender),
+                        source_channel="sms", created_at=now)
+        db.session.add(thread)
+        db.session.flush()
+    sms = IncomingSms(sid=item.provider_id or "", sender=item.sender, to="", body=held_text(item))
+    message = _store(sms, item.sender, thread, [], keyword_of(sms.body), now)
+    message.author_customer_id = customer.id
+    item.status, item.message_id, item.decided_at = "accepted", message.id, now
+    return thread
+
+
+def _latest_open_thread(customer: Customer) -> Thread | None:
+    return db.session.scalars(
+        select(Thread).where(Thread.customer_id == customer.id, Thread.deleted_at.is_(None),
+                             Thread.merged_into_id.is_(None), Thread.status != "closed")
+        .order_by(Thread.last_activity_at.desc(), Thread.id.desc()).limit(1)
+    ).first()
+
+
 def _e164(raw: str) -> str | None:
     """The sender in E.164, or None when it is no phone number (a short code, a carrier's name)."""
     try:

@@ -24,6 +24,7 @@ from ..extensions import db
 from ..inbound.charsets import decode_words
 from ..inbound.classify import customers_with_address, is_auto_reply, is_loop, is_trusted
 from ..inbound.parse import ParsedMail, UnparseableMail, compress, decompress, parse_mail
+from ..inbound.sms import accept_held_sms
 from ..inbound.threading import find_thread, thread_by_token
 from ..mail_ids import parse_message_id
 from ..models import (
@@ -431,6 +432,8 @@ def accept_held(item: InboundItem, customer: Customer, *, actor: User, add_addre
     sender's address becomes one of the customer's, and the other held mail from it is threaded as if it
     had just arrived. Refuses (ValidationFailed) decided or unreadable mail."""
     _decidable(item)
+    if item.source == "sms":
+        return _accept_held_sms(item, customer, actor=actor, add_number=add_address)
     mail = parsed_item(item)
     if add_address and mail.from_address:
         _add_address(customer, mail.from_address, actor)
@@ -451,6 +454,9 @@ def create_customer_from_held(item: InboundItem, *, actor: User) -> InboundOutco
     from ..customers import create_customer
 
     _decidable(item)
+    if item.source == "sms":
+        customer = create_customer(name=item.sender, phone=item.sender, actor=actor)
+        return _accept_held_sms(item, customer, actor=actor)
     mail = parsed_item(item)
     if not mail.from_address:
         raise ValidationFailed({"item": _("This mail has no sender address.")})
@@ -485,6 +491,13 @@ def recheck_held_from(address: str, actor: User) -> int:
                    thread_id=outcome.thread.id if outcome.thread else None)
             threaded += 1
     return threaded
+
+
+def _accept_held_sms(item: InboundItem, customer: Customer, *, actor: User, add_number: bool = False) -> InboundOutcome:
+    thread = accept_held_sms(item, customer, actor=actor, add_number=add_number)
+    item.decided_by_id = actor.id
+    record("inbound.accept", by=actor, target=item, customer_id=customer.id, thread_id=thread.id)
+    return InboundOutcome("threaded", item, thread)
 
 
 def _add_address(customer: Customer, address: str, actor: User) -> None:

@@ -14,6 +14,7 @@ from wtforms import BooleanField, HiddenField
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound.parse import decompress
+from ..inbound.sms import held_text
 from ..messaging.inbound import (
     accept_held, create_customer_from_held, discard_held, held_count, held_items, parsed_item,
 )
@@ -54,12 +55,17 @@ def show(item_id: int):
 
 
 def _show(item: InboundItem, form: AcceptForm, status: int = 200):
-    try:
-        mail = parsed_item(item) if item.raw else None
-    except ValidationFailed:
-        mail = None
+    mail, sms_text, headers = None, None, ""
+    if item.source == "sms":
+        sms_text = held_text(item)
+    else:
+        try:
+            mail = parsed_item(item) if item.raw else None
+        except ValidationFailed:
+            mail = None
+        headers = _raw_headers(item)
     mailbox = db.session.get(Mailbox, item.mailbox_id) if item.mailbox_id else None
-    return render_template("staff/held/show.html", item=item, mail=mail, headers=_raw_headers(item),
+    return render_template("staff/held/show.html", item=item, mail=mail, sms_text=sms_text, headers=headers,
                            mailbox=mailbox, form=form, customer=_chosen_customer(form)), status
 
 
@@ -96,7 +102,10 @@ def accept(item_id: int):
             (form.customer_id.errors if name == "customer_id" else form.form_errors).append(message)
         return _show(item, form, 422)
     db.session.commit()
-    flash(_("The mail was added to %(name)s's conversation.", name=customer.name), "success")
+    if item.source == "sms":
+        flash(_("The SMS was added to %(name)s's conversation.", name=customer.name), "success")
+    else:
+        flash(_("The mail was added to %(name)s's conversation.", name=customer.name), "success")
     return redirect(url_for("threads.show", thread_id=outcome.thread.id))
 
 
