@@ -43,6 +43,10 @@ class Thread(db.Model):
     __table_args__ = (
         Index("ix_threads_status_activity", "status", "last_activity_at"),
         Index("ix_threads_assignee_activity", "assignee_id", "last_activity_at"),
+        # The inbox: its default order, and its counts per status, queue and assignee read from one index.
+        Index("ix_threads_activity", "last_activity_at", "id"),
+        Index("ix_threads_counts", "deleted_at", "merged_into_id", "status", "queue_id", "assignee_id"),
+        Index("ix_threads_unread", "unread", "deleted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
