@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, column, false, func, select, table
 
 from .extensions import db
+from .models import Thread
 
 SEARCH_TABLE = "thread_search"
 # The same letters migration 0005 folds on PostgreSQL; "ł" first of all, which Unicode does not decompose.
@@ -49,7 +50,7 @@ def parse_query(text: str) -> list[Term]:
     A query of digits only (a phone typed with spaces or dashes) is one number. Words without a letter or
     digit are dropped, so operators and stray quotes never reach the database's query parser.
     """
-    text = fold(text.strip())
+    text = fold("".join(char if char.isprintable() else " " for char in text).strip())  # no NUL for PostgreSQL
     if PHONE_LIKE.fullmatch(text):
         digits = re.sub(r"\D", "", text)
         if len(digits) >= MIN_PHONE_DIGITS:
@@ -84,7 +85,7 @@ def search_thread_ids(text: str) -> Select:
     """
     terms = parse_query(text)
     if not terms:
-        return select(_sqlite_index.c.rowid).where(false())
+        return select(Thread.id).where(false())
     if db.session.get_bind().dialect.name == "postgresql":
         return select(_pg_index.c.thread_id).where(
             _pg_index.c.document.op("@@")(func.to_tsquery("simple", _tsquery(terms)))
