@@ -56,12 +56,12 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .staff import (account, auth, compose, customers, inbox, mailboxes, outbox, repairs, settings,
-                        sms_settings, threads, tickets, workflow)
+                        sms_settings, stats, threads, tickets, workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
 
     for module in (auth, inbox, threads, compose, customers, repairs, tickets, outbox, settings, workflow,
-                   mailboxes, sms_settings, account):
+                   mailboxes, sms_settings, account, stats):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
