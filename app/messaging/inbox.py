@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import Customer, Queue, Repair, Thread, Ticket, User, utcnow
@@ -21,7 +21,6 @@ CONTEXTS = ("repair", "ticket", "none")
 SORTS = {
     "number": Thread.id,
     "customer": Customer.name,
-    "contact": Customer.email,
     "channel": Thread.source_channel,
     "queue": Queue.name,
     "status": Thread.status,
@@ -162,7 +161,7 @@ def inbox_page(query: InboxQuery, user: User) -> InboxPage:
     counting every match on every page is what makes big inboxes slow)."""
     statement = filtered(query, user)
     key = SORTS[query.sort]
-    if query.sort in ("customer", "contact"):
+    if query.sort == "customer":
         statement = statement.outerjoin(Customer, Customer.id == Thread.customer_id)
     elif query.sort == "queue":
         statement = statement.outerjoin(Queue, Queue.id == Thread.queue_id)
@@ -177,8 +176,8 @@ def inbox_page(query: InboxQuery, user: User) -> InboxPage:
         order = (key.asc().nulls_last(), Thread.id.asc())
     statement = (
         statement.order_by(*order).offset((query.page - 1) * PER_PAGE).limit(PER_PAGE + 1)
-        .options(selectinload(Thread.customer), selectinload(Thread.repair), selectinload(Thread.ticket),
-                 selectinload(Thread.assignee))
+        .options(joinedload(Thread.customer), joinedload(Thread.repair), joinedload(Thread.ticket),
+                 joinedload(Thread.assignee))
     )
     threads = list(db.session.scalars(statement))
     return InboxPage(threads=threads[:PER_PAGE], has_next=len(threads) > PER_PAGE, queues=queues_by_id())
