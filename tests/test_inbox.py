@@ -79,8 +79,9 @@ def test_counts_per_view_status_and_queue_come_at_the_top(staff_client, staff, a
 
     html = staff_client.get("/").get_data(as_text=True)
 
-    assert [count(html, v) for v in ("mine", "unassigned", "open", "waiting_customer", "closed")] == [1, 2, 3, 0, 1]
-    assert [count(html, f"status-{s}") for s in ("open", "waiting_us", "waiting_customer", "closed")] == [1, 2, 0, 1]
+    assert [count(html, v) for v in ("mine", "unassigned", "open", "waiting_customer")] == [1, 2, 3, 0]
+    assert [count(html, f"status-{s}") for s in ("open", "waiting_us", "waiting_customer")] == [1, 2, 0]
+    assert 'id="count-closed"' not in html  # closed threads are not counted: years of them would slow every page
     assert (count(html, f"queue-{front.id}"), count(html, f"queue-{workshop.id}")) == (2, 1)  # open threads only
     assert "badge-amber" in html and "Waiting for us" in html  # the legend names each status colour
 

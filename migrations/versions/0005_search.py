@@ -129,7 +129,8 @@ def upgrade():
     with op.batch_alter_table('threads', schema=None) as batch_op:
         batch_op.create_index('ix_threads_activity', ['last_activity_at', 'id'], unique=False)
         batch_op.create_index('ix_threads_counts',
-                              ['deleted_at', 'merged_into_id', 'status', 'queue_id', 'assignee_id'], unique=False)
+                              ['status', 'queue_id', 'assignee_id', 'deleted_at', 'merged_into_id'], unique=False)
+        batch_op.create_index('ix_threads_overdue', ['status', 'due_at', 'deleted_at', 'merged_into_id'], unique=False)
         batch_op.create_index('ix_threads_unread', ['unread', 'deleted_at'], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         _upgrade_postgresql()
@@ -151,5 +152,6 @@ def downgrade():
         op.execute("DROP TABLE thread_search")
     with op.batch_alter_table('threads', schema=None) as batch_op:
         batch_op.drop_index('ix_threads_unread')
+        batch_op.drop_index('ix_threads_overdue')
         batch_op.drop_index('ix_threads_counts')
         batch_op.drop_index('ix_threads_activity')
