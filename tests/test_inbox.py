@@ -6,12 +6,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import select
 
 from app.extensions import db
 from app.messaging.due import due_time
 from app.messaging.inbox import PER_PAGE
 from app.models import Customer, Message, Queue, Shop, Thread, utcnow
 from app.repairs import create_repair
+from app.search import search_thread_ids
 from conftest import make_user
 
 
@@ -265,3 +268,22 @@ def test_the_search_form_works_without_javascript_and_is_bookmarkable(staff_clie
 def test_the_inbox_needs_a_signed_in_member_of_staff(client):
     assert client.get("/").status_code == 302
     assert client.get("/inbox/next").status_code == 302
+
+
+def test_the_upgrade_indexes_existing_threads_and_gives_those_waiting_their_due_time(app, anna):
+    customer_id = anna.id
+    db.session.remove()
+    downgrade(revision="0001")
+    asked = utcnow() - timedelta(hours=1)
+    db.session.execute(Thread.__table__.insert().values(  # as rows were before: no due time, no search index
+        token="t1", customer_id=customer_id, subject="Wyświetlacz", status="waiting_us", priority="high",
+        category="", source_channel="email", private=False, unread=True, last_message_preview="",
+        last_activity_at=asked, last_inbound_at=asked, created_at=asked))
+    db.session.commit()
+    db.session.remove()
+
+    upgrade()
+
+    thread = db.session.scalars(select(Thread)).one()
+    assert thread.due_at == asked + timedelta(hours=4)
+    assert db.session.scalars(search_thread_ids("wyswietlacz")).all() == [thread.id]

@@ -10,6 +10,9 @@ no superuser needed). The query side folds the same way (app/search.py).
 Revision ID: 0005
 Revises: 0001
 """
+import json
+from datetime import timedelta
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -125,7 +128,25 @@ END $$""")
     op.execute(f"INSERT INTO thread_search (thread_id, document) SELECT t.id, {document} {FROM_THREADS}")
 
 
+def _backfill_due_times():
+    """Threads already waiting for the shop get their answer's due time (the app keeps it from now on)."""
+    bind = op.get_bind()
+    times = bind.execute(sa.text("SELECT response_times FROM shop ORDER BY id LIMIT 1")).scalar()
+    times = json.loads(times) if isinstance(times, str) else (times or {})
+    threads = sa.table("threads", sa.column("id", sa.Integer), sa.column("priority", sa.String),
+                       sa.column("status", sa.String), sa.column("last_inbound_at", sa.DateTime),
+                       sa.column("due_at", sa.DateTime))
+    waiting = bind.execute(sa.select(threads.c.id, threads.c.priority, threads.c.last_inbound_at).where(
+        threads.c.status == "waiting_us", threads.c.last_inbound_at.is_not(None))).all()
+    for thread_id, priority, last_inbound_at in waiting:
+        hours = times.get(priority, times.get("normal", 8))
+        hours = hours if isinstance(hours, (int, float)) and not isinstance(hours, bool) and hours > 0 else 8
+        bind.execute(threads.update().where(threads.c.id == thread_id).values(
+            due_at=last_inbound_at + timedelta(hours=hours)))
+
+
 def upgrade():
+    _backfill_due_times()
     with op.batch_alter_table('threads', schema=None) as batch_op:
         batch_op.create_index('ix_threads_activity', ['last_activity_at', 'id'], unique=False)
         batch_op.create_index('ix_threads_counts',
