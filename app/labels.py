@@ -18,10 +18,12 @@ THREAD_STATUS_LABELS = {
     "open": _l("Open"), "waiting_us": _l("Waiting for us"), "waiting_customer": _l("Waiting for customer"),
     "closed": _l("Closed"),
 }
+THREAD_STATUS_COLOURS = {"open": "blue", "waiting_us": "amber", "waiting_customer": "violet", "closed": "grey"}
 
 
 def template_labels() -> dict:
     return {
         "CHANNEL_LABELS": CHANNEL_LABELS, "DELIVERY_LABELS": DELIVERY_LABELS,
         "DELIVERY_COLOURS": DELIVERY_COLOURS, "THREAD_STATUS_LABELS": THREAD_STATUS_LABELS,
+        "THREAD_STATUS_COLOURS": THREAD_STATUS_COLOURS,
     }

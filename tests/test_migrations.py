@@ -10,6 +10,7 @@ from sqlalchemy import func, inspect, select
 
 from app.extensions import db
 from app.models import RepairStatus, Shop
+from app.search import include_name
 from conftest import build_app
 
 
@@ -53,7 +54,7 @@ def test_db_upgrade_builds_the_schema_on_an_empty_database(empty_app):
 
 def test_models_and_migrations_do_not_drift_apart(app):
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": include_name})
         differences = compare_metadata(context, db.metadata)
     assert differences == [], "models differ from the migrated schema:\n" + pprint.pformat(differences)
 

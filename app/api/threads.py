@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify, request
 from flask_babel import gettext as _
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
@@ -12,6 +12,7 @@ from ..extensions import db
 from ..messaging.inbound import HELD_STATUSES
 from ..messaging.threads import thread_for_staff
 from ..models import InboundItem, Message, Thread
+from ..search import search_thread_ids
 from . import bp, token_required
 from .messages import delivery_summary, iso
 
@@ -22,17 +23,11 @@ THREAD_FILTERS = ("customer_id", "repair_id", "ticket_id")
 
 
 def filter_threads(query: Select, q: str) -> Select:
-    """`query` (of threads) narrowed to those matching the search text `q`; an empty `q` keeps them all.
-
-    For now a case-insensitive substring of the subject or of the last message's preview. The inbox's
-    full-text search replaces this body when it comes, and the API searches with it from then on.
-    """
-    q = q.strip()
-    if not q:
+    """`query` (of threads) narrowed to those matching the search text `q` (the inbox's full-text search);
+    an empty `q` keeps them all."""
+    if not q.strip():
         return query
-    return query.where(or_(
-        Thread.subject.icontains(q, autoescape=True), Thread.last_message_preview.icontains(q, autoescape=True),
-    ))
+    return query.where(Thread.id.in_(search_thread_ids(q)))
 
 
 def thread_json(thread: Thread) -> dict:

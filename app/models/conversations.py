@@ -43,6 +43,12 @@ class Thread(db.Model):
     __table_args__ = (
         Index("ix_threads_status_activity", "status", "last_activity_at"),
         Index("ix_threads_assignee_activity", "assignee_id", "last_activity_at"),
+        # The inbox: its default order; its counts per status, queue and assignee, and of overdue threads, read
+        # from indexes alone. Status leads, so no filter on deleted_at tempts the planner away from the order.
+        Index("ix_threads_activity", "last_activity_at", "id"),
+        Index("ix_threads_counts", "status", "queue_id", "assignee_id", "deleted_at", "merged_into_id"),
+        Index("ix_threads_overdue", "status", "due_at", "deleted_at", "merged_into_id"),
+        Index("ix_threads_unread", "unread", "deleted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

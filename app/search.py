@@ -1,0 +1,93 @@
+"""Full-text search over threads: one interface over SQLite FTS5 and PostgreSQL tsvector, Polish letters folded.
+
+The index itself (one document per thread, kept current by database triggers) is built by migration 0004;
+this module only turns what staff type into a query of it.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import Select, column, false, func, select, table
+
+from .extensions import db
+from .models import Thread
+
+SEARCH_TABLE = "thread_search"
+# The same letters migration 0004 folds on PostgreSQL; "ł" first of all, which Unicode does not decompose.
+FOLD = str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻäöüéèêëáàâíìîóòôúùûçñčřšžýůÄÖÜÉÈÁÍÓÚÇÑČŘŠŽÝŮ",
+                     "acelnoszzACELNOSZZaoueeeeaaaiiiooouuucncrszyuAOUEEAIOUCNCRSZYU")
+MAX_TERMS = 12  # a pasted paragraph is not a search; the first words narrow enough
+PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
+TERM = re.compile(r'"([^"]*)"?|(\S+)')
+MIN_PHONE_DIGITS = 5
+
+_sqlite_index = table(SEARCH_TABLE, column("rowid"), column("document"))
+_pg_index = table(SEARCH_TABLE, column("thread_id"), column("document"))
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """For Alembic: the search index is built by hand in its migration and is not part of the models."""
+    return not (type_ == "table" and name.startswith(SEARCH_TABLE))
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    prefix: bool = False
+
+
+def fold(text: str) -> str:
+    """`text` lower-case without diacritics: "Łódź" → "lodz", as the index stores it."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(FOLD))
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
+
+
+def parse_query(text: str) -> list[Term]:
+    """The words of a search box: every word must match, "quoted words" as a phrase, the last word as a prefix.
+
+    A query of digits only (a phone typed with spaces or dashes) is one number. Words without a letter or
+    digit are dropped, so operators and stray quotes never reach the database's query parser.
+    """
+    text = fold("".join(char if char.isprintable() else " " for char in text).strip())  # no NUL for PostgreSQL
+    if PHONE_LIKE.fullmatch(text):
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= MIN_PHONE_DIGITS:
+            return [Term(digits, prefix=True)]
+    terms = []
+    for match in TERM.finditer(text):
+        quoted, word = match.groups()
+        value = " ".join((quoted if quoted is not None else word).split())
+        if any(char.isalnum() for char in value):
+            terms.append(Term(value, prefix=quoted is None))
+    terms = terms[:MAX_TERMS]
+    # Only the word being typed is a prefix: earlier words are complete, and prefixes of many are slow.
+    return [Term(term.text, prefix=term.prefix and i == len(terms) - 1) for i, term in enumerate(terms)]
+
+
+def _fts5_query(terms: list[Term]) -> str:
+    # Every term is an FTS5 string, so AND, NEAR, *, ^ and column filters typed by staff are plain words.
+    return " ".join('"' + term.text.replace('"', '""') + '"' + ("*" if term.prefix else "") for term in terms)
+
+
+def _tsquery(terms: list[Term]) -> str:
+    # Every term is a quoted tsquery lexeme; the parser splits it as it split the document (phrases included).
+    quoted = ("'" + term.text.replace("\\", "\\\\").replace("'", "''") + "'" + (":*" if term.prefix else "")
+              for term in terms)
+    return " & ".join(quoted)
+
+
+def search_thread_ids(text: str) -> Select:
+    """The ids of threads whose subject, customer, phone, e-mail, repair number or messages match `text`.
+
+    A query with nothing searchable in it (only punctuation, say) matches no thread rather than all.
+    """
+    terms = parse_query(text)
+    if not terms:
+        return select(Thread.id).where(false())
+    if db.session.get_bind().dialect.name == "postgresql":
+        return select(_pg_index.c.thread_id).where(
+            _pg_index.c.document.op("@@")(func.to_tsquery("simple", _tsquery(terms)))
+        )
+    return select(_sqlite_index.c.rowid).where(_sqlite_index.c.document.op("MATCH")(_fts5_query(terms)))
