@@ -17,6 +17,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
@@ -276,10 +277,14 @@ def _remember_ids(mail: ParsedMail, message: Message) -> None:
         ids.setdefault(ref[:998], "alias")
     if not ids:
         return
-    known = set(db.session.scalars(select(MessageRef.ref).where(MessageRef.ref.in_(list(ids)))))
-    for ref, kind in ids.items():
-        if ref not in known:
-            db.session.add(MessageRef(ref=ref, message_id=message.id, thread_id=message.thread_id, kind=kind))
+    # One INSERT that leaves the refs already stored alone (ON CONFLICT on the unique ref), instead of a lookup
+    # and an insert; both databases speak it, each through its own dialect's insert.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert(MessageRef.__table__).on_conflict_do_nothing(index_elements=["ref"]),
+        [{"ref": ref, "message_id": message.id, "thread_id": message.thread_id, "kind": kind}
+         for ref, kind in ids.items()],
+    )
 
 
 def _attachments(mail: ParsedMail, stored: bool) -> list[Attachment]:
