@@ -186,7 +186,8 @@ def _split(plain: str, raw_html: str, keep_whole: bool) -> tuple[str, str]:
 
 def compress(raw: bytes) -> bytes:
     """The raw message as kept for audit and re-parsing (zlib)."""
-    return zlib.compress(raw, 6)
+    # Level 1: a third of level 6's time on every received mail, for kept raw mail about a fifth bigger.
+    return zlib.compress(raw, 1)
 
 
 def decompress(kept: bytes) -> bytes:

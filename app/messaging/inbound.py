@@ -16,7 +16,8 @@ from email.utils import getaddresses
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
@@ -233,9 +234,10 @@ def _new_thread(mail: ParsedMail, customer: Customer | None, repair, ticket) -> 
 
 
 def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, customers: list[Customer],
-           mailbox: Mailbox | None) -> Message:
-    """The mail as a message of `thread`, with its files and ids; a person's message makes the thread unread and
-    waiting for the shop (reopening it), automatic ones and bounces change nothing about the thread."""
+           mailbox: Mailbox | None) -> int:
+    """The mail as a message of `thread` (its id returned), with its files and ids; a person's message makes the
+    thread unread and waiting for the shop (reopening it), automatic ones and bounces change nothing about the
+    thread."""
     now = utcnow()
     author = next((c for c in customers if c.id == thread.customer_id), customers[0] if customers else None)
     meta = {"message_id": mail.message_id, "from_name": mail.from_name,
@@ -244,20 +246,23 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
         meta["defects"] = mail.defects[:20]
     if mail.read_receipt:
         meta["read_receipt"] = True
-    message = Message(
+    files = _attachments(mail, stored=bool(mailbox and mailbox.store_attachments))
+    skipped = sum(1 for file in files if file["skipped_reason"] == OVER_QUOTA)
+    if skipped:
+        meta["over_quota"] = skipped
+    # Core INSERTs: nothing here reads the message back as an object, and the ORM's unit of work (a flush for
+    # the id, then the files) cost more than the statements themselves on every received mail. The values go
+    # as parameters, not .values(): building a statement around each mail's texts costs more than running it.
+    message_id = db.session.scalar(insert(Message).returning(Message.id), dict(
         thread_id=thread.id, kind=kind, direction="in", channel="email",
         author_customer_id=author.id if author else None, sender=mail.from_address[:320],
         recipients={"to": mail.to, "cc": mail.cc}, subject=mail.subject[:998], body_text=mail.text,
         quoted_text=mail.quoted_text, body_html=mail.html, body_format="text",
         visible_to_customer=kind == "message", meta=meta, created_at=now,
-    )
-    message.attachments = _attachments(mail, stored=bool(mailbox and mailbox.store_attachments))
-    skipped = sum(1 for a in message.attachments if a.skipped_reason == OVER_QUOTA)
-    if skipped:
-        meta["over_quota"] = skipped
-    db.session.add(message)
-    db.session.flush()
-    _remember_ids(mail, message)
+    ))
+    if files:
+        db.session.execute(insert(Attachment), [dict(file, message_id=message_id) for file in files])
+    _remember_ids(mail, message_id, thread.id)
     if kind == "message":
         thread.unread = True
         thread.last_inbound_at = thread.last_activity_at = now
@@ -265,11 +270,11 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
         if thread.status == "closed":
             thread.closed_at = None
         thread.status = "waiting_us"
-    item.status, item.message_id, item.decided_at = "accepted", message.id, now
-    return message
+    item.status, item.message_id, item.decided_at = "accepted", message_id, now
+    return message_id
 
 
-def _remember_ids(mail: ParsedMail, message: Message) -> None:
+def _remember_ids(mail: ParsedMail, message_id: int, thread_id: int) -> None:
     """Keep the mail's Message-ID (and the ids its provider replaced) so replies to it find the thread; an id
     some other mail already used stays with that mail."""
     ids = {mail.message_id[:998]: "received"} if mail.message_id else {}
@@ -277,26 +282,31 @@ def _remember_ids(mail: ParsedMail, message: Message) -> None:
         ids.setdefault(ref[:998], "alias")
     if not ids:
         return
-    known = set(db.session.scalars(select(MessageRef.ref).where(MessageRef.ref.in_(list(ids)))))
-    for ref, kind in ids.items():
-        if ref not in known:
-            db.session.add(MessageRef(ref=ref, message_id=message.id, thread_id=message.thread_id, kind=kind))
+    # One INSERT that leaves the refs already stored alone (ON CONFLICT on the unique ref), instead of a lookup
+    # and an insert; both databases speak it, each through its own dialect's insert.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(
+        insert(MessageRef.__table__).on_conflict_do_nothing(index_elements=["ref"]),
+        [{"ref": ref, "message_id": message_id, "thread_id": thread_id, "kind": kind}
+         for ref, kind in ids.items()],
+    )
 
 
-def _attachments(mail: ParsedMail, stored: bool) -> list[Attachment]:
-    """Attachment rows for the mail's files: stored (content-addressed) when `stored` and the shop's quota
-    allows, else only listed with the reason. Programs are never stored."""
+def _attachments(mail: ParsedMail, stored: bool) -> list[dict]:
+    """Attachment rows (column values, without the message) for the mail's files: stored (content-addressed)
+    when `stored` and the shop's quota allows, else only listed with the reason. Programs are never stored."""
     rows, room = [], None
     for part in mail.attachments:
-        row = Attachment(filename=part.filename[:255], content_type=(part.content_type or "")[:127] or
-                         "application/octet-stream", size=part.size,
-                         content_id=(part.content_id or None) and part.content_id[:255], inline=part.inline)
+        row = {"filename": part.filename[:255],
+               "content_type": (part.content_type or "")[:127] or "application/octet-stream", "size": part.size,
+               "content_id": (part.content_id or None) and part.content_id[:255], "inline": part.inline,
+               "sha256": None, "skipped_reason": None}
         rows.append(row)
         if not stored:
-            row.skipped_reason = NOT_STORED
+            row["skipped_reason"] = NOT_STORED
             continue
         if sniff(part.payload[:SNIFF_BYTES]) in BLOCKED_TYPES:
-            row.skipped_reason = PROGRAM
+            row["skipped_reason"] = PROGRAM
             continue
         sha = hashlib.sha256(part.payload).hexdigest()
         already = path_for(sha).exists() and db.session.scalar(
@@ -304,15 +314,15 @@ def _attachments(mail: ParsedMail, stored: bool) -> list[Attachment]:
         if not already:
             room = _quota_left() if room is None else room
             if part.size > room:
-                row.skipped_reason = OVER_QUOTA
+                row["skipped_reason"] = OVER_QUOTA
                 continue
             room -= part.size
         try:
             kept = store(io.BytesIO(part.payload), part.filename, limit=max(part.size, 1))
         except ValidationFailed:  # refused by the store's own rules
-            row.skipped_reason = PROGRAM
+            row["skipped_reason"] = PROGRAM
             continue
-        row.sha256, row.content_type = kept.sha256, kept.content_type
+        row["sha256"], row["content_type"] = kept.sha256, kept.content_type
     return rows
 
 
