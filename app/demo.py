@@ -3,11 +3,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
+
+from flask_babel import force_locale
 
 from .customers import create_customer
 from .extensions import db
-from .messaging.compose import PREVIEW_CHARS
-from .models import Customer, Delivery, Message, Repair, Shop, Thread, User, utcnow
+from .inbound.sms import IncomingSms, receive_sms
+from .inbound.trusted import add_trusted_domain
+from .mail_ids import reply_address
+from .mailboxes import create_mailbox
+from .messaging.compose import PREVIEW_CHARS, compose
+from .messaging.inbound import record_mail
+from .models import Customer, Delivery, Mailbox, Message, Repair, Shop, Thread, User, utcnow
+from .outbox import dispatch_pass
+from .portal.access import set_panel_state
 from .repairs import add_queue, create_repair, create_ticket, repair_log
 from .shop import update_shop
 from .staff.users import create_user
@@ -54,6 +66,19 @@ REPAIRS = [
     (1, "Motorola moto g54", "Nie włącza się po upadku na beton", "czeka na części", "290.00", 5),
 ]
 
+SUPPLIER_DOMAIN = "hurtownia-gsm.example"  # a trusted domain: its mail starts threads without a customer
+
+IPHONE_CONFIRMATION = ("Dzień dobry, potwierdzamy przyjęcie telefonu iPhone 12 (zlecenie {number}). Wymiana "
+                       "wyświetlacza potrwa około 3 dni roboczych, koszt 450 zł.\n\n"
+                       "Pozdrawiamy\nPiotr Nowak, Serwis Naprawa Plus")
+IPHONE_QUESTION = ("Dzień dobry, czy telefon będzie gotowy do piątku? W sobotę rano wyjeżdżam i bardzo go "
+                   "potrzebuję.\n\nPozdrawiam\nKatarzyna Wiśniewska")
+STRANGER_QUESTION = ("Dzień dobry,\n\nmój ekspres DeLonghi Magnifica S przestał mielić kawę, młynek tylko buczy. "
+                     "Ile mniej więcej kosztowałaby naprawa i jak długo trwa?\n\nZ poważaniem\nJan Malinowski")
+SUPPLIER_CONFIRMATION = ("Dzień dobry,\n\npotwierdzamy zamówienie ZAM/2026/1187:\n"
+                         "- wyświetlacz iPhone 12 OLED, 1 szt.\n- płyta główna moto g54 128 GB, 1 szt.\n\n"
+                         "Wysyłka jutro kurierem DPD.\n\nDział zamówień\nHurtownia Części GSM")
+
 
 @dataclass
 class Entry:
@@ -68,7 +93,8 @@ class Entry:
 
 
 def seed(password: str) -> None:
-    """Fill an empty database with the demo shop; both staff accounts get `password`. Flushed, the caller commits."""
+    """Fill an empty database with the demo shop; both staff accounts get `password`. Commits (see
+    _panel_conversation)."""
     update_shop(Shop.current(), actor=ACTOR, **SHOP)
     anna = create_user(email=OWNER_EMAIL, name="Anna Kowalska", role="owner", password=password, actor=ACTOR)
     piotr = create_user(email=STAFF_EMAIL, name="Piotr Nowak", role="staff", password=password, actor=ACTOR)
@@ -93,15 +119,16 @@ def seed(password: str) -> None:
         description="Zmywarka nie grzeje wody. Klientka pyta, czy opłaca się naprawa, czy kupić nową.",
     )
 
+    mailbox = _demo_mailbox()
+    add_trusted_domain(SUPPLIER_DOMAIN, actor=anna)
     iphone, dell = repairs[0], repairs[7]
-    # The customer's question is still unanswered: the inbox shows it as unread.
-    _thread(customers[0], f"Naprawa {iphone.device}", repair=iphone, status="waiting_us", unread=True, entries=[
-        Entry("out", "email", f"Dzień dobry, potwierdzamy przyjęcie telefonu iPhone 12 (zlecenie {iphone.number}). "
-              "Wymiana wyświetlacza potrwa około 3 dni roboczych, koszt 450 zł.\n\n"
-              "Pozdrawiamy\nPiotr Nowak, Serwis Naprawa Plus", 70, author=piotr),
-        Entry("in", "email", "Dzień dobry, czy telefon będzie gotowy do piątku? W sobotę rano wyjeżdżam "
-              "i bardzo go potrzebuję.\n\nPozdrawiam\nKatarzyna Wiśniewska", 0.8),
-    ])
+    # The customer's e-mail reply (quoting ours) is still unanswered: the inbox shows it as unread.
+    iphone_thread = _thread(customers[0], f"Naprawa {iphone.device}", repair=iphone, status="waiting_customer",
+                            assignee=piotr, entries=[Entry("out", "email", IPHONE_CONFIRMATION.format(
+                                number=iphone.number), 70, author=piotr)])
+    db.session.flush()  # the thread's reply token
+    _mail(mailbox, 1, customers[0], reply_address(mailbox.email, iphone_thread.token), f"Re: {iphone_thread.subject}",
+          IPHONE_QUESTION + _quoted(iphone_thread.messages[0]))
     _thread(customers[7], f"{dell.device} gotowy do odbioru", repair=dell, status="open", entries=[
         Entry("out", "sms", f"Dzień dobry, laptop Dell XPS 13 (zlecenie {dell.number}) jest gotowy do odbioru. "
               "Zapraszamy pn–pt 9–18, sob 10–14. Serwis Naprawa Plus", 5, automatic=True),
@@ -117,7 +144,107 @@ def seed(password: str) -> None:
                       "otwarcia, sprawdzimy go od ręki w ramach gwarancji.\n\n"
                       "Anna Kowalska, Serwis Naprawa Plus", 24, author=anna),
             ])
+    _closed_threads(customers, repairs, anna, piotr)
+
+    # Mail the shop cannot tie to anyone waits on the held list; a trusted supplier's starts a thread.
+    _mail(mailbox, 2, None, mailbox.email, "Wycena naprawy ekspresu DeLonghi", STRANGER_QUESTION,
+          sender=("Jan Malinowski", "jan.malinowski@example.com"), hours_ago=3)
+    _mail(mailbox, 3, None, mailbox.email, "Potwierdzenie zamówienia ZAM/2026/1187", SUPPLIER_CONFIRMATION,
+          sender=("Hurtownia Części GSM", f"zamowienia@{SUPPLIER_DOMAIN}"), hours_ago=6)
+    with force_locale(Shop.current().locale):  # the held reason is written for the shop, as the webhook does
+        receive_sms(IncomingSms(sid="SMdemo0000000000000000000000000001", sender="+48605777888", to=SHOP["phone"],
+                                body="Dzień dobry, czy naprawiacie hulajnogi elektryczne Xiaomi? "
+                                     "Nie włącza się po deszczu."))
     db.session.flush()
+    _panel_conversation(customers[1], repairs[9], piotr)
+
+
+def _demo_mailbox() -> Mailbox:
+    """The shop's mailbox, with example servers; inactive, so nothing polls or sends through servers that do not
+    exist (and the owner gets no "mailbox broken" banner). The demo mail below is recorded as if it came from it."""
+    mailbox = create_mailbox(name="Serwis (demo)", email="serwis@naprawaplus.example", display_name=SHOP["name"],
+                             smtp_host="smtp.naprawaplus.example", smtp_port=587, smtp_security="starttls",
+                             username="serwis@naprawaplus.example", password="demo",
+                             imap_host="imap.naprawaplus.example", actor=ACTOR)
+    mailbox.active = False
+    return mailbox
+
+
+def _mail(mailbox: Mailbox, uid: int, customer: Customer | None, to: str, subject: str, body: str, *,
+          sender: tuple[str, str] | None = None, hours_ago: float = 0.8) -> None:
+    """A mail as a customer's mail program sends it, received by `mailbox` like a fetched one."""
+    name, address = sender or (customer.name, customer.email)
+    mail = EmailMessage()
+    mail["From"] = f"{name} <{address}>"
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(utcnow() - timedelta(hours=hours_ago))
+    mail["Message-ID"] = make_msgid(domain=address.rpartition("@")[2])
+    mail.set_content(body)
+    outcome = record_mail(mailbox, mail.as_bytes(), uidvalidity=1, uid=uid)
+    at = outcome.item.received_at = utcnow() - timedelta(hours=hours_ago)  # fetched soon after it was sent
+    if outcome.thread is not None:
+        thread, message = outcome.thread, db.session.get(Message, outcome.item.message_id)
+        message.created_at = thread.last_activity_at = thread.last_inbound_at = at
+        thread.created_at = min(thread.created_at, at)
+
+
+def _quoted(message: Message) -> str:
+    """Our message quoted below a reply, the way Gmail and Thunderbird do it."""
+    when = message.created_at.astimezone(ZoneInfo(Shop.current().timezone)).strftime("%d.%m.%Y o %H:%M")
+    lines = "\n".join(f"> {line}" if line else ">" for line in message.body_text.splitlines())
+    return f"\n\nW dniu {when} Serwis Naprawa Plus <serwis@naprawaplus.example> napisał(a):\n{lines}\n"
+
+
+def _closed_threads(customers: list[Customer], repairs: list[Repair], anna: User, piotr: User) -> None:
+    """Conversations answered and closed in the last days: the statistics page has something to count."""
+    samsung, macbook, xiaomi, lenovo, washer = repairs[2], repairs[5], repairs[6], repairs[1], repairs[4]
+    _thread(customers[4], f"Naprawa {washer.device}", repair=washer, status="closed", assignee=anna,
+            closed_hours_ago=160, entries=[
+                Entry("in", "email", "Dzień dobry, czy naprawa pralki się opłaca? Ma sześć lat.\n\n"
+                      "Agnieszka Lewandowska", 190),
+                Entry("out", "email", "Dzień dobry, błąd E18 to zwykle zatkana pompa odpływowa. Wymiana pompy to "
+                      "380 zł z robocizną, więc naprawa się opłaca.\n\nAnna Kowalska, Serwis Naprawa Plus", 186,
+                      author=anna),
+                Entry("in", "email", "Dobrze, proszę zamówić pompę.\n\nAgnieszka Lewandowska", 170),
+            ])
+    _thread(customers[2], f"Naprawa {samsung.device}", repair=samsung, status="closed", assignee=piotr,
+            closed_hours_ago=20, entries=[
+                Entry("in", "sms", "Czy mogę odebrać telefon w sobotę przed 12?", 27),
+                Entry("out", "sms", "Tak, zapraszamy w sobotę 10–14. Serwis Naprawa Plus", 26.5, author=piotr),
+                Entry("in", "sms", "Super, dziękuję!", 26),
+            ])
+    _thread(customers[5], f"Naprawa {macbook.device}", repair=macbook, status="closed", assignee=anna,
+            closed_hours_ago=40, entries=[
+                Entry("in", "email", "Dzień dobry, czy dane z dysku będą bezpieczne? Mam tam zdjęcia z wakacji."
+                      "\n\nMarcin Dąbrowski", 47),
+                Entry("out", "email", "Dzień dobry, naprawa klawiatury nie dotyka dysku, dane zostaną na miejscu. "
+                      "Na wszelki wypadek warto mieć kopię.\n\nAnna Kowalska, Serwis Naprawa Plus", 45, author=anna),
+            ])
+    _thread(customers[6], f"Naprawa {xiaomi.device}", repair=xiaomi, status="closed", assignee=piotr,
+            closed_hours_ago=75, entries=[
+                Entry("in", "email", "Dzień dobry, ile kosztuje wymiana gniazda ładowania?\n\nEwa Szymańska", 90),
+                Entry("out", "email", "Dzień dobry, wymiana gniazda w Redmi Note 10 to 150 zł, około godziny.\n\n"
+                      "Piotr Nowak, Serwis Naprawa Plus", 86, author=piotr),
+            ])
+    _thread(customers[1], f"Naprawa {lenovo.device}", repair=lenovo, status="waiting_customer", assignee=piotr,
+            entries=[
+                Entry("in", "email", "Dzień dobry, kiedy będzie wiadomo, co z laptopem?\n\nTomasz Zieliński", 9),
+                Entry("out", "email", "Dzień dobry, najpewniej uszkodzone gniazdo zasilania. Pełną diagnozę "
+                      "i wycenę wyślemy jutro do południa.\n\nPiotr Nowak, Serwis Naprawa Plus", 7, author=piotr),
+            ])
+
+
+def _panel_conversation(customer: Customer, repair: Repair, author: User) -> None:
+    """A customer using the panel, with a message staff published there (delivered by the outbox, as in the shop).
+    Commits: the outbox sends only what is committed."""
+    set_panel_state(customer, "active", actor=ACTOR)
+    message = compose(customer=customer, channels=["portal"], repair=repair, author=author,
+                      body=f"Dzień dobry, części do telefonu {repair.device} (zlecenie {repair.number}) dotarły. "
+                           "Wymiana płyty głównej kosztuje **290 zł**, telefon będzie gotowy w czwartek. "
+                           "Czy robimy?\n\nPiotr Nowak, Serwis Naprawa Plus")
+    db.session.commit()
+    dispatch_pass(now=message.send_at)
 
 
 def _repair(customer: Customer, device: str, fault: str, status: str, price: str | None, days_ago: int) -> Repair:
@@ -133,11 +260,14 @@ def _repair(customer: Customer, device: str, fault: str, status: str, price: str
     return repair
 
 
-def _thread(customer: Customer, subject: str, *, entries: list[Entry], status: str, **context) -> Thread:
+def _thread(customer: Customer, subject: str, *, entries: list[Entry], status: str,
+            closed_hours_ago: float | None = None, **context) -> Thread:
     """A thread with its messages; inbound ones from the customer, outbound ones already sent."""
     now = utcnow()
     thread = Thread(customer=customer, subject=subject, status=status, source_channel=entries[0].channel,
                     created_at=now - timedelta(hours=entries[0].hours_ago), **context)
+    if closed_hours_ago is not None:
+        thread.closed_at = now - timedelta(hours=closed_hours_ago)
     db.session.add(thread)
     for entry in entries:
         at = now - timedelta(hours=entry.hours_ago)

@@ -6,7 +6,8 @@ from playwright.sync_api import expect
 
 from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
-from app.models import Repair, User
+from app.models import Customer, Mailbox, Message, Repair, Shop, User
+from app.portal.access import issue_link
 from conftest import screenshot, sign_in_browser
 
 PASSWORD = "demo-password-1"
@@ -26,6 +27,8 @@ def demo_page(page, live_server):
 def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server):
     page = demo_page
     expect(page.locator("#unread-counter")).not_to_have_text("0")
+    expect(page.locator("tbody")).to_contain_text("Potwierdzenie zamówienia ZAM/2026/1187")  # a trusted supplier's
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # the top bar fits
     screenshot(page, "inbox")
 
     page.goto(live_server.url + "/customers/")
@@ -48,6 +51,31 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     expect(page.locator("h1")).to_be_visible()
     screenshot(page, "outbox")
 
+    reply = db.session.scalar(db.select(Message).where(Message.direction == "in", Message.quoted_text != ""))
+    page.goto(f"{live_server.url}/threads/{reply.thread_id}")
+    quote = page.locator("details.mail-quote")
+    expect(quote).to_have_count(1)
+    quote.locator("summary").click()
+    expect(quote).to_contain_text("450 zł")
+    screenshot(page, "thread")
+
+    page.goto(live_server.url + "/held/")
+    expect(page.locator("tbody tr")).to_have_count(2)
+    expect(page.locator("tbody")).to_contain_text("jan.malinowski@example.com")
+    expect(page.locator("tbody")).to_contain_text("+48605777888")
+    screenshot(page, "held")
+
+    page.goto(live_server.url + "/stats/")
+    expect(page.locator(".stats-chart")).to_be_visible()
+    expect(page.locator("td.num").first).not_to_have_text("—")
+    screenshot(page, "stats")
+
+    mailbox = db.session.scalars(db.select(Mailbox)).one()
+    page.goto(f"{live_server.url}/settings/mailboxes/{mailbox.id}")
+    expect(page.locator("input[name=imap_host]")).to_have_value(mailbox.imap_host)
+    expect(page.locator(".banner[role=alert]")).to_have_count(0)  # a mailbox with example servers is not "broken"
+    screenshot(page, "mailbox")
+
 
 @pytest.mark.shop_locale("pl")
 def test_the_demo_shop_fits_a_phone(phone_page, live_server):
@@ -60,3 +88,23 @@ def test_the_demo_shop_fits_a_phone(phone_page, live_server):
     phone_page.locator(".nav-toggle summary").click()
     expect(phone_page.locator(".mainnav a[href='/repairs/']")).to_be_visible()
     screenshot(phone_page, "phone-menu")
+
+
+@pytest.mark.shop_locale("pl")
+def test_the_demo_customer_reads_the_panel_on_a_phone(phone_page, live_server):
+    seed(PASSWORD)
+    db.session.commit()
+    customer = db.session.scalar(db.select(Customer).where(Customer.panel_state == "active"))
+    token = issue_link(customer, "login")
+    db.session.commit()
+    phone_page.goto(f"{live_server.url}/p/{Shop.current().slug}/s/{token}")
+    phone_page.locator("form button[type=submit]").click()
+    line = phone_page.locator(".panel-thread.is-unread")
+    expect(line).to_have_count(1)
+    expect(line).to_contain_text("Motorola moto g54")
+    screenshot(phone_page, "panel-inbox")
+
+    line.locator("a").click()
+    expect(phone_page.locator(".panel-message-body strong")).to_have_text("290 zł")
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "panel-thread")

@@ -4,7 +4,10 @@ from conftest import sign_in
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import ApiToken, Customer, Message, Repair, Shop, Thread, Ticket, User
+from app.inbound.trusted import trusted_domains
+from app.messaging.inbound import held_items
+from app.models import ApiToken, Customer, Delivery, Mailbox, Message, Repair, Shop, Thread, Ticket, User
+from app.portal.access import threads_for_customer
 
 
 @pytest.fixture
@@ -74,8 +77,11 @@ def test_demo_seed_fills_an_empty_database_and_prints_the_login(cli, app, monkey
 
     assert Shop.current().slug == "naprawaplus"
     assert count(User) == 2 and count(Customer) >= 8 and count(Repair) >= 10 and count(Ticket) == 2
-    assert count(Thread) == 3 and count(Message) >= 6
+    assert count(Thread) >= 8 and count(Message) >= 15
     assert db.session.scalar(select(func.count()).where(Thread.unread.is_(True))) >= 1
+    assert db.session.scalar(select(func.count()).where(Thread.closed_at.is_not(None),
+                                                        Thread.first_response_at.is_not(None))) >= 3
+    assert len(set(db.session.scalars(select(Thread.assignee_id)))) >= 3  # Anna's, Piotr's and nobody's
     assert len({repair.status_id for repair in db.session.scalars(select(Repair))}) >= 5
     customers = db.session.scalars(select(Customer)).all()
     assert any(c.email is None for c in customers)
@@ -86,6 +92,27 @@ def test_demo_seed_fills_an_empty_database_and_prints_the_login(cli, app, monkey
     browser = app.test_client()
     sign_in(browser, owner, password="demo-haslo-123")
     assert "Serwis Naprawa Plus" in browser.get("/").get_data(as_text=True)
+
+
+def test_demo_seed_shows_inbound_mail_held_items_trusted_domains_and_the_panel(cli, app):
+    assert cli.invoke(args=["demo", "seed"]).exit_code == 0
+
+    held = {item.source: item for item in held_items()}
+    assert held["email"].sender == "jan.malinowski@example.com" and held["sms"].sender == "+48605777888"
+    reply = db.session.scalar(select(Message).where(Message.direction == "in", Message.quoted_text != ""))
+    assert reply.thread.unread and "Katarzyna" in reply.body_text and "450 zł" in reply.quoted_text
+    supplier = db.session.scalar(select(Thread).where(Thread.customer_id.is_(None)))
+    assert supplier.subject.startswith("Potwierdzenie zamówienia")  # a trusted domain's mail starts a thread
+    assert [d.domain for d in trusted_domains()] == ["hurtownia-gsm.example"]
+    # The demo mailbox has no real servers: it neither polls nor sends, and never shows up as broken.
+    assert db.session.scalars(select(Mailbox)).one().active is False
+
+    published = db.session.scalars(select(Delivery).where(Delivery.channel == "portal")).one()
+    assert published.status == "delivered" and published.message.visible_to_customer
+    panel_customer = published.message.thread.customer
+    assert panel_customer.panel_active
+    with app.test_request_context():  # the panel's listing reads its sign-in scope from the session
+        assert [t.thread.id for t in threads_for_customer(panel_customer)] == [published.message.thread_id]
 
 
 def test_demo_seed_generates_a_password_when_none_is_given(cli, app, monkeypatch):
