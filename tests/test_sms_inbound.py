@@ -365,6 +365,7 @@ def test_staff_read_a_held_sms_and_create_the_customer_from_it(staff_client, acc
     replied(twilio_server, staff_client, "Dzień dobry, czy mój laptop już gotowy?", sender="+48601222333")
     item = held_items()[0]
 
+    assert "czy mój laptop już gotowy?" in staff_client.get("/held/").get_data(as_text=True)  # the list shows it
     page = staff_client.get(f"/held/{item.id}").get_data(as_text=True)
     assert "czy mój laptop już gotowy?" in page
     response = staff_client.post(f"/held/{item.id}/create-customer",

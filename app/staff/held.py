@@ -22,6 +22,7 @@ from ..models import Customer, InboundItem, Mailbox
 
 bp = Blueprint("held", __name__, url_prefix="/held")
 bp.add_app_template_global(held_count)  # the navigation's badge
+bp.add_app_template_global(held_text, "held_sms_text")  # the list shows an SMS by its text, having no subject
 
 RAW_HEADERS_LIMIT = 64 * 1024
 
