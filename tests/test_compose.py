@@ -9,37 +9,18 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
-from app.mailboxes import create_mailbox
 from app.models import Attachment, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
-from app.sms_accounts import configure_sms
 from conftest import csrf_token
 
 MOBILE = "+48600100200"
-
-
-@pytest.fixture
-def mailbox(app, smtp_server):
-    app.config["SMTP_CA_FILE"] = smtp_server.cafile
-    box = create_mailbox(name="Serwis", email="serwis@shop.example", display_name="Serwis Łatka",
-                         smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="starttls",
-                         username=smtp_server.username, password=smtp_server.password)
-    db.session.commit()
-    return box
-
-
-@pytest.fixture
-def sms_account(twilio_server):
-    account = configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number="+48500100200",
-                            api_base_url=twilio_server.url, actor="test")
-    db.session.commit()
-    return account
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import re
 import pytest
 from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
                            publish, sign_in_customer)
+from servers.accounts import mailbox  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import store
 from app.extensions import db
-from app.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.models import Attachment, Delivery, Message, Shop, Thread
 from app.repairs import create_repair
@@ -21,16 +21,6 @@ from conftest import csrf_token
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
-
-
-@pytest.fixture
-def mailbox(app, smtp_server):
-    app.config["SMTP_CA_FILE"] = smtp_server.cafile
-    box = create_mailbox(name="Serwis", email="serwis@shop.example", display_name="Serwis Łatka",
-                         smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_security="starttls",
-                         username=smtp_server.username, password=smtp_server.password)
-    db.session.commit()
-    return box
 
 
 @pytest.fixture

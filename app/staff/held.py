@@ -114,16 +114,9 @@ def accept(item_id: int):
 @login_required
 def create_customer(item_id: int):
     item = _held_item(item_id)
-    if not FlaskForm().validate_on_submit():
-        abort(400)
-    try:
-        outcome = create_customer_from_held(item, actor=current_user)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        form = AcceptForm()
-        form.form_errors.extend(exc.fields.values())
-        return _show(item, form, 422)
-    db.session.commit()
+    outcome, refused = _decide(item, create_customer_from_held)
+    if refused:
+        return refused
     flash(_("Customer %(name)s added with this mail.", name=outcome.thread.customer.name), "success")
     return redirect(url_for("threads.show", thread_id=outcome.thread.id))
 
@@ -132,15 +125,24 @@ def create_customer(item_id: int):
 @login_required
 def discard(item_id: int):
     item = _held_item(item_id)
+    _nothing, refused = _decide(item, discard_held)
+    if refused:
+        return refused
+    flash(_("The mail was discarded."), "success")
+    return redirect(url_for(".index"))
+
+
+def _decide(item: InboundItem, decision):
+    """Run a staff decision that needs no form fields and commit it: (what `decision` returned, None), or
+    (None, the item's page again with the reason it was refused, status 422)."""
     if not FlaskForm().validate_on_submit():
         abort(400)
     try:
-        discard_held(item, actor=current_user)
+        result = decision(item, actor=current_user)
     except ValidationFailed as exc:
         db.session.rollback()
         form = AcceptForm()
         form.form_errors.extend(exc.fields.values())
-        return _show(item, form, 422)
+        return None, _show(item, form, 422)
     db.session.commit()
-    flash(_("The mail was discarded."), "success")
-    return redirect(url_for(".index"))
+    return result, None
