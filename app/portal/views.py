@@ -17,6 +17,7 @@ from ..i18n import current_shop
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read
+from ..staff import show_errors
 from ..staff.auth import safe_next
 from . import access, bp, notices
 
@@ -243,8 +244,7 @@ def reply(thread_id: int):
             customer_reply(thread, customer, form.body.data, _stored_files(form))
         except ValidationFailed as exc:
             db.session.rollback()
-            for name, message in exc.fields.items():
-                form[name].errors.append(message)
+            show_errors(form, exc)
         else:
             db.session.commit()
             return redirect(url_for("portal.thread", thread_id=thread.id, _anchor="reply"), 303)
@@ -265,8 +265,7 @@ def new_thread():
             message = customer_new_thread(customer, repair, form.body.data, _stored_files(form))
         except ValidationFailed as exc:
             db.session.rollback()
-            for name, text in exc.fields.items():
-                form[name].errors.append(text)
+            show_errors(form, exc)
         else:
             db.session.commit()
             return redirect(url_for("portal.thread", thread_id=message.thread_id), 303)
