@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import abort
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Customer, Repair, Thread, Ticket, utcnow
+from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
 
 def thread_for_staff(thread_id: int) -> Thread:
@@ -14,6 +15,17 @@ def thread_for_staff(thread_id: int) -> Thread:
     if thread is None or thread.deleted_at is not None:
         abort(404)
     return thread
+
+
+def timeline(thread: Thread) -> list[Message]:
+    """The thread's messages in order with what the timeline shows of each (deliveries, files, author), loaded
+    in the same few queries however long the thread is."""
+    return list(db.session.scalars(
+        select(Message)
+        .where(Message.thread_id == thread.id)
+        .order_by(Message.created_at, Message.id)
+        .options(selectinload(Message.deliveries), selectinload(Message.attachments), selectinload(Message.author))
+    ))
 
 
 def context_thread(customer: Customer, repair: Repair | None = None, ticket: Ticket | None = None) -> Thread | None:

@@ -14,7 +14,7 @@ from ..attachments import path_for
 from ..extensions import db
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
 from ..messaging.move import move_message, thread_label
-from ..messaging.threads import thread_for_staff
+from ..messaging.threads import thread_for_staff, timeline
 from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import can_cancel, cancel
@@ -40,7 +40,7 @@ def show(thread_id: int):
         thread.unread = False
         db.session.commit()
     response = make_response(render_template(
-        "staff/threads/show.html", thread=thread, images_for=images_for,
+        "staff/threads/show.html", thread=thread, messages=timeline(thread), images_for=images_for,
         undoable=undoable if undoable and undoable.thread_id == thread.id else None))
     if images_for:
         response.headers["Content-Security-Policy"] = CSP_REMOTE_IMAGES
