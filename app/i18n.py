@@ -60,6 +60,6 @@ def init_i18n(app: Flask, babel: Babel) -> None:
 
 @lru_cache(maxsize=4096)
 def _formatted_datetime(value: datetime, fmt: str, locale, timezone) -> str:
-    """format_datetime in the request's locale and time zone (part of the key): a long thread's page formats the
-    same times on every visit, and formatting is most of what a timeline entry costs."""
+    """format_datetime in the request's locale and time zone (part of the key, so the cache never mixes them up):
+    a long thread's page shows the same few hundred times on every visit, and Babel is slow at formatting."""
     return format_datetime(value, fmt)

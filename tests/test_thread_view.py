@@ -24,9 +24,10 @@ def long_thread(count: int, *, customer=None):
     messages = []
     for n in range(count):
         kind, direction = [("message", "out"), ("note", "internal"), ("message", "in")][n % 3]
+        incoming = direction == "in"
         message = Message(thread_id=thread.id, kind=kind, direction=direction, body_text=f"Wiadomość numer {n}.",
-                          channel="sms" if direction == "in" else None, sender="+48600100200" if direction == "in" else "",
-                          body_format="markdown" if direction != "in" else "text", created_at=start + timedelta(minutes=n))
+                          channel="sms" if incoming else None, sender="+48600100200" if incoming else "",
+                          body_format="text" if incoming else "markdown", created_at=start + timedelta(minutes=n))
         if direction == "out":
             message.deliveries = [Delivery(channel="email", status="delivered", recipient=customer.email)]
             message.attachments = [Attachment(filename=f"wycena-{n}.pdf", size=2048)]
@@ -56,7 +57,8 @@ def test_a_long_thread_shows_its_latest_messages_and_loads_earlier_ones_on_reque
 
 def test_earlier_messages_come_a_page_at_a_time_until_the_first(staff_client):
     thread, messages = long_thread(2 * PAGE_MESSAGES + 5)
-    fragment = staff_client.get(f"/threads/{thread.id}/earlier?before={messages[-PAGE_MESSAGES].id}").get_data(as_text=True)
+    url = f"/threads/{thread.id}/earlier?before={messages[-PAGE_MESSAGES].id}"
+    fragment = staff_client.get(url).get_data(as_text=True)
     assert shown_ids(fragment) == [m.id for m in messages[5:PAGE_MESSAGES + 5]]
     assert f"before={messages[5].id}" in fragment  # the next link asks for what is left
 
