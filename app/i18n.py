@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, format_date, format_datetime, format_decimal
+from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone
 from flask_login import current_user
 
 from .models.users import LOCALES
@@ -42,7 +43,7 @@ def init_i18n(app: Flask, babel: Babel) -> None:
 
     @app.template_filter("datetime")
     def _datetime(value: datetime | None, fmt: str = "short") -> str:
-        return format_datetime(value, fmt) if value else ""
+        return _formatted_datetime(value, fmt, get_locale(), get_timezone()) if value else ""
 
     @app.template_filter("date")
     def _date(value, fmt: str = "medium") -> str:
@@ -55,3 +56,10 @@ def init_i18n(app: Flask, babel: Babel) -> None:
     @app.context_processor
     def _languages():
         return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "current_locale": select_locale}
+
+
+@lru_cache(maxsize=4096)
+def _formatted_datetime(value: datetime, fmt: str, locale, timezone) -> str:
+    """format_datetime in the request's locale and time zone (part of the key, so the cache never mixes them up):
+    a long thread's page shows the same few hundred times on every visit, and Babel is slow at formatting."""
+    return format_datetime(value, fmt)

@@ -21,13 +21,20 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 def html_body(message: Message) -> Markup:
     """The message body as sanitised HTML: Markdown rendered, plain text in paragraphs."""
-    if message.body_format == "markdown":
-        html = _render(message.body_text or "")
+    return Markup(_clean_html(message.body_text or "", message.body_format == "markdown"))
+
+
+@lru_cache(maxsize=512)
+def _clean_html(source: str, markdown: bool) -> str:
+    """The sanitised HTML of a body; cached by its text, as one message's e-mail and page render the same text
+    and a long thread's page shows the same bodies on every visit."""
+    if markdown:
+        html = _render(source)
     else:
-        paragraphs = [p for p in (message.body_text or "").replace("\r\n", "\n").split("\n\n") if p.strip()]
+        paragraphs = [p for p in source.replace("\r\n", "\n").split("\n\n") if p.strip()]
         html = "".join(f"<p>{escape(p.strip())}</p>".replace("\n", "<br>\n") for p in paragraphs)
-    return Markup(nh3.clean(html, tags=HTML_TAGS, attributes=HTML_ATTRIBUTES, url_schemes=URL_SCHEMES,
-                            link_rel="noopener noreferrer"))
+    return nh3.clean(html, tags=HTML_TAGS, attributes=HTML_ATTRIBUTES, url_schemes=URL_SCHEMES,
+                     link_rel="noopener noreferrer")
 
 
 def plain_text(message: Message) -> str:
@@ -43,9 +50,8 @@ def _tokens(source: str) -> list:
     return _markdown.parse(source)
 
 
-@lru_cache(maxsize=512)
 def _render(source: str) -> str:
-    """Markdown to (unsanitised) HTML; cached, as one message's e-mail, SMS and page render the same text."""
+    """Markdown to (unsanitised) HTML."""
     return _markdown.renderer.render(_tokens(source), _markdown.options, {})
 
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from flask import abort
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Customer, Repair, Thread, Ticket, utcnow
+from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
 
 def thread_for_staff(thread_id: int) -> Thread:
@@ -14,6 +15,23 @@ def thread_for_staff(thread_id: int) -> Thread:
     if thread is None or thread.deleted_at is not None:
         abort(404)
     return thread
+
+
+def timeline(thread: Thread, *, before: Message | None = None, limit: int | None = None) -> tuple[list[Message], bool]:
+    """The thread's messages in order (the last `limit` of them, those before `before` when given) with what the
+    timeline shows of each (deliveries, files, author) loaded in the same few queries however long the thread
+    is; and whether earlier messages are left out."""
+    query = select(Message).where(Message.thread_id == thread.id)
+    if before is not None:
+        query = query.where(or_(Message.created_at < before.created_at,
+                                and_(Message.created_at == before.created_at, Message.id < before.id)))
+    query = query.order_by(Message.created_at.desc(), Message.id.desc()).options(
+        selectinload(Message.deliveries), selectinload(Message.attachments), selectinload(Message.author))
+    if limit is not None:
+        query = query.limit(limit + 1)  # one more tells whether earlier ones are left
+    messages = list(db.session.scalars(query))
+    more = limit is not None and len(messages) > limit
+    return messages[:limit][::-1], more
 
 
 def context_thread(customer: Customer, repair: Repair | None = None, ticket: Ticket | None = None) -> Thread | None:

@@ -14,7 +14,7 @@ from ..attachments import path_for
 from ..extensions import db
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
 from ..messaging.move import move_message, thread_label
-from ..messaging.threads import thread_for_staff
+from ..messaging.threads import thread_for_staff, timeline
 from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import can_cancel, cancel
@@ -26,12 +26,15 @@ bp = Blueprint("threads", __name__, url_prefix="/threads")
 SAFE_IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 # A page showing one mail's remote images, because the reader asked: those images may load from anywhere.
 CSP_REMOTE_IMAGES = CSP.replace("img-src 'self' data:", "img-src 'self' data: https: http:")
+# How many of the latest messages a thread's page shows; earlier ones load on request, 50 at a time.
+PAGE_MESSAGES = 50
 
 
 @bp.route("/<int:thread_id>")
 @login_required
 def show(thread_id: int):
-    """The thread; `?images=<message id>` shows that received mail with its remote images loaded."""
+    """The thread with its latest messages; `?all=1` shows them all (where a link to an earlier message leads),
+    `?images=<message id>` all of them too, with that received mail's remote images loaded."""
     thread = thread_for_staff(thread_id)
     undo_ids = get_flashed_messages(category_filter=["undo"])
     undoable = db.session.get(Message, int(undo_ids[-1])) if undo_ids else None
@@ -39,12 +42,26 @@ def show(thread_id: int):
     if thread.unread:
         thread.unread = False
         db.session.commit()
+    everything = images_for or request.args.get("all") == "1"
+    messages, more = timeline(thread, limit=None if everything else PAGE_MESSAGES)
     response = make_response(render_template(
-        "staff/threads/show.html", thread=thread, images_for=images_for,
+        "staff/threads/show.html", thread=thread, messages=messages, more=more, images_for=images_for,
         undoable=undoable if undoable and undoable.thread_id == thread.id else None))
     if images_for:
         response.headers["Content-Security-Policy"] = CSP_REMOTE_IMAGES
     return response
+
+
+@bp.route("/<int:thread_id>/earlier")
+@login_required
+def earlier(thread_id: int):
+    """The messages before `?before=<message id>`, as timeline entries for htmx to put above it."""
+    thread = thread_for_staff(thread_id)
+    before = db.session.get(Message, request.args.get("before", type=int) or 0)
+    if before is None or before.thread_id != thread.id:
+        abort(404)
+    messages, more = timeline(thread, before=before, limit=PAGE_MESSAGES)
+    return render_template("staff/threads/_earlier.html", thread=thread, messages=messages, more=more)
 
 
 @bp.app_template_global()
@@ -58,6 +75,12 @@ def mail_html(message: Message, remote_images: bool = False) -> Markup:
 
 
 bp.add_app_template_global(has_remote_images)
+
+
+@bp.app_template_global()
+def translated(labels: dict) -> dict[str, str]:
+    """Lazily translated labels resolved once, for a page that shows them many times."""
+    return {key: str(label) for key, label in labels.items()}
 
 
 @bp.app_template_global()
