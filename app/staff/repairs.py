@@ -11,7 +11,8 @@ from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringFie
 from wtforms.validators import Optional
 
 from ..errors import ValidationFailed
-from ..messaging.threads import threads_of
+from ..messaging.threads import threads_of, timeline
+from .threads import PAGE_MESSAGES
 from ..extensions import db
 from ..models import Customer, Repair, RepairStatus
 from ..repairs import change_status, create_repair, find_repairs, repair_log, row_by_id, update_repair
@@ -80,7 +81,12 @@ def show(repair_id: int):
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "details"
     return render_template("staff/repairs/show.html", repair=repair, tab=tab, statuses=RepairStatus.ordered(),
                            log=repair_log(repair) if tab == "log" else None,
-                           threads=threads_of(repair=repair) if tab == "messages" else None)
+                           timelines=_timelines(repair) if tab == "messages" else None)
+
+
+def _timelines(repair: Repair) -> list[tuple]:
+    """Each of the repair's threads with its latest messages and whether earlier ones are left out."""
+    return [(thread, *timeline(thread, limit=PAGE_MESSAGES)) for thread in threads_of(repair=repair)]
 
 
 @bp.route("/<int:repair_id>/edit", methods=["GET", "POST"])
