@@ -88,8 +88,6 @@ def plan(template: MessageTemplate | None, channels: Sequence[str], people: Sequ
         result.skipped += [Skip(person.customer, c, problems[f"channels.{c}"]) for c in channels if c not in usable]
         if usable:
             result.sends.append((person, usable))
-        else:
-            result.skipped.append(Skip(person.customer, None, _("No chosen channel can reach this customer.")))
     return result
 
 
