@@ -16,8 +16,9 @@ from app.customers import create_customer
 from app.extensions import db
 from app.messaging.compose import compose
 from app.messaging.notifications import quiet_until
-from app.messaging.templates import save_template
-from app.models import Delivery, Message, RepairEvent, RepairStatus, Shop, StatusNotification, Thread, utcnow
+from app.messaging.templates import delete_template, save_template
+from app.models import (Delivery, Message, MessageTemplate, RepairEvent, RepairStatus, Shop, StatusNotification,
+                        Thread, utcnow)
 from app.outbox import dispatch_pass
 from app.repairs import change_status, create_repair
 from conftest import csrf_token
@@ -169,3 +170,42 @@ def test_quiet_hours_are_read_in_the_shops_time_zone(shop, start, end, at, expec
     when = datetime.fromisoformat(at).replace(tzinfo=zone).astimezone(timezone.utc)
     result = quiet_until(shop, when)
     assert result == (datetime.fromisoformat(expected).replace(tzinfo=zone) if expected else None)
+
+
+def test_a_broken_stored_template_notes_the_problem_and_the_status_still_changes(mailbox, repair, ready):
+    template = db.session.get(MessageTemplate, db.session.scalars(db.select(StatusNotification)).one().template_id)
+    template.body = "{% if device %}never closed"  # as if written to the database without the check at save
+    db.session.commit()
+    assert change_status(repair, ready, actor="test")
+    db.session.commit()
+    assert repair.status_id == ready.id and notifications() == []
+    assert any("not sent" in text for text in log_texts(repair))
+
+
+def test_deleting_a_template_stops_its_notification(mailbox, repair, ready):
+    rule = db.session.scalars(db.select(StatusNotification)).one()
+    delete_template(db.session.get(MessageTemplate, rule.template_id), actor="test")
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.scalars(db.select(StatusNotification)).all() == []
+    change_status(repair, ready, actor="test")
+    db.session.commit()
+    assert notifications() == []
+
+
+def test_the_notification_and_the_repair_cards_messages_use_the_newest_open_thread_of_the_repair(
+        staff_client, mailbox, repair, ready):
+    older, newer, closed = (Thread(customer_id=repair.customer_id, repair_id=repair.id, subject=s, status=st)
+                            for s, st in (("older", "open"), ("newer", "waiting_customer"), ("closed", "closed")))
+    db.session.add_all([older, newer])
+    db.session.flush()
+    db.session.add(closed)  # the newest of all, but closed
+    db.session.commit()
+    change_status(repair, ready, actor="test")
+    db.session.commit()
+    assert notifications()[0].thread_id == newer.id
+
+    response = staff_client.post("/compose", data={
+        "csrf_token": csrf_token(staff_client, f"/compose?repair_id={repair.id}"), "customer_id": repair.customer_id,
+        "repair_id": repair.id, "channels": ["email"], "body": "Z karty naprawy"}, content_type="multipart/form-data")
+    assert response.headers["Location"].endswith(f"/threads/{newer.id}")

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from jinja2 import TemplateError
 from sqlalchemy import select
 
 from ..errors import ValidationFailed
@@ -102,7 +103,11 @@ def notify_status_change(repair: Repair, status: RepairStatus, *, changed_at: da
         usable = [name for name in rule.channels if f"channels.{name}" not in problems]
         if not usable:
             return None
-        rendered = render(template, shop=shop, customer=customer, repair=repair)
+        try:
+            rendered = render(template, shop=shop, customer=customer, repair=repair)
+        except TemplateError as exc:  # only a template stored without the check at save could get here
+            _note(repair, _("%(about)s not sent: %(reason)s", about=about, reason=str(exc)))
+            return None
         try:
             with db.session.begin_nested():
                 message = compose(customer=customer, channels=usable, body=rendered.body, subject=rendered.subject,

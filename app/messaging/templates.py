@@ -16,7 +16,7 @@ from babel.numbers import format_currency
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 
@@ -56,8 +56,10 @@ TAGS = {
 
 @cache
 def _environment() -> ImmutableSandboxedEnvironment:
-    # Text, not HTML: the mail's HTML part is built from the rendered text like any message's.
-    return ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True,
+    # Text, not HTML: the mail's HTML part is built from the rendered text like any message's. Unknown names are
+    # refused when a template is saved (check_text); should one still reach a render (a tag dropped in a later
+    # version), it prints nothing rather than failing a message to a customer.
+    return ImmutableSandboxedEnvironment(autoescape=False, undefined=Undefined, keep_trailing_newline=True,
                                          auto_reload=False, cache_size=0)
 
 
