@@ -108,6 +108,14 @@ def test_hostile_broken_and_unknown_templates_are_refused_at_save_naming_the_lin
     assert db.session.scalar(db.select(db.func.count()).select_from(Message)) == 0
 
 
+def test_thousands_of_nested_blocks_are_refused_not_crashed_on(app):
+    with pytest.raises(ValidationFailed) as refused:
+        make_template("{%if device%}" * 850 + "x" + "{%endif%}" * 850)  # within the 20,000 characters
+    assert "nested too deeply" in refused.value.fields["body"]
+    with pytest.raises(ValidationFailed):
+        make_template("{{ " + "(" * 9000 + "device" + ")" * 9000 + " }}")
+
+
 def test_a_broken_subject_is_refused_on_the_subject(app):
     with pytest.raises(ValidationFailed) as refused:
         make_template("Treść", subject="{{ shop_name.upper() }}")

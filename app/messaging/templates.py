@@ -91,10 +91,12 @@ def check_text(text: str, field: str) -> None:
     or anything beyond tags and if-blocks."""
     try:
         tree = _environment().parse(text)
+        why = _refusal(tree)
     except TemplateSyntaxError as exc:
         raise ValidationFailed({field: _("Line %(line)d: %(problem)s", line=exc.lineno, problem=exc.message)}) \
             from None
-    why = _refusal(tree)
+    except RecursionError:  # thousands of nested blocks or brackets: no shop writes that by hand
+        raise ValidationFailed({field: _("The text is nested too deeply.")}) from None
     if why:
         raise ValidationFailed({field: why})
 
