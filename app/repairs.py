@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
 from .models.audit import record
 from .portal.access import ensure_access_code
+from .messaging.notifications import notify_status_change
 from .models.repairs import PRIORITIES, TICKET_STATUSES
 from .models.shop import STATUS_COLOURS
 
@@ -29,6 +30,7 @@ TEXT_MAX = 20_000  # fault descriptions and ticket descriptions
 PRICE_MAX = Decimal("99999999.99")  # what Numeric(10, 2) holds
 CENT = Decimal("0.01")
 DIRECTIONS = ("up", "down")
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours another system's clock may be
 
 Actor = User | str | None  # the signed-in user, a machine label such as "api:erp", or None for the system
 
@@ -322,20 +324,27 @@ def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fiel
     return changed
 
 
-def change_status(repair: Repair, status, *, actor: Actor = None, source: str = "staff") -> bool:
-    """Move the repair to an active status (row, id or name) and log it; False when it already is there.
+def change_status(repair: Repair, status, *, actor: Actor = None, source: str = "staff",
+                  changed_at: datetime | None = None) -> bool:
+    """Move the repair to an active status (row, id or name), log it and queue the customer's automatic
+    notification for it (see notify_status_change); False when the repair already is there.
 
-    True means the status really changed: the moment the customer's automatic notification belongs to.
-    Refuses unknown and deactivated statuses (ValidationFailed on "status").
+    `changed_at` is when the change really happened (a system applying changes later says so); by default now.
+    Refuses unknown and deactivated statuses (ValidationFailed on "status"), and a `changed_at` without a time
+    zone or in the future (on "status_changed_at").
     """
     new = resolve_status(status)
+    now = utcnow()
+    if changed_at is not None and (changed_at.tzinfo is None or changed_at > now + CLOCK_SKEW):
+        raise ValidationFailed({"status_changed_at": _("Give a past time with its time zone.")})
     old = repair.status
     if new.id == repair.status_id:
         return False
     repair.status = new
-    repair.status_changed_at = utcnow()
+    repair.status_changed_at = changed_at or now
     _event(repair, "status", f"{old.name} → {new.name}", actor)
     record("repair.status", by=actor, target=repair, source=source, old=old.name, new=new.name)
+    notify_status_change(repair, new, changed_at=repair.status_changed_at)
     db.session.flush()
     return True
 

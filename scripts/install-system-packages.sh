@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The system packages `make test` needs: a PostgreSQL server, Chromium, Dovecot (and venv support for Python).
+# The system packages `make test` needs: a PostgreSQL server, Chromium, Dovecot, the DejaVu fonts the receipt PDF
+# uses (and venv support for Python).
 # Does nothing when they are all present; installs the missing ones with apt as root; otherwise names them.
 set -euo pipefail
 
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -x /usr/sbin/dovecot ] || command -v dovecot >/dev/null || missing+=(dovecot-imapd dovecot-lmtpd)
 [ -d .venv ] || "${PY:-python3}" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 

@@ -1,15 +1,18 @@
 """API: repair orders (create, read, change fields and status)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import jsonify, url_for
 
 from .. import repairs as rules
+from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Repair
 from . import api_actor, bp, json_body, token_required
 
 CREATE_FIELDS = ("customer_id", "number", "device", "description", "status", "price_estimate", "pickup_date")
-UPDATE_FIELDS = ("device", "description", "status", "price_estimate", "pickup_date")
+UPDATE_FIELDS = ("device", "description", "status", "price_estimate", "pickup_date", "status_changed_at")
 
 
 def repair_json(repair: Repair) -> dict:
@@ -26,6 +29,17 @@ def repair_json(repair: Repair) -> dict:
         "created_at": repair.created_at.isoformat(),
         "updated_at": repair.updated_at.isoformat(),
     }
+
+
+def _timestamp(raw) -> datetime | None:
+    """An ISO 8601 time from the request, or None when absent; a 422 for anything else."""
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed({"status_changed_at": "expected an ISO 8601 time, e.g. 2026-03-01T10:00:00+01:00"}) \
+            from None
 
 
 @bp.post("/repairs")
@@ -50,12 +64,17 @@ def get_repair(repair_id: int):
 @bp.patch("/repairs/<int:repair_id>")
 @token_required
 def patch_repair(repair_id: int):
-    """Change fields and/or the status; a status change is logged and notifies like one made by staff."""
+    """Change fields and/or the status; a status change is logged and notifies like one made by staff.
+
+    `status_changed_at` (ISO 8601 with a time zone) says when a change applied later really happened: one
+    older than the shop's limit notifies nobody.
+    """
     repair = db.get_or_404(Repair, repair_id, description="repair not found")
     fields = dict(json_body(UPDATE_FIELDS))
     has_status, status = "status" in fields, fields.pop("status", None)
+    changed_at = _timestamp(fields.pop("status_changed_at", None))
     rules.update_repair(repair, actor=api_actor(), source="api", **fields)
     if has_status:
-        rules.change_status(repair, status, actor=api_actor(), source="api")
+        rules.change_status(repair, status, actor=api_actor(), source="api", changed_at=changed_at)
     db.session.commit()
     return jsonify(repair_json(repair))

@@ -16,6 +16,8 @@ from ..extensions import db
 from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
 from ..models.audit import record
 from ..models.conversations import CHANNELS
+from ..models.templates import MessageTemplate
+from .templates import refusal_for, template_files
 from .threads import context_thread, default_subject, open_thread
 
 MAX_CC = 30
@@ -88,12 +90,14 @@ def compose(
     sms_plain: bool = False,
     automatic: bool = False,
     source: str = "staff",
+    template: MessageTemplate | None = None,
 ) -> Message:
     """Store a message to `customer` and one scheduled delivery per channel; nothing leaves before `send_at`.
 
     `send_at` None means "after the shop's undo window". Refuses (ValidationFailed, nothing stored) when a
     channel cannot reach the customer, the body is empty or too long for SMS, CC or the time are wrong, or
-    the thread, repair or ticket belongs to someone else.
+    the thread, repair or ticket belongs to someone else, or the `template` (whose files go with the message on
+    e-mail and panel) is marketing and the customer has not agreed to it.
     """
     shop = Shop.current()
     now = utcnow()
@@ -133,8 +137,12 @@ def compose(
         cc_clean = _clean_cc(cc) if "email" in channels else []
     except ValidationFailed as exc:
         errors.update(exc.fields)
+    if template is not None and (refusal := refusal_for(template, customer)):
+        errors["template_id"] = refusal
     if errors:
         raise ValidationFailed(errors)
+    if template is not None and {"email", "portal"} & set(channels):
+        attachments = [*attachments, *template_files(template, repair=repair, shop=shop)]
 
     if thread is None:
         thread = context_thread(customer, repair, ticket) or open_thread(
@@ -154,7 +162,8 @@ def compose(
         body_format="markdown",
         visible_to_customer="portal" in channels,
         automatic=automatic,
-        meta={"channels": channels, "sms_plain": bool(sms_plain)},
+        meta={"channels": channels, "sms_plain": bool(sms_plain),
+              **({"template_id": template.id} if template is not None else {})},
         send_at=due,
         created_at=now,
     )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import abort
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -35,14 +35,19 @@ def timeline(thread: Thread, *, before: Message | None = None, limit: int | None
 
 
 def context_thread(customer: Customer, repair: Repair | None = None, ticket: Ticket | None = None) -> Thread | None:
-    """The thread a repair's or ticket's messages live in (the oldest one still in use), if any."""
+    """The thread a repair's or ticket's messages live in, if any: the newest open one, else the newest closed one.
+
+    Every writer about a repair or ticket (staff from its card, automatic notifications, the customer in the
+    panel, mail naming it in the subject) uses this one rule, so a conversation about it stays in one place.
+    """
     if repair is None and ticket is None:
         return None
     query = select(Thread).where(
         Thread.customer_id == customer.id, Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None)
     )
     query = query.where(Thread.repair_id == repair.id) if repair else query.where(Thread.ticket_id == ticket.id)
-    return db.session.scalars(query.order_by(Thread.id).limit(1)).first()
+    is_closed = case((Thread.status == "closed", 1), else_=0)
+    return db.session.scalars(query.order_by(is_closed, Thread.id.desc()).limit(1)).first()
 
 
 def open_thread(

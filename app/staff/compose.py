@@ -21,8 +21,9 @@ from ..extensions import db
 from ..i18n import current_shop
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
+from ..messaging.templates import message_templates, refusal_for, render, reply_frame
 from ..messaging.threads import thread_for_staff
-from ..models import Customer, Message, Repair, Ticket
+from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
 
 bp = Blueprint("compose", __name__)
@@ -76,12 +77,27 @@ def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
     return local.replace(tzinfo=ZoneInfo(current_shop().timezone))
 
 
-def _render(form, customer, repair, ticket, thread, chosen, errors=None, status=200):
+def _render(form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html"):
     return render_template(
-        "staff/compose/page.html", form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
+        page, form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
         channels=_channel_states(customer), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
+        templates=message_templates(), template_id=request.values.get("template_id", type=int),
     ), status
+
+
+def _chosen_template() -> MessageTemplate | None:
+    template_id = request.values.get("template_id", type=int)
+    template = db.session.get(MessageTemplate, template_id) if template_id else None
+    return template if template is not None and template.kind == "message" else None
+
+
+def _framed_reply(customer: Customer, repair: Repair | None) -> str:
+    """An empty reply: the shop's header and footer in its language, with room to write between them."""
+    shop = current_shop()
+    parts = [render(frame, shop=shop, customer=customer, repair=repair).body
+             for kind in ("header", "footer") if (frame := reply_frame(shop.locale, kind)) is not None]
+    return "\n\n\n\n".join(parts)
 
 
 @bp.route("/compose", methods=["GET", "POST"])
@@ -91,6 +107,8 @@ def page():
     form = ComposeForm()
     if request.method == "GET":
         chosen = default_channels(customer, thread, current_shop()) if customer else []
+        if customer is not None and not form.body.data:
+            form.body.data = _framed_reply(customer, repair)
         return _render(form, customer, repair, ticket, thread, chosen)
     if customer is None:
         abort(400)
@@ -104,6 +122,7 @@ def page():
             subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,
             cc=(form.cc.data or "").replace(";", ",").split(","),
             attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data), sms_plain=form.sms_plain.data,
+            template=_chosen_template(),
         )
     except ValidationFailed as exc:
         db.session.rollback()
@@ -114,6 +133,25 @@ def page():
     else:
         flash(_("Message scheduled for %(when)s.", when=form.send_at.data.strftime("%Y-%m-%d %H:%M")), "success")
     return redirect(url_for("threads.show", thread_id=message.thread_id))
+
+
+@bp.route("/compose/template", methods=["POST"])
+@login_required
+def fill():
+    """The subject and text of the chosen template for this customer and repair, in place of what was written;
+    a marketing template for a customer without consent is refused with the reason, leaving the text alone."""
+    customer, repair, ticket, thread = _context()
+    if customer is None:
+        abort(400)
+    form, errors = ComposeForm(), {}
+    template = _chosen_template()
+    if template is not None:
+        if refusal := refusal_for(template, customer):
+            errors["template_id"] = refusal
+        else:
+            rendered = render(template, shop=current_shop(), customer=customer, repair=repair)
+            form.subject.data, form.body.data = rendered.subject, rendered.body
+    return _render(form, customer, repair, ticket, thread, [], errors, page="staff/compose/_text.html")
 
 
 @bp.route("/compose/sms-count", methods=["POST"])

@@ -1,0 +1,284 @@
+"""Message templates: the tags they may use, checking them at save time, and rendering them for a customer.
+
+A template may use only the offered tags (`{{ repair_number }}`) and `{% if tag %} … {% else %} … {% endif %}`.
+Everything else (attribute access, filters, calls, arithmetic, loops, assignments) is refused when the template
+is saved, so a saved template cannot fail or run away when it is rendered for a customer: every tag has a value
+at send time (empty when the repair or customer lacks it), and the sandbox renders plain strings only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+from functools import cache
+
+from babel.dates import format_date
+from babel.numbers import format_currency
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from jinja2 import TemplateSyntaxError, Undefined, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from sqlalchemy import select
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Customer, Repair, Shop
+from ..models.audit import record
+from ..models.conversations import CHANNELS
+from ..models.templates import MessageTemplate, TemplateAttachment
+from ..models.users import LOCALES
+
+CURRENCY = "PLN"  # the shop has no currency setting; every shop using the app so far counts in złoty
+NAME_MAX = 120
+SUBJECT_MAX = 255
+BODY_MAX = 20_000
+KINDS = ("message", "header", "footer")
+DOCUMENTS = {"acceptance_receipt": _l("Acceptance receipt (PDF)")}
+
+# The tags a template can use, in the picker's order, with the label staff see.
+TAGS = {
+    "customer_first_name": _l("Customer's first name"),
+    "customer_name": _l("Customer's full name"),
+    "repair_number": _l("Repair number"),
+    "device": _l("Device"),
+    "fault": _l("Fault description"),
+    "status": _l("Repair status"),
+    "price_estimate": _l("Price estimate"),
+    "pickup_date": _l("Pickup date"),
+    "shop_name": _l("Shop name"),
+    "shop_address": _l("Shop address"),
+    "shop_phone": _l("Shop phone"),
+    "opening_hours": _l("Opening hours"),
+    "panel_link": _l("Customer panel link"),
+    "sms_reply_hint": _l("Reply-by-SMS hint"),
+}
+
+
+@cache
+def _environment() -> ImmutableSandboxedEnvironment:
+    # Text, not HTML: the mail's HTML part is built from the rendered text like any message's. Unknown names are
+    # refused when a template is saved (check_text); should one still reach a render (a tag dropped in a later
+    # version), it prints nothing rather than failing a message to a customer.
+    return ImmutableSandboxedEnvironment(autoescape=False, undefined=Undefined, keep_trailing_newline=True,
+                                         auto_reload=False, cache_size=0)
+
+
+# --- checking ------------------------------------------------------------------------------------
+
+
+def _refusal(node: nodes.Node) -> str | None:
+    """Why `node` (or anything in it) is not allowed in a template, or None when it is."""
+    if isinstance(node, nodes.Template | nodes.Output):
+        children = node.body if isinstance(node, nodes.Template) else node.nodes
+        return next((why for child in children if (why := _refusal(child))), None)
+    if isinstance(node, nodes.TemplateData):
+        return None
+    if isinstance(node, nodes.Name):
+        if node.name not in TAGS:
+            return _("Line %(line)d: there is no tag %(tag)s.", line=node.lineno, tag=node.name)
+        return None
+    if isinstance(node, nodes.If):
+        test = node.test.node if isinstance(node.test, nodes.Not) else node.test
+        if not isinstance(test, nodes.Name):
+            return _("Line %(line)d: an if-block can only test one tag, like: if pickup_date.", line=node.lineno)
+        parts = [test, *node.body, *node.elif_, *node.else_]
+        return next((why for part in parts if (why := _refusal(part))), None)
+    return _("Line %(line)d: only tags and if-blocks are allowed here.", line=node.lineno)
+
+
+def check_text(text: str, field: str) -> None:
+    """Refuse (ValidationFailed on `field`, naming the line) a template text with a syntax error, an unknown tag,
+    or anything beyond tags and if-blocks."""
+    try:
+        tree = _environment().parse(text)
+        why = _refusal(tree)
+    except TemplateSyntaxError as exc:
+        raise ValidationFailed({field: _("Line %(line)d: %(problem)s", line=exc.lineno, problem=exc.message)}) \
+            from None
+    except RecursionError:  # thousands of nested blocks or brackets: no shop writes that by hand
+        raise ValidationFailed({field: _("The text is nested too deeply.")}) from None
+    if why:
+        raise ValidationFailed({field: why})
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, language: str) -> dict[str, str]:
+    """Every tag's text for this customer and repair; what is unknown is empty. Amounts and dates in the shop's
+    locale, the hint in the template's language."""
+    from ..channels.sms import active_account  # the SMS channel imports the messaging package
+    from ..portal.notices import panel_url
+
+    locale = shop.locale or "pl"
+    values = dict.fromkeys(TAGS, "")
+    values.update(shop_name=shop.name, shop_address=shop.address or "", shop_phone=shop.phone or "",
+                  opening_hours=shop.opening_hours or "", panel_link=panel_url("portal.sign_in", slug=shop.slug))
+    if customer is not None:
+        values.update(customer_first_name=customer.first_name, customer_name=customer.name)
+    if repair is not None:
+        values.update(repair_number=repair.number, device=repair.device, fault=repair.description or "",
+                      status=repair.status.name if repair.status else "")
+        if repair.price_estimate is not None:
+            values["price_estimate"] = format_currency(repair.price_estimate, CURRENCY, locale=locale)
+        if repair.pickup_date is not None:
+            values["pickup_date"] = format_date(repair.pickup_date, "long", locale=locale)
+    if active_account() is not None:
+        with force_locale(language):
+            values["sms_reply_hint"] = _("You can reply to this SMS.")
+    return values
+
+
+def render_text(text: str, values: dict[str, str]) -> str:
+    """A checked template text with these tag values."""
+    return _environment().from_string(text).render(values)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+def render(template: MessageTemplate, *, shop: Shop, customer: Customer | None, repair: Repair | None) -> Rendered:
+    """The template's subject (on one line) and body for this customer and repair."""
+    values = tag_values(shop, customer, repair, template.language)
+    subject = " ".join(render_text(template.subject or "", values).split())
+    return Rendered(subject, render_text(template.body or "", values).strip())
+
+
+def preview(*, subject: str, body: str, language: str, repair: Repair | None) -> Rendered:
+    """An unsaved template's text for a real repair (and its customer); refuses what saving would refuse."""
+    errors = {}
+    for field, text in (("subject", subject or ""), ("body", body or "")):
+        try:
+            check_text(text, field)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    shop = Shop.current()
+    values = tag_values(shop, repair.customer if repair else None, repair, language if language in LOCALES else "pl")
+    return Rendered(" ".join(render_text(subject or "", values).split()), render_text(body or "", values).strip())
+
+
+def refusal_for(template: MessageTemplate, customer: Customer) -> str | None:
+    """Why this template may not go to this customer, or None: marketing needs the customer's consent."""
+    if template.marketing and not customer.marketing_consent:
+        return _("“%(template)s” is a marketing message and %(customer)s has not agreed to marketing messages.",
+                 template=template.name, customer=customer.name)
+    return None
+
+
+# --- the shop's templates ------------------------------------------------------------------------
+
+
+def message_templates() -> list[MessageTemplate]:
+    """The templates staff can choose when writing (not the reply headers and footers), by name."""
+    return list(db.session.scalars(
+        select(MessageTemplate).where(MessageTemplate.kind == "message").order_by(MessageTemplate.name,
+                                                                                 MessageTemplate.id)))
+
+
+def all_templates() -> list[MessageTemplate]:
+    return list(db.session.scalars(select(MessageTemplate).order_by(MessageTemplate.kind, MessageTemplate.name,
+                                                                    MessageTemplate.id)))
+
+
+def reply_frame(language: str, kind: str) -> MessageTemplate | None:
+    """The shop's reply header or footer in this language, if it has one."""
+    return db.session.scalar(select(MessageTemplate).where(MessageTemplate.kind == kind,
+                                                           MessageTemplate.language == language).limit(1))
+
+
+def checked_fields(*, name, channels, subject, body, language, kind, marketing=False, template=None) -> dict:
+    """The template's fields cleaned; ValidationFailed names every bad field at once (syntax with its line)."""
+    errors = {}
+    name = " ".join((name or "").split())
+    if not name:
+        errors["name"] = _("Enter a name.")
+    elif len(name) > NAME_MAX:
+        errors["name"] = _("At most %(max)s characters.", max=NAME_MAX)
+    if kind not in KINDS:
+        errors["kind"] = _("Choose one of: %(values)s.", values=", ".join(KINDS))
+    if language not in LOCALES:
+        errors["language"] = _("Choose Polish or English.")
+    channels = [c for c in CHANNELS if c in (channels or [])]
+    if kind == "message" and not channels:
+        errors["channels"] = _("Choose at least one channel.")
+    subject, body = subject or "", (body or "").replace("\r\n", "\n")
+    for field, text, limit in (("subject", subject, SUBJECT_MAX), ("body", body, BODY_MAX)):
+        if len(text) > limit:
+            errors[field] = _("At most %(max)s characters.", max=limit)
+            continue
+        try:
+            check_text(text, field)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if not body.strip():
+        errors.setdefault("body", _("Write the text."))
+    if kind in ("header", "footer") and language in LOCALES and "language" not in errors:
+        other = reply_frame(language, kind)
+        if other is not None and other is not template:
+            errors["kind"] = _("The shop already has a reply %(kind)s in this language: “%(name)s”.",
+                               kind=_("header") if kind == "header" else _("footer"), name=other.name)
+    if errors:
+        raise ValidationFailed(errors)
+    return dict(name=name, channels=channels, subject=subject, body=body, language=language,
+                marketing=bool(marketing), kind=kind)
+
+
+def save_template(template: MessageTemplate | None, *, actor, files=(), receipt: bool = False,
+                  remove_attachments=(), **fields) -> MessageTemplate:
+    """Create (template None) or change a template; `files` (StoredFile) are added, attachment ids in
+    `remove_attachments` removed, and the acceptance receipt attached or not. Refuses bad fields (checked_fields)."""
+    cleaned = checked_fields(template=template, **fields)
+    if template is None:
+        template = MessageTemplate()
+        db.session.add(template)
+    for field, value in cleaned.items():
+        setattr(template, field, value)
+    keep = [a for a in template.attachments if a.id not in set(remove_attachments) and a.kind == "file"]
+    keep += [TemplateAttachment(kind="file", filename=f.filename, content_type=f.content_type, sha256=f.sha256)
+             for f in files]
+    if receipt:
+        keep.append(next((a for a in template.attachments if a.document == "acceptance_receipt"), None)
+                    or TemplateAttachment(kind="document", document="acceptance_receipt",
+                                          filename="receipt.pdf", content_type="application/pdf"))
+    template.attachments = keep
+    db.session.flush()
+    record("template.save", by=actor, target=template, name=template.name)
+    return template
+
+
+def delete_template(template: MessageTemplate, *, actor) -> None:
+    """Delete a template; automatic notifications that used it stop (their rules go with it)."""
+    record("template.delete", by=actor, target=template, name=template.name)
+    db.session.delete(template)
+    db.session.flush()
+
+
+def template_files(template: MessageTemplate, *, repair: Repair | None, shop: Shop) -> list:
+    """The files the template carries, as StoredFile: its uploaded files, and its documents rendered now for
+    `repair`. Refuses (ValidationFailed on "template_id") a document without a repair and a file gone from disk."""
+    from ..attachments import StoredFile, path_for, store
+    from .receipt import acceptance_receipt
+
+    files = []
+    for attachment in template.attachments:
+        if attachment.kind == "document":
+            if repair is None:
+                raise ValidationFailed({"template_id": _("“%(template)s” attaches a repair's receipt: write from "
+                                                         "a repair.", template=template.name)})
+            with force_locale(shop.locale or "pl"):
+                name = _("receipt-%(number)s.pdf", number=repair.number)
+            files.append(store(BytesIO(acceptance_receipt(repair, shop)), name))
+            continue
+        try:
+            size = path_for(attachment.sha256).stat().st_size
+        except (FileNotFoundError, ValueError):
+            raise ValidationFailed({"template_id": _("The file %(name)s of “%(template)s” is missing; upload it "
+                                                     "again.", name=attachment.filename, template=template.name)}) \
+                from None
+        files.append(StoredFile(attachment.sha256, size, attachment.content_type, attachment.filename))
+    return files

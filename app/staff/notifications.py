@@ -1,0 +1,45 @@
+"""Owner settings: which template goes to the customer, on which channels, when a repair enters each status; quiet
+hours for automatic SMS and how old a status change may be to still notify."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from htmx_flask import request
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..i18n import current_shop
+from ..labels import CHANNEL_LABELS
+from ..messaging.notifications import rules_by_status, save_settings
+from ..messaging.templates import message_templates
+from ..models import RepairStatus
+from ..models.conversations import CHANNELS
+from . import owner_required
+
+bp = Blueprint("notifications", __name__, url_prefix="/settings/notifications")
+
+
+@bp.route("/", methods=["GET", "POST"])
+@owner_required
+def index():
+    statuses = RepairStatus.ordered(active_only=False)
+    errors, status = {}, 200
+    if request.method == "POST" and FlaskForm().validate_on_submit():
+        form = request.form
+        rules = {s.id: (form.get(f"template_{s.id}", type=int), form.getlist(f"channels_{s.id}")) for s in statuses}
+        try:
+            save_settings(current_shop(), rules=rules, quiet_hours_start=form.get("quiet_hours_start", ""),
+                          quiet_hours_end=form.get("quiet_hours_end", ""),
+                          notify_max_age_hours=form.get("notify_max_age_hours", type=int), actor=current_user)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors, status = exc.fields, 422
+        else:
+            db.session.commit()
+            flash(_("Notification settings saved."), "success")
+            return redirect(url_for("notifications.index"))
+    return render_template("staff/notifications/index.html", statuses=statuses, rules=rules_by_status(),
+                           templates=message_templates(), channels=CHANNELS, channel_labels=CHANNEL_LABELS,
+                           shop=current_shop(), errors=errors, posted=request.form if errors else None), status

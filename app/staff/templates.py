@@ -1,0 +1,119 @@
+"""Owner settings: message templates (with the tag picker, files and a preview against a real repair)."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from htmx_flask import request
+from sqlalchemy import select
+from wtforms import (BooleanField, MultipleFileField, SelectChoice, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
+
+from ..attachments import store
+from ..channels.sms import count, sms_body
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..labels import CHANNEL_LABELS
+from ..messaging.templates import DOCUMENTS, TAGS, all_templates, delete_template, preview, save_template
+from ..models import Repair
+from ..models.conversations import CHANNELS
+from ..models.templates import MessageTemplate
+from . import owner_required, show_errors
+from .settings import LANGUAGE_CHOICES
+
+bp = Blueprint("templates", __name__, url_prefix="/settings/templates")
+
+PREVIEW_REPAIRS = 30  # the newest repairs offered for a preview
+KIND_LABELS = {"message": _l("Message"), "header": _l("Reply header (greeting)"),
+               "footer": _l("Reply footer (signature)")}
+
+
+class TemplateForm(FlaskForm):
+    name = StringField(_l("Name"), render_kw={"maxlength": 120})
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k, label) for k, label in KIND_LABELS.items()],
+                       validate_choice=False)
+    channels = SelectMultipleField(_l("Channels"), choices=[SelectChoice(c, CHANNEL_LABELS[c]) for c in CHANNELS],
+                                   validate_choice=False)
+    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, validate_choice=False)
+    subject = StringField(_l("Subject (e-mail)"), render_kw={"maxlength": 255})
+    body = TextAreaField(_l("Text"), render_kw={"rows": 10})
+    marketing = BooleanField(_l("Marketing (only for customers who agreed to marketing messages)"))
+    attachments = MultipleFileField(_l("Add files"))
+    receipt = BooleanField(DOCUMENTS["acceptance_receipt"])
+
+
+def _template_or_404(template_id: int) -> MessageTemplate:
+    return db.get_or_404(MessageTemplate, template_id)
+
+
+def _preview_repairs() -> list[Repair]:
+    return list(db.session.scalars(select(Repair).order_by(Repair.created_at.desc(), Repair.id.desc())
+                                   .limit(PREVIEW_REPAIRS)))
+
+
+def _render_form(form: TemplateForm, template: MessageTemplate | None, status: int = 200):
+    return render_template("staff/templates/form.html", form=form, template=template, tags=TAGS,
+                           repairs=_preview_repairs()), status
+
+
+@bp.route("/")
+@owner_required
+def index():
+    return render_template("staff/templates/index.html", templates=all_templates(), kinds=KIND_LABELS)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@bp.route("/<int:template_id>", methods=["GET", "POST"])
+@owner_required
+def edit(template_id: int | None = None):
+    template = _template_or_404(template_id) if template_id else None
+    form = TemplateForm(obj=template)
+    if template is not None and request.method == "GET":
+        form.receipt.data = any(a.document == "acceptance_receipt" for a in template.attachments)
+    if not form.validate_on_submit():
+        return _render_form(form, template, 422 if form.errors else 200)
+    try:
+        files = [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+        template = save_template(
+            template, actor=current_user, files=files, receipt=form.receipt.data,
+            remove_attachments=request.form.getlist("remove_attachment", type=int),
+            name=form.name.data, channels=form.channels.data, subject=form.subject.data, body=form.body.data,
+            language=form.language.data, marketing=form.marketing.data, kind=form.kind.data,
+        )
+    except ValidationFailed as exc:
+        db.session.rollback()
+        show_errors(form, exc)
+        return _render_form(form, template, 422)
+    db.session.commit()
+    flash(_("Template “%(name)s” saved.", name=template.name), "success")
+    return redirect(url_for("templates.index"))
+
+
+@bp.route("/<int:template_id>/delete", methods=["POST"])
+@owner_required
+def delete(template_id: int):
+    template = _template_or_404(template_id)
+    name = template.name
+    delete_template(template, actor=current_user)
+    db.session.commit()
+    flash(_("Template “%(name)s” deleted.", name=name), "success")
+    return redirect(url_for("templates.index"))
+
+
+@bp.route("/preview", methods=["POST"])
+@owner_required
+def show_preview():
+    """The form's text rendered for the chosen repair, with the SMS counter when SMS is one of the channels."""
+    form = TemplateForm()
+    repair = db.session.get(Repair, request.form.get("preview_repair_id", type=int) or 0)
+    errors, rendered = {}, None
+    try:
+        rendered = preview(subject=form.subject.data, body=form.body.data, language=form.language.data,
+                           repair=repair)
+    except ValidationFailed as exc:
+        errors = exc.fields
+    sms = count(sms_body(rendered.body)) if rendered and "sms" in (form.channels.data or []) else None
+    return render_template("staff/templates/_preview.html", rendered=rendered, errors=errors, repair=repair,
+                           sms=sms, sms_full=sms, plain=False)
