@@ -89,7 +89,7 @@ def merge(thread_id: int):
         flash(exc.fields["source_id"], "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
-    flash(_("%(thread)s was merged into this thread.", thread=thread_label(source)), "success")
+    flash(_("“%(thread)s” was merged into this thread.", thread=thread_label(source)), "success")
     return redirect(url_for("threads.show", thread_id=thread.id))
 
 
