@@ -280,6 +280,8 @@ def test_a_forward_reaches_the_supplier_and_their_answer_comes_back_into_the_thr
     assert "Klient marudzi" not in text  # notes stay inside unless asked for
     forward = db.session.scalar(select(Message).where(Message.direction == "out"))
     assert not forward.visible_to_customer and forward.deliveries[0].recipient == "zamowienia@supplier.example"
+    shown = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert "Forwarded to zamowienia@supplier.example" in shown and "1 message forwarded" in shown
 
     their_answer = plain_mail(sender="Hurtownia <zamowienia@supplier.example>", to=mail["Reply-To"],
                               subject=f"Re: {mail['Subject']}", body="Mamy, wysyłamy jutro.",
@@ -397,7 +399,6 @@ def test_a_reply_begun_before_the_customer_wrote_again_is_held_back_with_the_new
     assert not [m for m in fresh(Thread, thread.id).messages if m.direction == "out"]
 
     again = {"customer_id": customer.id, "thread_id": thread.id, "channels": "email", "body": "Tak, gotowy.",
-             "send_anyway": "1",
              "seen_message_id": re.search(r'name="seen_message_id" value="(\d+)"', page)[1],
              "kept_files": re.search(r'name="kept_files" value="([^"]+)"', page)[1]}
     assert int(again["seen_message_id"]) == newer.id
