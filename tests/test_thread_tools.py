@@ -476,3 +476,21 @@ def test_a_heartbeat_twice_in_a_row_keeps_one_row(staff, customer):
     db.session.commit()
     rows = db.session.scalars(select(ThreadPresence)).all()
     assert [(r.user_id, r.replying) for r in rows] == [(staff.id, True)]
+
+
+def test_a_reply_begun_in_a_thread_merged_meanwhile_goes_to_the_thread_it_was_merged_into(
+        staff_client, staff, customer):
+    make_mailbox()
+    target = open_thread(customer, subject="Naprawa")
+    source = open_thread(customer, subject="Pytanie")
+    db.session.commit()
+    customer_wrote(source, "Czy jest gotowy?")
+    form = staff_client.get(f"/compose?thread_id={source.id}").get_data(as_text=True)
+    seen = re.search(r'name="seen_message_id" value="(\d+)"', form)[1]
+    merge_threads(target, source, staff)
+    db.session.commit()
+
+    response = post(staff_client, "/compose", data={"customer_id": customer.id, "thread_id": source.id,
+                                                    "channels": "email", "body": "Tak", "seen_message_id": seen})
+    assert response.status_code == 302 and response.location.endswith(f"/threads/{target.id}")
+    assert [m.body_text for m in fresh(Thread, target.id).messages if m.direction == "out"] == ["Tak"]

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..i18n import current_shop
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
+from ..messaging.merge import live_thread
 from ..messaging.presence import arrived_since, latest_message_id
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, Repair, Ticket
@@ -50,7 +51,8 @@ class RecipientForm(FlaskForm):
 def _context():
     """Customer, repair, ticket and thread named by the request (query string or form), each checked to exist."""
     values = request.values
-    thread = thread_for_staff(values.get("thread_id", type=int)) if values.get("thread_id") else None
+    # A reply begun in a thread that was merged meanwhile goes to the thread it was merged into.
+    thread = live_thread(thread_for_staff(values.get("thread_id", type=int))) if values.get("thread_id") else None
     repair = db.get_or_404(Repair, values.get("repair_id", type=int)) if values.get("repair_id") else None
     ticket = db.get_or_404(Ticket, values.get("ticket_id", type=int)) if values.get("ticket_id") else None
     customer_id = values.get("customer_id", type=int)
