@@ -222,7 +222,7 @@ def test_splitting_a_message_copies_it_with_its_files_into_a_new_thread_of_the_s
                                        sha256=photo.sha256)]
     db.session.commit()
 
-    response = post(staff_client, f"/threads/{thread.id}/messages/{question.id}/split")
+    response = post(staff_client, "/threads/split", data={"message_id": question.id})
     new = db.session.scalar(select(Thread).where(Thread.id != thread.id))
     assert response.status_code == 302 and response.location.endswith(f"/threads/{new.id}")
 
@@ -242,7 +242,7 @@ def test_a_note_cannot_be_split_out(staff_client, staff, customer):
     thread = open_thread(customer, subject="Naprawa")
     db.session.commit()
     internal = note(thread, "Zamówić część", staff)
-    response = post(staff_client, f"/threads/{thread.id}/messages/{internal.id}/split", follow_redirects=True)
+    response = post(staff_client, "/threads/split", data={"message_id": internal.id}, follow_redirects=True)
     assert "Only a message (not a note or an event) can be split out." in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count(Thread.id))) == 1
 
@@ -421,7 +421,7 @@ def test_a_tampered_list_of_kept_files_attaches_nothing(staff_client, customer):
 
 
 def tool_requests(thread: Thread, message: Message) -> list[tuple[str, str]]:
-    return [("post", f"/threads/{thread.id}/merge"), ("post", f"/threads/{thread.id}/messages/{message.id}/split"),
+    return [("post", f"/threads/{thread.id}/merge"), ("post", "/threads/split"),
             ("post", f"/threads/{thread.id}/forward"), ("post", f"/threads/{thread.id}/presence"),
             ("get", f"/threads/{thread.id}/forward"), ("get", f"/threads/{thread.id}/print")]
 
@@ -443,7 +443,8 @@ def test_staff_members_may_use_every_tool(staff_client, customer):
     other = open_thread(customer, subject="Druga")
     db.session.commit()
     make_mailbox()
-    answers = [post(staff_client, url, data={"source_id": other.id, "to": "biuro@supplier.example"})
+    answers = [post(staff_client, url, data={"source_id": other.id, "to": "biuro@supplier.example",
+                                             "message_id": message.id})
                if method == "post" else staff_client.get(url) for method, url in tool_requests(thread, message)]
     assert [r.status_code for r in answers] == [302, 302, 302, 200, 200, 200]
     assert fresh(Thread, other.id).merged_into_id == thread.id
@@ -458,7 +459,8 @@ def test_every_tool_refuses_a_post_without_its_csrf_token(app, staff, customer):
     message = customer_wrote(thread, "Pytanie")
     for method, url in tool_requests(thread, message):
         if method == "post":
-            response = client.post(url, data={"source_id": other.id, "to": "a@supplier.example"})
+            response = client.post(url, data={"source_id": other.id, "to": "a@supplier.example",
+                                              "message_id": message.id})
             assert response.status_code == 400, url
     assert fresh(Thread, other.id).merged_into_id is None
     assert db.session.scalar(select(func.count(Thread.id))) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -23,8 +23,8 @@ from ..messaging.move import thread_label
 from ..messaging.presence import heartbeat, latest_message_id, others_present
 from ..messaging.split import split_message
 from ..messaging.threads import thread_for_staff
-from ..models import Message, Thread
-from . import show_errors, wants_fragment
+from ..models import Message
+from . import show_errors
 
 bp = Blueprint("thread_tools", __name__, url_prefix="/threads")
 
@@ -40,12 +40,6 @@ class ForwardForm(FlaskForm):
     to = EmailField(_l("Forward to"), render_kw={"placeholder": _l("e.g. orders@supplier.example")})
     note = TextAreaField(_l("Covering note"), render_kw={"rows": 4})
     include_notes = BooleanField(_l("Include internal notes"))
-
-
-@bp.app_template_global()
-def forward_form() -> ForwardForm:
-    """An empty forward form for the thread page's tools."""
-    return ForwardForm(formdata=None)
 
 
 def carry_files(files: list[StoredFile]) -> str:
@@ -69,13 +63,6 @@ def _file_signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.secret_key, salt="reply-kept-files")
 
 
-def _message_of(thread: Thread, message_id: int) -> Message:
-    message = db.session.get(Message, message_id)
-    if message is None or message.thread_id != thread.id:
-        abort(404)
-    return message
-
-
 @bp.route("/<int:thread_id>/merge", methods=["POST"])
 @login_required
 def merge(thread_id: int):
@@ -93,12 +80,12 @@ def merge(thread_id: int):
     return redirect(url_for("threads.show", thread_id=thread.id))
 
 
-@bp.route("/<int:thread_id>/messages/<int:message_id>/split", methods=["POST"])
+@bp.route("/split", methods=["POST"])
 @login_required
-def split(thread_id: int, message_id: int):
-    """Copy one message into a new thread of its own, then show the new thread."""
-    thread = thread_for_staff(thread_id)
-    message = _message_of(thread, message_id)
+def split():
+    """Copy one message (`message_id`) into a new thread of its own, then show the new thread."""
+    message = db.get_or_404(Message, request.form.get("message_id", type=int) or 0)
+    thread = thread_for_staff(message.thread_id)
     try:
         new = split_message(message, current_user)
     except ValidationFailed as exc:
@@ -113,7 +100,7 @@ def split(thread_id: int, message_id: int):
 @bp.route("/<int:thread_id>/forward", methods=["GET", "POST"])
 @login_required
 def forward(thread_id: int):
-    """The forward form (also on the thread page); sending queues the conversation as one e-mail."""
+    """The forward form; sending queues the conversation as one e-mail."""
     thread = thread_for_staff(thread_id)
     form = ForwardForm()
     if form.validate_on_submit():
@@ -127,9 +114,8 @@ def forward(thread_id: int):
             db.session.commit()
             flash(_("The conversation is on its way to %(address)s.", address=form.to.data.strip()), "success")
             return redirect(url_for("threads.show", thread_id=thread.id))
-    status = 422 if request.method == "POST" else 200
-    template = "staff/threads/_forward.html" if wants_fragment() else "staff/threads/forward.html"
-    return render_template(template, thread=thread, form=form), status
+    return render_template("staff/threads/forward.html", thread=thread, form=form), \
+        422 if request.method == "POST" else 200
 
 
 @bp.route("/<int:thread_id>/print")
