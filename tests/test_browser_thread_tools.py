@@ -43,7 +43,7 @@ def test_staff_merge_a_customers_second_thread_and_split_a_message_out_again(sta
     page.locator("#merge-tool button[type=submit]").click()
     expect(page.locator(".flash-success")).to_contain_text("“Pytanie o etui” was merged into this thread.")
     expect(page.locator(f"#message-{question.id}")).to_contain_text("Macie etui do iPhone 12?")
-    expect(page.locator(".entry-event")).to_contain_text("was merged into this thread (1 messages)")
+    expect(page.locator(".entry-event")).to_contain_text("was merged into this thread (1 message).")
     db.session.expire_all()
     assert db.session.get(Thread, source.id).merged_into_id == target.id
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..extensions import db
 from ..models import Message, Shop, Thread, User
@@ -33,7 +34,8 @@ def event_text(message: Message) -> str:
     if event == "merged_into":
         return _("This thread was merged into %(thread)s.", thread=label)
     if event == "merged_from":
-        return _("%(thread)s was merged into this thread (%(n)d messages).", thread=label, n=meta.get("count", 0))
+        return ngettext("%(thread)s was merged into this thread (%(num)d message).",
+                        "%(thread)s was merged into this thread (%(num)d messages).", meta.get("count", 0), thread=label)
     if event == "split_to":
         return _("A message was split out into the new thread %(thread)s.", thread=label)
     if event == "split_from":
