@@ -496,3 +496,32 @@ def test_a_reply_begun_in_a_thread_merged_meanwhile_goes_to_the_thread_it_was_me
                                                     "channels": "email", "body": "Tak", "seen_message_id": seen})
     assert response.status_code == 302 and response.location.endswith(f"/threads/{target.id}")
     assert [m.body_text for m in fresh(Thread, target.id).messages if m.direction == "out"] == ["Tak"]
+
+
+def test_the_merge_picker_offers_only_the_customers_other_open_threads(staff, customer):
+    from app.messaging.merge import merge_candidates
+
+    thread = open_thread(customer, subject="Naprawa")
+    other = open_thread(customer, subject="Pytanie")
+    closed = open_thread(customer, subject="Zamknięta")
+    merged = open_thread(customer, subject="Połączona")
+    stranger = open_thread(make_customer("Anna Nowak", "anna@example.com"), subject="Obca")
+    db.session.commit()
+    closed.status, merged.merged_into_id = "closed", other.id
+    db.session.commit()
+    assert merge_candidates(thread) == [other]
+    assert stranger not in merge_candidates(thread)
+
+
+def test_a_second_forward_carries_the_conversation_not_the_first_forward(staff, customer):
+    from app.messaging.forward import forward_thread
+
+    make_mailbox()
+    thread = open_thread(customer, subject="Naprawa")
+    db.session.commit()
+    customer_wrote(thread, "Pytanie klienta")
+    first = forward_thread(thread, to="a@supplier.example", actor=staff, note="Pierwsza notka")
+    second = forward_thread(thread, to="b@supplier.example", actor=staff)
+    db.session.commit()
+    assert second.meta["forward"]["messages"] == first.meta["forward"]["messages"]
+    assert "Pytanie klienta" in second.body_text and "Pierwsza notka" not in second.body_text
