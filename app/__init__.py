@@ -67,6 +67,8 @@ def _register_blueprints(app: Flask) -> None:
                    mailboxes, sms_settings, account, panel_settings, held, trusted_domains, stats,
                    templates, notifications, bulk):
         app.register_blueprint(module.bp)
+    from .staff import thread_tools
+    app.register_blueprint(thread_tools.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(web_bp)

@@ -18,7 +18,7 @@ SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
 MAX_UNDO_SECONDS = 300
 MAX_SMS_REPLY_WINDOW_DAYS = 90
 SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
-               "notification_email", "undo_seconds", "sms_reply_window_days")
+               "notification_email", "undo_seconds", "sms_reply_window_days", "merge_notifies_customer")
 
 
 def update_shop(shop: Shop, *, actor: User | str | None = None, **values) -> list[str]:

@@ -18,6 +18,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Customer, CustomerEmail, Delivery, Message, PanelToken, Repair, Thread, utcnow
 from ..models.audit import record
+from ..messaging.merge import live_thread
 from ..models.users import hash_password, verify_password
 
 PANEL_PREFIX = "/p/"
@@ -341,7 +342,12 @@ def threads_for_customer(customer: Customer) -> list[PanelThread]:
 
 
 def thread_for_customer(thread_id: int, customer: Customer) -> Thread:
-    """The customer's thread (one with something for them), or 404 for anyone else's, deleted or empty ones."""
+    """The customer's thread (one with something for them), or 404 for anyone else's, deleted or empty ones.
+    A thread merged into another stands for that other one (a link in an older notice, a reply form left open)."""
+    merged_into = db.session.scalar(select(Thread.merged_into_id).where(
+        Thread.id == thread_id, Thread.customer_id == customer.id, Thread.merged_into_id.is_not(None)))
+    if merged_into is not None:
+        thread_id = live_thread(db.session.get(Thread, merged_into)).id
     thread = db.session.scalar(_own_threads(customer).where(
         Thread.id == thread_id,
         select(Message.id).where(Message.thread_id == Thread.id, customer_sees(customer)).exists()))

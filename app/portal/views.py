@@ -217,6 +217,8 @@ def thread(thread_id: int):
     """The thread; htmx polls the same URL for its messages, waiting longer while nothing changes."""
     customer = access.current_customer()
     thread = access.thread_for_customer(thread_id, customer)
+    if thread.id != thread_id:  # merged into another thread since the link was made
+        return redirect(url_for("portal.thread", thread_id=thread.id))
     messages = access.messages_for_customer(thread, customer)
     mark_read(thread, messages)
     db.session.commit()

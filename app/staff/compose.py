@@ -21,10 +21,13 @@ from ..extensions import db
 from ..i18n import current_shop
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
+from ..messaging.merge import live_thread
+from ..messaging.presence import arrived_since, latest_message_id
 from ..messaging.templates import message_templates, refusal_for, render, reply_frame
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
+from .thread_tools import carried_files, carry_files
 
 bp = Blueprint("compose", __name__)
 
@@ -49,7 +52,8 @@ class RecipientForm(FlaskForm):
 def _context():
     """Customer, repair, ticket and thread named by the request (query string or form), each checked to exist."""
     values = request.values
-    thread = thread_for_staff(values.get("thread_id", type=int)) if values.get("thread_id") else None
+    # A reply begun in a thread that was merged meanwhile goes to the thread it was merged into.
+    thread = live_thread(thread_for_staff(values.get("thread_id", type=int))) if values.get("thread_id") else None
     repair = db.get_or_404(Repair, values.get("repair_id", type=int)) if values.get("repair_id") else None
     ticket = db.get_or_404(Ticket, values.get("ticket_id", type=int)) if values.get("ticket_id") else None
     customer_id = values.get("customer_id", type=int)
@@ -77,12 +81,15 @@ def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
     return local.replace(tzinfo=ZoneInfo(current_shop().timezone))
 
 
-def _render(form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html"):
+def _render(
+    form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html", **collision
+):
     return render_template(
         page, form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
         channels=_channel_states(customer), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
         templates=message_templates(), template_id=request.values.get("template_id", type=int),
+        **collision,
     ), status
 
 
@@ -116,7 +123,14 @@ def page():
     if not form.validate():
         return _render(form, customer, repair, ticket, thread, chosen, status=422)
     try:
-        files = [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+        files = carried_files(request.form.get("kept_files", "")) + [
+            store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+        newer = arrived_since(thread, request.form.get("seen_message_id", type=int)) \
+            if thread is not None and request.form.get("seen_message_id") else []
+        if newer:  # someone wrote while this reply was written: show it first, send only when asked again
+            return _render(form, customer, repair, ticket, thread, chosen, status=409, newer=newer,
+                           seen_message_id=latest_message_id(thread), kept_files=carry_files(files),
+                           kept_names=[f.filename for f in files])
         message = compose(
             customer=customer, channels=chosen, body=form.body.data, author=current_user,
             subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,

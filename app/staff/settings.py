@@ -64,6 +64,7 @@ class ShopForm(FlaskForm):
     timezone = SelectField(_l("Time zone"), validate_choice=False)
     notification_email = EmailField(_l("Notification e-mail"))
     undo_seconds = IntegerField(_l("Seconds to undo a sent message"), validators=[Optional()])
+    merge_notifies_customer = BooleanField(_l("Tell the customer when their threads are merged"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -13,6 +13,7 @@ from markupsafe import Markup
 from ..attachments import path_for
 from ..extensions import db
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
+from ..messaging.merge import live_thread
 from ..messaging.move import move_message, thread_label
 from ..messaging.threads import thread_for_staff, timeline
 from ..models import Attachment, Message
@@ -36,6 +37,8 @@ def show(thread_id: int):
     """The thread with its latest messages; `?all=1` shows them all (where a link to an earlier message leads),
     `?images=<message id>` all of them too, with that received mail's remote images loaded."""
     thread = thread_for_staff(thread_id)
+    if thread.merged_into_id is not None:  # an old link, or a bookmark, of a thread merged into another
+        return redirect(url_for("threads.show", thread_id=live_thread(thread).id))
     undo_ids = get_flashed_messages(category_filter=["undo"])
     undoable = db.session.get(Message, int(undo_ids[-1])) if undo_ids else None
     images_for = request.args.get("images", type=int)
