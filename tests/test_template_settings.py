@@ -104,7 +104,7 @@ def test_the_preview_renders_a_real_repair_with_the_sms_counter(owner_client, re
 
     broken = owner_client.post("/settings/templates/preview", data={**data, "body": "{{ nope }}"},
                                headers={"X-CSRFToken": token}).get_data(as_text=True)
-    assert "Line 1:" in broken and "nope" in broken
+    assert "Wiersz 1:" in broken and "nope" in broken
 
 
 def test_notification_settings_save_a_rule_per_status_and_the_quiet_hours(owner_client):
