@@ -42,6 +42,15 @@ SOURCE_LABELS = {"staff": _l("Staff"), "api": _l("API"), "cli": _l("Command line
                  "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel")}
 
 
+class ConsentForm(FlaskForm):
+    """The customer's consents as they are now, and a note on what they said and where."""
+
+    sms_informational = BooleanField(_l("Send informational SMS"))
+    marketing_consent = BooleanField(_l("Marketing consent"))
+    consent_note = StringField(_l("Note"), render_kw={"maxlength": 500,
+                                                      "placeholder": _l("e.g. asked by phone on 12 May")})
+
+
 class CustomerForm(FlaskForm):
     """The customer's fields; the rules live in app.customers, whose messages land next to the fields."""
 
@@ -109,7 +118,29 @@ def show(customer_id: int):
         tab = "details"
     load_rows = TAB_ROWS.get(tab)
     rows = load_rows(customer) if load_rows else []
-    return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows)
+    consent_form = ConsentForm(obj=customer) if tab == "consents" else None
+    return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows,
+                           consent_form=consent_form)
+
+
+@bp.route("/<int:customer_id>/consents", methods=["POST"])
+@login_required
+def consents(customer_id: int):
+    """Change the customer's consents; each change is recorded with the note, the source "staff" and who."""
+    customer = db.get_or_404(Customer, customer_id)
+    form = ConsentForm()
+    if form.validate_on_submit():
+        try:
+            changed = update_customer(customer, actor=current_user, source="staff", **form_values(form))
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Consents saved.") if changed else _("The consents are as they were."),
+                  "success" if changed else "info")
+            return redirect(url_for(".show", customer_id=customer.id, tab="consents"))
+    return render_template("staff/customers/show.html", customer=customer, tab="consents", tabs=TABS,
+                           rows=consent_history(customer), consent_form=form), 422
 
 
 @bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
