@@ -1,7 +1,7 @@
 """A customer's data as a ZIP (the right of access and to data portability): one JSON file and their files.
 
 What is the customer's: their details and consents, their repairs and tickets with the repair log, and in their
-threads every message they wrote or were shown (with its deliveries and files), and their panel sign-ins.
+threads every message they wrote or the shop sent them (with its deliveries and files), and their panel sign-ins.
 Internal notes and system events are the shop's working notes about the case, not the customer's data, so
 they are left out. The ZIP is built in a temporary file and files are copied in from disk piece by piece, so a
 customer with gigabytes of photos does not fill the memory.
@@ -67,9 +67,8 @@ def write_export(customer: Customer, fileobj: IO[bytes]) -> None:
 
 
 def _messages(customer: Customer) -> list[Message]:
-    """What the customer wrote anywhere, and the correspondence they were shown in their own threads."""
-    shown = and_(Thread.customer_id == customer.id, Message.visible_to_customer.is_(True),
-                 Message.kind.in_(CUSTOMERS_OWN))
+    """What the customer wrote anywhere, and what the shop sent them in their threads (not notes and events)."""
+    shown = and_(Thread.customer_id == customer.id, Message.direction == "out", Message.kind.in_(CUSTOMERS_OWN))
     return list(db.session.scalars(
         select(Message).join(Thread, Thread.id == Message.thread_id)
         .where(or_(shown, Message.author_customer_id == customer.id))
