@@ -65,6 +65,8 @@ def _register_blueprints(app: Flask) -> None:
     for module in (auth, inbox, threads, compose, customers, repairs, tickets, outbox, settings, workflow,
                    mailboxes, sms_settings, account, panel_settings, held, trusted_domains, stats):
         app.register_blueprint(module.bp)
+    from .staff import audit
+    app.register_blueprint(audit.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(web_bp)

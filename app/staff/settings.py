@@ -38,6 +38,7 @@ SECTIONS = [
     ("panel_settings.index", _l("Customer panel"), _l("The panel's colour and logo, and files from customers.")),
     ("trusted_domains.index", _l("Trusted domains"),
      _l("Partners and suppliers whose mail is accepted without being customers.")),
+    ("audit.index", _l("Audit log"), _l("Who did what and when: sign-ins, sends, deletions, exports, erasures.")),
 ]
 
 
