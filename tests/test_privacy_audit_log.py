@@ -1,7 +1,7 @@
 """The audit log page: owners see who did what and when, filtered by person, action, time and target."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import update

@@ -19,7 +19,6 @@ from app.messaging.compose import compose
 from app.messaging.stats import shop_stats
 from app.models import (
     Attachment, AuditEvent, Customer, CustomerEmail, Delivery, InboundItem, Message, PanelToken, Repair, Thread,
-    utcnow,
 )
 from app.models.audit import record
 from app.portal.access import issue_link
@@ -199,7 +198,7 @@ def test_an_owner_erases_a_customer_from_the_card_by_typing_the_name(owner_clien
     wrong = owner_client.post(path, data={"confirmation": "someone", "csrf_token": csrf_token(owner_client, path)})
     assert wrong.status_code == 422 and "Type the customer" in wrong.get_data(as_text=True)
 
-    response = owner_client.post(path, data={"confirmation": f"  zbigniew   wróblewski ",
+    response = owner_client.post(path, data={"confirmation": "  zbigniew   wróblewski ",
                                              "csrf_token": csrf_token(owner_client, path)})
 
     assert response.status_code == 302

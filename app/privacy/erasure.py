@@ -52,31 +52,37 @@ def erase_customer(customer: Customer, *, actor: User, confirmation: str) -> Non
 
     now = utcnow()
     contacts = _contacts(customer)
-    thread_ids = list(db.session.scalars(select(Thread.id).where(Thread.customer_id == customer.id)))
-    message_ids = list(db.session.scalars(select(Message.id).where(or_(
-        *(Message.thread_id.in_(chunk) for chunk in _chunks(thread_ids)),
-        Message.author_customer_id == customer.id))))
+    threads = select(Thread.id).where(Thread.customer_id == customer.id)
+    thread_count = db.session.scalar(select(func.count()).select_from(threads.subquery()))
+    message_ids = list(db.session.scalars(select(Message.id).where(
+        or_(Message.thread_id.in_(threads), Message.author_customer_id == customer.id))))
     files = _erase_messages(message_ids, now)
-    for chunk in _chunks(thread_ids):
-        db.session.execute(update(Thread).where(Thread.id.in_(chunk)).values(subject="", last_message_preview=""))
-        db.session.execute(delete(MessageRef).where(MessageRef.thread_id.in_(chunk)))
-    _erase_inbound(message_ids, contacts)
+    db.session.execute(delete(MessageRef).where(MessageRef.thread_id.in_(threads)))
+    db.session.execute(update(Thread).where(Thread.customer_id == customer.id)
+                       .values(subject="", last_message_preview=""))
+    _erase_inbound(message_ids, _addresses(customer))
     _erase_repairs(customer)
     _erase_customer_row(customer, now)
     _scrub_audit_trail(customer, contacts)
-    record("customer.erase", by=actor, target=customer, threads=len(thread_ids), messages=len(message_ids))
+    record("customer.erase", by=actor, target=customer, threads=thread_count, messages=len(message_ids))
     db.session.flush()
     _purge_search_index()
     db.session.commit()
     _delete_unused_files(files)
 
 
+def _addresses(customer: Customer) -> list[str]:
+    """The customer's e-mail addresses and phone number, as stored (lower-case, E.164)."""
+    found = [customer.email, customer.phone, *(extra.address for extra in customer.extra_emails)]
+    return [value for value in found if value]
+
+
 def _contacts(customer: Customer) -> list[str]:
-    """Every text that identifies the customer: name, addresses, phone (as stored and as people type it)."""
-    found = [customer.name, customer.email, customer.phone, *(extra.address for extra in customer.extra_emails)]
+    """Every text that identifies the customer: name, addresses, phone (also without its "+")."""
+    found = [customer.name, *_addresses(customer)]
     if customer.phone:
         found.append(customer.phone.lstrip("+"))
-    return [value for value in found if value and len(value) >= 3]
+    return [value for value in found if len(value) >= 3]
 
 
 def _chunks(ids: list[int]):
@@ -106,12 +112,12 @@ def _erase_messages(message_ids: list[int], now) -> set[str]:
     return files
 
 
-def _erase_inbound(message_ids: list[int], contacts: list[str]) -> None:
+def _erase_inbound(message_ids: list[int], addresses: list[str]) -> None:
     """Raw copies of their received mail and SMS emptied; held and discarded ones from their addresses deleted."""
     for chunk in _chunks(message_ids):
         db.session.execute(update(InboundItem).where(InboundItem.message_id.in_(chunk)).values(
             raw=None, sender="", subject="", reason=None, error=None, message_id_header=None))
-    addresses = [value.lower() for value in contacts]
+    addresses = [value.lower() for value in addresses]
     db.session.execute(delete(InboundItem).where(InboundItem.message_id.is_(None),
                                                  func.lower(InboundItem.sender).in_(addresses)))
 
