@@ -220,3 +220,12 @@ def test_erasing_needs_the_csrf_token(owner_client, customer):
     response = owner_client.post(f"/customers/{customer.id}/erase", data={"confirmation": NAME})
     assert response.status_code == 400
     assert db.session.get(Customer, customer.id).anonymized_at is None
+
+
+def test_an_anonymised_customers_consents_cannot_be_switched_back_on(owner_client, owner, customer):
+    erase(customer, owner)
+    path = f"/customers/{customer.id}?tab=consents"
+    response = owner_client.post(f"/customers/{customer.id}/consents", data={
+        "marketing_consent": "y", "csrf_token": csrf_token(owner_client, path)})
+    assert response.status_code == 404
+    assert db.session.get(Customer, customer.id).marketing_consent is False

@@ -1,7 +1,7 @@
 """Staff pages for customers: the searchable list, the customer card, the add and edit form, the picker."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -133,8 +133,11 @@ def show(customer_id: int):
 @bp.route("/<int:customer_id>/consents", methods=["POST"])
 @login_required
 def consents(customer_id: int):
-    """Change the customer's consents; each change is recorded with the note, the source "staff" and who."""
+    """Change the customer's consents; each change is recorded with the note, the source "staff" and who.
+    An anonymised customer has no contacts to consent for: 404."""
     customer = db.get_or_404(Customer, customer_id)
+    if customer.anonymized_at is not None:
+        abort(404)
     form = ConsentForm()
     if form.validate_on_submit():
         try:
