@@ -54,9 +54,15 @@ def test_issuer_numbers_that_pass_luhn_are_card_numbers(number):
     "4111 1111 1111 1112",  # fails Luhn
     "zamówienie 1234567812345670",  # passes Luhn but no issuer starts with 1
     "tel. 600 100 200",
+    "zwrot na konto 61 1090 1014 0000 0712 1981 2874",  # a bank account number: 26 digits
+    "PL61 1090 1014 0000 0712 1981 2874",
 ])
 def test_imeis_phone_numbers_and_other_digits_are_left_alone(text):
     assert mask_card_numbers(text) == text
+
+
+def test_a_card_number_followed_by_its_expiry_and_code_is_still_masked():
+    assert mask_card_numbers("4111 1111 1111 1111 12 27 123") == "**** **** **** 1111 12 27 123"
 
 
 # Every inbound channel

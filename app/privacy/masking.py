@@ -4,8 +4,10 @@ Which numbers count as card numbers: 13 to 19 digits (single spaces or dashes be
 the Luhn check and start like a card issuer's number (Visa 4; Mastercard 51–55 and 2221–2720; American Express
 34/37; Discover 6011, 644–649, 65; JCB 3528–3589; Diners 300–305, 36, 38–39; Maestro and UnionPay 50, 56–69).
 IMEIs are 15 digits and Luhn-valid too, and many start with 35 or 86, so a 15-digit number counts only as an
-American Express number, and no number right after the word "IMEI" counts. All but the last four digits become
-"*"; the separators stay, so staff still see the number's shape.
+American Express number, and no number right after the word "IMEI" counts. Digits glued to letters ("PL61...",
+an order reference) and 26-digit runs (Polish bank account numbers) are left alone. A card number followed by its
+expiry date and code in the same run of digit groups is still found. All but the last four digits become "*";
+the separators stay, so staff still see the number's shape.
 """
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ from email.policy import compat32
 
 MASK = "*"
 REDACTED = "[redacted]"
-# A run of 13–19 digits with at most one separator (space, dash, no-break space, &nbsp; in HTML) between them.
-_CANDIDATE = re.compile(r"(?<![\d*])\d(?:(?:[ \-\u00a0]|&nbsp;)?\d){12,18}(?![\d*])")
+# A run of digits with at most one separator (space, dash, no-break space, &nbsp; in HTML) between them, not
+# glued to a word ("PL61 1090 ..." is a bank account, "x4111..." a reference).
+_SEPARATOR = r"(?:[ \-\u00a0]|&nbsp;)"
+_RUN = re.compile(rf"(?<![\w*])\d(?:{_SEPARATOR}?\d)*")
+BANK_ACCOUNT_DIGITS = 26  # a Polish account number (NRB, or an IBAN without "PL"): never a card
 _IMEI_BEFORE = re.compile(r"imei\W{0,5}$", re.IGNORECASE)
 _ISSUER_PREFIXES = (
     ("4",), tuple(str(n) for n in range(51, 56)), tuple(str(n) for n in range(2221, 2721)), ("34", "37"),
@@ -50,26 +55,51 @@ def is_card_number(digits: str) -> bool:
 
 
 def mask_card_numbers(text: str | None) -> str | None:
-    """`text` with every card number's digits but the last four replaced by "*" (None stays None)."""
+    """`text` with every card number's digits but the last four replaced by "*" (None stays None).
+
+    A run of 13–19 digits is checked whole; a longer one (a card number followed by its expiry date and code,
+    "4111 1111 1111 1111 12 27 123") by its beginnings that end where a group ends, longest first.
+    """
     if not text or not any(char.isdigit() for char in text):
         return text
 
     def mask(match: re.Match) -> str:
-        found = match.group()
-        digits = re.sub(r"\D", "", found.replace("&nbsp;", " "))
-        if not is_card_number(digits) or _IMEI_BEFORE.search(text, 0, match.start()):
-            return found
-        hidden = len(digits) - 4
-        out = []
-        for char in found:
-            if char.isdigit() and hidden > 0:
-                out.append(MASK)
-                hidden -= 1
-            else:
-                out.append(char)
-        return "".join(out)
+        run = match.group()
+        if _IMEI_BEFORE.search(text, 0, match.start()):
+            return run
+        for end in _card_lengths(run):
+            digits = re.sub(r"\D", "", run[:end].replace("&nbsp;", " "))
+            if is_card_number(digits):
+                return _masked(run[:end], len(digits) - 4) + run[end:]
+        return run
 
-    return _CANDIDATE.sub(mask, text)
+    return _RUN.sub(mask, text)
+
+
+def _card_lengths(run: str) -> list[int]:
+    """Where a card number may end in a run of digits: the whole run, or a group's end, within 13–19 digits."""
+    ends, count = [], 0
+    for index, char in enumerate(run):
+        if char.isdigit():
+            count += 1
+            at_group_end = index + 1 == len(run) or not run[index + 1].isdigit()
+            if 13 <= count <= 19 and at_group_end:
+                ends.append(index + 1)
+    if count == BANK_ACCOUNT_DIGITS:
+        return []
+    return ends[::-1]
+
+
+def _masked(number: str, hidden: int) -> str:
+    """The first `hidden` digits of `number` as "*", separators kept."""
+    out = []
+    for char in number:
+        if char.isdigit() and hidden > 0:
+            out.append(MASK)
+            hidden -= 1
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def sensitive_pattern(selected: str) -> re.Pattern | None:
