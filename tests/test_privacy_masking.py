@@ -17,6 +17,7 @@ from app.inbound.sms import IncomingSms, receive_sms
 from app.messaging.panel import customer_reply
 from app.models import AuditEvent, InboundItem, Message
 from app.privacy.masking import is_card_number, mask_card_numbers
+from app.privacy.redaction import redact_message
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -170,3 +171,37 @@ def test_redacting_needs_the_csrf_token(staff_client):
     assert response.status_code == 400
     db.session.expire_all()
     assert "918273" in db.session.get(Message, message.id).body_text
+
+
+def test_a_redacted_subject_in_raw_8bit_headers_stays_readable(staff):
+    mailbox = make_mailbox()
+    make_customer()
+    raw = ("From: Jan Kowalski <jan.kowalski@example.com>\r\nTo: serwis@shop.example\r\n"
+           "Subject: Kod blokady 918273 — ważne\r\nMessage-ID: <8bit-code@example.com>\r\n\r\nTreść\r\n"
+           ).encode("utf-8")
+    outcome = receive(mailbox, raw)
+    message = db.session.get(Message, outcome.item.message_id)
+    redact_message(message, "918273", staff)
+    db.session.commit()
+    kept = email.message_from_bytes(zlib.decompress(outcome.item.raw), policy=email.policy.default)
+    assert str(kept["subject"]) == "Kod blokady [redacted] — ważne"
+    assert message.subject == "Kod blokady [redacted] — ważne"
+
+
+def test_a_mail_that_cannot_be_read_is_kept_with_the_card_number_masked():
+    mailbox = make_mailbox()
+    outcome = receive(mailbox, b"no headers at all, karta 4111 1111 1111 1111\r\n")
+    assert outcome.status == "error"
+    kept = raw_texts(outcome.item)
+    assert "no headers at all, karta **** **** **** 1111" in kept and "4111" not in kept
+
+
+def test_a_mail_too_broken_to_rewrite_is_masked_byte_for_byte(monkeypatch):
+    from app.privacy import masking
+
+    def broken(raw, change):
+        raise ValueError("cannot rewrite")
+
+    monkeypatch.setattr(masking, "rewrite_raw_mail", broken)
+    raw = plain_mail(body="Karta 4111 1111 1111 1111, \xb3 w Latin-2").replace("Ł".encode(), b"\xa3")
+    assert masking.mask_raw_mail(raw) == raw.replace(b"4111 1111 1111 1111", MASKED_VISA.encode())

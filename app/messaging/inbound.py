@@ -33,7 +33,7 @@ from ..models import (
     Thread, User, utcnow,
 )
 from ..models.audit import record
-from ..privacy.masking import mask_card_numbers, mask_parsed_mail, rewrite_raw_mail
+from ..privacy.masking import mask_parsed_mail, mask_raw_mail
 from .compose import PREVIEW_CHARS
 from .threads import open_thread
 
@@ -85,7 +85,7 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
         error = str(exc) if isinstance(exc, UnparseableMail) else f"{type(exc).__name__}: {exc}"
         return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=error))
     if mask_parsed_mail(mail):  # card numbers are never stored, not even in the raw copy
-        raw = rewrite_raw_mail(raw, mask_card_numbers)
+        raw = mask_raw_mail(raw)
 
     item = InboundItem(
         source="email", mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid,
@@ -109,7 +109,7 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
 def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, uid: int | None,
                        error: str) -> InboundItem:
     """Keep a mail that could not be read: raw (compressed), with the error, on the held list as "error"."""
-    raw = _masked_raw(raw)
+    raw = mask_raw_mail(raw)
     sender, subject = _drop_nul(_peek(raw))
     error = _drop_nul(error)
     item = InboundItem(
@@ -205,14 +205,6 @@ def _drop_nul(value):
 def _thread_of(item: InboundItem) -> Thread | None:
     message = db.session.get(Message, item.message_id) if item.message_id else None
     return message.thread if message is not None else None
-
-
-def _masked_raw(raw: bytes) -> bytes:
-    """An unreadable mail's bytes with the card numbers masked as far as its parts can be found."""
-    try:
-        return rewrite_raw_mail(raw, mask_card_numbers)
-    except Exception:  # noqa: BLE001 - too broken to rewrite: an unreadable mail must still be kept
-        return raw
 
 
 def _peek(raw: bytes) -> tuple[str, str]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from email import message_from_bytes
-from email.header import Header, decode_header, make_header
+from email.header import Header
 from email.message import Message as MimeMessage
 from email.policy import compat32
+
+from ..inbound.charsets import decode_bytes, decode_words
 
 MASK = "*"
 REDACTED = "[redacted]"
@@ -25,6 +27,7 @@ REDACTED = "[redacted]"
 _SEPARATOR = r"(?:[ \-\u00a0]|&nbsp;)"
 _RUN = re.compile(rf"(?<![\w*])\d(?:{_SEPARATOR}?\d)*")
 BANK_ACCOUNT_DIGITS = 26  # a Polish account number (NRB, or an IBAN without "PL"): never a card
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
 _IMEI_BEFORE = re.compile(r"imei\W{0,5}$", re.IGNORECASE)
 _ISSUER_PREFIXES = (
     ("4",), tuple(str(n) for n in range(51, 56)), tuple(str(n) for n in range(2221, 2721)), ("34", "37"),
@@ -116,13 +119,15 @@ def rewrite_raw_mail(raw: bytes, change: Callable[[str], str]) -> bytes:
     mails included), each part changed re-encoded as UTF-8; the same bytes when `change` changed nothing.
 
     Searching the raw bytes would miss text in quoted-printable or base64 parts, which is how most mail
-    clients send anything with a Polish letter.
+    clients send anything with a Polish letter. Texts are decoded the way the parser decodes them (8-bit
+    headers, mislabelled charsets), so `change` sees what staff saw.
     """
     mime = message_from_bytes(raw, policy=compat32)
     changed = False
     for part in mime.walk():
-        if "subject" in part:
-            subject = str(make_header(decode_header(str(part["subject"]))))
+        raw_subject = next((str(value) for name, value in part.raw_items() if name.lower() == "subject"), None)
+        if raw_subject is not None:
+            subject = " ".join(decode_words(_UNFOLD.sub("", raw_subject)).split())
             new = change(subject)
             if new != subject:
                 part.replace_header("subject", Header(new, "utf-8"))
@@ -134,12 +139,7 @@ def rewrite_raw_mail(raw: bytes, change: Callable[[str], str]) -> bytes:
 
 
 def _rewrite_text_part(part: MimeMessage, change: Callable[[str], str]) -> bool:
-    payload = part.get_payload(decode=True) or b""
-    charset = part.get_content_charset() or "us-ascii"
-    try:
-        text = payload.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know: its digits and ASCII words still read as Latin-1
-        text = payload.decode("latin-1")
+    text, _problem = decode_bytes(part.get_payload(decode=True) or b"", part.get_content_charset())
     new = change(text)
     if new == text:
         return False
@@ -148,9 +148,18 @@ def _rewrite_text_part(part: MimeMessage, change: Callable[[str], str]) -> bool:
     return True
 
 
+def mask_raw_mail(raw: bytes) -> bytes:
+    """The raw mail with card numbers masked in its subject and text parts; a mail too broken to rewrite part by
+    part is masked byte for byte instead (Latin-1 keeps every byte), so no card number is kept either way."""
+    try:
+        return rewrite_raw_mail(raw, mask_card_numbers)
+    except Exception:  # noqa: BLE001 - whatever broke the rewrite, the mail must still be kept
+        return mask_card_numbers(raw.decode("latin-1")).encode("latin-1")
+
+
 def mask_parsed_mail(mail) -> bool:
     """Mask card numbers in a parsed mail's stored texts (subject, text, quoted text, HTML) in place; returns
-    whether there was any, so the caller knows to mask the raw copy too (rewrite_raw_mail)."""
+    whether there was any, so the caller knows to mask the raw copy too (mask_raw_mail)."""
     found = False
     for name in ("subject", "text", "quoted_text", "html"):
         value = getattr(mail, name)
