@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from app.customers import create_customer
 from app.extensions import db
+from app.inbound.sms import IncomingSms, receive_sms
 from app.models import AuditEvent, ConsentEvent, Customer
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -88,3 +89,10 @@ def test_the_api_refuses_a_consent_that_is_not_a_boolean_and_an_unknown_customer
 
 def test_the_api_needs_a_token_to_change_a_customer(client, customer):
     assert client.patch(f"/api/v1/customers/{customer.id}", json={"marketing_consent": True}).status_code == 401
+
+
+def test_a_stop_reply_is_recorded_with_the_customers_own_word(customer):
+    receive_sms(IncomingSms(sid="SM-stop", sender="+48600100200", to="+48500100200", body=" Nie! "))
+    db.session.commit()
+    [event] = changes(customer)
+    assert (event.kind, event.value, event.source, event.note) == ("sms_informational", False, "sms_keyword", "Nie!")

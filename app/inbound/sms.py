@@ -95,6 +95,7 @@ def receive_sms(sms: IncomingSms) -> SmsOutcome:
     if keyword is not None:
         for customer in customers:
             update_customer(customer, actor=f"sms:{number}", source=KEYWORD_SOURCE,
+                            consent_note=sms.body.strip(),  # the customer's own word, as evidence
                             sms_informational=keyword == "start")
 
     threads, reason = [], None
