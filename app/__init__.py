@@ -69,6 +69,8 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     from .staff import thread_tools
     app.register_blueprint(thread_tools.bp)
+    from .staff import audit
+    app.register_blueprint(audit.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(web_bp)

@@ -15,7 +15,8 @@ from .models.audit import record
 
 PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
 NAME_MAX = 200
-SOURCES = ("staff", "api", "cli", "import", "sms_keyword")
+CONSENT_NOTE_MAX = 500
+SOURCES = ("staff", "api", "cli", "import", "sms_keyword", "panel")
 # Customer attribute → the ConsentEvent kind that records its changes.
 CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
 # Whatever a person puts between the digits of a phone number.
@@ -138,7 +139,19 @@ def _check_source(source: str) -> None:
         raise ValueError(f"unknown source {source!r}; one of {SOURCES}")
 
 
-def _record_consent(customer: Customer, field: str, actor: User | str | None, source: str) -> None:
+def _clean_consent_note(raw) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ValidationFailed({"consent_note": _("The note must be text.")})
+    if len(raw.strip()) > CONSENT_NOTE_MAX:
+        raise ValidationFailed({"consent_note": _("The note can have at most %(max)s characters.",
+                                                  max=CONSENT_NOTE_MAX)})
+    return raw.strip()
+
+
+def _record_consent(customer: Customer, field: str, actor: User | str | None, source: str, note: str = "") -> None:
+    """The one place a consent change is written down: every source (staff, API, SMS keyword, panel) comes here."""
     db.session.add(
         ConsentEvent(
             customer_id=customer.id,
@@ -146,6 +159,7 @@ def _record_consent(customer: Customer, field: str, actor: User | str | None, so
             value=getattr(customer, field),
             source=source,
             user_id=actor.id if isinstance(actor, User) else None,
+            note=note,
         )
     )
 
@@ -181,19 +195,22 @@ def create_customer(
     return customer
 
 
-def update_customer(customer: Customer, *, actor: User | str | None, source: str = "staff", **fields) -> list[str]:
+def update_customer(customer: Customer, *, actor: User | str | None, source: str = "staff", consent_note: str = "",
+                    **fields) -> list[str]:
     """Change the given fields (those of create_customer); returns the names of those that changed.
 
-    A consent is recorded only when it really changes; the audit entry names the changed fields,
-    never their values. Refuses bad fields like create_customer, before touching the customer.
+    A consent is recorded only when it really changes, with `consent_note` (why, what the customer said); the
+    audit entry names the changed fields, never their values. Refuses bad fields like create_customer, before
+    touching the customer.
     """
     _check_source(source)
+    note = _clean_consent_note(consent_note)
     cleaned = _cleaned(fields)
     changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
     for field in changed:
         setattr(customer, field, cleaned[field])
         if field in CONSENTS:
-            _record_consent(customer, field, actor, source)
+            _record_consent(customer, field, actor, source, note)
     if "email" in changed:  # a new address has not bounced yet
         customer.email_bounced_at = customer.email_bounce_reason = None
     if changed:

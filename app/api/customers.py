@@ -1,12 +1,13 @@
-"""API: add a customer, read one back."""
+"""API: add a customer, change one (consents included), read one back, export their data."""
 from __future__ import annotations
 
-from flask import jsonify, url_for
+from flask import jsonify, send_file, url_for
 
-from ..customers import create_customer
+from ..customers import create_customer, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer
+from ..privacy.export import export_customer
 from . import api_actor, bp, error, json_body, token_required
 
 # Where the JSON name differs from the domain's field name (the flag is inverted, too).
@@ -65,3 +66,37 @@ def get_customer(customer_id: int):
     if customer is None:
         return error(404, "customer not found")
     return jsonify(customer_json(customer))
+
+
+@bp.patch("/customers/<int:customer_id>")
+@token_required
+def patch_customer(customer_id: int):
+    """Change the fields sent; a consent that changes is recorded with the source "api" and `consent_note`."""
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or customer.anonymized_at is not None:
+        return error(404, "customer not found")
+    data = json_body(CUSTOMER_FIELDS + ("consent_note",))
+    fields = {name: value for name, value in data.items() if name not in ("sms_opt_out", "consent_note")}
+    if "sms_opt_out" in data:
+        opt_out = data["sms_opt_out"]
+        fields["sms_informational"] = not opt_out if isinstance(opt_out, bool) else opt_out
+    try:
+        update_customer(customer, actor=api_actor(), source="api", consent_note=data.get("consent_note") or "",
+                        **fields)
+    except ValidationFailed as exc:
+        raise ValidationFailed({JSON_NAMES.get(name, name): message for name, message in exc.fields.items()}) from None
+    db.session.commit()
+    return jsonify(customer_json(customer))
+
+
+@bp.get("/customers/<int:customer_id>/export")
+@token_required
+def export_customer_data(customer_id: int):
+    """The customer's data as a ZIP (app/privacy/export.py), audited as "customer.export"."""
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        return error(404, "customer not found")
+    archive = export_customer(customer, actor=api_actor())
+    db.session.commit()
+    return send_file(archive, mimetype="application/zip", as_attachment=True,
+                     download_name=f"customer-{customer.id}.zip")

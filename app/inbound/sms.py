@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import string
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -19,6 +19,7 @@ from ..extensions import db
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.move import thread_label
 from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, utcnow
+from ..privacy.masking import mask_card_numbers
 
 # The whole text, trimmed and in any case, is a keyword: Twilio's own list, and Polish "NIE" (STOP and START
 # read the same in Polish). A sentence containing one of these words is an ordinary message.
@@ -77,6 +78,7 @@ def receive_sms(sms: IncomingSms) -> SmsOutcome:
     sender name (customers cannot reply to those), or when we sent the number no SMS in the window.
     """
     now = utcnow()
+    sms = replace(sms, body=mask_card_numbers(sms.body))  # card numbers are never stored, raw copy included
     number = _e164(sms.sender)
     item = InboundItem(source="sms", provider_id=sms.sid, sender=number or sms.sender, subject="",
                        raw=compressed(sms.body), content_hash=hashlib.sha256(sms.body.encode("utf-8")).hexdigest(),
@@ -93,6 +95,7 @@ def receive_sms(sms: IncomingSms) -> SmsOutcome:
     if keyword is not None:
         for customer in customers:
             update_customer(customer, actor=f"sms:{number}", source=KEYWORD_SOURCE,
+                            consent_note=sms.body.strip(),  # the customer's own word, as evidence
                             sms_informational=keyword == "start")
 
     threads, reason = [], None

@@ -33,6 +33,7 @@ from ..models import (
     Thread, User, utcnow,
 )
 from ..models.audit import record
+from ..privacy.masking import mask_parsed_mail, mask_raw_mail
 from .compose import PREVIEW_CHARS
 from .threads import open_thread
 
@@ -83,6 +84,8 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
             log.exception("mailbox %s: parsing UID %s failed", mailbox.id, uid)
         error = str(exc) if isinstance(exc, UnparseableMail) else f"{type(exc).__name__}: {exc}"
         return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=error))
+    if mask_parsed_mail(mail):  # card numbers are never stored, not even in the raw copy
+        raw = mask_raw_mail(raw)
 
     item = InboundItem(
         source="email", mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid,
@@ -106,6 +109,7 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
 def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, uid: int | None,
                        error: str) -> InboundItem:
     """Keep a mail that could not be read: raw (compressed), with the error, on the held list as "error"."""
+    raw = mask_raw_mail(raw)
     sender, subject = _drop_nul(_peek(raw))
     error = _drop_nul(error)
     item = InboundItem(

@@ -11,6 +11,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Customer, Message, Repair, Shop, Thread, utcnow
 from ..models.audit import record
+from ..privacy.masking import mask_card_numbers
 from .compose import MAX_BODY_CHARS, PREVIEW_CHARS
 from .threads import context_thread, default_subject, open_thread
 
@@ -23,7 +24,7 @@ def _clean_body(body: str, attachments: Sequence[StoredFile]) -> str:
         raise ValidationFailed({"body": _("The message is too long.")})
     if attachments and not Shop.current().panel_allows_attachments:
         raise ValidationFailed({"attachments": _("The shop does not accept files in the panel.")})
-    return body
+    return mask_card_numbers(body)  # card numbers are never stored
 
 
 def customer_reply(thread: Thread, customer: Customer, body: str,

@@ -1,7 +1,7 @@
 """Staff pages for customers: the searchable list, the customer card, the add and edit form, the picker."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -24,7 +24,9 @@ from ..extensions import db
 from ..models import Customer
 from ..portal.access import set_panel_state
 from ..portal.notices import invite
-from . import PER_PAGE, form_values, show_errors, wants_fragment
+from ..privacy.erasure import erase_customer
+from ..privacy.export import export_customer
+from . import PER_PAGE, form_values, owner_required, show_errors, wants_fragment
 from .tickets import STATUS_LABELS as TICKET_STATUS_LABELS
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
@@ -40,6 +42,20 @@ PANEL_STATE_LABELS = {"none": _l("No access"), "invited": _l("Invited"), "active
 CONSENT_LABELS = {"sms_informational": _l("Informational SMS"), "marketing": _l("Marketing")}
 SOURCE_LABELS = {"staff": _l("Staff"), "api": _l("API"), "cli": _l("Command line"), "import": _l("Import"),
                  "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel")}
+
+
+class ConsentForm(FlaskForm):
+    """The customer's consents as they are now, and a note on what they said and where."""
+
+    sms_informational = BooleanField(_l("Send informational SMS"))
+    marketing_consent = BooleanField(_l("Marketing consent"))
+    consent_note = StringField(_l("Note"), render_kw={"maxlength": 500,
+                                                      "placeholder": _l("e.g. asked by phone on 12 May")})
+
+
+class EraseForm(FlaskForm):
+    confirmation = StringField(_l("Type the customer's name to confirm"), render_kw={"autocomplete": "off",
+                                                                                    "required": True})
 
 
 class CustomerForm(FlaskForm):
@@ -109,7 +125,32 @@ def show(customer_id: int):
         tab = "details"
     load_rows = TAB_ROWS.get(tab)
     rows = load_rows(customer) if load_rows else []
-    return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows)
+    consent_form = ConsentForm(obj=customer) if tab == "consents" else None
+    return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows,
+                           consent_form=consent_form)
+
+
+@bp.route("/<int:customer_id>/consents", methods=["POST"])
+@login_required
+def consents(customer_id: int):
+    """Change the customer's consents; each change is recorded with the note, the source "staff" and who.
+    An anonymised customer has no contacts to consent for: 404."""
+    customer = db.get_or_404(Customer, customer_id)
+    if customer.anonymized_at is not None:
+        abort(404)
+    form = ConsentForm()
+    if form.validate_on_submit():
+        try:
+            changed = update_customer(customer, actor=current_user, source="staff", **form_values(form))
+        except ValidationFailed as exc:
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Consents saved.") if changed else _("The consents are as they were."),
+                  "success" if changed else "info")
+            return redirect(url_for(".show", customer_id=customer.id, tab="consents"))
+    return render_template("staff/customers/show.html", customer=customer, tab="consents", tabs=TABS,
+                           rows=consent_history(customer), consent_form=form), 422
 
 
 @bp.route("/<int:customer_id>/edit", methods=["GET", "POST"])
@@ -129,6 +170,38 @@ def edit(customer_id: int):
             flash(_("Customer %(name)s saved.", name=customer.name), "success")
             return redirect(url_for(".show", customer_id=customer.id))
     return render_template("staff/customers/form.html", form=form, customer=customer), 422 if form.errors else 200
+
+
+# --- the customer's data: export and erasure (owners only) -----------------------------------------
+
+
+@bp.route("/<int:customer_id>/export")
+@owner_required
+def export(customer_id: int):
+    """The customer's data as a ZIP download (see app/privacy/export.py for what is in it)."""
+    customer = db.get_or_404(Customer, customer_id)
+    archive = export_customer(customer, actor=current_user)
+    db.session.commit()
+    return send_file(archive, mimetype="application/zip", as_attachment=True,
+                     download_name=f"customer-{customer.id}.zip")
+
+
+@bp.route("/<int:customer_id>/erase", methods=["GET", "POST"])
+@owner_required
+def erase(customer_id: int):
+    """Anonymise the customer once the owner has typed their name; what goes and what stays is on the page."""
+    customer = db.get_or_404(Customer, customer_id)
+    form = EraseForm()
+    if customer.anonymized_at is None and form.validate_on_submit():
+        try:
+            erase_customer(customer, actor=current_user, confirmation=form.confirmation.data)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+        else:
+            flash(_("The customer is anonymised."), "success")
+            return redirect(url_for(".show", customer_id=customer.id))
+    return render_template("staff/customers/erase.html", customer=customer, form=form), 422 if form.errors else 200
 
 
 # --- panel access ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ..messaging.threads import thread_for_staff, timeline
 from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import can_cancel, cancel
+from ..privacy.redaction import redact_message
 from ..security import CSP
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
@@ -168,3 +169,23 @@ def move(thread_id: int, message_id: int):
     db.session.commit()
     flash(_("Moved to %(thread)s.", thread=thread_label(to_thread)), "success")
     return redirect(url_for("threads.show", thread_id=to_thread.id, _anchor=f"message-{message.id}"))
+
+
+@bp.route("/<int:thread_id>/messages/<int:message_id>/redact", methods=["POST"])
+@login_required
+def redact(thread_id: int, message_id: int):
+    """Replace the selected text (form field "text": a passcode, a document number) with "[redacted]" everywhere
+    the message is kept."""
+    thread = thread_for_staff(thread_id)
+    message = db.get_or_404(Message, message_id)
+    if message.thread_id != thread.id or message.kind == "event":
+        abort(404)
+    try:
+        redact_message(message, request.form.get("text", ""), current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(exc.fields["text"], "error")
+    else:
+        db.session.commit()
+        flash(_("The text is redacted."), "success")
+    return redirect(url_for("threads.show", thread_id=thread.id, _anchor=f"message-{message.id}"))

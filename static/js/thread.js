@@ -9,3 +9,16 @@
   showLinkedMessage();
   window.addEventListener("hashchange", showLinkedMessage);
 })();
+
+// Text selected in a message fills that message's "Redact" field, so staff select a passcode and press Redact.
+(function () {
+  document.addEventListener("selectionchange", function () {
+    const selection = window.getSelection();
+    const text = selection ? selection.toString().trim() : "";
+    if (!text || !selection.anchorNode) return;
+    const start = selection.anchorNode.nodeType === Node.ELEMENT_NODE ? selection.anchorNode : selection.anchorNode.parentElement;
+    const entry = start && start.closest(".entry");
+    const field = entry && entry.querySelector("[data-redact] input[name=text]");
+    if (field && !field.contains(start)) field.value = text;
+  });
+})();
