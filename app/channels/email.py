@@ -68,7 +68,7 @@ class EmailChannel:
             connection = connect(mailbox)
         except CONNECT_ERRORS as exc:
             return False, describe_failure(exc, mailbox).error
-        _quit(connection)
+        say_goodbye(connection)
         values = {"host": mailbox.smtp_host, "port": mailbox.smtp_port, "security": _security_name(mailbox)}
         if not _login_of(mailbox):
             return True, _("Connected to %(host)s:%(port)s (%(security)s). No login is set up.", **values)
@@ -210,7 +210,7 @@ class EmailSession:
             with force_locale(self._shop.locale):
                 self._settle()
         for connection in self._connections.values():
-            _quit(connection)
+            say_goodbye(connection)
         self._connections.clear()
 
 
@@ -485,7 +485,8 @@ def _base64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
 
 
-def _quit(connection: smtplib.SMTP) -> None:
+def say_goodbye(connection: smtplib.SMTP) -> None:
+    """QUIT; a server that went away meanwhile is no error."""
     try:
         connection.quit()
     except (smtplib.SMTPException, OSError):

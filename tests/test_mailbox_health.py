@@ -1,0 +1,75 @@
+"""Mailbox health the shop can see: last good poll and send, a broken mailbox told once by e-mail through another
+mailbox that works, and one failing mailbox never holding up the others."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.mailbox_health import notify_broken_mailboxes
+from app.mailboxes import create_mailbox, record_failure, record_polled, record_sent
+from app.models import AuditEvent, Shop
+from servers.accounts import mailbox  # noqa: F401
+from servers.smtp import free_port, smtp_certificate, smtp_server  # noqa: F401
+
+
+def broken_mailbox(name: str = "Sklep", email: str = "sklep@shop.example"):
+    """A mailbox whose server refuses every connection, failed often enough to count as broken."""
+    box = create_mailbox(name=name, email=email, smtp_host="127.0.0.1", smtp_port=free_port(), smtp_security="none")
+    for _attempt in range(3):
+        record_failure(box, "The mail server 127.0.0.1 refused the connection: check the host and port.")
+    db.session.commit()
+    assert box.broken_at is not None
+    return box
+
+
+def test_a_broken_mailbox_is_told_once_to_the_notification_address_through_a_working_one(app, mailbox,
+                                                                                          smtp_server):
+    Shop.current().notification_email = "szef@shop.example"
+    broken = broken_mailbox()
+
+    assert notify_broken_mailboxes() == 1
+    assert notify_broken_mailboxes() == 0  # the next passes do not repeat it
+
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ["szef@shop.example"] and mail.mail_from == mailbox.email
+    text = mail.data.decode()
+    assert "Subject: The mailbox Sklep is not working" in text
+    assert "refused the connection" in text and f"http://shop.example/settings/mailboxes/{broken.id}" in text
+    assert "Auto-Submitted: auto-generated" in text
+    assert mailbox.last_send_at is not None  # the notice counts as the working mailbox's success
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "mailbox.broken")).one()
+    assert event.details["notified"] == "szef@shop.example"
+
+    # Working again, then broken again: told again.
+    record_sent(broken)
+    for _attempt in range(3):
+        record_failure(broken, "timed out")
+    db.session.commit()
+    assert notify_broken_mailboxes() == 1
+    assert len(smtp_server.wait_for(2)) == 2
+
+
+def test_without_another_working_mailbox_only_the_owners_banner_tells(owner_client, smtp_server):
+    Shop.current().notification_email = "szef@shop.example"
+    broken = broken_mailbox()
+
+    assert notify_broken_mailboxes() == 0
+
+    assert broken.broken_notified_at is not None
+    assert smtp_server.messages == []
+    page = owner_client.get("/").get_data(as_text=True)
+    assert "The mailbox Sklep is not working: The mail server 127.0.0.1 refused the connection" in page
+
+
+def test_the_mailbox_list_shows_the_last_successful_send_and_check_of_every_mailbox(owner_client, mailbox):
+    record_polled(mailbox)
+    db.session.commit()
+    broken = broken_mailbox()
+
+    page = owner_client.get("/settings/mailboxes/").get_data(as_text=True)
+
+    assert "Last mail received" in page and "Not working" in page
+    assert "refused the connection" in page
+    assert db.session.get(type(broken), broken.id).last_poll_ok_at is None
+    assert mailbox.last_poll_ok_at is not None
