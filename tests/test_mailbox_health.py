@@ -2,15 +2,21 @@
 mailbox that works, and one failing mailbox never holding up the others."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
+from app.inbound.poll import poll_due_mailboxes
 from app.mailbox_health import notify_broken_mailboxes
 from app.mailboxes import create_mailbox, record_failure, record_polled, record_sent
-from app.models import AuditEvent, Shop
+from app.models import AuditEvent, InboundItem, Shop
+from inbound_helpers import plain_mail
 from servers.accounts import mailbox  # noqa: F401
-from servers.smtp import free_port, smtp_certificate, smtp_server  # noqa: F401
+from servers.imap import dovecot, imap_server  # noqa: F401
+from servers.smtp import free_port, silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401
 
 
 def broken_mailbox(name: str = "Sklep", email: str = "sklep@shop.example"):
@@ -73,3 +79,36 @@ def test_the_mailbox_list_shows_the_last_successful_send_and_check_of_every_mail
     assert "refused the connection" in page
     assert db.session.get(type(broken), broken.id).last_poll_ok_at is None
     assert mailbox.last_poll_ok_at is not None
+
+
+@pytest.mark.app_config(IMAP_TIMEOUT=60)
+def test_a_hanging_mail_server_does_not_hold_up_polling_the_other_mailboxes(app, imap_server, silent_smtp_server):
+    # The hanging one comes first: polled one after the other, the working one would wait its whole minute.
+    hanging = imap_server.make_mailbox(name="Hanging", email="hanging@shop.example", imap_host=silent_smtp_server.host,
+                                       imap_port=silent_smtp_server.port)
+    working = imap_server.make_mailbox(name="Working")
+    db.session.commit()
+    imap_server.append(plain_mail())
+    results = []
+
+    def scheduler_pass():
+        with app.app_context():
+            results.extend(poll_due_mailboxes())
+
+    scheduler = threading.Thread(target=scheduler_pass)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not db.session.scalar(select(func.count()).select_from(InboundItem)
+                                    .where(InboundItem.mailbox_id == working.id)):
+            assert time.monotonic() < deadline, "the working mailbox was not polled while the other one hung"
+            time.sleep(0.05)
+    finally:
+        silent_smtp_server.hang_up()
+        scheduler.join(timeout=30)
+
+    by_name = {result.mailbox_name: result for result in results}
+    assert by_name["Working"].error is None and by_name["Working"].counts["fetched"] == 1
+    assert "closed the connection" in by_name["Hanging"].error
+    db.session.expire_all()  # the pass ran in sessions of its own
+    assert hanging.consecutive_failures == 1 and working.last_poll_ok_at is not None

@@ -227,6 +227,12 @@ def smtp_server(smtp_certificate):
 class SilentServer:
     host: str
     port: int
+    accepted: list[socket.socket] = field(default_factory=list)  # the connections it holds, unanswered
+
+    def hang_up(self) -> None:
+        """Close every connection held so far (its clients see the connection end at once)."""
+        for connection in self.accepted:
+            connection.close()
 
 
 @pytest.fixture
@@ -247,7 +253,7 @@ def silent_smtp_server():
     thread = threading.Thread(target=accept_forever, name="silent-smtp", daemon=True)
     thread.start()
     try:
-        yield SilentServer(HOST, listener.getsockname()[1])
+        yield SilentServer(HOST, listener.getsockname()[1], accepted)
     finally:
         stop.set()
         thread.join(timeout=2)
