@@ -18,6 +18,9 @@ from . import owner_required, show_errors
 bp = Blueprint("mailbox_oauth", __name__, url_prefix="/settings/mailboxes")
 
 FLOW_KEY = "mailbox_oauth_flow"  # the flow in progress (state, PKCE verifier), in the signed session cookie
+# Connect and Reconnect are links (GET): the pages' CSP (form-action 'self') forbids a form to lead to another
+# site, and starting a flow changes nothing but the pending flow in the session, which only the provider's
+# answer with its state can finish.
 
 
 class ClientForm(FlaskForm):
@@ -67,7 +70,7 @@ def save(provider: str):
     return _page(forms, 422)
 
 
-@bp.route("/connect/<provider>", methods=["POST"])
+@bp.route("/connect/<provider>")
 @owner_required
 def connect(provider: str):
     """Send the browser to the provider's sign-in page to connect a new mailbox."""
@@ -76,7 +79,7 @@ def connect(provider: str):
     return _start(provider, None)
 
 
-@bp.route("/<int:mailbox_id>/reconnect", methods=["POST"])
+@bp.route("/<int:mailbox_id>/reconnect")
 @owner_required
 def reconnect(mailbox_id: int):
     """Sign the mailbox in again (consent revoked, password changed, refresh token expired)."""

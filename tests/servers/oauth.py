@@ -238,3 +238,34 @@ def oauth_server(oauth_provider) -> OAuthServer:
     """The run's OAuth server, forgetting every client and token of the tests before."""
     oauth_provider.reset()
     return oauth_provider
+
+
+@pytest.fixture
+def google(app, oauth_server, oauth_dovecot, smtp_server):
+    """The test OAuth server stands in for Google (endpoints and mail servers), with the shop's client saved;
+    the mail servers check its tokens."""
+    smtp_server.introspection_url = oauth_server.introspection_url
+    app.config.update(
+        OAUTH_GOOGLE_AUTHORIZE_URL=oauth_server.authorize_url, OAUTH_GOOGLE_TOKEN_URL=oauth_server.token_url,
+        OAUTH_GOOGLE_USERINFO_URL=oauth_server.userinfo_url,
+        OAUTH_GOOGLE_IMAP_SERVER=f"{oauth_dovecot.host}:{oauth_dovecot.tls_port}",
+        OAUTH_GOOGLE_SMTP_SERVER=f"{smtp_server.host}:{smtp_server.port}",
+        IMAP_CA_FILE=oauth_dovecot.cafile, SMTP_CA_FILE=smtp_server.cafile,
+    )
+    from app.extensions import db
+    from app.oauth import save_client
+
+    client_id, secret = oauth_server.add_client()
+    save_client("google", client_id=client_id, client_secret=secret, actor="test")
+    db.session.commit()
+    return oauth_server
+
+
+@pytest.fixture
+def gmail(google, oauth_dovecot):
+    """The Gmail account that signs in at the provider (it also has a password, for the test to put mail in)."""
+    from .imap import ImapAccount
+
+    account = ImapAccount(oauth_dovecot, oauth_dovecot.add_user())
+    google.next_user = account.user
+    return account
