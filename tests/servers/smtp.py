@@ -154,7 +154,8 @@ class SmtpServer:
         """The user an active token speaks for, asked of the OAuth server as Dovecot asks it (POST token=...)."""
         if not self.introspection_url or not token:
             return None
-        request = urllib.request.Request(self.introspection_url, data=urllib.parse.urlencode({"token": token}).encode(), method="POST")
+        form = urllib.parse.urlencode({"token": token}).encode()
+        request = urllib.request.Request(self.introspection_url, data=form, method="POST")
         with urllib.request.urlopen(request, timeout=10) as answer:
             body = json.load(answer)
         return body.get("username") if body.get("active") else None
