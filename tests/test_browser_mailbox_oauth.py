@@ -7,6 +7,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from conftest import screenshot
+
 from app.customers import create_customer
 from app.extensions import db
 from app.inbound.poll import poll_due_mailboxes
@@ -26,6 +28,8 @@ def test_owner_connects_gmail_receives_and_replies_then_sees_it_turn_red_when_th
     create_customer(name="Jan Kowalski", email="jan@example.com")
     db.session.commit()
 
+    page.goto(live_server.url + "/settings/mailboxes/oauth")
+    screenshot(page, "mailboxes-google-and-microsoft")
     page.goto(live_server.url + "/settings/mailboxes/")
     page.get_by_role("link", name="Connect Google").click()
     expect(page.locator(".flash-success")).to_contain_text(f"{gmail.user} is connected")
@@ -67,6 +71,7 @@ def test_owner_connects_gmail_receives_and_replies_then_sees_it_turn_red_when_th
     other = page.locator("tbody tr", has_text="Warsztat")
     expect(other.locator(".badge-green")).to_have_text("Working")
     assert db.session.get(Mailbox, password_mailbox.id).broken_at is None
+    screenshot(page, "mailboxes-consent-revoked")
 
     # Reconnect signs it in again.
     row.get_by_role("link", name="Reconnect").click()

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from app.extensions import db
 from app.inbound.poll import poll_mailbox
 from app.models import AuditEvent, Mailbox, OAuthClient, utcnow
-from app.oauth import access_token
+from app.oauth import access_token, endpoint, save_client
 from conftest import csrf_token
 from inbound_helpers import plain_mail
 from servers.imap import oauth_dovecot  # noqa: F401
@@ -202,3 +202,30 @@ def test_the_client_settings_and_connecting_are_for_owners_only_and_saving_needs
 def test_connecting_before_the_client_is_set_up_says_so(owner_client):
     answer = owner_client.get("/settings/mailboxes/connect/microsoft", follow_redirects=True)
     assert "Enter the shop&#39;s Microsoft 365 client ID and secret first." in answer.get_data(as_text=True)
+
+
+def test_a_microsoft_365_mailbox_signs_in_through_the_shops_tenant_and_is_named_by_its_sign_in_name(
+        app, owner_client, oauth_server):
+    app.config.update(OAUTH_MICROSOFT_TENANT="contoso.onmicrosoft.com",
+                      OAUTH_MICROSOFT_AUTHORIZE_URL=oauth_server.url + "/authorize?tenant={tenant}",
+                      OAUTH_MICROSOFT_TOKEN_URL=oauth_server.url + "/token?tenant={tenant}")
+    client_id, secret = oauth_server.add_client("ms-client", "ms-client-secret-value")
+    save_client("microsoft", client_id=client_id, client_secret=secret, actor="test")
+    db.session.commit()
+    oauth_server.next_user, oauth_server.email_claim = "serwis@contoso.example", False
+
+    connect_through_the_provider(owner_client, path="/settings/mailboxes/connect/microsoft")
+
+    mailbox = db.session.scalars(select(Mailbox)).one()
+    assert (mailbox.auth_kind, mailbox.email) == ("microsoft", "serwis@contoso.example")
+    assert (mailbox.imap_host, mailbox.imap_port, mailbox.imap_security) == ("outlook.office365.com", 993, "tls")
+    assert (mailbox.smtp_host, mailbox.smtp_port, mailbox.smtp_security) == ("smtp.office365.com", 587, "starttls")
+    asked = oauth_server.authorize_requests[0]
+    assert asked["tenant"] == "contoso.onmicrosoft.com"
+    assert {"offline_access", "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "https://outlook.office.com/SMTP.Send"} <= set(asked["scope"].split())
+
+
+def test_microsofts_endpoints_default_to_the_common_tenant(app):
+    assert endpoint("microsoft", "TOKEN") == "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+    assert endpoint("google", "AUTHORIZE") == "https://accounts.google.com/o/oauth2/v2/auth"

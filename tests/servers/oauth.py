@@ -40,6 +40,7 @@ class OAuthServer:
     next_user: str = "shop@shop.example"  # the account that "signs in" at the next authorize step
     access_lifetime: int = 3600  # seconds
     rotate_refresh_tokens: bool = True
+    email_claim: bool = True  # False: the ID token names the account by preferred_username only (Microsoft)
     authorize_requests: list[dict] = field(default_factory=list)
     token_requests: list[dict] = field(default_factory=list)  # the form of every token request
     _codes: dict[str, dict] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class OAuthServer:
             self._access.clear()
             self._refresh.clear()
             self.next_user, self.access_lifetime, self.rotate_refresh_tokens = "shop@shop.example", 3600, True
+            self.email_claim = True
 
     def revoke_user(self, user: str) -> None:
         """The account holder withdraws the consent (as in Google's or Microsoft's account page)."""
@@ -178,8 +180,8 @@ class OAuthServer:
                 self._refresh[body["refresh_token"]] = grant
         if id_token:
             now = int(time.time())
-            claims = {"iss": self.url, "aud": grant.client_id, "sub": "sub-" + grant.user, "email": grant.user,
-                      "iat": now, "exp": now + 3600}
+            claims = {"iss": self.url, "aud": grant.client_id, "sub": "sub-" + grant.user, "iat": now,
+                      "exp": now + 3600, ("email" if self.email_claim else "preferred_username"): grant.user}
             body["id_token"] = jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(self.clients[grant.client_id]))
         return Response(json.dumps(body), 200, mimetype="application/json")
 
