@@ -12,11 +12,22 @@ from app.extensions import db
 from app.inbound.poll import poll_due_mailboxes
 from app.mailbox_health import notify_broken_mailboxes
 from app.mailboxes import create_mailbox, record_failure, record_polled, record_sent
-from app.models import AuditEvent, InboundItem, Shop
+from app.models import AuditEvent, Customer, Delivery, InboundItem, Message, Shop, Thread
+from app.outbox import dispatch_pass
 from inbound_helpers import plain_mail
 from servers.accounts import mailbox  # noqa: F401
 from servers.imap import dovecot, imap_server  # noqa: F401
 from servers.smtp import free_port, silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401
+
+
+def hang_up_once_reached(silent_server, worker: threading.Thread) -> None:
+    """Let the hanging server end its connection once the worker has reached it, then wait for the worker."""
+    deadline = time.monotonic() + 30
+    while not silent_server.accepted and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    silent_server.hang_up()
+    worker.join(timeout=30)
+    assert not worker.is_alive()
 
 
 def broken_mailbox(name: str = "Sklep", email: str = "sklep@shop.example"):
@@ -106,11 +117,53 @@ def test_a_hanging_mail_server_does_not_hold_up_polling_the_other_mailboxes(app,
             assert time.monotonic() < deadline, "the working mailbox was not polled while the other one hung"
             time.sleep(0.05)
     finally:
-        silent_smtp_server.hang_up()
-        scheduler.join(timeout=30)
+        hang_up_once_reached(silent_smtp_server, scheduler)
 
     by_name = {result.mailbox_name: result for result in results}
     assert by_name["Working"].error is None and by_name["Working"].counts["fetched"] == 1
     assert "closed the connection" in by_name["Hanging"].error
     db.session.expire_all()  # the pass ran in sessions of its own
     assert hanging.consecutive_failures == 1 and working.last_poll_ok_at is not None
+
+
+def queued_mail(thread: Thread, mailbox) -> Delivery:
+    message = Message(thread_id=thread.id, direction="out", subject=thread.subject, body_text="Telefon gotowy.",
+                      body_format="markdown")
+    db.session.add(message)
+    db.session.flush()
+    delivery = Delivery(message_id=message.id, channel="email", status="queued", recipient="jan@example.com",
+                        mailbox_id=mailbox.id)
+    db.session.add(delivery)
+    return delivery
+
+
+@pytest.mark.app_config(SMTP_TIMEOUT=60)
+def test_a_hanging_mail_server_that_failed_before_does_not_hold_up_the_other_mailboxes_mail(app, mailbox, smtp_server,
+                                                                                           silent_smtp_server):
+    hanging = create_mailbox(name="Hanging", email="hanging@shop.example", smtp_host=silent_smtp_server.host,
+                             smtp_port=silent_smtp_server.port, smtp_security="none")
+    record_failure(hanging, "The mail server did not answer: timed out after 60 s.")
+    customer = Customer(name="Jan Kowalski", email="jan@example.com")
+    db.session.add(customer)
+    db.session.flush()
+    thread = Thread(customer_id=customer.id, subject="Naprawa")
+    db.session.add(thread)
+    db.session.flush()
+    queued_mail(thread, hanging)  # first in the outbox
+    queued_mail(thread, mailbox)
+    db.session.commit()
+    counts = {}
+
+    def scheduler_pass():
+        with app.app_context():
+            counts.update(dispatch_pass())
+
+    scheduler = threading.Thread(target=scheduler_pass)
+    scheduler.start()
+    try:
+        [mail] = smtp_server.wait_for(1, timeout=30)  # while the other server still hangs
+    finally:
+        hang_up_once_reached(silent_smtp_server, scheduler)
+
+    assert mail.mail_from == mailbox.email
+    assert (counts["sent"], counts["retried"]) == (1, 1)
