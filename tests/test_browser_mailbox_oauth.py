@@ -57,7 +57,8 @@ def test_owner_connects_gmail_receives_and_replies_then_sees_it_turn_red_when_th
 
     # The account holder revokes the consent: the next pass fails in words, the password mailbox goes on.
     google.revoke_user(gmail.user)
-    workshop.append(plain_mail(sender="Jan Kowalski <jan@example.com>", to=workshop.user, message_id="<w1@example.com>"))
+    workshop.append(plain_mail(sender="Jan Kowalski <jan@example.com>", to=workshop.user,
+                               message_id="<w1@example.com>"))
     results = {result.mailbox_name: result for result in poll_due_mailboxes(now=utcnow() + timedelta(hours=1))}
     assert results["Warsztat"].error is None and results["Warsztat"].counts["fetched"] == 1
 

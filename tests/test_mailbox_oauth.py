@@ -229,3 +229,22 @@ def test_a_microsoft_365_mailbox_signs_in_through_the_shops_tenant_and_is_named_
 def test_microsofts_endpoints_default_to_the_common_tenant(app):
     assert endpoint("microsoft", "TOKEN") == "https://login.microsoftonline.com/common/oauth2/v2.0/token"
     assert endpoint("google", "AUTHORIZE") == "https://accounts.google.com/o/oauth2/v2/auth"
+
+
+def test_an_oauth_mailbox_is_renamed_on_its_page_without_any_password(owner_client, google, gmail):
+    connect_through_the_provider(owner_client)
+    mailbox = db.session.scalars(select(Mailbox)).one()
+    path = f"/settings/mailboxes/{mailbox.id}"
+    page = owner_client.get(path).get_data(as_text=True)
+    assert 'name="password"' not in page and "Signs in through Google as" in page
+
+    response = owner_client.post(path, data={
+        "csrf_token": csrf_token(owner_client, path), "name": "Gmail serwisu", "email": mailbox.email,
+        "smtp_host": mailbox.smtp_host, "smtp_port": str(mailbox.smtp_port), "smtp_security": mailbox.smtp_security,
+        "username": mailbox.username, "imap_host": mailbox.imap_host, "imap_port": str(mailbox.imap_port),
+        "imap_security": mailbox.imap_security, "imap_validate_cert": "y", "imap_folder": "INBOX",
+        "after_fetch": "seen", "poll_interval": "60", "allow_new_threads": "y"})
+
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    db.session.refresh(mailbox)
+    assert mailbox.name == "Gmail serwisu" and mailbox.password_enc is None and mailbox.oauth_refresh_token_enc
