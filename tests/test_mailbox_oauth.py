@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,10 +12,12 @@ import pytest
 import requests
 from sqlalchemy import select, text
 
+from app.crypto import encrypt
 from app.extensions import db
+from app.inbound import leases
 from app.inbound.poll import poll_mailbox
 from app.models import AuditEvent, Mailbox, OAuthClient, utcnow
-from app.oauth import access_token, endpoint, save_client
+from app.oauth import TokenUnavailable, access_token, endpoint, save_client
 from conftest import csrf_token
 from inbound_helpers import plain_mail
 from servers.imap import oauth_dovecot  # noqa: F401
@@ -248,3 +251,40 @@ def test_an_oauth_mailbox_is_renamed_on_its_page_without_any_password(owner_clie
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     db.session.refresh(mailbox)
     assert mailbox.name == "Gmail serwisu" and mailbox.password_enc is None and mailbox.oauth_refresh_token_enc
+
+
+@pytest.mark.app_config(OAUTH_TIMEOUT=20)
+def test_a_process_that_finds_another_renewing_the_token_waits_and_takes_its_token(app, owner_client, google, gmail):
+    connect_through_the_provider(owner_client)
+    mailbox = db.session.scalars(select(Mailbox)).one()
+    mailbox.oauth_expires_at = utcnow() + timedelta(seconds=10)  # due for renewal
+    db.session.commit()
+    lease = f"oauth-refresh:{mailbox.id}"
+    assert leases.acquire(lease, "the other process", timedelta(minutes=2))  # it is renewing right now
+    got = []
+
+    def worker():
+        with app.app_context():
+            got.append(access_token(db.session.get(Mailbox, mailbox.id)))
+
+    waiting = threading.Thread(target=worker)
+    waiting.start()
+    # The other process stores what the provider gave it, and lets go.
+    mailbox.oauth_access_token_enc = encrypt("at-from-the-other-process")
+    mailbox.oauth_expires_at = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    leases.release(lease, "the other process")
+    waiting.join(timeout=30)
+
+    assert got == ["at-from-the-other-process"]
+    assert [request["grant_type"] for request in google.token_requests] == ["authorization_code"]  # no refresh
+
+
+@pytest.mark.app_config(OAUTH_TIMEOUT=1)
+def test_a_renewal_that_stays_held_by_another_process_is_told_in_words(owner_client, google, gmail):
+    connect_through_the_provider(owner_client)
+    mailbox = db.session.scalars(select(Mailbox)).one()
+    assert leases.acquire(f"oauth-refresh:{mailbox.id}", "a stuck process", timedelta(minutes=2))
+
+    with pytest.raises(TokenUnavailable, match="Another process is renewing this mailbox's access"):
+        access_token(mailbox, renew=True)
