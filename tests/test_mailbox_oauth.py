@@ -259,13 +259,14 @@ def test_a_process_that_finds_another_renewing_the_token_waits_and_takes_its_tok
     mailbox = db.session.scalars(select(Mailbox)).one()
     mailbox.oauth_expires_at = utcnow() + timedelta(seconds=10)  # due for renewal
     db.session.commit()
-    lease = f"oauth-refresh:{mailbox.id}"
+    mailbox_id = mailbox.id  # the thread must not touch this session's objects
+    lease = f"oauth-refresh:{mailbox_id}"
     assert leases.acquire(lease, "the other process", timedelta(minutes=2))  # it is renewing right now
     got = []
 
     def worker():
         with app.app_context():
-            got.append(access_token(db.session.get(Mailbox, mailbox.id)))
+            got.append(access_token(db.session.get(Mailbox, mailbox_id)))
 
     waiting = threading.Thread(target=worker)
     waiting.start()
