@@ -17,7 +17,7 @@ from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -199,7 +199,8 @@ def finish_connect(flow: Mapping | None, answer: Mapping[str, str], *, actor: Us
 
 
 def _mailbox_for(settings: Provider, address: str, mailbox_id: int | None, actor) -> Mailbox:
-    """The mailbox being reconnected (which must be `address`), else the one of that address, else a new one."""
+    """The mailbox being reconnected (which must be `address`), else the one of that address (switched over
+    from a password, see _switch_to_oauth), else a new one with the provider's servers."""
     if mailbox_id is not None:
         mailbox = db.session.get(Mailbox, mailbox_id)
         if mailbox is None:
@@ -208,20 +209,43 @@ def _mailbox_for(settings: Provider, address: str, mailbox_id: int | None, actor
             raise ConnectRefused(_("You signed in as %(address)s, but this mailbox is %(expected)s: sign in with "
                                    "that account.", address=address, expected=mailbox.username))
         return mailbox
-    mailbox = db.session.scalar(select(Mailbox).where(Mailbox.auth_kind == settings.name,
-                                                      func.lower(Mailbox.username) == address.lower()))
+    mailbox = db.session.scalar(
+        select(Mailbox).where(or_(func.lower(Mailbox.username) == address.lower(),
+                                  func.lower(Mailbox.email) == address.lower()))
+        .order_by((Mailbox.auth_kind == settings.name).desc(), Mailbox.id).limit(1))
     if mailbox is not None:
+        if mailbox.auth_kind != settings.name:
+            _switch_to_oauth(mailbox, settings, address, actor)
         return mailbox
-    imap_host, imap_port = mail_server(settings.name, "IMAP")
-    smtp_host, smtp_port = mail_server(settings.name, "SMTP")
     try:
-        return create_mailbox(
-            name=address, email=address, username=address, auth_kind=settings.name,
-            smtp_host=smtp_host, smtp_port=smtp_port, smtp_security="tls" if smtp_port == 465 else "starttls",
-            imap_host=imap_host, imap_port=imap_port, imap_security="starttls" if imap_port == 143 else "tls",
-            actor=actor)
+        return create_mailbox(name=address, email=address, username=address, auth_kind=settings.name,
+                              **_servers(settings), actor=actor)
     except ValidationFailed as exc:
         raise ConnectRefused(" ".join(exc.fields.values())) from exc
+
+
+def _servers(settings: Provider) -> dict:
+    """The provider's SMTP and IMAP servers as mailbox settings (TLS on 465 and 993, STARTTLS otherwise)."""
+    imap_host, imap_port = mail_server(settings.name, "IMAP")
+    smtp_host, smtp_port = mail_server(settings.name, "SMTP")
+    return {"smtp_host": smtp_host, "smtp_port": smtp_port, "smtp_security": "tls" if smtp_port == 465 else "starttls",
+            "imap_host": imap_host, "imap_port": imap_port, "imap_security": "starttls" if imap_port == 143 else "tls"}
+
+
+def _switch_to_oauth(mailbox: Mailbox, settings: Provider, address: str, actor) -> None:
+    """A mailbox of this address that signed in with a password (providers are turning that off) signs in
+    through the provider from now on, on its servers; the stored passwords go. Its IMAP cursor stays while the
+    IMAP server does, so mail already fetched is not fetched again; receiving stays off if it was."""
+    servers = _servers(settings)
+    if not mailbox.imap_host:
+        servers = {name: value for name, value in servers.items() if not name.startswith("imap_")}
+    elif servers["imap_host"] != mailbox.imap_host:
+        mailbox.uidvalidity, mailbox.last_uid = None, 0
+    for name, value in servers.items():
+        setattr(mailbox, name, value)
+    mailbox.auth_kind, mailbox.username, mailbox.smtp_username = settings.name, address, None
+    mailbox.password_enc = mailbox.smtp_password_enc = None
+    record("mailbox.update", target=mailbox, changed=["auth_kind", "username", "password", *servers], by=actor)
 
 
 def _address(settings: Provider, client: OAuthClient, token: Mapping) -> str | None:

@@ -289,3 +289,18 @@ def test_a_renewal_that_stays_held_by_another_process_is_told_in_words(owner_cli
 
     with pytest.raises(TokenUnavailable, match="Another process is renewing this mailbox's access"):
         access_token(mailbox, renew=True)
+
+
+def test_connecting_the_address_of_a_password_mailbox_switches_that_mailbox_to_oauth(owner_client, google, gmail):
+    mailbox = gmail.make_mailbox(name="Serwis", email=gmail.user, security="tls")
+    mailbox.uidvalidity, mailbox.last_uid = gmail.uidvalidity(), 7
+    db.session.commit()
+
+    connect_through_the_provider(owner_client)
+
+    assert db.session.scalars(select(Mailbox)).all() == [mailbox]
+    db.session.refresh(mailbox)
+    assert (mailbox.auth_kind, mailbox.username, mailbox.name) == ("google", gmail.user, "Serwis")
+    assert mailbox.password_enc is None and mailbox.oauth_refresh_token_enc
+    assert mailbox.last_uid == 7  # the same IMAP server: mail already fetched is not fetched again
+    assert poll_mailbox(mailbox).error is None
