@@ -57,20 +57,16 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
-    from .staff import (account, auth, compose, customers, held, inbox, mailboxes, outbox, panel_settings,
-                        repairs, settings, sms_settings, stats, threads, tickets, trusted_domains, workflow)
-    from .staff import bulk, notifications, templates
+    from .staff import (account, audit, auth, bulk, compose, customers, held, inbox, mailbox_oauth, mailboxes,
+                        notifications, outbox, panel_settings, repairs, settings, sms_settings, stats, templates,
+                        thread_tools, threads, tickets, trusted_domains, workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
 
-    for module in (auth, inbox, threads, compose, customers, repairs, tickets, outbox, settings, workflow,
-                   mailboxes, sms_settings, account, panel_settings, held, trusted_domains, stats,
-                   templates, notifications, bulk):
+    for module in (auth, inbox, threads, thread_tools, compose, customers, repairs, tickets, outbox, settings,
+                   workflow, mailboxes, mailbox_oauth, sms_settings, account, panel_settings, held, trusted_domains,
+                   stats, templates, notifications, bulk, audit):
         app.register_blueprint(module.bp)
-    from .staff import thread_tools
-    app.register_blueprint(thread_tools.bp)
-    from .staff import audit
-    app.register_blueprint(audit.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(web_bp)

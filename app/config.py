@@ -22,6 +22,21 @@ DEFAULTS: dict[str, object] = {
     "IMAP_TIMEOUT": 30,  # seconds for every read from an IMAP server
     "IMAP_CA_FILE": None,  # extra CA bundle for IMAP servers with a private certificate
     "MAILBOX_BROKEN_AFTER": 3,  # failed passes in a row before a mailbox is flagged broken
+    # Mailboxes signing in with OAuth2 (app/oauth.py): the providers' endpoints and mail servers, so that tests
+    # and unusual tenants can point elsewhere. Servers are HOST:PORT.
+    "OAUTH_TIMEOUT": 30,  # seconds for every request to a provider's sign-in server
+    "OAUTH_REFRESH_MARGIN": 300,  # an access token is renewed when it has less than this many seconds left
+    "OAUTH_GOOGLE_AUTHORIZE_URL": "https://accounts.google.com/o/oauth2/v2/auth",
+    "OAUTH_GOOGLE_TOKEN_URL": "https://oauth2.googleapis.com/token",
+    "OAUTH_GOOGLE_USERINFO_URL": "https://openidconnect.googleapis.com/v1/userinfo",
+    "OAUTH_GOOGLE_IMAP_SERVER": "imap.gmail.com:993",
+    "OAUTH_GOOGLE_SMTP_SERVER": "smtp.gmail.com:587",
+    "OAUTH_MICROSOFT_TENANT": "common",  # or the shop's tenant id / domain ({tenant} in the URLs below)
+    "OAUTH_MICROSOFT_AUTHORIZE_URL": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+    "OAUTH_MICROSOFT_TOKEN_URL": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+    "OAUTH_MICROSOFT_USERINFO_URL": "",  # the address comes from the ID token (its token is for Outlook, not Graph)
+    "OAUTH_MICROSOFT_IMAP_SERVER": "outlook.office365.com:993",
+    "OAUTH_MICROSOFT_SMTP_SERVER": "smtp.office365.com:587",
     "OUTBOX_BACKOFF_BASE": 60,  # seconds before the first retry; doubles each time
     "OUTBOX_BACKOFF_CAP": 3600,  # the longest wait between two attempts
     "OUTBOX_SENDING_STALE": 600,  # a delivery claimed longer ago than this, with no result, is uncertain

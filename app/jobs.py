@@ -18,6 +18,7 @@ from sqlalchemy import delete
 
 from .extensions import db
 from .inbound.poll import poll_due_mailboxes
+from .mailbox_health import notify_broken_mailboxes
 from .models import Lease, PanelToken, utcnow
 from .outbox import dispatch_pass, purge_outbox
 
@@ -40,6 +41,7 @@ JOBS = [
     # Every mailbox on its own polling interval: checked often, so changed settings apply without rescheduling.
     (poll_due_mailboxes, {"trigger": "interval", "seconds": 15}),
     (purge_outbox, {"trigger": "interval", "days": 1}),
+    (notify_broken_mailboxes, {"trigger": "interval", "seconds": 60}),
 ]
 
 

@@ -52,9 +52,11 @@ def default_mailbox() -> Mailbox | None:
 
 def create_mailbox(*, name: str, email: str, smtp_host: str, smtp_port: int | None, smtp_security: str,
                    display_name: str = "", username: str = "", password: str | None = None,
-                   is_default: bool = False, actor: User | str | None = None, **receiving) -> Mailbox:
+                   is_default: bool = False, auth_kind: str = "password", actor: User | str | None = None,
+                   **receiving) -> Mailbox:
     """Add an active mailbox for sending, and for receiving when `receiving` (RECEIVING_SETTINGS) names an IMAP
-    server; the shop's first mailbox becomes the default whatever is asked.
+    server; the shop's first mailbox becomes the default whatever is asked. A mailbox whose `auth_kind` is an
+    OAuth provider (app/oauth.py) signs in with tokens instead of a password.
 
     Refuses (ValidationFailed, naming every broken rule) an empty name, a bad e-mail address, a host that
     is not a host name or IP address, a port outside 1-65535, an unknown security mode, a login without a
@@ -65,10 +67,10 @@ def create_mailbox(*, name: str, email: str, smtp_host: str, smtp_port: int | No
         raise TypeError(f"not mailbox settings: {sorted(unknown)}")
     values = _checked(name=name, email=email, display_name=display_name, smtp_host=smtp_host,
                       smtp_port=smtp_port, smtp_security=smtp_security, username=username,
-                      is_default=is_default, password=password, has_stored_password=False,
+                      is_default=is_default, password=password, has_stored_password=auth_kind != "password",
                       **{**RECEIVING_DEFAULTS, **receiving})
     first = default_mailbox() is None
-    mailbox = Mailbox(**values, active=True, password_enc=encrypt(password) if password else None)
+    mailbox = Mailbox(**values, active=True, auth_kind=auth_kind, password_enc=encrypt(password) if password else None)
     if first:
         mailbox.is_default = True
     db.session.add(mailbox)
@@ -91,7 +93,8 @@ def update_mailbox(mailbox: Mailbox, *, password: str | None = None, actor: User
     if unknown:
         raise TypeError(f"not mailbox settings: {sorted(unknown)}")
     current = {field: getattr(mailbox, field) for field in SETTINGS}
-    values = _checked(**{**current, **values}, password=password, has_stored_password=bool(mailbox.password_enc))
+    values = _checked(**{**current, **values}, password=password,
+                      has_stored_password=bool(mailbox.password_enc) or mailbox.auth_kind != "password")
     if mailbox.is_default and not values["is_default"]:
         raise ValidationFailed({"is_default": _("Make another mailbox the default instead.")})
 
@@ -225,15 +228,15 @@ def _one_line(text: str | None) -> str:
 def record_sent(mailbox: Mailbox) -> None:
     """A mail went out through the mailbox: sending works again (failures of receiving stay counted)."""
     if not receiving_failed(mailbox):
-        _healthy(mailbox)
+        mark_healthy(mailbox)
     mailbox.last_send_at = utcnow()
 
 
 def record_polled(mailbox: Mailbox) -> None:
     """A polling pass went through: receiving works again (failures of sending stay counted)."""
     if receiving_failed(mailbox):
-        _healthy(mailbox)
-    mailbox.last_poll_at = utcnow()
+        mark_healthy(mailbox)
+    mailbox.last_poll_at = mailbox.last_poll_ok_at = utcnow()
 
 
 def record_receive_failure(mailbox: Mailbox, error: str) -> bool:
@@ -248,9 +251,10 @@ def receiving_failed(mailbox: Mailbox) -> bool:
     return bool(mailbox.consecutive_failures) and (mailbox.last_error or "").startswith(RECEIVING_ERROR)
 
 
-def _healthy(mailbox: Mailbox) -> None:
+def mark_healthy(mailbox: Mailbox) -> None:
+    """The mailbox works (again): no failures counted, not broken, the shop may be told again if it breaks."""
     mailbox.consecutive_failures = 0
-    mailbox.broken_at = None
+    mailbox.broken_at = mailbox.broken_notified_at = None
 
 
 def record_failure(mailbox: Mailbox, error: str) -> bool:
@@ -274,7 +278,7 @@ def record_test(mailbox: Mailbox, ok: bool, outcome: str, *, receiving: bool = F
     that side caused (the owner fixed it)."""
     if ok:
         if receiving_failed(mailbox) == receiving:
-            _healthy(mailbox)
+            mark_healthy(mailbox)
     else:
         mailbox.last_error = RECEIVING_ERROR + outcome if receiving else outcome
         mailbox.last_error_at = utcnow()

@@ -20,6 +20,7 @@ from sqlalchemy import Integer, String, bindparam, exists, insert, literal, sele
 
 from ..attachments import path_for as attachment_path
 from ..crypto import SecretUnreadable, decrypt
+from ..oauth import TokenUnavailable, access_token
 from ..extensions import db
 from ..mail_ids import (
     INSTANCE_HEADER, instance_id, make_message_id, reply_address, thread_index, thread_topic,
@@ -31,6 +32,8 @@ from . import mime
 from .base import SendResult
 
 MAX_REFERENCES = 20  # enough for every client to thread; long chains make headers some servers refuse
+# What connecting and signing in can raise besides a mail's own refusal.
+CONNECT_ERRORS = (smtplib.SMTPException, OSError, SecretUnreadable, TokenUnavailable)
 NO_MAILBOX = _l("No mailbox is set up for sending (Settings → Mailboxes).")
 
 
@@ -63,9 +66,9 @@ class EmailChannel:
         """Connect, secure the connection, sign in and say goodbye; (True, what worked) or (False, what failed)."""
         try:
             connection = connect(mailbox)
-        except (smtplib.SMTPException, OSError, SecretUnreadable) as exc:
+        except CONNECT_ERRORS as exc:
             return False, describe_failure(exc, mailbox).error
-        _quit(connection)
+        say_goodbye(connection)
         values = {"host": mailbox.smtp_host, "port": mailbox.smtp_port, "security": _security_name(mailbox)}
         if not _login_of(mailbox):
             return True, _("Connected to %(host)s:%(port)s (%(security)s). No login is set up.", **values)
@@ -130,7 +133,7 @@ class EmailSession:
             try:
                 handover.refused = self._hand_over(via, mail)
                 self._awaiting = handover
-            except (smtplib.SMTPException, OSError, SecretUnreadable) as exc:
+            except CONNECT_ERRORS as exc:
                 self._fail(handover, exc)
         return functools.partial(self._outcome, delivery, handover)
 
@@ -207,7 +210,7 @@ class EmailSession:
             with force_locale(self._shop.locale):
                 self._settle()
         for connection in self._connections.values():
-            _quit(connection)
+            say_goodbye(connection)
         self._connections.clear()
 
 
@@ -430,7 +433,9 @@ def connect(mailbox: Mailbox) -> smtplib.SMTP:
         if mailbox.smtp_security == "starttls":
             connection.starttls(context=tls_context())
             connection.ehlo()
-        if _login_of(mailbox):
+        if mailbox.uses_oauth:
+            _login_xoauth2(connection, mailbox)
+        elif _login_of(mailbox):
             password = mailbox.smtp_password_enc or mailbox.password_enc
             _login(connection, _login_of(mailbox), decrypt(password) if password else "")
     except BaseException:
@@ -460,11 +465,28 @@ def _login(connection: smtplib.SMTP, user: str, password: str) -> None:
         raise smtplib.SMTPAuthenticationError(code, reply)
 
 
+def _login_xoauth2(connection: smtplib.SMTP, mailbox: Mailbox) -> None:
+    """AUTH XOAUTH2 with the mailbox's access token as the initial response. A refused token is renewed once and
+    tried again: it may have been cut short, and when the consent was revoked the provider's refusal of the
+    refresh token says so in words (TokenUnavailable)."""
+    try:
+        connection.auth("XOAUTH2", _xoauth2(_login_of(mailbox), access_token(mailbox)))
+    except smtplib.SMTPAuthenticationError:
+        connection.auth("XOAUTH2", _xoauth2(_login_of(mailbox), access_token(mailbox, renew=True)))
+
+
+def _xoauth2(user: str, token: str) -> Callable:
+    """smtplib's auth object for XOAUTH2: the credentials first; to the server's error challenge (334 with a
+    JSON reason) the client answers empty, and the server then refuses with 535."""
+    return lambda challenge=None: f"user={user}\x01auth=Bearer {token}\x01\x01" if challenge is None else ""
+
+
 def _base64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
 
 
-def _quit(connection: smtplib.SMTP) -> None:
+def say_goodbye(connection: smtplib.SMTP) -> None:
+    """QUIT; a server that went away meanwhile is no error."""
     try:
         connection.quit()
     except (smtplib.SMTPException, OSError):
@@ -528,6 +550,8 @@ def describe_failure(exc: BaseException, mailbox: Mailbox) -> Failure:
         # An address with non-ASCII letters for a server without SMTPUTF8.
         return Failure(_("The mail server cannot take this message: %(reason)s", reason=exc), raw, "unsupported",
                        permanent=True)
+    if isinstance(exc, TokenUnavailable):
+        return Failure(str(exc), raw, "auth", mailbox_fault=True)
     if isinstance(exc, SecretUnreadable):
         return Failure(_("The stored password cannot be read (the app's secret key changed): enter it again."),
                        raw, "auth", mailbox_fault=True)

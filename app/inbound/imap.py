@@ -21,6 +21,7 @@ from imap_tools.mailbox import BaseMailBox
 
 from ..crypto import SecretUnreadable, decrypt
 from ..models import Mailbox
+from ..oauth import TokenUnavailable, access_token
 
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
@@ -218,13 +219,37 @@ def _connect(mailbox: Mailbox) -> BaseMailBox:
 
 
 def _login(box: BaseMailBox, mailbox: Mailbox) -> None:
-    """Sign in; LOGIN takes ASCII only, so a Polish letter in the login or password goes as AUTHENTICATE PLAIN."""
+    """Sign in: OAuth mailboxes with XOAUTH2, the others with their password; LOGIN takes ASCII only, so a Polish
+    letter in the login or password goes as AUTHENTICATE PLAIN."""
+    if mailbox.uses_oauth:
+        _login_xoauth2(box, mailbox)
+        return
     password = decrypt(mailbox.password_enc) if mailbox.password_enc else ""
     user = mailbox.username or ""
     if (user + password).isascii():
         box.login(user, password, initial_folder=None)
     else:
         box.login_utf8(user, password, initial_folder=None)
+
+
+def _login_xoauth2(box: BaseMailBox, mailbox: Mailbox) -> None:
+    """AUTHENTICATE XOAUTH2 with the mailbox's access token. A refused token is renewed once and tried again:
+    it may have been cut short, and when the consent was revoked the provider's refusal of the refresh token
+    says so in words (TokenUnavailable)."""
+    try:
+        box.xoauth2(mailbox.username, access_token(mailbox), initial_folder=None)
+        return
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        pass
+    try:
+        box.xoauth2(mailbox.username, access_token(mailbox, renew=True), initial_folder=None)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise ImapFailure(_("The IMAP server rejected the OAuth sign-in of %(user)s: %(reply)s",
+                            user=mailbox.username, reply=exc), "auth") from exc
 
 
 def _logout(box: BaseMailBox | None) -> None:
@@ -255,7 +280,7 @@ def _told(mailbox: Mailbox, folder: str | None = None) -> Iterator[None]:
         yield
     except ImapFailure:
         raise
-    except (imaplib.IMAP4.error, UnexpectedCommandStatusError, OSError, SecretUnreadable) as exc:
+    except (imaplib.IMAP4.error, UnexpectedCommandStatusError, OSError, SecretUnreadable, TokenUnavailable) as exc:
         raise describe_failure(exc, mailbox, folder) from exc
 
 
@@ -271,6 +296,8 @@ def describe_failure(exc: BaseException, mailbox: Mailbox, folder: str | None = 
     if isinstance(exc, (MailboxFolderSelectError, MailboxFolderStatusError)):
         return ImapFailure(_("The folder %(folder)s cannot be opened on the IMAP server: %(reply)s",
                              folder=folder, reply=_server_text(exc)), "folder")
+    if isinstance(exc, TokenUnavailable):
+        return ImapFailure(str(exc), "auth")
     if isinstance(exc, SecretUnreadable):
         return ImapFailure(_("The stored password cannot be read (the app's secret key changed): enter it again."),
                            "auth")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import Lease, utcnow
@@ -21,28 +22,29 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def acquire(name: str, owner: str, ttl: timedelta, now: datetime | None = None) -> bool:
+def acquire(name: str, owner: str, ttl: timedelta, now: datetime | None = None, session: Session | None = None) -> bool:
     """Take the lease `name` for `owner` until now + `ttl` and commit; False while someone else holds it.
 
     An expired lease (its holder died or hung) is taken over. Safe against a concurrent taker: the UPDATE only
     succeeds while the lease is expired or ours (on SQLite it takes the database's write lock first, on
     PostgreSQL a concurrent UPDATE waits for the row and then sees it taken), and of two INSERTs of a new lease
-    the primary key lets one through. Call it without pending changes in the session.
+    the primary key lets one through. Call it without pending changes in the session (default: db.session).
     """
     now = now or utcnow()
-    taken = db.session.execute(
+    session = session or db.session
+    taken = session.execute(
         update(_leases)
         .where(_leases.c.name == name, (_leases.c.expires_at < now) | (_leases.c.owner == owner))
         .values(owner=owner, expires_at=now + ttl)
     ).rowcount
     if not taken:
         try:
-            with db.session.begin_nested():
-                db.session.execute(insert(_leases).values(name=name, owner=owner, expires_at=now + ttl))
+            with session.begin_nested():
+                session.execute(insert(_leases).values(name=name, owner=owner, expires_at=now + ttl))
         except IntegrityError:
-            db.session.rollback()
+            session.rollback()
             return False
-    db.session.commit()
+    session.commit()
     return True
 
 
@@ -55,7 +57,8 @@ def renew(name: str, owner: str, ttl: timedelta, now: datetime | None = None) ->
     ).rowcount == 1
 
 
-def release(name: str, owner: str) -> None:
-    """Give the lease up (if still ours) and commit."""
-    db.session.execute(delete(_leases).where(_leases.c.name == name, _leases.c.owner == owner))
-    db.session.commit()
+def release(name: str, owner: str, session: Session | None = None) -> None:
+    """Give the lease up (if still ours) and commit (`session`, default db.session)."""
+    session = session or db.session
+    session.execute(delete(_leases).where(_leases.c.name == name, _leases.c.owner == owner))
+    session.commit()

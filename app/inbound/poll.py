@@ -4,9 +4,11 @@ mailboxes that are due."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 BATCH_MESSAGES = 100  # mail per FETCH and per commit
 BATCH_BYTES = 16 * 1024 * 1024  # and at most this much of it (a bigger mail is a batch of its own)
 LEASE_TTL = timedelta(minutes=5)  # renewed with every batch; a dead pass's lease is taken over after this
+POLL_WORKERS = 4  # mailboxes polled at the same time
 COUNTS = ("fetched", "threaded", "new_threads", "held", "duplicates", "errors")
 # What each outcome of record_mail adds to.
 COUNTED_AS = {"threaded": "threaded", "new_thread": "new_threads", "held": "held", "duplicate": "duplicates",
@@ -210,8 +213,27 @@ def receiving_mailboxes(mailbox_id: int | None = None) -> list[Mailbox]:
 
 
 def poll_all(mailbox_id: int | None = None) -> list[PollResult]:
-    """One pass over every receiving mailbox (or one of them), one after the other."""
-    return [poll_mailbox(mailbox) for mailbox in receiving_mailboxes(mailbox_id)]
+    """One pass over every receiving mailbox (or one of them)."""
+    return poll_side_by_side([mailbox.id for mailbox in receiving_mailboxes(mailbox_id)])
+
+
+def poll_side_by_side(mailbox_ids: list[int]) -> list[PollResult]:
+    """Poll the mailboxes at the same time (up to POLL_WORKERS), each in a thread with an app context and
+    database session of its own, so that a server that hangs until IMAP_TIMEOUT, or a slow one, holds up only
+    its own mailbox. Returns the results in the order asked; the caller's session sees the changes afterwards.
+    """
+    if not mailbox_ids:
+        return []
+    app = current_app._get_current_object()
+
+    def poll_one(mailbox_id: int) -> PollResult:
+        with app.app_context():
+            return poll_mailbox(db.session.get(Mailbox, mailbox_id))
+
+    with ThreadPoolExecutor(min(POLL_WORKERS, len(mailbox_ids)), thread_name_prefix="mail-poll") as pool:
+        results = list(pool.map(poll_one, mailbox_ids))
+    db.session.expire_all()  # the threads changed the mailboxes in sessions of their own
+    return results
 
 
 def poll_due_mailboxes(now: datetime | None = None) -> list[PollResult]:
@@ -220,6 +242,6 @@ def poll_due_mailboxes(now: datetime | None = None) -> list[PollResult]:
     Run often (every few seconds) it picks up changed intervals and new mailboxes without rescheduling.
     """
     now = now or utcnow()
-    due = [mailbox for mailbox in receiving_mailboxes()
+    due = [mailbox.id for mailbox in receiving_mailboxes()
            if mailbox.last_poll_at is None or mailbox.last_poll_at + timedelta(seconds=mailbox.poll_interval) <= now]
-    return [poll_mailbox(mailbox) for mailbox in due]
+    return poll_side_by_side(due)

@@ -4,7 +4,7 @@ from .conversations import Attachment, Message, MessageRef, Tag, Thread, ThreadF
 from .customers import ConsentEvent, Customer, CustomerEmail, PanelToken
 from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease
-from .mailboxes import Mailbox, SmsAccount
+from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
 from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
 from .templates import MessageTemplate, StatusNotification, TemplateAttachment
@@ -14,7 +14,7 @@ from .users import ApiToken, User
 __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
     "DeliveryEvent", "InboundItem", "Lease", "Mailbox", "Message", "MessageRef", "MessageTemplate",
-    "NumberSequence", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
+    "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
     "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
     "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
 ]

@@ -58,9 +58,28 @@ class Mailbox(db.Model):
     broken_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last pass, whatever its outcome
+    last_poll_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last pass that went through
+    last_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last mail the server took
+    broken_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the shop was told it broke
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def uses_oauth(self) -> bool:
+        """Signs in with OAuth2 tokens (Google, Microsoft 365) instead of a password."""
+        return self.auth_kind != "password"
+
+
+class OAuthClient(db.Model):
+    """The shop's own OAuth client at a provider (google, microsoft), through which its mailboxes sign in."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_enc: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class SmsAccount(db.Model):

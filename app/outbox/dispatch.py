@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from ..channels import get_channel
 from ..channels.base import Channel, ChannelSession, SendResult
 from ..extensions import db
-from ..models import Delivery, DeliveryEvent, Message, Shop, Thread, utcnow
+from ..models import Delivery, DeliveryEvent, Mailbox, Message, Shop, Thread, utcnow
 from ..repairs import log_sent
 from .backoff import configured_retry_delay
 from .claim import Claim, claim_due, flag_stale_claims, release
@@ -81,6 +81,7 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
     with _rows_kept_between_commits():
         try:
             deliveries = _load(claims)
+            claims = _failing_mailboxes_last(claims, deliveries)
             for claim in claims:
                 started += 1
                 sending = _start(claim, deliveries.get(claim.delivery_id), sessions)
@@ -115,6 +116,20 @@ def _rows_kept_between_commits() -> Iterator[None]:
     finally:
         session.expire_on_commit = expire_on_commit
         session.expire_all()
+
+
+def _failing_mailboxes_last(claims: list[Claim], deliveries: dict[int, Delivery]) -> list[Claim]:
+    """The claims in their order, except that mail through a mailbox whose last attempt failed goes last: a
+    server that hangs until SMTP_TIMEOUT then holds up only its own mail, not the other mailboxes'."""
+    failing = set(db.session.scalars(select(Mailbox.id).where(Mailbox.consecutive_failures > 0)))
+    if not failing:
+        return claims
+
+    def last_if_failing(claim: Claim) -> bool:
+        delivery = deliveries.get(claim.delivery_id)
+        return delivery is not None and delivery.channel == "email" and delivery.mailbox_id in failing
+
+    return sorted(claims, key=last_if_failing)
 
 
 def _load(claims: list[Claim]) -> dict[int, Delivery]:

@@ -43,13 +43,13 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 imap_capability = +MOVE
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = static
   args = home={root}/mail/%d/%n
 }}
@@ -70,7 +70,28 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # No growing delay after failed logins: tests fail logins on purpose.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
+"""
+# With an OAuth server: XOAUTH2 logins whose bearer token the server's introspection says is active for that user.
+OAUTH_PASSDB = """\
+auth_failure_delay = 0
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+OAUTH_CONFIG = """\
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
 """
 
 
@@ -89,9 +110,10 @@ class Dovecot:
 
     As root, Dovecot's login and mail processes run as dovenull/nobody, so the directory tree is made
     traversable for them (pytest's tmp_path lives under a 0700 directory, hence a temp root of our own).
+    With `introspection_url` it also takes XOAUTH2 logins, checking each token at that introspection endpoint.
     """
 
-    def __init__(self):
+    def __init__(self, introspection_url: str | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="ri-dovecot-"))
         self.root.chmod(0o755)
         self.host, self.port, self.tls_port = HOST, free_port(), free_port()
@@ -103,12 +125,16 @@ class Dovecot:
         if root_user:
             shutil.chown(mail, "nobody", "nogroup")
         me = pwd_name()
+        if introspection_url:
+            (self.root / "dovecot-oauth2.conf.ext").write_text(OAUTH_CONFIG.format(introspection_url=introspection_url))
         self.config = self.root / "dovecot.conf"
         self.config.write_text(CONFIG.format(
             host=self.host, root=self.root, name=uuid.uuid4().hex[:8], port=self.port, tls_port=self.tls_port,
             internal_user="dovecot" if root_user else me, internal_group="dovecot" if root_user else me,
             login_user="dovenull" if root_user else me, mail_user="nobody" if root_user else me,
             mail_group="nogroup" if root_user else me,
+            oauth_mechanisms=" xoauth2 oauthbearer" if introspection_url else "",
+            oauth_passdb=OAUTH_PASSDB.format(root=self.root) if introspection_url else "",
         ))
         self.process: subprocess.Popen | None = None
         self._users = itertools.count(1)
@@ -298,3 +324,16 @@ def imap_server(dovecot) -> ImapAccount:
         yield ImapAccount(dovecot, dovecot.add_user())
     finally:
         dovecot.start()
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(oauth_provider):
+    """A second Dovecot for the run that also takes XOAUTH2 logins, checked against the test OAuth server."""
+    if not Path(DOVECOT).exists():
+        pytest.fail(f"{DOVECOT} is missing: install dovecot-imapd")
+    server = Dovecot(introspection_url=oauth_provider.introspection_url)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

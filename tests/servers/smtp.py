@@ -1,20 +1,27 @@
-"""A real SMTP server for tests: aiosmtpd on loopback with STARTTLS required, AUTH, a self-signed certificate,
-switches to refuse or misbehave, and a silent server that never answers (for timeouts)."""
+"""A real SMTP server for tests: aiosmtpd on loopback with STARTTLS required, AUTH (also XOAUTH2, checked at an
+OAuth server's introspection endpoint), a self-signed certificate, switches to refuse or misbehave, and a silent
+server that never answers (for timeouts)."""
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import datetime
 import ipaddress
+import json
 import logging
 import socket
 import ssl
 import threading
+import urllib.parse
+import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -85,6 +92,8 @@ class SmtpServer:
     logins: int = 0  # AUTH attempts
     reject_next_rcpt_with: str | None = None  # e.g. "550 5.1.1 no such user": the next RCPT gets this reply
     reject_auth: bool = False  # refuse every login, even with the right password
+    introspection_url: str | None = None  # where XOAUTH2 bearer tokens are checked (RFC 7662); None: refused
+    oauth_logins: list[str] = field(default_factory=list)  # the users XOAUTH2 let in
     _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _sessions: list = field(default_factory=list, repr=False)  # (event loop, SMTP protocol) per connection
 
@@ -117,6 +126,39 @@ class SmtpServer:
             and auth_data.password == self.password.encode()
         )
         return AuthResult(success=accepted, handled=False)
+
+    async def auth_XOAUTH2(self, server, args) -> AuthResult:
+        """AUTH XOAUTH2 as Google and Microsoft speak it: base64 of "user=U^Aauth=Bearer T^A^A", at once or after
+        an empty challenge; a refused token gets a 334 challenge with a JSON reason, answered empty, then 535."""
+        self.logins += 1
+        if len(args) > 1:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        active_user = await asyncio.get_running_loop().run_in_executor(None, self._introspect, token)
+        if user and active_user == user:
+            self.oauth_logins.append(user)
+            return AuthResult(success=True, handled=False, auth_data=user)
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "Bearer"}))
+        return AuthResult(success=False, handled=False)
+
+    def _introspect(self, token: str) -> str | None:
+        """The user an active token speaks for, asked of the OAuth server as Dovecot asks it (POST token=...)."""
+        if not self.introspection_url or not token:
+            return None
+        form = urllib.parse.urlencode({"token": token}).encode()
+        request = urllib.request.Request(self.introspection_url, data=form, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            body = json.load(answer)
+        return body.get("username") if body.get("active") else None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if self.reject_next_rcpt_with:
@@ -186,6 +228,12 @@ def smtp_server(smtp_certificate):
 class SilentServer:
     host: str
     port: int
+    accepted: list[socket.socket] = field(default_factory=list)  # the connections it holds, unanswered
+
+    def hang_up(self) -> None:
+        """Close every connection held so far (its clients see the connection end at once)."""
+        for connection in self.accepted:
+            connection.close()
 
 
 @pytest.fixture
@@ -206,7 +254,7 @@ def silent_smtp_server():
     thread = threading.Thread(target=accept_forever, name="silent-smtp", daemon=True)
     thread.start()
     try:
-        yield SilentServer(HOST, listener.getsockname()[1])
+        yield SilentServer(HOST, listener.getsockname()[1], accepted)
     finally:
         stop.set()
         thread.join(timeout=2)
