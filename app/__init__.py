@@ -58,12 +58,13 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .staff import (account, auth, compose, customers, held, inbox, mailboxes, outbox, panel_settings,
-                        repairs, settings, sms_settings, stats, threads, tickets, trusted_domains, workflow)
+                        repairs, settings, sms_settings, stats, thread_actions, threads, tickets, trusted_domains,
+                        workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
 
     for module in (auth, inbox, threads, compose, customers, repairs, tickets, outbox, settings, workflow,
-                   mailboxes, sms_settings, account, panel_settings, held, trusted_domains, stats):
+                   mailboxes, sms_settings, account, panel_settings, held, trusted_domains, stats, thread_actions):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
