@@ -217,6 +217,20 @@ def test_assign_to_me_then_to_a_colleague_then_to_nobody(staff_client, staff, th
     assert db.session.scalar(select(Message.body_text).where(Message.kind == "event").limit(1)) == ""
 
 
+@pytest.mark.shop_locale("pl")
+def test_an_event_is_worded_when_shown_in_each_readers_language(staff_client, staff, thread):
+    post(staff_client, thread, "priority", priority="urgent")
+
+    def event_line() -> str:
+        page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+        return re.search(r'data-event="priority">(.*?)</li>', page, re.S).group(1)
+
+    assert "Pilny" in event_line() and "Urgent" not in event_line()
+    staff.locale = "en"
+    db.session.commit()
+    assert "changed the priority from Normal to Urgent." in event_line()
+
+
 def test_htmx_gets_the_header_and_the_event_for_the_timeline(staff_client, staff, thread, queues):
     response = post(staff_client, thread, "queue", htmx=True, queue_id=queues[1].id)
     html = response.get_data(as_text=True)
