@@ -246,6 +246,13 @@ def test_htmx_shows_a_refused_change_in_the_header(staff_client, thread):
     assert thread.tags == []
 
 
+def test_a_person_or_queue_that_does_not_exist_is_404_and_changes_nothing(staff_client, thread):
+    for value in ("999", "9" * 30, "-1"):
+        assert post(staff_client, thread, "assign", assignee_id=value).status_code == 404
+        assert post(staff_client, thread, "queue", queue_id=value).status_code == 404
+    assert thread.assignee_id is None and events(thread) == []
+
+
 def test_a_refused_change_without_javascript_comes_back_with_the_reason(staff_client, thread):
     response = post(staff_client, thread, "priority", priority="asap")
     assert response.status_code == 302

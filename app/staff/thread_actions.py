@@ -58,25 +58,29 @@ def _change(thread_id: int, change: Callable[[Thread], Message | None]):
     return redirect(url_for("threads.show", thread_id=thread.id))
 
 
-def _user(value: str | None) -> User | None:
-    """The member of staff a form names by id ("" is nobody); 404 for an id that does not exist."""
-    return db.get_or_404(User, int(value)) if value and value.isdecimal() else None
+def _row(model, value: str | None):
+    """The row a form or URL names by id, None for no id (""); 404 for an id that does not exist or is no number
+    a database keeps (a hostile 10**30 must not reach PostgreSQL's integer columns)."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdecimal() and len(value) <= 9):
+        abort(404)
+    return db.get_or_404(model, int(value))
 
 
 @bp.route("/<int:thread_id>/assign", methods=["POST"])
 @login_required
 def assign_to(thread_id: int):
     """Give the thread to someone (the form's assignee_id: a user id, empty for nobody)."""
-    return _change(thread_id, lambda thread: assign(thread, _user(request.form.get("assignee_id")), current_user))
+    return _change(thread_id, lambda thread: assign(thread, _row(User, request.form.get("assignee_id")), current_user))
 
 
 @bp.route("/<int:thread_id>/queue", methods=["POST"])
 @login_required
 def queue(thread_id: int):
     """Move the thread to another queue (empty: none); its assignee is cleared."""
-    queue_id = request.form.get("queue_id", "")
-    target = db.get_or_404(Queue, int(queue_id)) if queue_id.isdecimal() else None
-    return _change(thread_id, lambda thread: change_queue(thread, target, current_user))
+    return _change(thread_id, lambda thread: change_queue(thread, _row(Queue, request.form.get("queue_id")),
+                                                          current_user))
 
 
 @bp.route("/<int:thread_id>/status", methods=["POST"])
@@ -212,19 +216,13 @@ class RecordForm(FlaskForm):
         self.status.choices = list(THREAD_STATUS_LABELS.items())
 
 
-def _owned(model, value: str | None):
-    """The repair or ticket a form names, or None; 404 for one that does not exist (the domain checks whose)."""
-    return db.get_or_404(model, int(value)) if value and value.isdecimal() else None
-
-
 @bp.route("/record", methods=["GET", "POST"])
 @login_required
 def record():
     """Record a phone call, visit, letter... as a new thread of a customer; nothing is sent to anyone.
 
     Opened without a customer it first asks for one (the same picker as writing a message)."""
-    customer_id = request.values.get("customer_id", "")
-    customer = db.get_or_404(Customer, int(customer_id)) if customer_id.isdecimal() else None
+    customer = _row(Customer, request.values.get("customer_id"))
     form = RecordForm(source="phone", status="open", repair_id=request.args.get("repair_id", ""),
                       ticket_id=request.args.get("ticket_id", ""))
     if customer is None:
@@ -236,8 +234,8 @@ def record():
         try:
             message = record_conversation(
                 customer=customer, source=form.source.data, body=form.body.data, author=current_user,
-                subject=form.subject.data, repair=_owned(Repair, form.repair_id.data),
-                ticket=_owned(Ticket, form.ticket_id.data), status=form.status.data)
+                subject=form.subject.data, repair=_row(Repair, form.repair_id.data),
+                ticket=_row(Ticket, form.ticket_id.data), status=form.status.data)
         except ValidationFailed as exc:
             db.session.rollback()
             show_errors(form, exc)
