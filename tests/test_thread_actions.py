@@ -354,6 +354,15 @@ def test_recording_a_conversation_from_the_customer_card(staff_client, staff, cu
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
 
 
+def test_recording_from_a_repair_card_preselects_the_repair(staff_client, customer):
+    repair = create_repair(customer=customer, device="iPhone 12")
+    db.session.commit()
+    card = staff_client.get(f"/repairs/{repair.id}?tab=messages").get_data(as_text=True)
+    link = re.search(r'href="(/threads/record\?[^"]+)"', card).group(1).replace("&amp;", "&")
+    form = staff_client.get(link).get_data(as_text=True)
+    assert re.search(rf'<option selected value="{repair.id}">|<option value="{repair.id}" selected>', form)
+
+
 def test_recording_asks_for_a_customer_first_and_shows_refusals_next_to_fields(staff_client, customer):
     assert 'id="customer-search"' in staff_client.get("/threads/record").get_data(as_text=True)
     assert "Record a conversation" in staff_client.get("/").get_data(as_text=True)
