@@ -138,7 +138,7 @@ def test_a_thread_reads_back_with_messages_notes_attachments_and_deliveries(api,
         note.id, "note", "Stefan Staff", "Part ordered.")
     assert (taken["kind"], taken["author"], taken["event"]) == (  # who replies to an unassigned thread takes it
         "event", "Stefan Staff", {"event": "assigned", "to": "Stefan Staff", "to_id": staff.id, "previous": None,
-                                  "by_reply": True})
+                                  "reply_id": reply.id})
     assert (third["id"], third["direction"], third["channel"], third["channels"]) == (reply.id, "out", None, ["portal"])
     assert third["deliveries"] == [{"id": reply.deliveries[0].id, "channel": "portal", "status": "scheduled"}]
 

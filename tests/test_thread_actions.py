@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.customers import create_customer
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.messaging.compose import compose
+from app.messaging.compose import compose, undo
 from app.messaging.record import record_conversation
 from app.messaging.thread_actions import (
     add_note, add_tag, assign, change_queue, remove_tag, set_category, set_priority, set_status,
@@ -78,14 +78,22 @@ def test_changing_the_queue_clears_the_assignee_and_says_so(thread, staff, queue
 
 def test_whoever_replies_to_an_unassigned_thread_takes_it(mailbox, thread, customer, staff):
     colleague = make_user("ola@shop.example", name="Ola")
-    compose(customer=customer, channels=["email"], body="Tak, jest gotowy.", thread=thread, author=staff)
+    reply = compose(customer=customer, channels=["email"], body="Tak, jest gotowy.", thread=thread, author=staff)
     db.session.commit()
     assert thread.assignee_id == staff.id
     assert events(thread) == [{"event": "assigned", "to": "Stefan Staff", "to_id": staff.id, "previous": None,
-                               "by_reply": True}]
+                               "reply_id": reply.id}]
     compose(customer=customer, channels=["email"], body="Jeszcze jedno.", thread=thread, author=colleague)
     db.session.commit()
     assert thread.assignee_id == staff.id and len(events(thread)) == 1  # an assigned thread stays with its person
+
+
+def test_a_reply_taken_back_gives_the_thread_back(mailbox, thread, customer, staff):
+    reply = compose(customer=customer, channels=["email"], body="Tak, jest gotowy.", thread=thread, author=staff)
+    db.session.commit()
+    undo(reply, actor=staff)
+    db.session.commit()
+    assert thread.assignee_id is None and events(thread) == []
 
 
 def test_a_thread_opened_by_writing_is_the_writers_without_an_event(mailbox, customer, staff):

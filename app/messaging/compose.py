@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
 from ..models.audit import record
 from ..models.conversations import CHANNELS
-from .thread_actions import take_on_reply
+from .thread_actions import give_back, take_on_reply
 from .threads import context_thread, default_subject, open_thread
 
 MAX_CC = 30
@@ -196,7 +196,7 @@ def _touch_thread(thread: Thread, message: Message, author, now: datetime, opene
         if opened:
             thread.assignee_id = author.id  # a thread one opens is one's own; no event needed to say so
         else:
-            take_on_reply(thread, author)
+            take_on_reply(thread, author, message)
         if thread.first_response_at is None and thread.last_inbound_at is not None:
             thread.first_response_at = now
 
@@ -224,6 +224,7 @@ def undo(message: Message, actor=None) -> dict:
         "thread_id": message.thread_id,
     }
     thread = message.thread
+    give_back(message)
     record("message.undo", by=actor, target=message, thread_id=thread.id)
     db.session.execute(delete(Delivery).where(Delivery.message_id == message.id))
     db.session.delete(message)

@@ -36,8 +36,10 @@ def _name(user: User | None) -> str | None:
     return user.name if user is not None else None
 
 
-def assign(thread: Thread, assignee: User | None, actor: User | None, *, by_reply: bool = False) -> Message | None:
-    """Give the thread to `assignee` (None: to nobody); returns the event, or None when nothing changed.
+def assign(thread: Thread, assignee: User | None, actor: User | None, *, reply: Message | None = None
+           ) -> Message | None:
+    """Give the thread to `assignee` (None: to nobody), because of `reply` if given; returns the event, or None
+    when nothing changed.
 
     Refuses (ValidationFailed on "assignee_id") an account that is switched off.
     """
@@ -48,13 +50,25 @@ def assign(thread: Thread, assignee: User | None, actor: User | None, *, by_repl
     previous = thread.assignee
     thread.assignee = assignee
     return add_event(thread, actor, "assigned", to=_name(assignee), to_id=assignee.id if assignee else None,
-                     previous=_name(previous), by_reply=by_reply)
+                     previous=_name(previous), reply_id=reply.id if reply else None)
 
 
-def take_on_reply(thread: Thread, author: User) -> None:
+def take_on_reply(thread: Thread, author: User, reply: Message) -> None:
     """Who answers an unassigned thread takes it (the event says so)."""
     if thread.assignee_id is None:
-        assign(thread, author, author, by_reply=True)
+        assign(thread, author, author, reply=reply)
+
+
+def give_back(reply: Message) -> None:
+    """Undo what `reply` did by taking its thread (the reply is being taken back in its undo window): the thread
+    is unassigned again, unless someone has given it to another since, and the event goes."""
+    thread = reply.thread
+    for event in db.session.scalars(select(Message).where(
+            Message.thread_id == thread.id, Message.kind == "event", Message.created_at >= reply.created_at)):
+        if event.meta.get("reply_id") == reply.id:
+            if thread.assignee_id == event.meta.get("to_id"):
+                thread.assignee_id = None
+            db.session.delete(event)
 
 
 def change_queue(thread: Thread, queue: Queue | None, actor: User | None) -> Message | None:
