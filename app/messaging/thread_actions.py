@@ -48,7 +48,7 @@ def assign(thread: Thread, assignee: User | None, actor: User | None, *, reply: 
     if thread.assignee_id == (assignee.id if assignee else None):
         return None
     previous = thread.assignee
-    thread.assignee = assignee
+    thread.assignee_id = assignee.id if assignee else None
     return add_event(thread, actor, "assigned", to=_name(assignee), to_id=assignee.id if assignee else None,
                      previous=_name(previous), reply_id=reply.id if reply else None)
 
@@ -79,7 +79,7 @@ def change_queue(thread: Thread, queue: Queue | None, actor: User | None) -> Mes
     previous = db.session.get(Queue, thread.queue_id) if thread.queue_id else None
     unassigned = thread.assignee
     thread.queue_id = queue.id if queue else None
-    thread.assignee = None
+    thread.assignee_id = None
     return add_event(thread, actor, "queue", to=queue.name if queue else None,
                      previous=previous.name if previous else None, unassigned=_name(unassigned))
 
