@@ -159,9 +159,16 @@ def test_a_category_is_one_line_of_free_text_up_to_80_characters(thread, staff):
         set_category(thread, "x" * 81, staff)
 
 
-def test_a_switched_off_account_cannot_be_given_a_thread(thread, staff):
-    gone = make_user("gone@shop.example")
+def test_a_switched_off_account_cannot_be_given_a_thread_but_still_shows_as_its_assignee(staff_client, thread,
+                                                                                          staff):
+    gone = make_user("gone@shop.example", name="Gone Person")
+    thread.assignee_id = gone.id
     gone.active = False
+    db.session.commit()
+    header = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert f'<option value="{gone.id}" selected>Gone Person</option>' in header
+    assert assign(thread, gone, staff) is None  # leaving it with them is no change
+    assign(thread, None, staff)
     with pytest.raises(ValidationFailed):
         assign(thread, gone, staff)
 

@@ -43,10 +43,10 @@ def assign(thread: Thread, assignee: User | None, actor: User | None, *, reply: 
 
     Refuses (ValidationFailed on "assignee_id") an account that is switched off.
     """
-    if assignee is not None and not assignee.active:
-        raise ValidationFailed({"assignee_id": _("This account is switched off.")})
     if thread.assignee_id == (assignee.id if assignee else None):
         return None
+    if assignee is not None and not assignee.active:
+        raise ValidationFailed({"assignee_id": _("This account is switched off.")})
     previous = thread.assignee
     thread.assignee_id = assignee.id if assignee else None
     return add_event(thread, actor, "assigned", to=_name(assignee), to_id=assignee.id if assignee else None,
