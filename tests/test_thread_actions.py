@@ -246,6 +246,14 @@ def test_an_event_is_worded_when_shown_in_each_readers_language(staff_client, st
     assert "changed the priority from Normal to Urgent." in event_line()
 
 
+def test_events_of_other_kinds_keep_their_own_entry(staff_client, thread):
+    db.session.add(Message(thread_id=thread.id, kind="event", direction="internal", visible_to_customer=False,
+                           body_text="SMS from +48600100200 moved here.", meta={"event": "message_moved"}))
+    db.session.commit()
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert "SMS from +48600100200 moved here." in page and 'data-event="message_moved"' not in page
+
+
 def test_htmx_gets_the_header_and_the_event_for_the_timeline(staff_client, staff, thread, queues):
     response = post(staff_client, thread, "queue", htmx=True, queue_id=queues[1].id)
     html = response.get_data(as_text=True)

@@ -20,6 +20,8 @@ TAG_MAX = 60  # Tag.name's column
 CATEGORY_MAX = 80  # Thread.category's column
 NOTE_MAX = 50_000
 OTHER_THREADS = 3  # the side panel's "other threads of this customer"
+# The events these actions write (Message.meta["event"]); staff/threads/_event.html words each of them.
+EVENTS = ("assigned", "queue", "status", "priority", "category", "tag_added", "tag_removed")
 
 
 def add_event(thread: Thread, actor: User | None, event: str, **details) -> Message:

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..labels import CHANNEL_LABELS, THREAD_STATUS_LABELS
 from ..messaging.record import RECORD_SOURCES, record_conversation
 from ..messaging.thread_actions import (
-    NOTE_MAX, add_note, add_tag, assign, categories_in_use, change_queue, delete_thread, follow, remove_tag,
+    EVENTS, NOTE_MAX, add_note, add_tag, assign, categories_in_use, change_queue, delete_thread, follow, remove_tag,
     set_category, set_priority, set_status, side_panel, thread_header, unfollow,
 )
 from ..messaging.threads import thread_for_staff
@@ -36,6 +36,7 @@ bp = Blueprint("thread_actions", __name__, url_prefix="/threads")
 bp.add_app_template_global(thread_header)
 bp.add_app_template_global(side_panel)
 bp.add_app_template_global(NOTE_MAX, "NOTE_MAX")
+bp.add_app_template_global(EVENTS, "THREAD_EVENTS")
 bp.add_app_template_global(PANEL_STATE_LABELS, "PANEL_STATE_LABELS")
 
 
