@@ -9,6 +9,7 @@ import pytest
 from panel_helpers import panel_customer, panel_path, publish, sign_in_customer
 from servers.accounts import mailbox  # noqa: F401  (fixture)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from test_translations import compiled_catalogue  # noqa: F401  (fixture)
 from sqlalchemy import func, select
 
 from app.customers import create_customer
@@ -233,6 +234,7 @@ def test_assign_to_me_then_to_a_colleague_then_to_nobody(staff_client, staff, th
 
 
 @pytest.mark.shop_locale("pl")
+@pytest.mark.usefixtures("compiled_catalogue")
 def test_an_event_is_worded_when_shown_in_each_readers_language(staff_client, staff, thread):
     post(staff_client, thread, "priority", priority="urgent")
 
