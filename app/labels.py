@@ -19,11 +19,13 @@ THREAD_STATUS_LABELS = {
     "closed": _l("Closed"),
 }
 THREAD_STATUS_COLOURS = {"open": "blue", "waiting_us": "amber", "waiting_customer": "violet", "closed": "grey"}
+# Threads' and tickets' priorities (models.repairs.PRIORITIES), most pressing last.
+PRIORITY_LABELS = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
 
 
 def template_labels() -> dict:
     return {
         "CHANNEL_LABELS": CHANNEL_LABELS, "DELIVERY_LABELS": DELIVERY_LABELS,
         "DELIVERY_COLOURS": DELIVERY_COLOURS, "THREAD_STATUS_LABELS": THREAD_STATUS_LABELS,
-        "THREAD_STATUS_COLOURS": THREAD_STATUS_COLOURS,
+        "THREAD_STATUS_COLOURS": THREAD_STATUS_COLOURS, "PRIORITY_LABELS": PRIORITY_LABELS,
     }

@@ -126,7 +126,7 @@ def test_a_thread_reads_back_with_messages_notes_attachments_and_deliveries(api,
     body = api.get(f"/api/v1/threads/{thread.id}").get_json()
 
     assert (body["id"], body["subject"], body["customer_id"]) == (thread.id, "Screen", anna.id)
-    first, second, third = body["messages"]
+    first, second, third, taken = body["messages"]
     assert first == {
         "id": inbound.id, "kind": "message", "direction": "in", "channel": "email", "channels": [], "author": None,
         "sender": "anna@example.com", "subject": "Screen", "text": "Is it ready?", "created_at": start.isoformat(),
@@ -136,6 +136,9 @@ def test_a_thread_reads_back_with_messages_notes_attachments_and_deliveries(api,
     }
     assert (second["id"], second["kind"], second["author"], second["text"]) == (
         note.id, "note", "Stefan Staff", "Part ordered.")
+    assert (taken["kind"], taken["author"], taken["event"]) == (  # who replies to an unassigned thread takes it
+        "event", "Stefan Staff", {"event": "assigned", "to": "Stefan Staff", "to_id": staff.id, "previous": None,
+                                  "reply_id": reply.id})
     assert (third["id"], third["direction"], third["channel"], third["channels"]) == (reply.id, "out", None, ["portal"])
     assert third["deliveries"] == [{"id": reply.deliveries[0].id, "channel": "portal", "status": "scheduled"}]
 

@@ -45,8 +45,9 @@ def thread_json(thread: Thread) -> dict:
 
 
 def message_json(message: Message) -> dict:
-    """A timeline entry; `channel` is the one an inbound message came by, `channels` those an outbound one goes by."""
-    return {
+    """A timeline entry; `channel` is the one an inbound message came by, `channels` those an outbound one goes by.
+    A system event also carries what happened, as data (`event`: {"event": "assigned", "to": "Anna", ...})."""
+    entry = {
         "id": message.id,
         "kind": message.kind,
         "direction": message.direction,
@@ -63,6 +64,9 @@ def message_json(message: Message) -> dict:
         ],
         "deliveries": [delivery_summary(d) for d in message.deliveries],
     }
+    if message.kind == "event":
+        entry["event"] = message.meta
+    return entry
 
 
 def held_json(item: InboundItem) -> dict:

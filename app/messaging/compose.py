@@ -18,6 +18,7 @@ from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
 from .templates import refusal_for, template_files
+from .thread_actions import give_back, take_on_reply
 from .threads import context_thread, default_subject, open_thread
 
 MAX_CC = 30
@@ -144,11 +145,14 @@ def compose(
     if template is not None and {"email", "portal"} & set(channels):
         attachments = [*attachments, *template_files(template, repair=repair, shop=shop)]
 
+    opened = False
     if thread is None:
-        thread = context_thread(customer, repair, ticket) or open_thread(
-            customer, subject=subject or default_subject(repair, ticket), repair=repair, ticket=ticket,
-            source_channel=channels[0], author=author,
-        )
+        thread = context_thread(customer, repair, ticket)
+        if thread is None:
+            thread, opened = open_thread(
+                customer, subject=subject or default_subject(repair, ticket), repair=repair, ticket=ticket,
+                source_channel=channels[0], author=author,
+            ), True
     subject = subject or thread.subject or default_subject(repair, ticket) or shop.name
 
     due = send_at or now + timedelta(seconds=shop.undo_seconds)
@@ -184,22 +188,24 @@ def compose(
                 created_at=now,
             )
         )
-    _touch_thread(thread, message, author, now)
+    _touch_thread(thread, message, author, now, opened)
     record("message.send", by=author or source, target=message, channels=channels,
            thread_id=thread.id, scheduled=send_at is not None)
     db.session.flush()
     return message
 
 
-def _touch_thread(thread: Thread, message: Message, author, now: datetime) -> None:
+def _touch_thread(thread: Thread, message: Message, author, now: datetime, opened: bool) -> None:
     thread.last_activity_at = now
     thread.last_message_preview = " ".join(message.body_text.split())[:PREVIEW_CHARS]
     thread.unread = False
     if thread.status != "closed" or not message.automatic:
-        thread.status = "waiting_customer"
+        thread.status, thread.closed_at = "waiting_customer", None
     if author is not None:
-        if thread.assignee_id is None:
-            thread.assignee_id = author.id  # who answers an unassigned thread takes it
+        if opened:
+            thread.assignee_id = author.id  # a thread one opens is one's own; no event needed to say so
+        else:
+            take_on_reply(thread, author, message)
         if thread.first_response_at is None and thread.last_inbound_at is not None:
             thread.first_response_at = now
 
@@ -227,6 +233,7 @@ def undo(message: Message, actor=None) -> dict:
         "thread_id": message.thread_id,
     }
     thread = message.thread
+    give_back(message)
     record("message.undo", by=actor, target=message, thread_id=thread.id)
     db.session.execute(delete(Delivery).where(Delivery.message_id == message.id))
     db.session.delete(message)

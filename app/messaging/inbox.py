@@ -11,10 +11,11 @@ from ..extensions import db
 from ..models import Customer, Queue, Repair, Thread, Ticket, User, utcnow
 from ..models.conversations import SOURCES, THREAD_STATUSES
 from ..search import search_thread_ids
+from .thread_actions import followed_by
 
 PER_PAGE = 50
 MAX_PAGE = 10_000
-VIEWS = ("mine", "unassigned", "open", "waiting_customer", "closed")
+VIEWS = ("mine", "followed", "unassigned", "open", "waiting_customer", "closed")
 DEFAULT_VIEW = "open"
 OPEN_STATUSES = tuple(status for status in THREAD_STATUSES if status != "closed")
 CONTEXTS = ("repair", "ticket", "none")
@@ -128,6 +129,7 @@ def filtered(query: InboxQuery, user: User) -> Select:
     statement = live_threads()
     statement = {
         "mine": statement.where(Thread.assignee_id == user.id, Thread.status != "closed"),
+        "followed": statement.where(followed_by(user), Thread.status != "closed"),
         "unassigned": statement.where(Thread.assignee_id.is_(None), Thread.status != "closed"),
         "open": statement.where(Thread.status != "closed"),
         "waiting_customer": statement.where(Thread.status == "waiting_customer"),

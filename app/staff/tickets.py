@@ -12,6 +12,7 @@ from wtforms import HiddenField, SelectChoice, SelectField, StringField, TextAre
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer, Ticket
+from ..labels import PRIORITY_LABELS
 from ..repairs import create_ticket, find_tickets, queues, row_by_id, update_ticket
 from . import PER_PAGE, show_errors, wants_fragment
 
@@ -19,7 +20,6 @@ bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 
 # The words staff read for the stored values (models.repairs.TICKET_STATUSES and PRIORITIES).
 STATUS_LABELS = {"open": _l("Open"), "pending": _l("Pending"), "closed": _l("Closed")}
-PRIORITY_LABELS = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
 
 
 @bp.context_processor

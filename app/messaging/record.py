@@ -1,0 +1,73 @@
+"""Recording a conversation the shop had outside the app (a phone call, a visit, a letter) as a new thread."""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Customer, Message, Repair, Ticket, User, utcnow
+from ..models.audit import record
+from ..models.conversations import THREAD_STATUSES
+from .compose import MAX_BODY_CHARS, PREVIEW_CHARS
+from .threads import default_subject, open_thread
+
+# Where a recorded conversation took place. Not the customer panel: what a customer writes there arrives by itself.
+RECORD_SOURCES = ("phone", "email", "sms", "chat", "web", "letter", "in_person")
+SUBJECT_MAX = 255
+
+
+def record_conversation(
+    *,
+    customer: Customer,
+    source: str,
+    body: str,
+    author: User,
+    subject: str = "",
+    repair: Repair | None = None,
+    ticket: Ticket | None = None,
+    status: str = "open",
+) -> Message:
+    """Open a new thread holding what the customer said (an incoming message on `source`, written down by
+    `author`); nothing is sent to anyone. Returns the message; flushed, the caller commits.
+
+    Refuses (ValidationFailed, nothing stored) an unknown source or status, an empty or overlong text, no subject
+    where no repair or ticket names the thread, and a repair or ticket of another customer.
+    """
+    errors = {}
+    if source not in RECORD_SOURCES:
+        errors["source"] = _("Choose where the conversation took place.")
+    if status not in THREAD_STATUSES:
+        errors["status"] = _("Choose a status.")
+    body = (body or "").replace("\r\n", "\n").strip()
+    if not body:
+        errors["body"] = _("Write what the customer said.")
+    elif len(body) > MAX_BODY_CHARS:
+        errors["body"] = _("The text is too long.")
+    if repair is not None and repair.customer_id != customer.id:
+        errors["repair_id"] = _("This repair belongs to another customer.")
+    if ticket is not None and ticket.customer_id != customer.id:
+        errors["ticket_id"] = _("This ticket belongs to another customer.")
+    subject = " ".join((subject or "").split()) or default_subject(repair, ticket)
+    if not subject:
+        errors["subject"] = _("Write a subject.")
+    elif len(subject) > SUBJECT_MAX:
+        errors["subject"] = _("At most %(n)d characters.", n=SUBJECT_MAX)
+    if errors:
+        raise ValidationFailed(errors)
+
+    now = utcnow()
+    thread = open_thread(customer, subject=subject, repair=repair, ticket=ticket, source_channel=source,
+                         author=author)
+    message = Message(
+        thread_id=thread.id, kind="message", direction="in", channel=source, author_customer_id=customer.id,
+        author_user_id=author.id, sender={"email": customer.email, "sms": customer.phone}.get(source) or "",
+        subject=subject, body_text=body, meta={"recorded_by": author.name}, created_at=now,
+    )
+    db.session.add(message)
+    thread.status = status
+    thread.closed_at = now if status == "closed" else None
+    thread.last_inbound_at = thread.last_activity_at = now
+    thread.last_message_preview = " ".join(body.split())[:PREVIEW_CHARS]
+    record("thread.record", by=author, target=thread, source=source)
+    db.session.flush()
+    return message

@@ -1,0 +1,265 @@
+"""What staff do to a thread (assign, queue, status, priority, category, tags, follow, notes, delete), each change
+written down as a system event in its timeline."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Customer, Message, Queue, Repair, Tag, Thread, ThreadFollower, User, utcnow
+from ..models.audit import record
+from ..models.conversations import THREAD_STATUSES
+from ..models.repairs import PRIORITIES
+
+TAG_MAX = 60  # Tag.name's column
+CATEGORY_MAX = 80  # Thread.category's column
+NOTE_MAX = 50_000
+OTHER_THREADS = 3  # the side panel's "other threads of this customer"
+# The events these actions write (Message.meta["event"]); staff/threads/_event.html words each of them.
+EVENTS = ("assigned", "queue", "status", "priority", "category", "tag_added", "tag_removed")
+
+
+def add_event(thread: Thread, actor: User | None, event: str, **details) -> Message:
+    """Write a system event into the thread's timeline; `details` are names and values the timeline turns into a
+    sentence in the reader's language (app/staff templates: staff/threads/_event.html)."""
+    message = Message(thread_id=thread.id, kind="event", direction="internal", visible_to_customer=False,
+                      author_user_id=actor.id if actor is not None else None, meta={"event": event, **details},
+                      created_at=utcnow())
+    db.session.add(message)
+    return message
+
+
+def _name(user: User | None) -> str | None:
+    return user.name if user is not None else None
+
+
+def assign(thread: Thread, assignee: User | None, actor: User | None, *, reply: Message | None = None
+           ) -> Message | None:
+    """Give the thread to `assignee` (None: to nobody), because of `reply` if given; returns the event, or None
+    when nothing changed.
+
+    Refuses (ValidationFailed on "assignee_id") an account that is switched off.
+    """
+    if thread.assignee_id == (assignee.id if assignee else None):
+        return None
+    if assignee is not None and not assignee.active:
+        raise ValidationFailed({"assignee_id": _("This account is switched off.")})
+    previous = thread.assignee
+    thread.assignee_id = assignee.id if assignee else None
+    return add_event(thread, actor, "assigned", to=_name(assignee), to_id=assignee.id if assignee else None,
+                     previous=_name(previous), reply_id=reply.id if reply else None)
+
+
+def take_on_reply(thread: Thread, author: User, reply: Message) -> None:
+    """Who answers an unassigned thread takes it (the event says so)."""
+    if thread.assignee_id is None:
+        assign(thread, author, author, reply=reply)
+
+
+def give_back(reply: Message) -> None:
+    """Undo what `reply` did by taking its thread (the reply is being taken back in its undo window): the thread
+    is unassigned again, unless someone has given it to another since, and the event goes."""
+    thread = reply.thread
+    for event in db.session.scalars(select(Message).where(
+            Message.thread_id == thread.id, Message.kind == "event", Message.created_at >= reply.created_at)):
+        if event.meta.get("reply_id") == reply.id:
+            if thread.assignee_id == event.meta.get("to_id"):
+                thread.assignee_id = None
+            db.session.delete(event)
+
+
+def change_queue(thread: Thread, queue: Queue | None, actor: User | None) -> Message | None:
+    """Move the thread to `queue` (None: no queue); the assignee is cleared, as the new queue's people pick it up.
+    Returns the event, or None when the thread already was there."""
+    if thread.queue_id == (queue.id if queue else None):
+        return None
+    previous = db.session.get(Queue, thread.queue_id) if thread.queue_id else None
+    unassigned = thread.assignee
+    thread.queue_id = queue.id if queue else None
+    thread.assignee_id = None
+    return add_event(thread, actor, "queue", to=queue.name if queue else None,
+                     previous=previous.name if previous else None, unassigned=_name(unassigned))
+
+
+def set_status(thread: Thread, status: str, actor: User | None) -> Message | None:
+    """Set the thread's status (closing stamps closed_at, anything else clears it; the due time follows by
+    itself, see app.messaging.due). Returns the event, or None when nothing changed.
+
+    Refuses (ValidationFailed on "status") a status the shop does not know.
+    """
+    if status not in THREAD_STATUSES:
+        raise ValidationFailed({"status": _("Choose a status.")})
+    if thread.status == status:
+        return None
+    previous = thread.status
+    thread.status = status
+    thread.closed_at = utcnow() if status == "closed" else None
+    return add_event(thread, actor, "status", to=status, previous=previous)
+
+
+def set_priority(thread: Thread, priority: str, actor: User | None) -> Message | None:
+    """Set the thread's priority (its answer's due time moves with it). Refuses an unknown priority."""
+    if priority not in PRIORITIES:
+        raise ValidationFailed({"priority": _("Choose a priority.")})
+    if thread.priority == priority:
+        return None
+    previous, thread.priority = thread.priority, priority
+    return add_event(thread, actor, "priority", to=priority, previous=previous)
+
+
+def set_category(thread: Thread, category: str, actor: User | None) -> Message | None:
+    """Set the thread's category (free text on one line; empty clears it). Refuses one that is too long."""
+    category = " ".join((category or "").split())
+    if len(category) > CATEGORY_MAX:
+        raise ValidationFailed({"category": _("At most %(n)d characters.", n=CATEGORY_MAX)})
+    if thread.category == category:
+        return None
+    previous, thread.category = thread.category, category
+    return add_event(thread, actor, "category", to=category, previous=previous)
+
+
+def categories_in_use(limit: int = 100) -> list[str]:
+    """The categories threads have, A to Z, to suggest while typing one."""
+    return list(db.session.scalars(
+        select(Thread.category).where(Thread.category != "").distinct().order_by(Thread.category).limit(limit)))
+
+
+def tag_name(raw: str) -> str:
+    """A tag as stored: one line, single spaces, lower case ("Warranty  claim" and "warranty claim" are one tag).
+
+    Refuses (ValidationFailed on "tag") an empty name or one over 60 characters.
+    """
+    name = " ".join((raw or "").split()).lower()
+    if not name:
+        raise ValidationFailed({"tag": _("Write a tag.")})
+    if len(name) > TAG_MAX:
+        raise ValidationFailed({"tag": _("At most %(n)d characters.", n=TAG_MAX)})
+    return name
+
+
+def _tag_named(name: str) -> Tag:
+    """The tag of that name, made if it does not exist yet (two people adding one at once both get it)."""
+    tag = db.session.scalar(select(Tag).where(Tag.name == name))
+    if tag is not None:
+        return tag
+    try:
+        with db.session.begin_nested():
+            tag = Tag(name=name)
+            db.session.add(tag)
+    except IntegrityError:
+        tag = db.session.scalar(select(Tag).where(Tag.name == name))
+    return tag
+
+
+def add_tag(thread: Thread, raw: str, actor: User | None) -> Message | None:
+    """Tag the thread (the tag is made on first use); returns the event, or None when it already had the tag."""
+    tag = _tag_named(tag_name(raw))
+    if tag in thread.tags:
+        return None
+    thread.tags.append(tag)
+    return add_event(thread, actor, "tag_added", tag=tag.name)
+
+
+def remove_tag(thread: Thread, tag_id: int, actor: User | None) -> Message | None:
+    """Take the tag off the thread; returns the event, or None when the thread did not have it."""
+    tag = next((t for t in thread.tags if t.id == tag_id), None)
+    if tag is None:
+        return None
+    thread.tags.remove(tag)
+    return add_event(thread, actor, "tag_removed", tag=tag.name)
+
+
+def follow(thread: Thread, user: User) -> None:
+    """`user` follows the thread (it shows in their "Followed" view); following twice changes nothing."""
+    if db.session.get(ThreadFollower, (thread.id, user.id)) is None:
+        db.session.add(ThreadFollower(thread_id=thread.id, user_id=user.id))
+
+
+def unfollow(thread: Thread, user: User) -> None:
+    db.session.execute(delete(ThreadFollower).where(ThreadFollower.thread_id == thread.id,
+                                                    ThreadFollower.user_id == user.id))
+
+
+def add_note(thread: Thread, body: str, author: User) -> Message:
+    """An internal note in the timeline: for staff only, never shown to the customer and never sent.
+
+    Refuses (ValidationFailed on "body") an empty or overlong note.
+    """
+    body = (body or "").replace("\r\n", "\n").strip()
+    if not body:
+        raise ValidationFailed({"body": _("Write a note.")})
+    if len(body) > NOTE_MAX:
+        raise ValidationFailed({"body": _("The note is too long.")})
+    now = utcnow()
+    note = Message(thread_id=thread.id, kind="note", direction="internal", visible_to_customer=False,
+                   author_user_id=author.id, body_text=body, body_format="markdown", created_at=now)
+    db.session.add(note)
+    thread.last_activity_at = now
+    db.session.flush()
+    return note
+
+
+def delete_thread(thread: Thread, actor: User) -> None:
+    """Hide the thread everywhere (soft delete: its rows stay for the audit trail) and audit who did it."""
+    thread.deleted_at = utcnow()
+    record("thread.delete", by=actor, target=thread, subject=thread.subject, customer_id=thread.customer_id)
+
+
+# --- what the thread page shows around the timeline -------------------------------------------------
+
+
+@dataclass
+class ThreadHeader:
+    """The choices of the thread's header: who it can go to, which queues, who follows it."""
+
+    staff: list[User]
+    queues: list[Queue]
+    followers: list[User]
+    following: bool
+
+
+def thread_header(thread: Thread, user: User) -> ThreadHeader:
+    followers = list(db.session.scalars(
+        select(User).join(ThreadFollower, ThreadFollower.user_id == User.id)
+        .where(ThreadFollower.thread_id == thread.id).order_by(User.name)))
+    return ThreadHeader(
+        staff=list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))),
+        queues=list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.id))),
+        followers=followers,
+        following=any(f.id == user.id for f in followers),
+    )
+
+
+@dataclass
+class SidePanel:
+    """What staff want to know about the customer while answering: their other threads and last repair."""
+
+    customer: Customer | None
+    other_threads: list[Thread]
+    last_repair: Repair | None
+
+
+def side_panel(thread: Thread) -> SidePanel:
+    """The customer of the thread, their last three other threads and their latest repair, in two queries."""
+    customer = thread.customer
+    if customer is None:
+        return SidePanel(None, [], None)
+    others = list(db.session.scalars(
+        select(Thread).where(Thread.customer_id == customer.id, Thread.id != thread.id,
+                             Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
+        .order_by(Thread.last_activity_at.desc(), Thread.id.desc()).limit(OTHER_THREADS)))
+    last_repair = db.session.scalars(
+        select(Repair).where(Repair.customer_id == customer.id).options(joinedload(Repair.status))
+        .order_by(Repair.created_at.desc(), Repair.id.desc()).limit(1)).first()
+    return SidePanel(customer, others, last_repair)
+
+
+def followed_by(user: User):
+    """The condition of threads `user` follows (the inbox's "Followed" view)."""
+    return Thread.id.in_(select(ThreadFollower.thread_id).where(ThreadFollower.user_id == user.id))
+
