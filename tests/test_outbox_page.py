@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import csrf_token, sign_in
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEvent, Delivery, utcnow
+from app.models import AuditEvent, Delivery, Shop, utcnow
 from test_outbox_dispatch import make_customer, make_delivery, make_message, make_repair, reload
 
 HTMX = {"HX-Request": "true"}
@@ -104,7 +105,7 @@ def test_the_time_range_filter_uses_the_day_the_delivery_was_requested(owner_cli
     old = outbox["failed"]
     old.created_at = utcnow() - timedelta(days=10)
     db.session.commit()
-    today = utcnow().date()
+    today = utcnow().astimezone(ZoneInfo(Shop.current().timezone)).date()  # the shop's day, not UTC's
     ten_days_ago = (today - timedelta(days=10)).isoformat()
 
     html = owner_client.get(f"/outbox/?from={ten_days_ago}&to={ten_days_ago}").get_data(as_text=True)
