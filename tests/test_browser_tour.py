@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
-from app.models import Customer, Mailbox, Message, Repair, Shop, User
+from app.models import Customer, Mailbox, Message, MessageTemplate, Repair, Shop, User
 from app.portal.access import issue_link
 from conftest import screenshot, sign_in_browser
 
@@ -75,6 +75,21 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     expect(page.locator("input[name=imap_host]")).to_have_value(mailbox.imap_host)
     expect(page.locator(".banner[role=alert]")).to_have_count(0)  # a mailbox with example servers is not "broken"
     screenshot(page, "mailbox")
+
+    ready = db.session.scalar(db.select(MessageTemplate).where(MessageTemplate.name == "Gotowa do odbioru"))
+    page.goto(f"{live_server.url}/settings/templates/{ready.id}")
+    page.select_option("#preview-repair", index=1)
+    page.click("#preview-button")
+    expect(page.locator("#template-preview")).to_contain_text("gotowy do odbioru")
+    screenshot(page, "template")
+
+    page.goto(live_server.url + "/settings/notifications/")
+    expect(page.locator("main")).to_contain_text("Gotowa do odbioru")
+    screenshot(page, "notifications")
+
+    page.goto(live_server.url + "/audit/")
+    expect(page.locator("tbody tr")).not_to_have_count(0)
+    screenshot(page, "audit-log")
 
 
 @pytest.mark.shop_locale("pl")
