@@ -246,6 +246,29 @@ def test_search_box_finds_polish_words_without_diacritics_and_keeps_the_filters(
         assert staff_client.get("/", query_string={"q": hostile}).status_code == 200
 
 
+def test_a_search_lists_the_newest_threads_first_and_a_heading_sorts_it_otherwise(staff_client, anna):
+    older = make_thread(anna, "Bateria do wymiany", minutes_ago=1)
+    newer = make_thread(anna, "Bateria puchnie", minutes_ago=30)
+    make_thread(anna, "Ekran")
+
+    assert listed(staff_client, "?q=bateria") == [newer.id, older.id]  # by number, not by activity
+    assert listed(staff_client, "?q=bateria&sort=activity") == [older.id, newer.id]
+    assert listed(staff_client, "?q=bateria&sort=number&dir=asc") == [older.id, newer.id]
+    html = staff_client.get("/?q=bateria").get_data(as_text=True)
+    assert 'name="sort"' not in html  # the box keeps no order of its own: a new search is newest first again
+
+
+def test_pages_of_search_results_follow_each_other(staff_client, anna):
+    threads = [make_thread(anna, f"Wyświetlacz {n}") for n in range(PER_PAGE + 3)]
+    make_thread(anna, "Bateria")
+
+    first, second = listed(staff_client, "?q=wyswietlacz"), listed(staff_client, "?q=wyswietlacz&page=2")
+
+    newest_first = [t.id for t in reversed(threads)]
+    assert first + second == newest_first
+    assert len(first) == PER_PAGE
+
+
 def test_the_search_box_answers_htmx_with_the_results_only(staff_client, anna):
     thread = make_thread(anna, "Wyświetlacz")
 
