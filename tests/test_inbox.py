@@ -10,6 +10,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging import inbox
 from app.messaging.due import due_time
 from app.messaging.inbox import PER_PAGE
 from app.models import Customer, Message, Queue, Shop, Thread, utcnow
@@ -87,6 +88,24 @@ def test_counts_per_view_status_and_queue_come_at_the_top(staff_client, staff, a
     assert 'id="count-closed"' not in html  # closed threads are not counted: years of them would slow every page
     assert (count(html, f"queue-{front.id}"), count(html, f"queue-{workshop.id}")) == (2, 1)  # open threads only
     assert "badge-amber" in html and "Waiting for us" in html  # the legend names each status colour
+
+
+def test_counts_follow_changes_made_here_at_once_and_elsewhere_within_seconds(staff_client, anna, monkeypatch):
+    thread = make_thread(anna, "Ekran")
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 1
+
+    thread.status = "closed"  # a change this process commits: the next page counts again
+    db.session.commit()
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 0
+
+    db.session.execute(Thread.__table__.insert().values(  # as another worker or the mail poller would write it
+        token="elsewhere", customer_id=anna.id, subject="Bateria", status="open", priority="normal", category="",
+        source_channel="email", private=False, unread=False, last_message_preview="", last_activity_at=utcnow(),
+        created_at=utcnow()))
+    db.session.commit()
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 0  # this process's tally, for now
+    monkeypatch.setattr(inbox, "COUNTS_SECONDS", 0)  # ...until it is older than COUNTS_SECONDS
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 1
 
 
 def test_filters_by_column_combine(staff_client, staff, anna, queues):

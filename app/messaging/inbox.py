@@ -1,10 +1,14 @@
 """The inbox list: views, filters, sorting, paging and the counts above it, fast at 100,000 threads."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from itertools import chain
 
-from sqlalchemy import Row, Select, func, select
+from flask import current_app, has_app_context
+from sqlalchemy import Row, Select, event, func, select
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import Customer, Queue, Repair, Thread, Ticket, User, utcnow
@@ -12,6 +16,7 @@ from ..models.conversations import SOURCES, THREAD_STATUSES
 from ..search import newest_matches_first, search_thread_ids
 
 PER_PAGE = 50
+COUNTS_SECONDS = 10  # how long a process shows the same counts (unless it changes a thread itself)
 MAX_PAGE = 10_000
 VIEWS = ("mine", "unassigned", "open", "waiting_customer", "closed")
 DEFAULT_VIEW = "open"
@@ -230,12 +235,9 @@ class InboxCounts:
 
 
 def inbox_counts(user: User) -> InboxCounts:
-    """The numbers above the list, from one grouped query over an index and a range of another (overdue)."""
-    rows = db.session.execute(
-        select(Thread.status, Thread.queue_id, Thread.assignee_id, func.count())
-        .where(Thread.status.in_(OPEN_STATUSES), Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
-        .group_by(Thread.status, Thread.queue_id, Thread.assignee_id)
-    ).all()
+    """The numbers above the list: from one grouped query over an index and a range of another (overdue),
+    made at most every COUNTS_SECONDS per process (see `_tally`)."""
+    rows, late = _tally()
     views, statuses, queues = Counter(), Counter(), Counter()
     for status, queue_id, assignee_id, count in rows:
         statuses[status] += count
@@ -246,8 +248,47 @@ def inbox_counts(user: User) -> InboxCounts:
         elif assignee_id == user.id:
             views["mine"] += count
     views["waiting_customer"] = statuses["waiting_customer"]
-    late = db.session.scalar(select(func.count()).select_from(live_threads().where(overdue()).subquery()))
-    return InboxCounts(views=dict(views), statuses=dict(statuses), queues=dict(queues), overdue=late or 0)
+    return InboxCounts(views=dict(views), statuses=dict(statuses), queues=dict(queues), overdue=late)
+
+
+def _tally() -> tuple[list[Row], int]:
+    """Open threads per status, queue and assignee, and the overdue ones; the same for every member of staff.
+
+    Counting costs a read of every open thread, which every page of the inbox would pay, so a process keeps its
+    tally for COUNTS_SECONDS, and forgets it as soon as it commits a change to a thread itself (`_forget_tally`):
+    what someone does here shows at once, what another process (a second worker, the mail poller) does shows
+    within seconds.
+    """
+    cache = current_app.extensions.setdefault("inbox_tally", {})
+    tally = cache.get("tally")
+    if tally is None or time.monotonic() - tally[0] > COUNTS_SECONDS:
+        made = time.monotonic()
+        rows = db.session.execute(
+            select(Thread.status, Thread.queue_id, Thread.assignee_id, func.count())
+            .where(Thread.status.in_(OPEN_STATUSES), Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
+            .group_by(Thread.status, Thread.queue_id, Thread.assignee_id)
+        ).all()
+        late = db.session.scalar(select(func.count()).select_from(Thread).where(
+            overdue(), Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None)))
+        tally = cache["tally"] = (made, rows, late or 0)
+    return tally[1], tally[2]
+
+
+@event.listens_for(Session, "after_flush")
+def _note_thread_changes(session: Session, _context) -> None:
+    if any(isinstance(row, Thread) for row in chain(session.new, session.dirty, session.deleted)):
+        session.info["threads_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_tally(session: Session) -> None:
+    if session.info.pop("threads_changed", False) and has_app_context():
+        current_app.extensions.get("inbox_tally", {}).pop("tally", None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_thread_changes(session: Session, _transaction) -> None:
+    session.info.pop("threads_changed", None)
 
 
 def next_unanswered() -> Thread | None:
