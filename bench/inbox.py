@@ -11,7 +11,7 @@ Fills a fresh database (a SQLite file in a temporary directory; PostgreSQL in a 
 the tests make theirs) through the migrations, then in bulk: customers, repairs, staff, queues, threads with
 realistic status, assignee, queue and due times, and messages of realistic lengths (a line of SMS to a long
 e-mail; Polish and English), one thread of exactly 200 messages among them. The search index is built by the
-database's own triggers and functions from migration 0005, as in production: on SQLite the messages go in
+database's own triggers and functions from migration 0004, as in production: on SQLite the messages go in
 before their threads so each thread's document is built once; on PostgreSQL the rows are copied with triggers
 off and every thread's document is then built by the same function the triggers call.
 
