@@ -22,6 +22,7 @@ MAX_TERMS = 12  # a pasted paragraph is not a search; the first words narrow eno
 PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
 TERM = re.compile(r'"([^"]*)"?|(\S+)')
 LAST_TOKEN = re.compile(r"\w*$")  # of a word, as the index splits it (at punctuation)
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 MIN_PHONE_DIGITS = 5
 
 _sqlite_index = table(SEARCH_TABLE, column("rowid"), column("document"))
@@ -63,11 +64,15 @@ def parse_query(text: str) -> list[Term]:
         if any(char.isalnum() for char in value):
             terms.append(Term(value, prefix=quoted is None))
     terms = terms[:MAX_TERMS]
-    # Only the word being typed is a prefix: earlier words are complete, and prefixes of many are slow. Nor is
-    # a single letter (as in "anna@example.c"): every word starting with it would be read, a second's work.
-    last = len(terms) - 1
-    return [Term(term.text, prefix=term.prefix and i == last and len(LAST_TOKEN.search(term.text)[0]) > 1)
+    return [Term(term.text, prefix=term.prefix and i == len(terms) - 1 and _unfinished(term.text))
             for i, term in enumerate(terms)]
+
+
+def _unfinished(word: str) -> bool:
+    """Whether the last word typed is searched as a prefix: it may be unfinished, but prefixes of many words are
+    slow, so not a single letter (every word starting with it would be read, a second's work), nor a whole
+    e-mail address, whose ending ("com") begins words in every message of the index."""
+    return len(LAST_TOKEN.search(word)[0]) > 1 and not EMAIL.fullmatch(word)
 
 
 def _fts5_query(terms: list[Term]) -> str:
