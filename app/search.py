@@ -21,6 +21,8 @@ FOLD = str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻäöüéèêëáàâí
 MAX_TERMS = 12  # a pasted paragraph is not a search; the first words narrow enough
 PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
 TERM = re.compile(r'"([^"]*)"?|(\S+)')
+LAST_TOKEN = re.compile(r"\w*$")  # of a word, as the index splits it (at punctuation)
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 MIN_PHONE_DIGITS = 5
 
 _sqlite_index = table(SEARCH_TABLE, column("rowid"), column("document"))
@@ -62,8 +64,15 @@ def parse_query(text: str) -> list[Term]:
         if any(char.isalnum() for char in value):
             terms.append(Term(value, prefix=quoted is None))
     terms = terms[:MAX_TERMS]
-    # Only the word being typed is a prefix: earlier words are complete, and prefixes of many are slow.
-    return [Term(term.text, prefix=term.prefix and i == len(terms) - 1) for i, term in enumerate(terms)]
+    return [Term(term.text, prefix=term.prefix and i == len(terms) - 1 and _unfinished(term.text))
+            for i, term in enumerate(terms)]
+
+
+def _unfinished(word: str) -> bool:
+    """Whether the last word typed is searched as a prefix: it may be unfinished, but prefixes of many words are
+    slow, so not a single letter (every word starting with it would be read, a second's work), nor a whole
+    e-mail address, whose ending ("com") begins words in every message of the index."""
+    return len(LAST_TOKEN.search(word)[0]) > 1 and not EMAIL.fullmatch(word)
 
 
 def _fts5_query(terms: list[Term]) -> str:
@@ -78,6 +87,13 @@ def _tsquery(terms: list[Term]) -> str:
     return " & ".join(quoted)
 
 
+def _index_match(terms: list[Term]):
+    """The index's thread id column and the condition of a document matching every term, in this database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _pg_index.c.thread_id, _pg_index.c.document.op("@@")(func.to_tsquery("simple", _tsquery(terms)))
+    return _sqlite_index.c.rowid, _sqlite_index.c.document.op("MATCH")(_fts5_query(terms))
+
+
 def search_thread_ids(text: str) -> Select:
     """The ids of threads whose subject, customer, phone, e-mail, repair number or messages match `text`.
 
@@ -86,8 +102,20 @@ def search_thread_ids(text: str) -> Select:
     terms = parse_query(text)
     if not terms:
         return select(Thread.id).where(false())
-    if db.session.get_bind().dialect.name == "postgresql":
-        return select(_pg_index.c.thread_id).where(
-            _pg_index.c.document.op("@@")(func.to_tsquery("simple", _tsquery(terms)))
-        )
-    return select(_sqlite_index.c.rowid).where(_sqlite_index.c.document.op("MATCH")(_fts5_query(terms)))
+    thread_id, matches = _index_match(terms)
+    return select(thread_id).where(matches)
+
+
+def newest_matches_first(statement: Select, text: str, descending: bool = True) -> Select:
+    """`statement` (of threads) narrowed to those matching `text` and ordered by thread number, newest first
+    (or oldest, when not `descending`), in the index's own order.
+
+    The index is read from its end and the reading stops at the statement's limit, so a word that half the
+    threads contain costs a page of them; `search_thread_ids` in another order has to collect every match first.
+    """
+    terms = parse_query(text)
+    if not terms:
+        return statement.where(false())
+    thread_id, matches = _index_match(terms)
+    return (statement.join(thread_id.table, thread_id == Thread.id).where(matches)
+            .order_by(thread_id.desc() if descending else thread_id.asc()))

@@ -3,11 +3,15 @@
     .venv/bin/python bench/inbox.py [--database sqlite|postgresql|both] [--threads 100000] [--messages 1000000]
                                     [--requests 200] [--keep DIR]
 
+With `--keep DIR` the filled database stays in DIR (SQLite: DIR/inbox.db; PostgreSQL: its data directory
+DIR/postgresql) and a later run with the same DIR measures it again without filling: pending migrations are
+applied to it first, so a new index is timed on the same data as before it.
+
 Fills a fresh database (a SQLite file in a temporary directory; PostgreSQL in a throwaway cluster made the way
 the tests make theirs) through the migrations, then in bulk: customers, repairs, staff, queues, threads with
 realistic status, assignee, queue and due times, and messages of realistic lengths (a line of SMS to a long
 e-mail; Polish and English), one thread of exactly 200 messages among them. The search index is built by the
-database's own triggers and functions from migration 0005, as in production: on SQLite the messages go in
+database's own triggers and functions from migration 0004, as in production: on SQLite the messages go in
 before their threads so each thread's document is built once; on PostgreSQL the rows are copied with triggers
 off and every thread's document is then built by the same function the triggers call.
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -194,6 +199,10 @@ def fill(threads: int, messages: int) -> dict:
     return {"user": staff[0].email, "long_thread": 1}
 
 
+# What `fill` returns, for a kept database that is measured again without filling it.
+FILLED = {"user": "staff0@shop.example", "long_thread": 1}
+
+
 def insert(model, rows) -> None:
     """Insert `rows` (dicts) into `model`'s table in batches, bypassing the ORM."""
     table = model.__table__
@@ -216,6 +225,31 @@ class foreign_keys_off:
     def __exit__(self, *exc):
         db.session.commit()
         db.session.connection().exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+class KeptCluster(PostgresCluster):
+    """A PostgreSQL server whose data directory lives in `root` and outlives the run (`--keep`)."""
+
+    def __init__(self, bindir: Path, port: int, root: Path):
+        super().__init__(bindir, port)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = root
+        self.filled = (root / "data" / "PG_VERSION").exists()
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.filled:  # initdb only makes a new data directory; start the kept one
+            data = self.root / "data"
+            options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            self._run("pg_ctl", "-D", data, "-l", self.root / "server.log", "-w", "-o", options, "start")
+            self.running = True
+        else:
+            super().start()
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self._run("pg_ctl", "-D", self.root / "data", "-m", "fast", "-w", "stop")
 
 
 class triggers_off:
@@ -274,23 +308,33 @@ def run(kind: str, args) -> tuple[str, dict, float]:
     with tempfile.TemporaryDirectory(prefix="bench-inbox-") as workdir:
         cluster = None
         if kind == "postgresql":
-            cluster = PostgresCluster(_postgres_bindir(), free_port())
+            if args.keep:
+                cluster = KeptCluster(_postgres_bindir(), free_port(), Path(args.keep).resolve() / "postgresql")
+                filled = cluster.filled
+            else:
+                cluster, filled = PostgresCluster(_postgres_bindir(), free_port()), False
             cluster.start()
             url = cluster.url
         else:
-            url = f"sqlite:///{Path(args.keep or workdir) / 'inbox.db'}"
+            path = Path(args.keep or workdir) / "inbox.db"
+            url, filled = f"sqlite:///{path.resolve()}", path.exists()
         try:
             app = create_app({"INSTANCE_PATH": str(Path(workdir) / "instance"), "DATABASE_URL": url,
                               "SCHEDULER_ENABLED": False, "SECRET_KEY": "bench"})
             with app.app_context():
                 upgrade()
-                print(f"{kind}: filling {args.threads} threads, {args.messages} messages…", flush=True)
-                began = time.perf_counter()
-                info = fill(args.threads, args.messages)
-                fill_seconds = time.perf_counter() - began
+                fill_seconds = None
+                if filled:
+                    info = FILLED
+                else:
+                    print(f"{kind}: filling {args.threads} threads, {args.messages} messages…", flush=True)
+                    began = time.perf_counter()
+                    info = fill(args.threads, args.messages)
+                    fill_seconds = time.perf_counter() - began
                 counted = (db.session.scalar(select(func.count()).select_from(Thread)),
                            db.session.scalar(select(func.count()).select_from(Message)))
-                print(f"  filled in {fill_seconds:.0f} s: {counted[0]} threads, {counted[1]} messages", flush=True)
+                print(f"  {'kept' if filled else f'filled in {fill_seconds:.0f} s'}: {counted[0]} threads,"
+                      f" {counted[1]} messages", flush=True)
                 db.session.remove()
             results = measure(app, info, args.requests)
             with app.app_context():
@@ -308,12 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=100_000)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--keep", metavar="DIR", help="SQLite: make the database file in DIR and keep it (for EXPLAIN)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep the filled database in DIR, or measure the one kept there by an earlier run")
     args = parser.parse_args(argv)
     if args.threads < 10 or args.messages < args.threads + LONG_THREAD:
         parser.error("at least 10 threads, and more messages than threads + 200")
-    if args.keep and (Path(args.keep) / "inbox.db").exists():
-        parser.error(f"{args.keep}/inbox.db exists: the benchmark fills a new database")
     kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
     runs = [run(kind, args) for kind in kinds]
     print(f"\n{args.threads:,} threads, {args.messages:,} messages; {args.requests} requests each; "
@@ -325,7 +368,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {kind} | {name} | {statistics.median(wall):.1f} | {p95(wall):.1f} "
                   f"| {statistics.median(cpu):.1f} | {p95(cpu):.1f} |")
     for kind, _results, fill_seconds in runs:
-        print(f"\n{kind}: filled in {fill_seconds:.0f} s")
+        if fill_seconds is not None:
+            print(f"\n{kind}: filled in {fill_seconds:.0f} s")
 
 
 if __name__ == "__main__":

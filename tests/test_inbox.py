@@ -10,6 +10,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import select
 
 from app.extensions import db
+from app.messaging import inbox
 from app.messaging.due import due_time
 from app.messaging.inbox import PER_PAGE
 from app.models import Customer, Message, Queue, Shop, Thread, utcnow
@@ -87,6 +88,24 @@ def test_counts_per_view_status_and_queue_come_at_the_top(staff_client, staff, a
     assert 'id="count-closed"' not in html  # closed threads are not counted: years of them would slow every page
     assert (count(html, f"queue-{front.id}"), count(html, f"queue-{workshop.id}")) == (2, 1)  # open threads only
     assert "badge-amber" in html and "Waiting for us" in html  # the legend names each status colour
+
+
+def test_counts_follow_changes_made_here_at_once_and_elsewhere_within_seconds(staff_client, anna, monkeypatch):
+    thread = make_thread(anna, "Ekran")
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 1
+
+    thread.status = "closed"  # a change this process commits: the next page counts again
+    db.session.commit()
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 0
+
+    db.session.execute(Thread.__table__.insert().values(  # as another worker or the mail poller would write it
+        token="elsewhere", customer_id=anna.id, subject="Bateria", status="open", priority="normal", category="",
+        source_channel="email", private=False, unread=False, last_message_preview="", last_activity_at=utcnow(),
+        created_at=utcnow()))
+    db.session.commit()
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 0  # this process's tally, for now
+    monkeypatch.setattr(inbox, "COUNTS_SECONDS", 0)  # ...until it is older than COUNTS_SECONDS
+    assert count(staff_client.get("/").get_data(as_text=True), "open") == 1
 
 
 def test_filters_by_column_combine(staff_client, staff, anna, queues):
@@ -244,6 +263,29 @@ def test_search_box_finds_polish_words_without_diacritics_and_keeps_the_filters(
     assert "Nothing matches" in staff_client.get("/?q=klawiatura").get_data(as_text=True)
     for hostile in ('"', "NEAR(", "a*b*", "'); --", "\\", "%"):
         assert staff_client.get("/", query_string={"q": hostile}).status_code == 200
+
+
+def test_a_search_lists_the_newest_threads_first_and_a_heading_sorts_it_otherwise(staff_client, anna):
+    older = make_thread(anna, "Bateria do wymiany", minutes_ago=1)
+    newer = make_thread(anna, "Bateria puchnie", minutes_ago=30)
+    make_thread(anna, "Ekran")
+
+    assert listed(staff_client, "?q=bateria") == [newer.id, older.id]  # by number, not by activity
+    assert listed(staff_client, "?q=bateria&sort=activity") == [older.id, newer.id]
+    assert listed(staff_client, "?q=bateria&sort=number&dir=asc") == [older.id, newer.id]
+    html = staff_client.get("/?q=bateria").get_data(as_text=True)
+    assert 'name="sort"' not in html  # the box keeps no order of its own: a new search is newest first again
+
+
+def test_pages_of_search_results_follow_each_other(staff_client, anna):
+    threads = [make_thread(anna, f"Wyświetlacz {n}") for n in range(PER_PAGE + 3)]
+    make_thread(anna, "Bateria")
+
+    first, second = listed(staff_client, "?q=wyswietlacz"), listed(staff_client, "?q=wyswietlacz&page=2")
+
+    newest_first = [t.id for t in reversed(threads)]
+    assert first + second == newest_first
+    assert len(first) == PER_PAGE
 
 
 def test_the_search_box_answers_htmx_with_the_results_only(staff_client, anna):

@@ -122,3 +122,7 @@ def test_the_query_parser_quotes_phrases_and_makes_only_the_last_word_a_prefix()
     assert [(t.text, t.prefix) for t in parse_query('ekran "nowa bateria" wym')] == [
         ("ekran", False), ("nowa bateria", False), ("wym", True)]
     assert [(t.text, t.prefix) for t in parse_query("+48 601-234")] == [("48601234", True)]
+    assert [(t.text, t.prefix) for t in parse_query("ekran w")] == [("ekran", False), ("w", False)]
+    assert [(t.text, t.prefix) for t in parse_query("anna@example.c")] == [("anna@example.c", False)]
+    assert [(t.text, t.prefix) for t in parse_query("anna@example")] == [("anna@example", True)]
+    assert [(t.text, t.prefix) for t in parse_query("anna@example.com")] == [("anna@example.com", False)]

@@ -1,19 +1,23 @@
 """The inbox list: views, filters, sorting, paging and the counts above it, fast at 100,000 threads."""
 from __future__ import annotations
 
-from collections import Counter
+import time
+from collections import Counter, namedtuple
 from dataclasses import dataclass, field, replace
+from itertools import chain
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import joinedload
+from flask import current_app, has_app_context
+from sqlalchemy import Row, Select, event, func, select
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import Customer, Queue, Repair, Thread, Ticket, User, utcnow
 from ..models.conversations import SOURCES, THREAD_STATUSES
-from ..search import search_thread_ids
+from ..search import newest_matches_first, search_thread_ids
 from .thread_actions import followed_by
 
 PER_PAGE = 50
+COUNTS_SECONDS = 10  # how long a process shows the same counts (unless it changes a thread itself)
 MAX_PAGE = 10_000
 VIEWS = ("mine", "followed", "unassigned", "open", "waiting_customer", "closed")
 DEFAULT_VIEW = "open"
@@ -34,12 +38,28 @@ SORTS = {
     "activity": Thread.last_activity_at,
 }
 DEFAULT_SORT = "activity"
+SEARCH_SORT = "number"  # a search lists the newest threads first: see newest_matches_first
 NULLABLE_SORTS = ("customer", "queue", "assignee", "context", "due")
+# What a row of the list shows, and nothing more: no ORM objects to build for 50 threads and their relations.
+ROW_COLUMNS = (
+    Thread.id, Thread.subject, Thread.status, Thread.unread, Thread.source_channel, Thread.queue_id, Thread.private,
+    Thread.last_message_preview, Thread.due_at, Thread.last_activity_at, Thread.customer_id,
+    Customer.name.label("customer_name"), Customer.email.label("customer_email"),
+    Customer.phone.label("customer_phone"), User.name.label("assignee_name"),
+    Thread.repair_id, Repair.number.label("repair_number"), Thread.ticket_id, Ticket.number.label("ticket_number"),
+)
+# A row as a plain named tuple: Jinja reads its fields faster than a SQLAlchemy Row's (a fifth off the rows' rendering).
+InboxRow = namedtuple("InboxRow", [column.key for column in ROW_COLUMNS])
+
+
+def default_sort(q: str) -> str:
+    """Latest activity first; a search, the newest threads first."""
+    return SEARCH_SORT if q else DEFAULT_SORT
 
 
 def default_direction(sort: str) -> str:
-    """Newest activity first; every other column from A (or the earliest, or the smallest) up."""
-    return "desc" if sort == "activity" else "asc"
+    """Newest first by activity and by number; every other column from A (or the earliest, or the smallest) up."""
+    return "desc" if sort in ("activity", "number") else "asc"
 
 
 @dataclass(frozen=True)
@@ -62,10 +82,11 @@ class InboxQuery:
     @classmethod
     def from_args(cls, args) -> "InboxQuery":
         """The query a URL asks for. Unknown views, sorts and filter values fall back to the defaults."""
-        sort = _choice(args.get("sort"), SORTS, DEFAULT_SORT)
+        q = args.get("q", "").strip()[:200]
+        sort = _choice(args.get("sort"), SORTS, default_sort(q))
         return cls(
             view=_choice(args.get("view"), VIEWS, DEFAULT_VIEW),
-            q=args.get("q", "").strip()[:200],
+            q=q,
             status=_choice(args.get("status"), THREAD_STATUSES, ""),
             queue=_whole_number(args.get("queue")),
             assignee="none" if args.get("assignee") == "none" else _whole_number(args.get("assignee")),
@@ -87,7 +108,8 @@ class InboxQuery:
             "overdue": "1" if query.overdue else "", "private": query.private,
             "sort": query.sort, "dir": query.direction, "page": query.page,
         }
-        defaults = {"view": DEFAULT_VIEW, "sort": DEFAULT_SORT, "dir": default_direction(query.sort), "page": 1}
+        defaults = {"view": DEFAULT_VIEW, "sort": default_sort(query.q), "dir": default_direction(query.sort),
+                    "page": 1}
         return {key: value for key, value in values.items() if value not in ("", None) and defaults.get(key) != value}
 
     def sorted_by(self, column: str) -> dict:
@@ -99,7 +121,7 @@ class InboxQuery:
 
 @dataclass
 class InboxPage:
-    threads: list[Thread]
+    threads: list[InboxRow]
     has_next: bool
     queues: dict[int, Queue] = field(default_factory=dict)
 
@@ -125,7 +147,7 @@ def overdue():
 
 
 def filtered(query: InboxQuery, user: User) -> Select:
-    """The threads `query` selects for `user`, unsorted."""
+    """The threads `query` selects for `user`, unsorted, except for the search text (see `inbox_page`)."""
     statement = live_threads()
     statement = {
         "mine": statement.where(Thread.assignee_id == user.id, Thread.status != "closed"),
@@ -155,36 +177,50 @@ def filtered(query: InboxQuery, user: User) -> Select:
         statement = statement.where(overdue())
     if query.private:
         statement = statement.where(Thread.private.is_(query.private == "yes"))
-    if query.q:
-        statement = statement.where(Thread.id.in_(search_thread_ids(query.q)))
     return statement
 
 
 def inbox_page(query: InboxQuery, user: User) -> InboxPage:
     """One page of the inbox: 50 threads in the asked order, and whether a next page exists (no total count:
     counting every match on every page is what makes big inboxes slow)."""
-    statement = filtered(query, user)
-    key = SORTS[query.sort]
-    if query.sort == "customer":
-        statement = statement.outerjoin(Customer, Customer.id == Thread.customer_id)
-    elif query.sort == "queue":
-        statement = statement.outerjoin(Queue, Queue.id == Thread.queue_id)
-    elif query.sort == "assignee":
-        statement = statement.outerjoin(User, User.id == Thread.assignee_id)
-    elif query.sort == "context":
-        statement = statement.outerjoin(Repair, Repair.id == Thread.repair_id).outerjoin(
-            Ticket, Ticket.id == Thread.ticket_id)
-    key = key.desc() if query.direction == "desc" else key.asc()
-    if query.sort in NULLABLE_SORTS:
-        key = key.nulls_last()  # nothing to sort by: at the end either way (NULLS LAST also defeats an index)
-    order = (key, Thread.id.desc() if query.direction == "desc" else Thread.id.asc())
-    statement = (
-        statement.order_by(*order).offset((query.page - 1) * PER_PAGE).limit(PER_PAGE + 1)
-        .options(joinedload(Thread.customer), joinedload(Thread.repair), joinedload(Thread.ticket),
-                 joinedload(Thread.assignee))
-    )
-    threads = list(db.session.scalars(statement))
-    return InboxPage(threads=threads[:PER_PAGE], has_next=len(threads) > PER_PAGE, queues=queues_by_id())
+    ids = db.session.scalars(_page_of_ids(query, user)).all()
+    rows = {row.id: InboxRow(*row) for row in db.session.execute(
+        select(*ROW_COLUMNS)
+        .outerjoin(Customer, Customer.id == Thread.customer_id).outerjoin(User, User.id == Thread.assignee_id)
+        .outerjoin(Repair, Repair.id == Thread.repair_id).outerjoin(Ticket, Ticket.id == Thread.ticket_id)
+        .where(Thread.id.in_(ids[:PER_PAGE]))
+    )}
+    threads = [rows[thread_id] for thread_id in ids[:PER_PAGE] if thread_id in rows]
+    return InboxPage(threads=threads, has_next=len(ids) > PER_PAGE, queues=queues_by_id())
+
+
+def _page_of_ids(query: InboxQuery, user: User) -> Select:
+    """The ids of the page's threads (and of one more, if a next page exists), in order.
+
+    Only the ids: the columns a row shows are joined to these 50 afterwards, not to every thread sorted.
+    """
+    statement = filtered(query, user).with_only_columns(Thread.id)
+    descending = query.direction == "desc"
+    if query.q and query.sort == "number":
+        statement = newest_matches_first(statement, query.q, descending)
+    else:
+        if query.q:
+            statement = statement.where(Thread.id.in_(search_thread_ids(query.q)))
+        if query.sort == "customer":
+            statement = statement.outerjoin(Customer, Customer.id == Thread.customer_id)
+        elif query.sort == "queue":
+            statement = statement.outerjoin(Queue, Queue.id == Thread.queue_id)
+        elif query.sort == "assignee":
+            statement = statement.outerjoin(User, User.id == Thread.assignee_id)
+        elif query.sort == "context":
+            statement = statement.outerjoin(Repair, Repair.id == Thread.repair_id).outerjoin(
+                Ticket, Ticket.id == Thread.ticket_id)
+        key = SORTS[query.sort]
+        key = key.desc() if descending else key.asc()
+        if query.sort in NULLABLE_SORTS:
+            key = key.nulls_last()  # nothing to sort by: at the end either way (NULLS LAST also defeats an index)
+        statement = statement.order_by(key, Thread.id.desc() if descending else Thread.id.asc())
+    return statement.offset((query.page - 1) * PER_PAGE).limit(PER_PAGE + 1)
 
 
 def queues_by_id() -> dict[int, Queue]:
@@ -203,12 +239,9 @@ class InboxCounts:
 
 
 def inbox_counts(user: User) -> InboxCounts:
-    """The numbers above the list, from one grouped query over an index and a range of another (overdue)."""
-    rows = db.session.execute(
-        select(Thread.status, Thread.queue_id, Thread.assignee_id, func.count())
-        .where(Thread.status.in_(OPEN_STATUSES), Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
-        .group_by(Thread.status, Thread.queue_id, Thread.assignee_id)
-    ).all()
+    """The numbers above the list: from one grouped query over an index and a range of another (overdue),
+    made at most every COUNTS_SECONDS per process (see `_tally`)."""
+    rows, late = _tally()
     views, statuses, queues = Counter(), Counter(), Counter()
     for status, queue_id, assignee_id, count in rows:
         statuses[status] += count
@@ -219,8 +252,47 @@ def inbox_counts(user: User) -> InboxCounts:
         elif assignee_id == user.id:
             views["mine"] += count
     views["waiting_customer"] = statuses["waiting_customer"]
-    late = db.session.scalar(select(func.count()).select_from(live_threads().where(overdue()).subquery()))
-    return InboxCounts(views=dict(views), statuses=dict(statuses), queues=dict(queues), overdue=late or 0)
+    return InboxCounts(views=dict(views), statuses=dict(statuses), queues=dict(queues), overdue=late)
+
+
+def _tally() -> tuple[list[Row], int]:
+    """Open threads per status, queue and assignee, and the overdue ones; the same for every member of staff.
+
+    Counting costs a read of every open thread, which every page of the inbox would pay, so a process keeps its
+    tally for COUNTS_SECONDS, and forgets it as soon as it commits a change to a thread itself (`_forget_tally`):
+    what someone does here shows at once, what another process (a second worker, the mail poller) does shows
+    within seconds.
+    """
+    cache = current_app.extensions.setdefault("inbox_tally", {})
+    tally = cache.get("tally")
+    if tally is None or time.monotonic() - tally[0] > COUNTS_SECONDS:
+        made = time.monotonic()
+        rows = db.session.execute(
+            select(Thread.status, Thread.queue_id, Thread.assignee_id, func.count())
+            .where(Thread.status.in_(OPEN_STATUSES), Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
+            .group_by(Thread.status, Thread.queue_id, Thread.assignee_id)
+        ).all()
+        late = db.session.scalar(select(func.count()).select_from(Thread).where(
+            overdue(), Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None)))
+        tally = cache["tally"] = (made, rows, late or 0)
+    return tally[1], tally[2]
+
+
+@event.listens_for(Session, "after_flush")
+def _note_thread_changes(session: Session, _context) -> None:
+    if any(isinstance(row, Thread) for row in chain(session.new, session.dirty, session.deleted)):
+        session.info["threads_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_tally(session: Session) -> None:
+    if session.info.pop("threads_changed", False) and has_app_context():
+        current_app.extensions.get("inbox_tally", {}).pop("tally", None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_thread_changes(session: Session, _transaction) -> None:
+    session.info.pop("threads_changed", None)
 
 
 def next_unanswered() -> Thread | None:

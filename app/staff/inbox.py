@@ -14,6 +14,12 @@ from ..models.conversations import SOURCES, THREAD_STATUSES
 bp = Blueprint("inbox", __name__)
 
 
+@bp.app_template_filter("translated")
+def translated(labels: dict) -> dict[str, str]:
+    """`labels` (lazy strings) translated once, for a page that shows each of them on fifty rows."""
+    return {key: str(label) for key, label in labels.items()}
+
+
 @bp.route("/")
 @login_required
 def index():
