@@ -208,11 +208,13 @@ def queue_deliveries(count: int, channel: str) -> dict[str, int]:
 
 
 class TimedChannels(Mapping):
-    """The app's channels for dispatch_pass(registry=...), noting when each send starts and over which channel.
+    """The app's channels for dispatch_pass(registry=...), noting when work on a delivery starts and its channel.
 
-    A delivery's share of the drain runs from the start of its send to the start of the next one: its send,
-    recording its result, loading the next delivery; the first one also carries the pass's claim. The shares add
-    up to the whole drain, so a mixed run splits its time between the channels without leaving anything out.
+    The drain is cut at each start of a send, and for a channel that begins a send and reads its result later
+    (e-mail), also where its result is asked for: each piece goes to the channel whose work starts it, up to the
+    next cut (its send or the recording of its result, and checking the next claim); the first also carries the
+    pass's claim. The pieces add up to the whole drain, so a mixed run splits its time between the channels
+    without leaving anything out. (Cutting only at sends charged each e-mail's recording to the SMS sent next.)
     """
 
     def __init__(self) -> None:
@@ -261,7 +263,12 @@ class _TimedSession:
 
         def timed_begin(delivery):
             self._starts.append((time.perf_counter(), self._name))
-            return begin(delivery)
+            outcome = begin(delivery)
+
+            def timed_outcome():
+                self._starts.append((time.perf_counter(), self._name))
+                return outcome()
+            return timed_outcome
         return timed_begin
 
     def close(self) -> None:

@@ -123,7 +123,7 @@ def test_an_sms_goes_through_the_official_client_and_keeps_twilios_sid(account, 
     assert request.form["StatusCallback"] == "http://shop.example/webhooks/twilio/status"
     assert result.provider_id == twilio_server.messages[0]["sid"]
     assert result.provider_id.startswith("SM")
-    assert delivery.sms_account_id == account.id
+    assert result.sms_account_id == account.id  # the outbox records it with the result
 
 
 def test_an_sms_without_polish_letters_is_sent_transliterated(account, customer, twilio_server):
@@ -149,6 +149,21 @@ def test_one_pass_reuses_one_connection_to_twilio(account, customer, twilio_serv
     with closing(SmsChannel().open_session()) as session:
         assert session.send(first).ok and session.send(second).ok
     assert len({request.peer for request in twilio_server.requests}) == 1
+
+
+def test_an_sms_goes_through_the_proxy_the_environment_names(customer, twilio_server, monkeypatch):
+    # Nothing listens at the provider's address: only the proxy (the stand-in, taking the whole URL) answers.
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number=SHOP_NUMBER,
+                  api_base_url=f"http://localhost:{free_port()}", actor="test")
+    db.session.commit()
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", twilio_server.url)
+
+    result = send(sms_delivery(customer))
+
+    assert result.ok and result.provider_id == twilio_server.messages[0]["sid"]
+    assert twilio_server.requests[0].auth == (twilio_server.account_sid, twilio_server.auth_token)
 
 
 def test_a_text_over_twilios_limit_is_refused_without_calling_twilio(account, customer, twilio_server):
@@ -258,6 +273,7 @@ def test_an_sms_that_may_have_gone_out_is_not_sent_again_by_the_outbox(account, 
     assert dispatch_pass(registry)["uncertain"] == 1
     db.session.expire_all()
     assert delivery.status == "sending" and delivery.uncertain
+    assert delivery.sms_account_id == account.id  # the outbox shows which account may have sent it
     assert dispatch_pass(registry, now=utcnow() + timedelta(hours=1))["claimed"] == 0
     assert len(twilio_server.requests) == 1  # one SMS request, never a second one
 

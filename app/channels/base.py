@@ -20,6 +20,7 @@ class SendResult:
     permanent: bool = False  # retrying cannot help (invalid number, mailbox does not exist)
     uncertain: bool = False  # the request reached the provider but no answer came: it may have gone out
     mailbox_id: int | None = None  # the mailbox that actually sent (the default one when the first is broken)
+    sms_account_id: int | None = None  # the SMS account it went through
 
 
 class ChannelSession(Protocol):

@@ -7,9 +7,8 @@ callbacks (app/webhooks/twilio.py) move deliveries forward with `record_status_r
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 import requests
@@ -17,12 +16,11 @@ from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from twilio.base.exceptions import TwilioException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from ..crypto import SecretUnreadable, decrypt
 from ..customers import PHONE_REGION
@@ -30,6 +28,7 @@ from ..extensions import db
 from ..messaging.formatting import markdown_to_text
 from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, SmsAccount, utcnow
 from .base import SendResult
+from .twilio_http import PassHttpClient
 
 if TYPE_CHECKING:
     from ..models import Message, Shop
@@ -246,16 +245,15 @@ class SmsSession:
     def send(self, delivery: Delivery) -> SendResult:
         """Send the delivery's message text to delivery.recipient, with a status callback to our webhook.
 
-        Refuses (permanently, without calling Twilio) a text over MAX_BODY characters. Stamps the account
-        it sends through on the delivery, for the outbox.
+        Refuses (permanently, without calling Twilio) a text over MAX_BODY characters. The result names the
+        account it went through (the outbox records it on the delivery with the result).
         """
         body = sms_text(delivery.message) if delivery.purpose == "message" else _panel_notice_text(delivery)
         if len(body) > MAX_BODY:
             return SendResult(ok=False, permanent=True, error_code="too_long", error=_(
                 "The SMS has %(count)s characters; at most %(max)s can be sent.", count=len(body), max=MAX_BODY))
         result = self.send_text(delivery.recipient, body, status_callback=public_url(STATUS_CALLBACK_PATH))
-        _stamp_account(delivery, self.account.id if self.account else None)
-        return result
+        return replace(result, sms_account_id=self.account.id) if self.account else result
 
     def send_text(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
         """Ask Twilio to send `body` to the number `to` (E.164) and say how it went.
@@ -275,7 +273,7 @@ class SmsSession:
                 "enter it again in Settings → SMS."))
         except TwilioException as exc:
             result = _refusal(exc)
-        except requests.RequestException as exc:
+        except (HTTPError, requests.RequestException) as exc:  # requests: a malformed base URL or proxy setting
             result = _no_answer(exc, self.timeout)
         else:
             result = SendResult(ok=True, provider_id=message.sid)
@@ -285,14 +283,12 @@ class SmsSession:
         return result
 
     def close(self) -> None:
-        if self._client is not None and self._client.http_client.session is not None:
-            self._client.http_client.session.close()
+        if self._client is not None:
+            self._client.http_client.close()
 
     def _twilio(self) -> Client:
         if self._client is None:
-            base_url = self.account.api_base_url
-            http_client = (RedirectedHttpClient(base_url, timeout=self.timeout) if base_url
-                           else PassHttpClient(timeout=self.timeout))
+            http_client = PassHttpClient(self.timeout, base_url=self.account.api_base_url or None)
             self._client = Client(self.account.account_sid, decrypt(self.account.auth_token_enc),
                                   http_client=http_client)
         return self._client
@@ -316,51 +312,6 @@ def _panel_notice_text(delivery: Delivery) -> str:
     return notice_sms(delivery)
 
 
-_deliveries = Delivery.__table__
-_SET_ACCOUNT = (update(_deliveries).where(_deliveries.c.id == bindparam("delivery_id"))
-                .values(sms_account_id=bindparam("account_id")))
-
-
-def _stamp_account(delivery: Delivery, account_id: int | None) -> None:
-    """Write on the delivery the account it went out through (no commit), once the request is over: a plain
-    UPDATE built once, as flushing the changed row through the ORM costs more than the rest of recording the
-    result. The loaded row is told the value without being marked changed."""
-    db.session.execute(_SET_ACCOUNT, {"delivery_id": delivery.id, "account_id": account_id})
-    set_committed_value(delivery, "sms_account_id", account_id)
-
-
-class PassHttpClient(TwilioHttpClient):
-    """Twilio's HTTP client for one dispatch pass, taking the proxy and CA settings from the environment at its
-    first request only: requests reads the whole environment again for every request, a good part of the
-    client's time per SMS, and the environment does not change during a pass."""
-
-    def request(self, method: str, url: str, *args, **kwargs):
-        session = self.session
-        if session.trust_env:
-            settings = session.merge_environment_settings(url, {}, None, None, None)
-            session.proxies.update(settings["proxies"])
-            session.verify = settings["verify"]
-            session.trust_env = False
-        return super().request(method, url, *args, **kwargs)
-
-
-class RedirectedHttpClient(PassHttpClient):
-    """Sends every request meant for a *.twilio.com host to another base URL (a Twilio-compatible provider,
-    or a local server in tests), whichever Twilio domain, edge or region the client library picked."""
-
-    def __init__(self, base_url: str, **kwargs):
-        super().__init__(**kwargs)
-        parts = urlsplit(base_url)
-        self._scheme, self._netloc, self._prefix = parts.scheme, parts.netloc, parts.path.rstrip("/")
-
-    def request(self, method: str, url: str, *args, **kwargs):
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if host == "twilio.com" or host.endswith(".twilio.com"):
-            url = urlunsplit((self._scheme, self._netloc, self._prefix + parts.path, parts.query, parts.fragment))
-        return super().request(method, url, *args, **kwargs)
-
-
 def _refusal(exc: TwilioException) -> SendResult:
     """A SendResult for Twilio's error answer (TwilioRestException, or the RFC 9457 TwilioServiceException)."""
     status, code = getattr(exc, "status", None), getattr(exc, "code", None)
@@ -379,17 +330,17 @@ def _refusal(exc: TwilioException) -> SendResult:
                       error_code=str(code), permanent=True)
 
 
-def _no_answer(exc: requests.RequestException, timeout: float) -> SendResult:
+def _no_answer(exc: HTTPError | requests.RequestException, timeout: float) -> SendResult:
     """The SendResult for a Twilio that could not be reached (temporary) or did not answer in time.
 
     A read timeout comes after the request went out: Twilio may have accepted the SMS, so it is uncertain and
     waits for staff instead of being sent again by itself (a customer would get it twice).
     """
-    if isinstance(exc, requests.ReadTimeout):
+    if isinstance(exc, ReadTimeoutError):
         return SendResult(ok=False, uncertain=True, error_raw=str(exc), error_code="timeout", error=_(
             "Twilio did not answer within %(seconds)s seconds; the SMS may have gone out. Check it, then resend "
             "or mark it as sent.", seconds=timeout))
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):  # refused is not slow
         return SendResult(ok=False, error_raw=str(exc), error_code="timeout", error=_(
             "Twilio did not answer within %(seconds)s seconds; the SMS will be tried again.", seconds=timeout))
     return SendResult(ok=False, error_raw=str(exc), error_code="connection",

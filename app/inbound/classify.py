@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import event, or_, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import or_, select
 
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, is_our_instance
 from ..models import Customer, CustomerEmail, Mailbox, TrustedDomain
+from ..transaction_cache import per_transaction
 from .parse import ParsedMail
 
 # Subjects mail programs give their automatic answers (English, Polish, German: the shop's customers' programs).
@@ -22,11 +22,6 @@ _AUTO_SUBJECT = re.compile(
 _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 # X-Auto-Response-Suppress values that only automatic senders set; Outlook adds others to ordinary mail too.
 _AUTO_SUPPRESS = {"all", "oof", "autoreply"}
-# Every received mail asks for the shop's mailbox addresses and trusted domains, and a pass records hundreds of
-# mails per transaction: each list is read once per transaction, kept in the session's `info`, and forgotten
-# when the transaction ends or a row of its table is written through the session (a Core UPDATE of these
-# columns would not be seen: none exists, the settings pages change them through the ORM).
-_CACHED = {Mailbox: "inbound.our_addresses", TrustedDomain: "inbound.trusted_domains"}
 
 
 def is_loop(mail: ParsedMail) -> bool:
@@ -34,8 +29,9 @@ def is_loop(mail: ParsedMail) -> bool:
     the shop's mailbox addresses."""
     if is_our_instance(mail.headers.get(INSTANCE_HEADER.lower())):
         return True
-    return bool(mail.from_address) and mail.from_address in _per_transaction(
-        Mailbox, lambda: frozenset(email.lower() for email in db.session.scalars(select(Mailbox.email))))
+    # Every received mail asks, and a pass records hundreds of mails per transaction: read once per transaction.
+    return bool(mail.from_address) and mail.from_address in per_transaction(
+        db.session, Mailbox, lambda: frozenset(email.lower() for email in db.session.scalars(select(Mailbox.email))))
 
 
 def is_auto_reply(mail: ParsedMail) -> bool:
@@ -81,32 +77,6 @@ def is_trusted(address: str) -> bool:
         return False
     labels = domain.split(".")
     candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]  # never a bare top-level domain
-    trusted = _per_transaction(TrustedDomain, lambda: frozenset(
+    trusted = per_transaction(db.session, TrustedDomain, lambda: frozenset(
         domain.lower() for domain in db.session.scalars(select(TrustedDomain.domain))))
     return any(candidate in trusted for candidate in candidates)
-
-
-def _per_transaction(model, load):
-    """`load()`, read once per transaction (see _CACHED)."""
-    info = db.session.info
-    key = _CACHED[model]
-    if key not in info:
-        info[key] = load()
-    return info[key]
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_at_transaction_end(session, _transaction) -> None:
-    for key in _CACHED.values():
-        session.info.pop(key, None)
-
-
-def _forget_written(_mapper, _connection, target) -> None:
-    session = object_session(target)
-    if session is not None:
-        session.info.pop(_CACHED[type(target)], None)
-
-
-for _model in _CACHED:
-    for _change in ("after_insert", "after_update", "after_delete"):
-        event.listen(_model, _change, _forget_written)

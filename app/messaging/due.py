@@ -13,6 +13,7 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from ..models import Shop, Thread
+from ..transaction_cache import per_transaction
 
 DEFAULT_HOURS = 8
 _INPUTS = ("status", "priority", "last_inbound_at")
@@ -46,7 +47,11 @@ def _keep_due_times(session: Session, flush_context, instances) -> None:
                if isinstance(obj, Thread) and _due_inputs_changed(obj)]
     if not threads:
         return
-    with session.no_autoflush:
-        response_times = session.scalars(select(Shop.response_times).order_by(Shop.id).limit(1)).first() or {}
+    def load() -> dict:
+        with session.no_autoflush:
+            return session.scalars(select(Shop.response_times).order_by(Shop.id).limit(1)).first() or {}
+
+    # Read once per transaction: a polling pass flushes once per received mail, hundreds in one transaction.
+    response_times = per_transaction(session, Shop, load)
     for thread in threads:
         refresh_due(thread, response_times)

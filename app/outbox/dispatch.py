@@ -263,6 +263,8 @@ def record_result(claim: Claim, result: SendResult, now: datetime, max_attempts:
         else:
             next_attempt_at = now + configured_retry_delay(claim.attempt)
             outcome, values = "retry", {"status": "queued", "next_attempt_at": next_attempt_at, **errors}
+    if result.sms_account_id is not None:  # whatever the outcome: the outbox shows the account with its error
+        values["sms_account_id"] = result.sms_account_id
     held = claim.update(**{"uncertain": False, **values})
     detail = {"attempt": claim.attempt, "worker": claim.worker}
     detail.update({key: value.isoformat() if isinstance(value, datetime) else value
