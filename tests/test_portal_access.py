@@ -253,3 +253,11 @@ def test_after_an_expired_notice_link_the_code_sign_in_opens_the_thread(app, cli
                 if "code" in mail_text(mail))
     response = client.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(client, "/sign-in/code")})
     assert response.headers["Location"] == f"/p/serwis/threads/{thread_id}"
+
+
+def test_an_unknown_panel_address_shows_the_panels_own_not_found_page(client):
+    response = client.get(panel_path("/no-such-page"))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert 'href="' + panel_path("/") in html  # "Back to my messages", in the panel's frame
+    assert "/login" not in html and "/settings" not in html  # nothing of the staff's pages
