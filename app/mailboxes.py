@@ -129,6 +129,29 @@ def make_default(mailbox: Mailbox, *, actor: User | str | None = None) -> bool:
     return True
 
 
+def set_active(mailbox: Mailbox, active: bool, *, actor: User | str | None = None) -> bool:
+    """Switch a mailbox on or off; returns False when it already was. A mailbox switched off neither sends nor
+    is polled; when it was the default, mail goes out through the first active mailbox (default_mailbox), and
+    the default mark moves there, so the list never shows an inactive default. Switching on clears the broken
+    flag, so it is tried afresh."""
+    if mailbox.active == active:
+        return False
+    mailbox.active = active
+    changed = ["active"]
+    if active:
+        mailbox.consecutive_failures, mailbox.broken_at = 0, None
+    elif mailbox.is_default:
+        mailbox.is_default = False
+        changed.append("is_default")
+        db.session.flush()
+        successor = default_mailbox()
+        if successor is not None:
+            successor.is_default = True
+    record("mailbox.update", target=mailbox, changed=changed, by=actor)
+    db.session.flush()
+    return True
+
+
 def _unset_other_defaults(mailbox: Mailbox) -> None:
     db.session.execute(update(Mailbox).where(Mailbox.id != mailbox.id, Mailbox.is_default.is_(True))
                        .values(is_default=False))

@@ -86,7 +86,7 @@ def test_staff_cannot_open_or_use_the_mailbox_settings(staff_client):
     assert staff_client.get("/settings/mailboxes/").status_code == 403
     assert staff_client.get("/settings/mailboxes/new").status_code == 403
     assert staff_client.get(f"/settings/mailboxes/{mailbox.id}").status_code == 403
-    for action in ("test", "default"):
+    for action in ("test", "default", "active"):
         response = staff_client.post(f"/settings/mailboxes/{mailbox.id}/{action}", headers={"X-CSRFToken": token})
         assert response.status_code == 403
 
@@ -147,6 +147,32 @@ def test_owner_makes_another_mailbox_the_default(owner_client):
     with pytest.raises(ValidationFailed) as refused:
         update_mailbox(second, is_default=False)
     assert "is_default" in refused.value.fields
+
+
+def test_owner_switches_the_default_mailbox_off_and_on_again(owner_client):
+    first = create_mailbox(name="Biuro", email="biuro@shop.example", smtp_host="smtp.shop.example", smtp_port=587,
+                           smtp_security="starttls")
+    second = create_mailbox(name="Warsztat", email="warsztat@shop.example", smtp_host="smtp.shop.example",
+                            smtp_port=587, smtp_security="starttls")
+    first.broken_at, first.consecutive_failures = utcnow(), 3
+    db.session.commit()
+    token = csrf_token(owner_client, "/settings/mailboxes/")
+
+    assert owner_client.post(f"/settings/mailboxes/{first.id}/active", data={"active": "0", "csrf_token": token}
+                             ).status_code == 302
+    db.session.expire_all()
+    assert not first.active and not first.is_default and second.is_default and default_mailbox() == second
+    assert "Switched off" in owner_client.get("/settings/mailboxes/").get_data(as_text=True)
+
+    owner_client.post(f"/settings/mailboxes/{first.id}/active", data={"active": "1", "csrf_token": token})
+    db.session.expire_all()
+    assert first.active and first.broken_at is None and first.consecutive_failures == 0  # tried afresh
+    assert default_mailbox() == second  # the default stays where it moved
+    assert [e.details["changed"] for e in audit("mailbox.update")][-2:] == [["active", "is_default"], ["active"]]
+
+    assert owner_client.post(f"/settings/mailboxes/{first.id}/active", data={"active": "0"}).status_code == 400
+    db.session.expire_all()
+    assert first.active
 
 
 @pytest.mark.app_config(MAILBOX_BROKEN_AFTER=2)

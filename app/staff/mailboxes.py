@@ -16,7 +16,7 @@ from ..extensions import db
 from ..inbound import imap
 from ..mail_ids import reply_address
 from ..mailboxes import (
-    RECEIVING_DEFAULTS, SETTINGS, create_mailbox, mailboxes, make_default, record_test, update_mailbox,
+    RECEIVING_DEFAULTS, SETTINGS, create_mailbox, mailboxes, make_default, record_test, set_active, update_mailbox,
 )
 from ..models import Mailbox
 from . import owner_required
@@ -156,4 +156,17 @@ def make_default_view(mailbox_id: int):
         flash(exc.fields["is_default"], "error")
     else:
         flash(_("Mail now goes out through %(name)s unless a message says otherwise.", name=mailbox.name), "success")
+    return redirect(url_for("mailboxes.index"))
+
+
+@bp.route("/<int:mailbox_id>/active", methods=["POST"], endpoint="set_active")
+@owner_required
+def set_active_view(mailbox_id: int):
+    """Switch the mailbox on (`active=1`) or off (`active=0`)."""
+    mailbox = db.get_or_404(Mailbox, mailbox_id)
+    active = request.form.get("active") == "1"
+    set_active(mailbox, active, actor=current_user)
+    db.session.commit()
+    flash(_("%(name)s sends and receives mail again.", name=mailbox.name) if active else
+          _("%(name)s is switched off: it neither sends nor receives mail.", name=mailbox.name), "success")
     return redirect(url_for("mailboxes.index"))
