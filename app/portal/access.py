@@ -11,7 +11,7 @@ from functools import wraps
 from flask import abort, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 
 from ..customers import normalize_email, parse_phone
 from ..errors import ValidationFailed
