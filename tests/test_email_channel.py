@@ -183,6 +183,24 @@ def test_mail_is_text_and_html_with_the_shops_signature_and_a_polish_named_attac
             assert signature_line in part
 
 
+def test_each_mail_has_its_own_body_and_subject_and_the_signature_as_the_shop_has_it_now(
+        mailbox, customer, shop, smtp_server):
+    thread = new_thread(customer)
+    send(new_delivery(thread, "Pierwsza **wiadomość**.", subject="Wycena <pilne> & ważne"))
+    shop.phone = "+48 22 999 88 77"
+    db.session.commit()
+    send(new_delivery(thread, "Druga wiadomość.", subject="Re: Wycena"))
+
+    first, second = (parse(received) for received in smtp_server.wait_for(2))
+    first_html, second_html = (mail.get_body(("html",)).get_content() for mail in (first, second))
+    assert "<title>Wycena &lt;pilne&gt; &amp; ważne</title>" in first_html  # the subject escaped, not markup
+    assert "<strong>wiadomość</strong>" in first_html and "Druga" not in first_html
+    assert "<title>Re: Wycena</title>" in second_html and "Pierwsza" not in second_html
+    assert "+48 22 100 20 30" in first_html and "+48 22 999 88 77" in second_html
+    second_text = second.get_body(("plain",)).get_content()
+    assert second_text.startswith("Druga wiadomość.") and "+48 22 999 88 77" in second_text
+
+
 def test_polish_subject_travels_encoded_and_decodes_back(mailbox, customer, smtp_server):
     send(new_delivery(new_thread(customer)))
 
