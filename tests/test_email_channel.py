@@ -17,6 +17,7 @@ from servers.smtp import (  # noqa: F401
 from sqlalchemy import select
 
 from app.attachments import path_for
+from app.channels import mime
 from app.channels.email import EmailChannel, describe_failure
 from app.messaging.formatting import markdown_to_text
 from app.extensions import db
@@ -289,6 +290,17 @@ def test_long_polish_headers_and_names_are_folded_and_parse_back_without_defects
     text = mail.get_body(("plain",)).get_content()
     assert ("Bardzo długa linia bez żadnych przerw " * 20).strip() in text.replace("\r\n", "\n")
     assert "\n.\nKropka na początku linii." in text.replace("\r\n", "\n")  # dot-stuffed on the wire, not in the mail
+
+
+def test_a_long_polish_sender_name_is_folded_within_the_line_limit_and_names_the_address():
+    name = "Serwis Łatka – naprawy telefonów i komputerów, Kraków"
+    line = "Reply-To: " + mime.address(name, "kontakt+abc123@serwis-latka.example")
+
+    assert all(len(part) <= 78 for part in line.split("\r\n")) and line.isascii()
+    [address] = email.message_from_bytes(f"{line}\r\n\r\n".encode(), policy=email.policy.default)["Reply-To"].addresses
+    assert address.addr_spec == "kontakt+abc123@serwis-latka.example"
+    # The standard library puts a space between adjacent encoded words of a name; mail programs join them.
+    assert address.display_name.replace(" ", "") == name.replace(" ", "")
 
 
 def test_a_subject_that_looks_like_an_encoded_word_arrives_as_typed(mailbox, customer, smtp_server):

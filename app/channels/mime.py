@@ -13,8 +13,8 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from functools import lru_cache
 from email.utils import formataddr
+from functools import lru_cache
 from urllib.parse import quote
 
 LINE = 78  # the length RFC 5322 asks header lines to keep to
@@ -52,9 +52,10 @@ def address(display_name: str, addr_spec: str) -> str:
         return addr_spec
     if _plain(display_name):
         return formataddr((display_name, addr_spec))
-    name = encoded_words(display_name, LINE - len("Reply-To: "))  # the longest header this is used in
-    last_line = name.rpartition(CRLF)[2]
-    separator = " " if len(last_line) + 2 + len(addr_spec) + 1 <= LINE else CRLF + " "
+    prefix = len("Reply-To: ")  # the longest header this is used in
+    name = encoded_words(display_name, LINE - prefix)
+    used = len(name.rpartition(CRLF)[2]) + (0 if CRLF in name else prefix)  # of the line the address would end
+    separator = " " if used + len(f" <{addr_spec}>") <= LINE else CRLF + " "
     return f"{name}{separator}<{addr_spec}>"
 
 
@@ -62,8 +63,8 @@ def encoded_words(text: str, room: int) -> str:
     """`text` as RFC 2047 words ("Q" encoding of UTF-8), the first within `room` characters, the others on
     folded lines of their own. A word never splits a character, and keeps to the 75 characters RFC 2047 allows.
 
-    What email.header.Header writes (it tries both encodings and measures every candidate line), cost more than
-    the rest of a mail's headers together.
+    Written here because email.header.Header, which tries both encodings and measures every candidate line, cost
+    more than all the rest of a mail's headers.
     """
     words, word = [], ""
     payload = min(room, _WORD_LENGTH) - _WORD_OVERHEAD
