@@ -17,6 +17,7 @@ from servers.smtp import (  # noqa: F401
 from sqlalchemy import select
 
 from app.attachments import path_for
+from app.channels import mime
 from app.channels.email import EmailChannel, describe_failure
 from app.messaging.formatting import markdown_to_text
 from app.extensions import db
@@ -183,6 +184,24 @@ def test_mail_is_text_and_html_with_the_shops_signature_and_a_polish_named_attac
             assert signature_line in part
 
 
+def test_each_mail_has_its_own_body_and_subject_and_the_signature_as_the_shop_has_it_now(
+        mailbox, customer, shop, smtp_server):
+    thread = new_thread(customer)
+    send(new_delivery(thread, "Pierwsza **wiadomość**.", subject="Wycena <pilne> & ważne"))
+    shop.phone = "+48 22 999 88 77"
+    db.session.commit()
+    send(new_delivery(thread, "Druga wiadomość.", subject="Re: Wycena"))
+
+    first, second = (parse(received) for received in smtp_server.wait_for(2))
+    first_html, second_html = (mail.get_body(("html",)).get_content() for mail in (first, second))
+    assert "<title>Wycena &lt;pilne&gt; &amp; ważne</title>" in first_html  # the subject escaped, not markup
+    assert "<strong>wiadomość</strong>" in first_html and "Druga" not in first_html
+    assert "<title>Re: Wycena</title>" in second_html and "Pierwsza" not in second_html
+    assert "+48 22 100 20 30" in first_html and "+48 22 999 88 77" in second_html
+    second_text = second.get_body(("plain",)).get_content()
+    assert second_text.startswith("Druga wiadomość.") and "+48 22 999 88 77" in second_text
+
+
 def test_polish_subject_travels_encoded_and_decodes_back(mailbox, customer, smtp_server):
     send(new_delivery(new_thread(customer)))
 
@@ -271,6 +290,17 @@ def test_long_polish_headers_and_names_are_folded_and_parse_back_without_defects
     text = mail.get_body(("plain",)).get_content()
     assert ("Bardzo długa linia bez żadnych przerw " * 20).strip() in text.replace("\r\n", "\n")
     assert "\n.\nKropka na początku linii." in text.replace("\r\n", "\n")  # dot-stuffed on the wire, not in the mail
+
+
+def test_a_long_polish_sender_name_is_folded_within_the_line_limit_and_names_the_address():
+    name = "Serwis Łatka – naprawy telefonów i komputerów, Kraków"
+    line = "Reply-To: " + mime.address(name, "kontakt+abc123@serwis-latka.example")
+
+    assert all(len(part) <= 78 for part in line.split("\r\n")) and line.isascii()
+    [address] = email.message_from_bytes(f"{line}\r\n\r\n".encode(), policy=email.policy.default)["Reply-To"].addresses
+    assert address.addr_spec == "kontakt+abc123@serwis-latka.example"
+    # The standard library puts a space between adjacent encoded words of a name; mail programs join them.
+    assert address.display_name.replace(" ", "") == name.replace(" ", "")
 
 
 def test_a_subject_that_looks_like_an_encoded_word_arrives_as_typed(mailbox, customer, smtp_server):

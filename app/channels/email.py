@@ -16,6 +16,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 from sqlalchemy import Integer, String, bindparam, exists, insert, literal, select
 
 from ..attachments import path_for as attachment_path
@@ -172,8 +173,8 @@ class EmailSession:
             self._drop(via)  # gone or out of step: a later mail of the pass needs a new connection, if any
 
     def _outcome(self, delivery: Delivery, handover: "_Handover") -> SendResult:
-        with force_locale(self._shop.locale):
-            if handover is self._awaiting:
+        if handover is self._awaiting:
+            with force_locale(self._shop.locale):
                 self._settle()
         via = handover.via
         if handover.failure is not None:
@@ -259,13 +260,17 @@ class OutgoingMail:
                     "One or more source or delivery addresses require internationalized email support, but the "
                     "server does not advertise the required SMTPUTF8 capability")
             options += ["SMTPUTF8", "BODY=8BITMIME"]
-        code, reply = connection.mail(self.sender, options)
+            connection.command_encoding = "utf-8"  # as smtplib's mail() does for SMTPUTF8
+        # MAIL and RCPT as smtplib's mail() and rcpt() write them, without parsing each plain address again.
+        connection.putcmd("mail", f"FROM:{_quoted(self.sender)}" + "".join(f" {option}" for option in options))
+        code, reply = connection.getreply()
         if code != 250:
             _abandon(connection, code)
             raise smtplib.SMTPSenderRefused(code, reply, self.sender)
         refused = {}
         for recipient in self.recipients:
-            code, reply = connection.rcpt(recipient)
+            connection.putcmd("rcpt", f"TO:{_quoted(recipient)}")
+            code, reply = connection.getreply()
             if code not in (250, 251):
                 refused[recipient] = (code, reply)
             if code == 421:
@@ -295,6 +300,13 @@ class OutgoingMail:
 
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")  # SMTP's dot-stuffing (RFC 5321 4.5.2), as smtplib does it
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\",;:\\@]+@[^\s<>()\[\]\",;:\\@]+")  # nothing to quote or strip
+
+
+def _quoted(address: str) -> str:
+    """`<address>` for MAIL FROM and RCPT TO: what smtplib.quoteaddr makes of it, which parses every address (a
+    cost per mail) though ours are plain addr-specs."""
+    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
 def _abandon(connection: smtplib.SMTP, code: int) -> None:
@@ -350,15 +362,51 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
         headers += ["Auto-Submitted: auto-generated", "X-Auto-Response-Suppress: OOF, AutoReply"]
     headers.append(f"{INSTANCE_HEADER}: {instance_id()}")
 
-    with force_locale(shop.locale):
-        templates = current_app.jinja_env  # the mail templates need no request context: skip render_template's
-        text = templates.get_template("emails/message.txt").render(body=plain_text(message), shop=shop)
-        html = templates.get_template("emails/message.html").render(body=html_body(message), shop=shop,
-                                                                     subject=subject)
+    text = _render("emails/message.txt", shop, body=plain_text(message))
+    html = _render("emails/message.html", shop, body=html_body(message), subject=subject)
     recipients = [delivery.recipient, *delivery.cc]
     international = not all(address.isascii() for address in (via.email, *recipients))
     data = mime.mail_bytes(headers, text, html, _files(message), encoding="utf-8" if international else "ascii")
     return OutgoingMail(data, message_id.strip("<>"), via.email, recipients, international)
+
+
+# The message templates rendered once with a marker where each mail's own values go, in pieces: the layout, its
+# styles and the shop's signature are the same in every mail, and rendering them cost more than the rest of
+# building a mail's text. Keyed on the template (a new object when Flask reloads it), the names of the values and
+# what the templates read of the shop: its locale (their words) and its signature. A template that reads more of
+# the shop must add it to _shop_key. A template that does not print a value as given (a filter on it, say) loses
+# its marker, and is then rendered whole for every mail.
+_frames: dict[tuple, list[str] | None] = {}
+_MAX_FRAMES = 64  # a few templates times the signatures a shop has had since the process started
+_MARKER = "\x00{}\x00"  # NUL: not in the templates' own text
+
+
+def _shop_key(shop: Shop) -> tuple:
+    return shop.locale, shop.name, shop.address, shop.phone, shop.opening_hours
+
+
+def _render(name: str, shop: Shop, **values: str) -> str:
+    """The mail template `name` rendered for the shop (in its language) with `values` (escaped as the template's
+    autoescaping says); needs no request context."""
+    template = current_app.jinja_env.get_template(name)
+    key = (template, tuple(values), _shop_key(shop))
+    if key not in _frames:
+        if len(_frames) >= _MAX_FRAMES:
+            _frames.clear()
+        with force_locale(shop.locale):
+            output = template.render(shop=shop, **{value: _MARKER.format(value) for value in values})
+        pieces = re.split("\x00(%s)\x00" % "|".join(values), output)
+        # Each marker once and no NUL left over: else a template repeats or changes a value, or the shop's own
+        # text has a NUL in it.
+        whole = sorted(pieces[1::2]) == sorted(values) and "\x00" not in "".join(pieces[::2])
+        _frames[key] = pieces if whole else None
+    pieces = _frames[key]
+    if pieces is None:
+        with force_locale(shop.locale):
+            return template.render(shop=shop, **values)
+    if current_app.select_jinja_autoescape(name):
+        values = {value: escape(text) for value, text in values.items()}
+    return "".join(values[piece] if number % 2 else piece for number, piece in enumerate(pieces))
 
 
 def subject_with_reference(subject: str, thread: Thread) -> str:

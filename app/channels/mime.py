@@ -11,9 +11,10 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
+import string
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import formataddr
+from functools import lru_cache
 from urllib.parse import quote
 
 LINE = 78  # the length RFC 5322 asks header lines to keep to
@@ -23,6 +24,9 @@ _TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]+")  # a MIME type or subtype we write
 _PLAIN_FILENAME = re.compile(r"[A-Za-z0-9 ._()+-]{1,60}")  # needs neither encoding nor quoting of its own
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 _PERCENT_ESCAPE = 3  # "%C4": an RFC 2231 continuation must not split one
+_WORD_LENGTH = 75  # an RFC 2047 encoded word's limit
+_WORD_OVERHEAD = len("=?utf-8?q??=")
+_Q_LITERAL = frozenset(string.ascii_letters + string.digits + "!*+-/")
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,7 @@ def header(name: str, value: str) -> str:
     ASCII, folded to LINE characters."""
     if _plain(value) and len(name) + 2 + len(value) <= LINE:
         return f"{name}: {value}"
-    charset = "us-ascii" if _plain(value) else "utf-8"
-    return f"{name}: " + Header(value, charset, maxlinelen=LINE, header_name=name).encode(linesep=CRLF)
+    return f"{name}: " + encoded_words(value, LINE - len(name) - 2)
 
 
 def address(display_name: str, addr_spec: str) -> str:
@@ -49,7 +52,41 @@ def address(display_name: str, addr_spec: str) -> str:
         return addr_spec
     if _plain(display_name):
         return formataddr((display_name, addr_spec))
-    return f"{Header(display_name, 'utf-8', maxlinelen=LINE).encode(linesep=CRLF)} <{addr_spec}>"
+    prefix = len("Reply-To: ")  # the longest header this is used in
+    name = encoded_words(display_name, LINE - prefix)
+    used = len(name.rpartition(CRLF)[2]) + (0 if CRLF in name else prefix)  # of the line the address would end
+    separator = " " if used + len(f" <{addr_spec}>") <= LINE else CRLF + " "
+    return f"{name}{separator}<{addr_spec}>"
+
+
+def encoded_words(text: str, room: int) -> str:
+    """`text` as RFC 2047 words ("Q" encoding of UTF-8), the first within `room` characters, the others on
+    folded lines of their own. A word never splits a character, and keeps to the 75 characters RFC 2047 allows.
+
+    Written here because email.header.Header, which tries both encodings and measures every candidate line, cost
+    more than all the rest of a mail's headers.
+    """
+    words, word = [], ""
+    payload = min(room, _WORD_LENGTH) - _WORD_OVERHEAD
+    for char in text:
+        piece = _q_encoded(char)
+        if word and len(word) + len(piece) > payload:
+            words.append(f"=?utf-8?q?{word}?=")
+            word, payload = "", min(LINE - 1, _WORD_LENGTH) - _WORD_OVERHEAD  # after the folding space
+        word += piece
+    words.append(f"=?utf-8?q?{word}?=")
+    return (CRLF + " ").join(words)
+
+
+@lru_cache(maxsize=4096)  # keyed on one character: a shop's alphabet, so it stays small
+def _q_encoded(char: str) -> str:
+    """One character in RFC 2047's "Q" encoding, as allowed in a phrase (RFC 2047 5.3): its UTF-8 bytes as =XX
+    unless a letter, digit or one of !*+-/; a space as "_"."""
+    if char in _Q_LITERAL:
+        return char
+    if char == " ":
+        return "_"
+    return "".join(f"={byte:02X}" for byte in char.encode("utf-8"))
 
 
 def _plain(text: str) -> bool:
