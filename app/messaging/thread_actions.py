@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -224,11 +224,15 @@ class ThreadHeader:
 
 
 def thread_header(thread: Thread, user: User) -> ThreadHeader:
-    followers = list(db.session.scalars(
-        select(User).join(ThreadFollower, ThreadFollower.user_id == User.id)
-        .where(ThreadFollower.thread_id == thread.id).order_by(User.name)))
+    """The header's choices for `user` on `thread`: active staff and the thread's followers (former staff
+    included) come in one query, the queues in another."""
+    rows = db.session.execute(
+        select(User, ThreadFollower.user_id.is_not(None))
+        .outerjoin(ThreadFollower, and_(ThreadFollower.user_id == User.id, ThreadFollower.thread_id == thread.id))
+        .where(or_(User.active.is_(True), ThreadFollower.user_id.is_not(None))).order_by(User.name, User.id)).all()
+    followers = [u for u, follows in rows if follows]
     return ThreadHeader(
-        staff=list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))),
+        staff=[u for u, _follows in rows if u.active],
         queues=list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.id))),
         followers=followers,
         following=any(f.id == user.id for f in followers),

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 from flask import abort
 from sqlalchemy import and_, case, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
 
-def thread_for_staff(thread_id: int) -> Thread:
-    """The thread, or 404 when it does not exist or was deleted. Every staff member sees every thread."""
-    thread = db.session.get(Thread, thread_id)
+# What a thread's page shows about the thread itself (banner, header, side panel), loaded with it in one query.
+THREAD_PAGE = (joinedload(Thread.customer), joinedload(Thread.repair).joinedload(Repair.status),
+               joinedload(Thread.ticket), joinedload(Thread.assignee))
+
+
+def thread_for_staff(thread_id: int, options=()) -> Thread:
+    """The thread (with the loader `options` given, e.g. THREAD_PAGE), or 404 when it does not exist or was
+    deleted. Every staff member sees every thread."""
+    thread = db.session.get(Thread, thread_id, options=options)
     if thread is None or thread.deleted_at is not None:
         abort(404)
     return thread
