@@ -241,26 +241,33 @@ def thread_header(thread: Thread, user: User) -> ThreadHeader:
 
 @dataclass
 class SidePanel:
-    """What staff want to know about the customer while answering: their other threads and last repair."""
+    """What staff want to know about the customer while answering: their other threads and last repair; and the
+    threads the Merge tool offers (merge_candidates), which come from the same query."""
 
     customer: Customer | None
     other_threads: list[Thread]
     last_repair: Repair | None
+    merge_candidates: list[Thread]
 
 
 def side_panel(thread: Thread) -> SidePanel:
-    """The customer of the thread, their last three other threads and their latest repair, in two queries."""
+    """The customer of the thread, their last three other threads and their latest repair, and their other open
+    threads (as merge_candidates in app/messaging/merge.py chooses them), in two queries."""
     customer = thread.customer
     if customer is None:
-        return SidePanel(None, [], None)
+        return SidePanel(None, [], None, [])
+    live_others = (Thread.customer_id == customer.id, Thread.id != thread.id, Thread.deleted_at.is_(None),
+                   Thread.merged_into_id.is_(None))
+    latest_first = (Thread.last_activity_at.desc(), Thread.id.desc())
+    latest = select(Thread.id).where(*live_others).order_by(*latest_first).limit(OTHER_THREADS)
+    # The open ones and the latest few: in the same order, the latest few come first.
     others = list(db.session.scalars(
-        select(Thread).where(Thread.customer_id == customer.id, Thread.id != thread.id,
-                             Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
-        .order_by(Thread.last_activity_at.desc(), Thread.id.desc()).limit(OTHER_THREADS)))
+        select(Thread).where(*live_others, or_(Thread.status != "closed", Thread.id.in_(latest.scalar_subquery())))
+        .order_by(*latest_first)))
     last_repair = db.session.scalars(
         select(Repair).where(Repair.customer_id == customer.id).options(joinedload(Repair.status))
         .order_by(Repair.created_at.desc(), Repair.id.desc()).limit(1)).first()
-    return SidePanel(customer, others, last_repair)
+    return SidePanel(customer, others[:OTHER_THREADS], last_repair, [t for t in others if t.status != "closed"])
 
 
 def followed_by(user: User):
