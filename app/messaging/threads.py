@@ -32,7 +32,7 @@ def timeline(thread: Thread, *, before: Message | None = None, limit: int | None
         query = query.where(or_(Message.created_at < before.created_at,
                                 and_(Message.created_at == before.created_at, Message.id < before.id)))
     query = query.order_by(Message.created_at.desc(), Message.id.desc()).options(
-        selectinload(Message.deliveries), selectinload(Message.attachments), selectinload(Message.author))
+        selectinload(Message.deliveries), selectinload(Message.attachments), joinedload(Message.author))
     if limit is not None:
         query = query.limit(limit + 1)  # one more tells whether earlier ones are left
     messages = list(db.session.scalars(query))
