@@ -9,9 +9,10 @@ from ..extensions import db
 from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
 
-# What a thread's page shows about the thread itself (banner, header, side panel), loaded with it in one query.
+# What a thread's page shows about the thread itself (banner, header, side panel), loaded with it in one query
+# (a thread has a few tags at most: joining them repeats its row only that often).
 THREAD_PAGE = (joinedload(Thread.customer), joinedload(Thread.repair).joinedload(Repair.status),
-               joinedload(Thread.ticket), joinedload(Thread.assignee))
+               joinedload(Thread.ticket), joinedload(Thread.assignee), joinedload(Thread.tags))
 
 
 def thread_for_staff(thread_id: int, options=()) -> Thread:
