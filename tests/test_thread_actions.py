@@ -477,3 +477,13 @@ def test_recording_is_guarded_too(client, staff, customer):
     sign_in(client, staff)
     assert client.post("/threads/record", data=data).status_code == 400
     assert db.session.scalar(select(func.count(Thread.id))) == 0
+
+
+def test_the_header_shows_each_of_several_tags_once_in_name_order(staff_client, staff, thread):
+    for name in ("gwarancja", "bateria", "pilne"):
+        add_tag(thread, name, staff)
+    db.session.commit()
+    thread_id = thread.id
+    db.session.expunge_all()  # the page loads the thread and its tags afresh, as in a new request
+    page = staff_client.get(f"/threads/{thread_id}").get_data(as_text=True)
+    assert re.findall(r'data-tag="([^"]+)"', page) == ["bateria", "gwarancja", "pilne"]

@@ -513,6 +513,22 @@ def test_the_merge_picker_offers_only_the_customers_other_open_threads(staff, cu
     assert stranger not in merge_candidates(thread)
 
 
+def test_the_thread_page_offers_an_old_open_thread_to_merge_beside_the_latest_three_it_lists(staff_client, customer):
+    thread = open_thread(customer, subject="Naprawa")
+    old_open = open_thread(customer, subject="Stare pytanie")
+    recent_closed = [open_thread(customer, subject=f"Zamknięta {n}") for n in range(3)]
+    db.session.flush()
+    old_open.last_activity_at = utcnow() - timedelta(days=30)
+    for n, closed in enumerate(recent_closed):
+        closed.status, closed.last_activity_at = "closed", utcnow() - timedelta(days=n + 1)
+    db.session.commit()
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    picker = page[page.index('id="merge-source"'):page.index("</select>", page.index('id="merge-source"'))]
+    assert re.findall(r'<option value="(\d+)"', picker) == [str(old_open.id)]
+    side = page[page.index('class="thread-side'):]
+    assert [int(n) for n in re.findall(r'href="/threads/(\d+)"', side)] == [t.id for t in recent_closed]
+
+
 def test_a_second_forward_carries_the_conversation_not_the_first_forward(staff, customer):
     from app.messaging.forward import forward_thread
 

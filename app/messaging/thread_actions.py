@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -224,11 +224,15 @@ class ThreadHeader:
 
 
 def thread_header(thread: Thread, user: User) -> ThreadHeader:
-    followers = list(db.session.scalars(
-        select(User).join(ThreadFollower, ThreadFollower.user_id == User.id)
-        .where(ThreadFollower.thread_id == thread.id).order_by(User.name)))
+    """The header's choices for `user` on `thread`: active staff and the thread's followers (former staff
+    included) come in one query, the queues in another."""
+    rows = db.session.execute(
+        select(User, ThreadFollower.user_id.is_not(None))
+        .outerjoin(ThreadFollower, and_(ThreadFollower.user_id == User.id, ThreadFollower.thread_id == thread.id))
+        .where(or_(User.active.is_(True), ThreadFollower.user_id.is_not(None))).order_by(User.name, User.id)).all()
+    followers = [u for u, follows in rows if follows]
     return ThreadHeader(
-        staff=list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))),
+        staff=[u for u, _follows in rows if u.active],
         queues=list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.id))),
         followers=followers,
         following=any(f.id == user.id for f in followers),
@@ -237,26 +241,33 @@ def thread_header(thread: Thread, user: User) -> ThreadHeader:
 
 @dataclass
 class SidePanel:
-    """What staff want to know about the customer while answering: their other threads and last repair."""
+    """What staff want to know about the customer while answering: their other threads and last repair; and the
+    threads the Merge tool offers (merge_candidates), which come from the same query."""
 
     customer: Customer | None
     other_threads: list[Thread]
     last_repair: Repair | None
+    merge_candidates: list[Thread]
 
 
 def side_panel(thread: Thread) -> SidePanel:
-    """The customer of the thread, their last three other threads and their latest repair, in two queries."""
+    """The customer of the thread, their last three other threads and their latest repair, and their other open
+    threads (as merge_candidates in app/messaging/merge.py chooses them), in two queries."""
     customer = thread.customer
     if customer is None:
-        return SidePanel(None, [], None)
+        return SidePanel(None, [], None, [])
+    live_others = (Thread.customer_id == customer.id, Thread.id != thread.id, Thread.deleted_at.is_(None),
+                   Thread.merged_into_id.is_(None))
+    latest_first = (Thread.last_activity_at.desc(), Thread.id.desc())
+    latest = select(Thread.id).where(*live_others).order_by(*latest_first).limit(OTHER_THREADS)
+    # The open ones and the latest few: in the same order, the latest few come first.
     others = list(db.session.scalars(
-        select(Thread).where(Thread.customer_id == customer.id, Thread.id != thread.id,
-                             Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
-        .order_by(Thread.last_activity_at.desc(), Thread.id.desc()).limit(OTHER_THREADS)))
+        select(Thread).where(*live_others, or_(Thread.status != "closed", Thread.id.in_(latest.scalar_subquery())))
+        .order_by(*latest_first)))
     last_repair = db.session.scalars(
         select(Repair).where(Repair.customer_id == customer.id).options(joinedload(Repair.status))
         .order_by(Repair.created_at.desc(), Repair.id.desc()).limit(1)).first()
-    return SidePanel(customer, others, last_repair)
+    return SidePanel(customer, others[:OTHER_THREADS], last_repair, [t for t in others if t.status != "closed"])
 
 
 def followed_by(user: User):

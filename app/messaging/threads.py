@@ -3,15 +3,22 @@ from __future__ import annotations
 
 from flask import abort
 from sqlalchemy import and_, case, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
 
-def thread_for_staff(thread_id: int) -> Thread:
-    """The thread, or 404 when it does not exist or was deleted. Every staff member sees every thread."""
-    thread = db.session.get(Thread, thread_id)
+# What a thread's page shows about the thread itself (banner, header, side panel), loaded with it in one query
+# (a thread has a few tags at most: joining them repeats its row only that often).
+THREAD_PAGE = (joinedload(Thread.customer), joinedload(Thread.repair).joinedload(Repair.status),
+               joinedload(Thread.ticket), joinedload(Thread.assignee), joinedload(Thread.tags))
+
+
+def thread_for_staff(thread_id: int, options=()) -> Thread:
+    """The thread (with the loader `options` given, e.g. THREAD_PAGE), or 404 when it does not exist or was
+    deleted. Every staff member sees every thread."""
+    thread = db.session.get(Thread, thread_id, options=options)
     if thread is None or thread.deleted_at is not None:
         abort(404)
     return thread
@@ -26,7 +33,7 @@ def timeline(thread: Thread, *, before: Message | None = None, limit: int | None
         query = query.where(or_(Message.created_at < before.created_at,
                                 and_(Message.created_at == before.created_at, Message.id < before.id)))
     query = query.order_by(Message.created_at.desc(), Message.id.desc()).options(
-        selectinload(Message.deliveries), selectinload(Message.attachments), selectinload(Message.author))
+        selectinload(Message.deliveries), selectinload(Message.attachments), joinedload(Message.author))
     if limit is not None:
         query = query.limit(limit + 1)  # one more tells whether earlier ones are left
     messages = list(db.session.scalars(query))

@@ -18,7 +18,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.events import TOOL_EVENTS, event_text
 from ..messaging.forward import forward_thread, forwardable
-from ..messaging.merge import merge_candidates, merge_threads
+from ..messaging.merge import merge_threads
 from ..messaging.move import thread_label
 from ..messaging.presence import heartbeat, latest_message_id, others_present
 from ..messaging.split import split_message
@@ -28,7 +28,6 @@ from . import show_errors
 
 bp = Blueprint("thread_tools", __name__, url_prefix="/threads")
 
-bp.add_app_template_global(merge_candidates)
 bp.add_app_template_global(others_present)
 bp.add_app_template_global(latest_message_id)
 bp.add_app_template_global(event_text)

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
 from ..messaging.merge import live_thread
 from ..messaging.move import move_message, thread_label
-from ..messaging.threads import thread_for_staff, timeline
+from ..messaging.threads import THREAD_PAGE, thread_for_staff, timeline
 from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import can_cancel, cancel
@@ -37,7 +37,7 @@ PAGE_MESSAGES = 50
 def show(thread_id: int):
     """The thread with its latest messages; `?all=1` shows them all (where a link to an earlier message leads),
     `?images=<message id>` all of them too, with that received mail's remote images loaded."""
-    thread = thread_for_staff(thread_id)
+    thread = thread_for_staff(thread_id, THREAD_PAGE)
     if thread.merged_into_id is not None:  # an old link, or a bookmark, of a thread merged into another
         return redirect(url_for("threads.show", thread_id=live_thread(thread).id))
     undo_ids = get_flashed_messages(category_filter=["undo"])
