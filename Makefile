@@ -59,7 +59,7 @@ test: system-packages dev-install translations
 
 # The README's pictures: a tour of the demo shop in headless Chromium.
 screenshots: system-packages dev-install translations
-	SCREENSHOTS_DIR=docs/screens TEST_DATABASE=sqlite $(BIN)/python -m pytest -p no:cacheprovider -q tests/test_browser_tour.py
+	SCREENSHOTS_DIR=docs/screens TEST_DATABASE=sqlite $(BIN)/python -m pytest -p no:cacheprovider -q tests/test_browser_tour.py tests/test_browser_mailbox_oauth.py
 
 clean:
 	rm -rf $(VENV) test-results .pytest_cache
