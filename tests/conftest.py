@@ -590,5 +590,6 @@ def screenshot(page, name: str) -> Path | None:
         return None
     path = Path(directory) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # a full-page picture of a scrolled page shows the sticky bar mid-page
     page.screenshot(path=path, full_page=True)
     return path

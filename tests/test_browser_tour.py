@@ -57,6 +57,10 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     expect(quote).to_have_count(1)
     quote.locator("summary").click()
     expect(quote).to_contain_text("450 zł")
+    # The whole stylesheet applies: the side panel stands beside the timeline, the header's facts in a row.
+    columns = page.eval_on_selector(".thread-layout", "el => getComputedStyle(el).gridTemplateColumns.split(' ')")
+    assert len(columns) == 2
+    assert page.eval_on_selector(".thread-props", "el => getComputedStyle(el).display") == "flex"
     screenshot(page, "thread")
 
     page.goto(live_server.url + "/held/")
