@@ -379,6 +379,7 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
 _frames: dict[tuple, list[str] | None] = {}
 _MAX_FRAMES = 64  # a few templates times the signatures a shop has had since the process started
 _MARKER = "\x00{}\x00"  # NUL: not in the templates' own text
+_UNSEEN = object()
 
 
 def _shop_key(shop: Shop) -> tuple:
@@ -390,7 +391,8 @@ def _render(name: str, shop: Shop, **values: str) -> str:
     autoescaping says); needs no request context."""
     template = current_app.jinja_env.get_template(name)
     key = (template, tuple(values), _shop_key(shop))
-    if key not in _frames:
+    pieces = _frames.get(key, _UNSEEN)  # one lookup: another thread (the web, the dispatcher) may clear
+    if pieces is _UNSEEN:
         if len(_frames) >= _MAX_FRAMES:
             _frames.clear()
         with force_locale(shop.locale):
@@ -399,8 +401,7 @@ def _render(name: str, shop: Shop, **values: str) -> str:
         # Each marker once and no NUL left over: else a template repeats or changes a value, or the shop's own
         # text has a NUL in it.
         whole = sorted(pieces[1::2]) == sorted(values) and "\x00" not in "".join(pieces[::2])
-        _frames[key] = pieces if whole else None
-    pieces = _frames[key]
+        pieces = _frames[key] = pieces if whole else None
     if pieces is None:
         with force_locale(shop.locale):
             return template.render(shop=shop, **values)
