@@ -9,6 +9,7 @@ import pytest
 from panel_helpers import panel_customer, panel_path, publish, sign_in_customer
 from servers.accounts import mailbox  # noqa: F401  (fixture)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from test_inbox import queues  # noqa: F401  (fixture)
 from test_translations import compiled_catalogue  # noqa: F401  (fixture)
 from sqlalchemy import func, select
 
@@ -21,7 +22,7 @@ from app.messaging.thread_actions import (
     add_note, add_tag, assign, change_queue, remove_tag, set_category, set_priority, set_status,
 )
 from app.messaging.threads import open_thread
-from app.models import AuditEvent, Delivery, Message, Queue, Tag, Thread, ThreadFollower, utcnow
+from app.models import AuditEvent, Delivery, Message, Tag, Thread, ThreadFollower, utcnow
 from app.repairs import create_repair
 from conftest import csrf_token, make_user, sign_in
 
@@ -41,14 +42,6 @@ def thread(customer):
     thread.status, thread.last_inbound_at = "waiting_us", utcnow()
     db.session.commit()
     return thread
-
-
-@pytest.fixture
-def queues(app):
-    front, workshop = Queue(name="Front desk", position=1), Queue(name="Workshop", position=2)
-    db.session.add_all([front, workshop])
-    db.session.commit()
-    return front, workshop
 
 
 def events(thread: Thread) -> list[dict]:
