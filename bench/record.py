@@ -1,14 +1,14 @@
-"""Recording benchmark: replies per second of `record_mail` in-process (no IMAP), in committed batches as the poller.
+"""Recording benchmark: replies per second of `record_batch` in-process (no IMAP), in committed batches as the poller.
 
-    .venv/bin/python bench/record.py [--count 1000] [--batch 50] [--database URL] [--profile]
+    .venv/bin/python bench/record.py [--count 1000] [--batch 100] [--database URL] [--profile [FILE]]
 
 Builds a fresh app on a temporary instance directory (SQLite file unless --database names an empty PostgreSQL
 database) with the shop and the replies of bench/ingest.py: customers with a repair thread each, and replies to
 those threads (token address, our Message-ID, text and HTML quoting the shop, 2-50 KB, one in ten with a photo).
-Only recording is timed: the replies go through record_mail in batches of --batch, each committed together as the
+Only recording is timed: the replies go through record_batch in batches of --batch, each committed together as the
 poller does. Wall-clock and CPU rates are printed: on a shared machine the CPU rate is the steadier one (SQLite
 works in-process, so it counts the database too). Every reply must end up threaded; the run fails otherwise.
---profile prints cProfile's top 20 (cumulative and own time).
+--profile prints cProfile's top 20 (cumulative and own time), and writes the stats to FILE when given.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from ingest import SEED, reply, set_up_shop  # noqa: E402 - the same shop and re
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.messaging.inbound import record_mail  # noqa: E402
+from app.messaging.inbound import record_batch  # noqa: E402
 from app.models import Mailbox  # noqa: E402
 
 
@@ -38,9 +38,9 @@ def record_all(mailbox_id: int, replies: list[bytes], batch: int) -> dict[str, i
     outcomes: dict[str, int] = {}
     mailbox = db.session.get(Mailbox, mailbox_id)
     for start in range(0, len(replies), batch):
-        for uid, raw in enumerate(replies[start:start + batch], start=start + 1):
-            status = record_mail(mailbox, raw, uidvalidity=1, uid=uid).status
-            outcomes[status] = outcomes.get(status, 0) + 1
+        mails = list(enumerate(replies[start:start + batch], start=start + 1))
+        for outcome in record_batch(mailbox, mails, uidvalidity=1):
+            outcomes[outcome.status] = outcomes.get(outcome.status, 0) + 1
         mailbox.last_uid = min(start + batch, len(replies))
         db.session.commit()
     return outcomes
@@ -49,9 +49,10 @@ def record_all(mailbox_id: int, replies: list[bytes], batch: int) -> dict[str, i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--database", help="an empty PostgreSQL database URL; default a SQLite file")
-    parser.add_argument("--profile", action="store_true", help="print cProfile's top 20 of the recording")
+    parser.add_argument("--profile", nargs="?", const="", metavar="FILE",
+                        help="print cProfile's top 20 of the recording (and write the stats to FILE)")
     args = parser.parse_args()
     rng = random.Random(SEED)
 
@@ -66,7 +67,7 @@ def main() -> None:
             replies = [reply(rng, number, rng.choice(threads)) for number in range(args.count)]
             db.session.expire_all()  # start as a pass does: nothing of the set-up cached in the session
 
-            profiler = cProfile.Profile() if args.profile else None
+            profiler = cProfile.Profile() if args.profile is not None else None
             began, began_cpu = time.perf_counter(), time.process_time()
             if profiler:
                 profiler.enable()
@@ -79,6 +80,8 @@ def main() -> None:
           f"{'SQLite' if not args.database else 'PostgreSQL'}: {seconds:.2f} s, {args.count / seconds:.0f} msg/s, "
           f"{seconds / args.count * 1000:.1f} ms per mail; CPU {cpu:.2f} s, {args.count / cpu:.0f} msg/s  {outcomes}")
     if profiler:
+        if args.profile:
+            profiler.dump_stats(args.profile)
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(20)
         stats.sort_stats("tottime").print_stats(20)

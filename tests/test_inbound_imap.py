@@ -545,13 +545,14 @@ def test_mail_poll_says_when_another_pass_holds_the_mailbox(app, imap_server):
 
 
 class Recorder:
-    """Wraps the real record_mail: a mail with an `X-Test-Explode` header makes it raise, and `after(n, action)`
-    runs `action` once n mails have been recorded in the test (to stop the server mid-fetch, say)."""
+    """Wraps the real recording (a batch's, and a mail's when the batch is recorded again mail by mail): a mail
+    with an `X-Test-Explode` header makes it raise, and `after(n, action)` runs `action` once n mails have been
+    recorded in the test (to stop the server mid-fetch, say)."""
 
     EXPLODE = "X-Test-Explode"
 
-    def __init__(self, real):
-        self._real = real
+    def __init__(self, batch, single):
+        self._batch, self._single = batch, single
         self.count = 0
         self._action = None
         self._at = None
@@ -559,20 +560,30 @@ class Recorder:
     def after(self, count, action) -> None:
         self.count, self._at, self._action = 0, count, action
 
-    def __call__(self, mailbox, raw, *, uidvalidity, uid):
-        if f"\r\n{self.EXPLODE}: ".encode() in raw:
+    def record_batch(self, mailbox, mails, uidvalidity):
+        self._check(raw for _uid, raw in mails)
+        return self._recorded(self._batch(mailbox, mails, uidvalidity))
+
+    def record_mail(self, mailbox, raw, *, uidvalidity, uid):
+        self._check([raw])
+        return self._recorded([self._single(mailbox, raw, uidvalidity=uidvalidity, uid=uid)])[0]
+
+    def _check(self, raws) -> None:
+        if any(f"\r\n{self.EXPLODE}: ".encode() in raw for raw in raws):
             raise RuntimeError("the recorder exploded")
-        outcome = self._real(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
-        self.count += 1
-        if self._action is not None and self.count == self._at:
+
+    def _recorded(self, outcomes):
+        before, self.count = self.count, self.count + len(outcomes)
+        if self._action is not None and before < self._at <= self.count:
             self._action()
-        return outcome
+        return outcomes
 
 
 @pytest.fixture
 def recorder(monkeypatch):
     from app.inbound import poll
 
-    watched = Recorder(poll.record_mail)
-    monkeypatch.setattr(poll, "record_mail", watched)
+    watched = Recorder(poll.record_batch, poll.record_mail)
+    monkeypatch.setattr(poll, "record_batch", watched.record_batch)
+    monkeypatch.setattr(poll, "record_mail", watched.record_mail)
     return watched

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, is_our_instance
-from ..models import Customer, CustomerEmail, Mailbox, TrustedDomain
+from ..models import Customer, Mailbox, TrustedDomain
 from ..transaction_cache import per_transaction
+from . import lookups
 from .parse import ParsedMail
 
 # Subjects mail programs give their automatic answers (English, Polish, German: the shop's customers' programs).
@@ -58,15 +59,7 @@ def is_auto_reply(mail: ParsedMail) -> bool:
 
 def customers_with_address(address: str) -> list[Customer]:
     """The customers (not anonymised) who have `address` as their e-mail or one of their extra addresses."""
-    if not address:
-        return []
-    address = address.lower()
-    extra = select(CustomerEmail.customer_id).where(CustomerEmail.address == address)
-    return list(db.session.scalars(
-        select(Customer)
-        .where(Customer.anonymized_at.is_(None), or_(Customer.email == address, Customer.id.in_(extra)))
-        .order_by(Customer.id)
-    ))
+    return lookups.customers_with_address(address.lower()) if address else []
 
 
 def is_trusted(address: str) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..mailboxes import record_polled, record_receive_failure
-from ..messaging.inbound import record_fetch_error, record_mail
+from ..messaging.inbound import InboundOutcome, record_batch, record_fetch_error, record_mail
 from ..models import InboundItem, Mailbox, Shop, utcnow
 from . import leases
 from .imap import ImapFailure, ImapFolder, Listed, open_folder
@@ -137,39 +137,37 @@ def _record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], uidvalidity:
     each mail in a savepoint of its own, so that mail alone ends as an error item (raw kept) and the rest go in.
     """
     try:
-        return {uid: _record(mailbox, raw, uidvalidity, uid, counts, isolated=False) for uid, raw in mails}
+        outcomes = record_batch(mailbox, mails, uidvalidity)
     except Exception:
         log.warning("mailbox %s: a mail of the batch could not be recorded, recording the batch mail by mail",
                     mailbox.id)
         db.session.rollback()
-        counts.update(dict.fromkeys(COUNTS, 0))
-        return {uid: _record(mailbox, raw, uidvalidity, uid, counts, isolated=True) for uid, raw in mails}
+        outcomes = [_record_isolated(mailbox, raw, uidvalidity, uid) for uid, raw in mails]
+    return {uid: _count(mailbox, uid, raw, outcome, counts) for (uid, raw), outcome in zip(mails, outcomes)}
 
 
-def _record(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int, counts: dict[str, int], *,
-            isolated: bool) -> bool:
-    """Record one mail; `isolated`, in a savepoint of its own, a recorder that raises leaves an error item with the
-    raw mail (otherwise the exception goes up). Returns whether the mail could be read: mail that could not
-    stays on the server whatever the mailbox says."""
-    if isolated:
-        try:
-            with db.session.begin_nested():
-                outcome = record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
-            status, item = outcome.status, outcome.item
-        except Exception as exc:  # one bad mail never blocks the mailbox
-            log.exception("mailbox %s: recording UID %s failed", mailbox.id, uid)
-            with db.session.begin_nested():
-                item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=f"{type(exc).__name__}: {exc}")
-            status = "error"
-    else:
-        outcome = record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
-        status, item = outcome.status, outcome.item
+def _record_isolated(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int) -> InboundOutcome:
+    """Record one mail in a savepoint of its own: if the recorder raises, an error item keeps the raw mail."""
+    try:
+        with db.session.begin_nested():
+            return record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
+    except Exception as exc:  # one bad mail never blocks the mailbox
+        log.exception("mailbox %s: recording UID %s failed", mailbox.id, uid)
+        with db.session.begin_nested():
+            item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=f"{type(exc).__name__}: {exc}")
+        return InboundOutcome("error", item)
+
+
+def _count(mailbox: Mailbox, uid: int, raw: bytes, outcome: InboundOutcome, counts: dict[str, int]) -> bool:
+    """Log and count one recorded mail; returns whether it could be read: mail that could not stays on the
+    server whatever the mailbox says."""
+    item = outcome.item
     error = item.error if item is not None else None
     why = error or (item.reason if item is not None else None)
-    log.info("mailbox %s: UID %s (%s bytes) %s%s", mailbox.id, uid, len(raw), status, f": {why}" if why else "")
+    log.info("mailbox %s: UID %s (%s bytes) %s%s", mailbox.id, uid, len(raw), outcome.status, f": {why}" if why else "")
     counts["fetched"] += 1
-    counts[COUNTED_AS[status]] += 1
-    return status != "error" and not error
+    counts[COUNTED_AS[outcome.status]] += 1
+    return outcome.status != "error" and not error
 
 
 def _after_fetch(folder: ImapFolder, mailbox: Mailbox, readable: dict[int, bool]) -> None:

@@ -11,13 +11,14 @@ from sqlalchemy import select
 from ..extensions import db
 from ..mail_ids import parse_message_id, token_from_address
 from ..messaging.threads import context_thread
-from ..models import Customer, Mailbox, MessageRef, Repair, Thread, Ticket
+from ..models import Customer, Mailbox, Repair, Thread, Ticket
+from . import lookups
+from .lookups import referenced_ids
 from .parse import ParsedMail
 
 # `[#R-2026-0042]` anywhere in the subject; repair numbers may also be typed by hand, so any number without
 # spaces or brackets is looked up.
 SUBJECT_REFERENCE = re.compile(r"\[#([^\[\]\s]{1,32})\]")
-MAX_IDS = 50  # References of a long thread; more than this is noise (or an attack on the lookup)
 
 
 @dataclass
@@ -83,19 +84,14 @@ def thread_by_token(addresses: Iterable[str], mailbox: Mailbox | None) -> Thread
         if not token or token in tried or address.rpartition("@")[2].lower() not in domains:
             continue
         tried.add(token)
-        thread = _live(db.session.scalar(select(Thread).where(Thread.token == token)))  # tokens are lower-case
+        thread = _live(lookups.thread_with_token(token))
         if thread is not None:
             return thread
     return None
 
 
-def _referenced_ids(mail: ParsedMail) -> list[str]:
-    """In-Reply-To first (the parent), then References newest first; without repeats."""
-    return list(dict.fromkeys([*mail.in_reply_to, *mail.references]))[:MAX_IDS]
-
-
 def _by_our_id(mail: ParsedMail, _mailbox: Mailbox | None) -> Thread | None:
-    for ref in _referenced_ids(mail):
+    for ref in referenced_ids(mail):
         ours = parse_message_id(ref)
         if ours is not None:
             thread = _live(db.session.get(Thread, ours[0]))
@@ -105,10 +101,10 @@ def _by_our_id(mail: ParsedMail, _mailbox: Mailbox | None) -> Thread | None:
 
 
 def _by_stored_id(mail: ParsedMail, _mailbox: Mailbox | None) -> Thread | None:
-    ids = [ref[:998] for ref in _referenced_ids(mail)]
+    ids = referenced_ids(mail)
     if not ids:
         return None
-    found = dict(db.session.execute(select(MessageRef.ref, MessageRef.thread_id).where(MessageRef.ref.in_(ids))).all())
+    found = lookups.stored_refs(ids)
     for ref in ids:
         if ref in found:
             thread = _live(db.session.get(Thread, found[ref]))

@@ -16,12 +16,13 @@ from email.utils import getaddresses
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..inbound import lookups
 from ..inbound.charsets import decode_words
 from ..inbound.classify import customers_with_address, is_auto_reply, is_loop, is_trusted
 from ..inbound.parse import ParsedMail, UnparseableMail, compress, decompress, parse_mail
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("threaded", "new_thread", "held", "duplicate", "error")
 HELD_STATUSES = ("held", "error")  # items waiting for a staff decision (the held list)
+COPIED = ("accepted", "held", "discarded")  # statuses of an item whose copies, fetched again, are duplicates
 # Why an attachment was listed and not stored (Attachment.skipped_reason); the thread view words them.
 NOT_STORED, OVER_QUOTA, PROGRAM = "not stored", "over quota", "program"
 # Delivery statuses a bounce may replace: the mail left us, and a bounce proves it did not arrive.
@@ -74,35 +76,65 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
     fetched another way, is a "duplicate". Mail that cannot be parsed is kept raw as an "error" item. Adds to
     the session, never commits.
     """
+    return _record_read(mailbox, raw, _attempt_read(raw), uidvalidity, uid)
+
+
+def record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], uidvalidity: int | None) -> list[InboundOutcome]:
+    """record_mail for each of a poll batch's mails (UID, raw), in order; what routing them reads is read for the
+    whole batch at once (app/inbound/lookups.py). Adds to the session, never commits."""
+    read = [(uid, raw, _attempt_read(raw)) for uid, raw in mails]
+    parsed = [(uid, mail if isinstance(mail, ParsedMail) else None) for uid, _raw, mail in read]
+    with lookups.preloaded(mailbox.id, uidvalidity, parsed):
+        return [_record_read(mailbox, raw, mail, uidvalidity, uid) for uid, raw, mail in read]
+
+
+def _read(raw: bytes) -> ParsedMail:
+    """The mail parsed, its texts fit to store."""
+    return _drop_nul(parse_mail(raw))
+
+
+def _attempt_read(raw: bytes) -> ParsedMail | Exception:
+    """The mail parsed (as _read), or why it could not be."""
     try:
-        mail = _read(raw)
+        return _read(raw)
     except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the mail either: kept raw, with the error
+        return exc
+
+
+def _record_read(mailbox: Mailbox, raw: bytes, mail: ParsedMail | Exception, uidvalidity: int | None,
+                 uid: int | None) -> InboundOutcome:
+    if isinstance(mail, Exception):
         known = _fetched_before(mailbox, uidvalidity, uid, None)
         if known is not None:
             return InboundOutcome("duplicate", known, _thread_of(known))
-        if not isinstance(exc, UnparseableMail):
-            log.exception("mailbox %s: parsing UID %s failed", mailbox.id, uid)
-        error = str(exc) if isinstance(exc, UnparseableMail) else f"{type(exc).__name__}: {exc}"
-        return InboundOutcome("error", record_fetch_error(mailbox, raw, uidvalidity, uid, error=error))
+        if not isinstance(mail, UnparseableMail):
+            log.error("mailbox %s: parsing UID %s failed", mailbox.id, uid, exc_info=mail)
+        error = str(mail) if isinstance(mail, UnparseableMail) else f"{type(mail).__name__}: {mail}"
+        item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=error)
+        lookups.remember_item(item)
+        return InboundOutcome("error", item)
     if mask_parsed_mail(mail):  # card numbers are never stored, not even in the raw copy
         raw = mask_raw_mail(raw)
 
     item = InboundItem(
         source="email", mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid,
-        message_id_header=(mail.message_id or None) and mail.message_id[:998], content_hash=mail.content_hash,
+        message_id_header=lookups.message_id_header(mail), content_hash=mail.content_hash,
         sender=mail.from_address[:320], subject=mail.subject[:998], received_at=utcnow(),
     )
     earlier = _fetched_before(mailbox, uidvalidity, uid, mail)
     if earlier is not None and (earlier.mailbox_id, earlier.uidvalidity, earlier.uid) == (mailbox.id, uidvalidity, uid):
         return InboundOutcome("duplicate", earlier, _thread_of(earlier))  # this very UID: nothing to add
     if earlier is not None:
+        if earlier.id is None:  # a copy earlier in the same batch, not written yet
+            db.session.flush()
         item.status, item.message_id = "duplicate", earlier.message_id
         item.reason = f"#{earlier.id}"  # the item this one repeats
-        db.session.add(item)
-        return InboundOutcome("duplicate", item, _thread_of(earlier))
-    item.raw = compress(raw)
-    outcome = route(item, mail, mailbox)
+        outcome = InboundOutcome("duplicate", item, _thread_of(earlier))
+    else:
+        item.raw = compress(raw)
+        outcome = route(item, mail, mailbox)
     db.session.add(item)  # added once decided: one INSERT, and no flush of it before each routing query
+    lookups.remember_item(item)
     return outcome
 
 
@@ -160,31 +192,20 @@ def _hold(item: InboundItem, reason) -> InboundOutcome:
 
 def _fetched_before(mailbox: Mailbox, uidvalidity: int | None, uid: int | None,
                     mail: ParsedMail | None) -> InboundItem | None:
-    """The item of this UID of the mailbox, else of the same mail fetched another way (another mailbox, a CC, a
-    re-sent copy): same Message-ID and content, or, for mail without a Message-ID, the same content (sender,
-    date, subject, bodies, files). One query: it runs for every mail."""
-    same = []
+    """The item of this UID of the mailbox, else the oldest of the same mail fetched another way (another
+    mailbox, a CC, a re-sent copy): same Message-ID and content, or, for mail without a Message-ID, the same
+    content (sender, date, subject, bodies, files)."""
+    candidates = lookups.earlier_items(mailbox.id, uidvalidity, uid, mail)
     if uid is not None:
-        same.append(and_(InboundItem.mailbox_id == mailbox.id, InboundItem.uidvalidity == uidvalidity,
-                         InboundItem.uid == uid))
-    if mail is not None:
-        message_id = (mail.message_id or None) and mail.message_id[:998]
-        same.append(and_(
-            InboundItem.content_hash == mail.content_hash,
-            InboundItem.message_id_header.is_(None) if message_id is None else
-            InboundItem.message_id_header == message_id,
-            InboundItem.status.in_(("accepted", "held", "discarded")),
-        ))
-    if not same:
+        this_uid = (mailbox.id, uidvalidity, uid)
+        found = next((item for item in candidates if (item.mailbox_id, item.uidvalidity, item.uid) == this_uid), None)
+        if found is not None:
+            return found
+    if mail is None:
         return None
-    found = db.session.scalars(select(InboundItem).where(or_(*same)).order_by(InboundItem.id)).all()
-    this_uid = [i for i in found if (i.mailbox_id, i.uidvalidity, i.uid) == (mailbox.id, uidvalidity, uid)]
-    return (this_uid or found or [None])[0]
-
-
-def _read(raw: bytes) -> ParsedMail:
-    """The mail parsed, its texts fit to store."""
-    return _drop_nul(parse_mail(raw))
+    copy = (lookups.message_id_header(mail), mail.content_hash)
+    return next((item for item in candidates
+                 if (item.message_id_header, item.content_hash) == copy and item.status in COPIED), None)
 
 
 def _drop_nul(value):
@@ -291,14 +312,16 @@ def _remember_ids(mail: ParsedMail, message_id: int, thread_id: int) -> None:
         ids.setdefault(ref[:998], "alias")
     if not ids:
         return
-    # One INSERT that leaves the refs already stored alone (ON CONFLICT on the unique ref), instead of a lookup
-    # and an insert; both databases speak it, each through its own dialect's insert.
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert(MessageRef.__table__).on_conflict_do_nothing(index_elements=["ref"]),
-        [{"ref": ref, "message_id": message_id, "thread_id": thread_id, "kind": kind}
-         for ref, kind in ids.items()],
-    )
+    lookups.refs_stored(ids)
+    db.session.execute(_INSERT_REFS[db.session.get_bind().dialect.name],
+                       [{"ref": ref, "message_id": message_id, "thread_id": thread_id, "kind": kind}
+                        for ref, kind in ids.items()])
+
+
+# One INSERT that leaves the refs already stored alone (ON CONFLICT on the unique ref), instead of a lookup and an
+# insert; both databases speak it, each through its own dialect's insert. Built once: every received mail runs it.
+_INSERT_REFS = {dialect.__name__.rpartition(".")[2]: dialect.insert(MessageRef.__table__)
+                .on_conflict_do_nothing(index_elements=["ref"]) for dialect in (postgresql, sqlite)}
 
 
 def _attachments(mail: ParsedMail, stored: bool) -> list[dict]:
