@@ -21,6 +21,7 @@ DEFAULTS: dict[str, object] = {
     "SMTP_CA_FILE": None,  # extra CA bundle for mail servers with a private certificate
     "IMAP_TIMEOUT": 30,  # seconds for every read from an IMAP server
     "IMAP_CA_FILE": None,  # extra CA bundle for IMAP servers with a private certificate
+    "MAIL_PARSER_PROCESSES": 1,  # processes parsing a backlog of received mail beside the poller; 0: none
     "MAILBOX_BROKEN_AFTER": 3,  # failed passes in a row before a mailbox is flagged broken
     # Mailboxes signing in with OAuth2 (app/oauth.py): the providers' endpoints and mail servers, so that tests
     # and unusual tenants can point elsewhere. Servers are HOST:PORT.

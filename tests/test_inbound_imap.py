@@ -249,19 +249,20 @@ def test_mail_fetched_by_a_pass_that_stopped_before_moving_it_is_moved_by_the_ne
     assert imap_server.messages() == [] and len(imap_server.messages("Processed")) == 4
 
 
+@pytest.mark.parametrize("parser_processes", [0, 1], ids=["parsed in the pass", "parsed in a parser process"])
 def test_the_server_going_away_mid_fetch_keeps_what_was_committed_and_the_next_pass_fetches_the_rest(
-        app, imap_server, monkeypatch):
+        app, imap_server, monkeypatch, parser_processes):
+    app.config["MAIL_PARSER_PROCESSES"] = parser_processes
     mailbox = imap_server.make_mailbox()
     db.session.commit()
     total = BATCH_MESSAGES * 2 + 30
     imap_server.append_many(mail(n) for n in range(total))
-    fetches = []
     real_fetch = ImapFolder.fetch
+    stopped = []
 
     def fetch_with_the_server_going_away(folder, uids):
-        fetches.append(uids)
-        if len(fetches) == 2:  # the first batch is stored and marked: now the server dies
-            imap_server.stop()
+        if mailbox.last_uid == BATCH_MESSAGES and not stopped:  # the first batch is stored and marked: now the
+            stopped.append(imap_server.stop())                  # server dies
         return real_fetch(folder, uids)
 
     monkeypatch.setattr(ImapFolder, "fetch", fetch_with_the_server_going_away)
@@ -560,9 +561,9 @@ class Recorder:
     def after(self, count, action) -> None:
         self.count, self._at, self._action = 0, count, action
 
-    def record_batch(self, mailbox, mails, uidvalidity):
+    def record_batch(self, mailbox, mails, uidvalidity, read=None):
         self._check(raw for _uid, raw in mails)
-        return self._recorded(self._batch(mailbox, mails, uidvalidity))
+        return self._recorded(self._batch(mailbox, mails, uidvalidity, read))
 
     def record_mail(self, mailbox, raw, *, uidvalidity, uid):
         self._check([raw])

@@ -10,7 +10,7 @@ from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, is_our_instance
 from ..models import Customer, Mailbox, TrustedDomain
 from ..transaction_cache import per_transaction
-from . import lookups
+from . import batch
 from .parse import ParsedMail
 
 # Subjects mail programs give their automatic answers (English, Polish, German: the shop's customers' programs).
@@ -59,7 +59,7 @@ def is_auto_reply(mail: ParsedMail) -> bool:
 
 def customers_with_address(address: str) -> list[Customer]:
     """The customers (not anonymised) who have `address` as their e-mail or one of their extra addresses."""
-    return lookups.customers_with_address(address.lower()) if address else []
+    return batch.customers_with_address(address.lower()) if address else []
 
 
 def is_trusted(address: str) -> bool:

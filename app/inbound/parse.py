@@ -10,7 +10,7 @@ import hashlib
 import mimetypes
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from email.message import Message
 from email.parser import BytesParser
@@ -28,6 +28,11 @@ from .quotes import is_forward, split_at_mark, split_reply
 
 class UnparseableMail(Exception):
     """The bytes are not a mail we can read at all; the message says why (stored with the raw bytes)."""
+
+
+class ParserFailed(Exception):
+    """The parser broke on a mail in another process, with an error that could not be sent back: its type and
+    message, as text."""
 
 
 @dataclass
@@ -99,13 +104,41 @@ _BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)\s*$", re.MULTILINE)
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
-    """Read one RFC 5322 message; raises UnparseableMail when it has no headers or body we can read."""
+    """Read one RFC 5322 message, its texts without NUL characters; raises UnparseableMail when it has no
+    headers or body we can read."""
     if not raw or not raw.strip():
         raise UnparseableMail("The message is empty.")
     try:
-        return _parse(raw)
+        return drop_nul(_parse(raw))
     except RecursionError:  # thousands of nested parts: built to break parsers, not written by anyone
         raise UnparseableMail("The MIME parts are nested too deeply to read.") from None
+
+
+def read_mails(raws: list[bytes]) -> list[ParsedMail | Exception]:
+    """parse_mail of each raw mail, or in its place what it raised: a parser bug must not lose the mail either
+    (it is kept raw, with the error)."""
+    read: list[ParsedMail | Exception] = []
+    for raw in raws:
+        try:
+            read.append(parse_mail(raw))
+        except Exception as exc:  # noqa: BLE001 - see above
+            read.append(exc)
+    return read
+
+
+def drop_nul(value):
+    """`value` without NUL characters in any of its texts (in place for the parsed mail's dataclasses):
+    PostgreSQL refuses them in text columns, and broken mail carries them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, (list, tuple)):
+        return type(value)(drop_nul(v) for v in value)
+    if isinstance(value, dict):
+        return {drop_nul(k): drop_nul(v) for k, v in value.items()}
+    if is_dataclass(value):
+        for attribute in fields(value):
+            setattr(value, attribute.name, drop_nul(getattr(value, attribute.name)))
+    return value
 
 
 def _parse(raw: bytes) -> ParsedMail:

@@ -4,7 +4,8 @@ mailboxes that are due."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,8 +18,9 @@ from ..extensions import db
 from ..mailboxes import record_polled, record_receive_failure
 from ..messaging.inbound import InboundOutcome, record_batch, record_fetch_error, record_mail
 from ..models import InboundItem, Mailbox, Shop, utcnow
-from . import leases
+from . import leases, parser_process
 from .imap import ImapFailure, ImapFolder, Listed, open_folder
+from .parse import read_mails
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +102,9 @@ def _poll(mailbox: Mailbox, owner: str, result: PollResult) -> None:
             mailbox.uidvalidity, mailbox.last_uid = folder.uidvalidity, 0
             db.session.commit()  # before any batch: a batch recorded again after a rollback must not undo it
         _finish_leftovers(folder, mailbox)
-        for batch in batches(folder.list_after(mailbox.last_uid)):
+        for batch, mails, read in _fetched(folder, mailbox.last_uid):
             counts = dict.fromkeys(COUNTS, 0)  # the pass's counts take only what was committed
-            readable = _record_batch(mailbox, list(folder.fetch(listed.uid for listed in batch)), folder.uidvalidity,
-                                     counts)
+            readable = _record_batch(mailbox, mails, read, folder.uidvalidity, counts)
             if not leases.renew(lease_name(mailbox), owner, LEASE_TTL):
                 raise LeaseLost
             mailbox.last_uid = batch[-1].uid  # also past mail another client deleted meanwhile
@@ -128,16 +129,41 @@ def batches(listed: list[Listed]) -> list[list[Listed]]:
     return cut
 
 
-def _record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], uidvalidity: int,
+def _fetched(folder: ImapFolder, last_uid: int) -> Iterator[tuple[list[Listed], list[tuple[int, bytes]], list]]:
+    """Each batch above the cursor: its listing, its mails (UID, raw) and what read_mails made of them. With more
+    than one batch, each is parsed in the parser process while the caller records the one before it."""
+    cut = batches(folder.list_after(last_uid))
+    processes = current_app.config["MAIL_PARSER_PROCESSES"]
+    if len(cut) < 2 or processes < 1:
+        for batch in cut:
+            mails = list(folder.fetch(listed.uid for listed in batch))
+            yield batch, mails, read_mails([raw for _uid, raw in mails])
+        return
+    ahead = None
+    for batch in cut:
+        mails = list(folder.fetch(listed.uid for listed in batch))
+        fetched = batch, mails, parser_process.parse_later([raw for _uid, raw in mails], processes)
+        if ahead is not None:
+            yield _parsed(*ahead)
+        ahead = fetched
+    yield _parsed(*ahead)
+
+
+def _parsed(batch: list[Listed], mails: list[tuple[int, bytes]], parsing: Future) -> tuple:
+    return batch, mails, parser_process.parsed(parsing, [raw for _uid, raw in mails])
+
+
+def _record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], read: list, uidvalidity: int,
                   counts: dict[str, int]) -> dict[int, bool]:
-    """Record a batch's mails (UID, raw) in the open transaction; for each UID, whether the mail could be read.
+    """Record a batch's mails (UID, raw), given what read_mails made of them, in the open transaction; for each
+    UID, whether the mail could be read.
 
     A savepoint per mail would cost a tenth of the time, for a recorder that rarely raises: the batch is
     recorded straight, and only when a mail makes the recorder raise is it rolled back and recorded again with
     each mail in a savepoint of its own, so that mail alone ends as an error item (raw kept) and the rest go in.
     """
     try:
-        outcomes = record_batch(mailbox, mails, uidvalidity)
+        outcomes = record_batch(mailbox, mails, uidvalidity, read)
     except Exception:
         log.warning("mailbox %s: a mail of the batch could not be recorded, recording the batch mail by mail",
                     mailbox.id)

@@ -12,8 +12,8 @@ from ..extensions import db
 from ..mail_ids import parse_message_id, token_from_address
 from ..messaging.threads import context_thread
 from ..models import Customer, Mailbox, Repair, Thread, Ticket
-from . import lookups
-from .lookups import referenced_ids
+from . import batch
+from .batch import referenced_ids
 from .parse import ParsedMail
 
 # `[#R-2026-0042]` anywhere in the subject; repair numbers may also be typed by hand, so any number without
@@ -84,7 +84,7 @@ def thread_by_token(addresses: Iterable[str], mailbox: Mailbox | None) -> Thread
         if not token or token in tried or address.rpartition("@")[2].lower() not in domains:
             continue
         tried.add(token)
-        thread = _live(lookups.thread_with_token(token))
+        thread = _live(batch.thread_with_token(token))
         if thread is not None:
             return thread
     return None
@@ -104,7 +104,7 @@ def _by_stored_id(mail: ParsedMail, _mailbox: Mailbox | None) -> Thread | None:
     ids = referenced_ids(mail)
     if not ids:
         return None
-    found = lookups.stored_refs(ids)
+    found = batch.stored_refs(ids)
     for ref in ids:
         if ref in found:
             thread = _live(db.session.get(Thread, found[ref]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
@@ -22,10 +22,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..inbound import lookups
+from ..inbound import batch
 from ..inbound.charsets import decode_words
 from ..inbound.classify import customers_with_address, is_auto_reply, is_loop, is_trusted
-from ..inbound.parse import ParsedMail, UnparseableMail, compress, decompress, parse_mail
+from ..inbound.parse import (
+    ParsedMail, ParserFailed, UnparseableMail, compress, decompress, drop_nul, parse_mail, read_mails,
+)
 from ..inbound.sms import accept_held_sms
 from ..inbound.threading import find_thread, thread_by_token
 from ..mail_ids import parse_message_id
@@ -76,29 +78,20 @@ def record_mail(mailbox: Mailbox, raw: bytes, *, uidvalidity: int | None, uid: i
     fetched another way, is a "duplicate". Mail that cannot be parsed is kept raw as an "error" item. Adds to
     the session, never commits.
     """
-    return _record_read(mailbox, raw, _attempt_read(raw), uidvalidity, uid)
+    return _record_read(mailbox, raw, read_mails([raw])[0], uidvalidity, uid)
 
 
-def record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], uidvalidity: int | None) -> list[InboundOutcome]:
-    """record_mail for each of a poll batch's mails (UID, raw), in order; what routing them reads is read for the
-    whole batch at once (app/inbound/lookups.py). Adds to the session, never commits."""
-    read = [(uid, raw, _attempt_read(raw)) for uid, raw in mails]
-    parsed = [(uid, mail if isinstance(mail, ParsedMail) else None) for uid, _raw, mail in read]
-    with lookups.preloaded(mailbox.id, uidvalidity, parsed):
-        return [_record_read(mailbox, raw, mail, uidvalidity, uid) for uid, raw, mail in read]
-
-
-def _read(raw: bytes) -> ParsedMail:
-    """The mail parsed, its texts fit to store."""
-    return _drop_nul(parse_mail(raw))
-
-
-def _attempt_read(raw: bytes) -> ParsedMail | Exception:
-    """The mail parsed (as _read), or why it could not be."""
-    try:
-        return _read(raw)
-    except Exception as exc:  # noqa: BLE001 - a parser bug must not lose the mail either: kept raw, with the error
-        return exc
+def record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], uidvalidity: int | None,
+                 read: list[ParsedMail | Exception] | None = None) -> list[InboundOutcome]:
+    """record_mail for each of a poll batch's mails (UID, raw), in order, given what read_mails made of them
+    (read here when not given); what routing them reads is read for the whole batch at once
+    (app/inbound/batch.py). Adds to the session, never commits."""
+    read = read_mails([raw for _uid, raw in mails]) if read is None else read
+    parsed = [(uid, mail if isinstance(mail, ParsedMail) else None) for (uid, _raw), mail in zip(mails, read)]
+    with batch.preloaded(mailbox.id, uidvalidity, parsed):
+        outcomes = [_record_read(mailbox, raw, mail, uidvalidity, uid) for (uid, raw), mail in zip(mails, read)]
+        _write_deferred()
+    return outcomes
 
 
 def _record_read(mailbox: Mailbox, raw: bytes, mail: ParsedMail | Exception, uidvalidity: int | None,
@@ -109,23 +102,24 @@ def _record_read(mailbox: Mailbox, raw: bytes, mail: ParsedMail | Exception, uid
             return InboundOutcome("duplicate", known, _thread_of(known))
         if not isinstance(mail, UnparseableMail):
             log.error("mailbox %s: parsing UID %s failed", mailbox.id, uid, exc_info=mail)
-        error = str(mail) if isinstance(mail, UnparseableMail) else f"{type(mail).__name__}: {mail}"
+        error = str(mail) if isinstance(mail, (UnparseableMail, ParserFailed)) else f"{type(mail).__name__}: {mail}"
         item = record_fetch_error(mailbox, raw, uidvalidity, uid, error=error)
-        lookups.remember_item(item)
+        batch.remember_item(item)
         return InboundOutcome("error", item)
     if mask_parsed_mail(mail):  # card numbers are never stored, not even in the raw copy
         raw = mask_raw_mail(raw)
 
     item = InboundItem(
         source="email", mailbox_id=mailbox.id, uidvalidity=uidvalidity, uid=uid,
-        message_id_header=lookups.message_id_header(mail), content_hash=mail.content_hash,
+        message_id_header=batch.message_id_header(mail), content_hash=mail.content_hash,
         sender=mail.from_address[:320], subject=mail.subject[:998], received_at=utcnow(),
     )
     earlier = _fetched_before(mailbox, uidvalidity, uid, mail)
     if earlier is not None and (earlier.mailbox_id, earlier.uidvalidity, earlier.uid) == (mailbox.id, uidvalidity, uid):
         return InboundOutcome("duplicate", earlier, _thread_of(earlier))  # this very UID: nothing to add
     if earlier is not None:
-        if earlier.id is None:  # a copy earlier in the same batch, not written yet
+        _write_deferred()  # a copy earlier in the same batch may still wait for its message
+        if earlier.id is None:  # or for its own row
             db.session.flush()
         item.status, item.message_id = "duplicate", earlier.message_id
         item.reason = f"#{earlier.id}"  # the item this one repeats
@@ -134,7 +128,7 @@ def _record_read(mailbox: Mailbox, raw: bytes, mail: ParsedMail | Exception, uid
         item.raw = compress(raw)
         outcome = route(item, mail, mailbox)
     db.session.add(item)  # added once decided: one INSERT, and no flush of it before each routing query
-    lookups.remember_item(item)
+    batch.remember_item(item)
     return outcome
 
 
@@ -142,8 +136,8 @@ def record_fetch_error(mailbox: Mailbox, raw: bytes, uidvalidity: int | None, ui
                        error: str) -> InboundItem:
     """Keep a mail that could not be read: raw (compressed), with the error, on the held list as "error"."""
     raw = mask_raw_mail(raw)
-    sender, subject = _drop_nul(_peek(raw))
-    error = _drop_nul(error)
+    sender, subject = drop_nul(_peek(raw))
+    error = drop_nul(error)
     item = InboundItem(
         source="email", mailbox_id=mailbox.id if mailbox is not None else None, uidvalidity=uidvalidity, uid=uid,
         content_hash=hashlib.sha256(raw).hexdigest(), sender=sender[:320], subject=subject[:998],
@@ -195,7 +189,7 @@ def _fetched_before(mailbox: Mailbox, uidvalidity: int | None, uid: int | None,
     """The item of this UID of the mailbox, else the oldest of the same mail fetched another way (another
     mailbox, a CC, a re-sent copy): same Message-ID and content, or, for mail without a Message-ID, the same
     content (sender, date, subject, bodies, files)."""
-    candidates = lookups.earlier_items(mailbox.id, uidvalidity, uid, mail)
+    candidates = batch.earlier_items(mailbox.id, uidvalidity, uid, mail)
     if uid is not None:
         this_uid = (mailbox.id, uidvalidity, uid)
         found = next((item for item in candidates if (item.mailbox_id, item.uidvalidity, item.uid) == this_uid), None)
@@ -203,24 +197,9 @@ def _fetched_before(mailbox: Mailbox, uidvalidity: int | None, uid: int | None,
             return found
     if mail is None:
         return None
-    copy = (lookups.message_id_header(mail), mail.content_hash)
+    copy = (batch.message_id_header(mail), mail.content_hash)
     return next((item for item in candidates
                  if (item.message_id_header, item.content_hash) == copy and item.status in COPIED), None)
-
-
-def _drop_nul(value):
-    """`value` without NUL characters in any of its texts (in place for the parsed mail's dataclasses):
-    PostgreSQL refuses them in text columns, and broken mail carries them."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, (list, tuple)):
-        return type(value)(_drop_nul(v) for v in value)
-    if isinstance(value, dict):
-        return {_drop_nul(k): _drop_nul(v) for k, v in value.items()}
-    if is_dataclass(value):
-        for attribute in fields(value):
-            setattr(value, attribute.name, _drop_nul(getattr(value, attribute.name)))
-    return value
 
 
 def _thread_of(item: InboundItem) -> Thread | None:
@@ -258,14 +237,27 @@ def _new_thread(mail: ParsedMail, customer: Customer | None, repair, ticket) -> 
     return thread
 
 
-_INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
+# Core INSERTs: nothing here reads the message back as an object, and the ORM's unit of work (a flush for the id,
+# then the files) cost more than the statements themselves on every received mail. The values go as parameters,
+# not .values(): building a statement around each mail's texts costs more than running it. On the tables, not
+# the mapped classes: an ORM-enabled INSERT goes through the ORM's bulk machinery (and flushes the session
+# first), twice the cost of the plain statement. The ids come back in the order of the rows (a batch's messages
+# are written in one statement).
+_INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True)
+# One INSERT that leaves the refs already stored alone (ON CONFLICT on the unique ref), instead of a lookup and an
+# insert; both databases speak it, each through its own dialect's insert. Built once: every received mail runs it.
+_INSERT_REFS = {dialect.__name__.rpartition(".")[2]: dialect.insert(MessageRef.__table__)
+                .on_conflict_do_nothing(index_elements=["ref"]) for dialect in (postgresql, sqlite)}
 
 
 def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, customers: list[Customer],
-           mailbox: Mailbox | None) -> int:
-    """The mail as a message of `thread` (its id returned), with its files and ids; a person's message makes the
-    thread unread and waiting for the shop (reopening it), automatic ones and bounces change nothing about the
-    thread."""
+           mailbox: Mailbox | None) -> None:
+    """The mail as a message of `thread`, with its files and ids; a person's message makes the thread unread and
+    waiting for the shop (reopening it), automatic ones and bounces change nothing about the thread.
+
+    In a poll batch a message without files is written with the batch's others (_write_deferred); one with
+    files is written at once, as it counts towards the attachment quota the next mail's files are checked
+    against."""
     now = utcnow()
     author = next((c for c in customers if c.id == thread.customer_id), customers[0] if customers else None)
     meta = {"message_id": mail.message_id, "from_name": mail.from_name,
@@ -278,21 +270,21 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
     skipped = sum(1 for file in files if file["skipped_reason"] == OVER_QUOTA)
     if skipped:
         meta["over_quota"] = skipped
-    # Core INSERTs: nothing here reads the message back as an object, and the ORM's unit of work (a flush for
-    # the id, then the files) cost more than the statements themselves on every received mail. The values go
-    # as parameters, not .values(): building a statement around each mail's texts costs more than running it.
-    # On the tables, not the mapped classes: an ORM-enabled INSERT goes through the ORM's bulk machinery (and
-    # flushes the session first), twice the cost of the plain statement.
-    message_id = db.session.scalar(_INSERT_MESSAGE, dict(
+    row = dict(
         thread_id=thread.id, kind=kind, direction="in", channel="email",
         author_customer_id=author.id if author else None, sender=mail.from_address[:320],
         recipients={"to": mail.to, "cc": mail.cc}, subject=mail.subject[:998], body_text=mail.text,
         quoted_text=mail.quoted_text, body_html=mail.html, body_format="text",
         visible_to_customer=kind == "message", meta=meta, created_at=now,
-    ))
-    if files:
-        db.session.execute(insert(Attachment.__table__), [dict(file, message_id=message_id) for file in files])
-    _remember_ids(mail, message_id, thread.id)
+    )
+    item.status, item.decided_at = "accepted", now
+    refs = _own_ids(mail)
+    if files or not batch.defer_message(row, refs, item):
+        _write_deferred()  # first: messages keep the order their mails came in
+        item.message_id = db.session.scalar(_INSERT_MESSAGE, row)
+        if files:
+            db.session.execute(insert(Attachment.__table__), [dict(file, message_id=item.message_id) for file in files])
+        _remember_ids(refs, item.message_id, thread.id)
     if kind == "message":
         thread.unread = True
         thread.last_inbound_at = thread.last_activity_at = now
@@ -300,28 +292,40 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
         if thread.status == "closed":
             thread.closed_at = None
         thread.status = "waiting_us"
-    item.status, item.message_id, item.decided_at = "accepted", message_id, now
-    return message_id
 
 
-def _remember_ids(mail: ParsedMail, message_id: int, thread_id: int) -> None:
-    """Keep the mail's Message-ID (and the ids its provider replaced) so replies to it find the thread; an id
-    some other mail already used stays with that mail."""
+def _write_deferred() -> None:
+    """Write the messages the batch deferred, in one INSERT, and their Message-IDs; their items learn their ids."""
+    deferred = batch.take_deferred()
+    if not deferred:
+        return
+    ids = db.session.scalars(_INSERT_MESSAGE, [row for row, _refs, _item in deferred]).all()
+    refs = []
+    for (row, own, item), message_id in zip(deferred, ids):
+        item.message_id = message_id
+        refs += [{"ref": ref, "message_id": message_id, "thread_id": row["thread_id"], "kind": kind}
+                 for ref, kind in own.items()]
+    if refs:
+        db.session.execute(_INSERT_REFS[db.session.get_bind().dialect.name], refs)
+
+
+def _own_ids(mail: ParsedMail) -> dict[str, str]:
+    """The mail's Message-ID and the ids its provider replaced, each with its MessageRef kind."""
     ids = {mail.message_id[:998]: "received"} if mail.message_id else {}
     for ref in mail.message_id_aliases:
         ids.setdefault(ref[:998], "alias")
-    if not ids:
+    return ids
+
+
+def _remember_ids(refs: dict[str, str], message_id: int, thread_id: int) -> None:
+    """Keep the mail's own ids (_own_ids) so replies to it find the thread; an id some other mail already used
+    stays with that mail."""
+    if not refs:
         return
-    lookups.refs_stored(ids)
+    batch.refs_stored(refs)
     db.session.execute(_INSERT_REFS[db.session.get_bind().dialect.name],
                        [{"ref": ref, "message_id": message_id, "thread_id": thread_id, "kind": kind}
-                        for ref, kind in ids.items()])
-
-
-# One INSERT that leaves the refs already stored alone (ON CONFLICT on the unique ref), instead of a lookup and an
-# insert; both databases speak it, each through its own dialect's insert. Built once: every received mail runs it.
-_INSERT_REFS = {dialect.__name__.rpartition(".")[2]: dialect.insert(MessageRef.__table__)
-                .on_conflict_do_nothing(index_elements=["ref"]) for dialect in (postgresql, sqlite)}
+                        for ref, kind in refs.items()])
 
 
 def _attachments(mail: ParsedMail, stored: bool) -> list[dict]:
@@ -459,7 +463,7 @@ def held_count() -> int:
 def parsed_item(item: InboundItem) -> ParsedMail:
     """The held mail read again from its raw bytes; refuses (ValidationFailed) mail that cannot be read."""
     try:
-        return _read(decompress(item.raw or b""))
+        return parse_mail(decompress(item.raw or b""))
     except Exception:  # noqa: BLE001 - whatever broke the first reading
         raise ValidationFailed({"item": _("This mail could not be read, so it can only be discarded.")}) from None
 
@@ -523,7 +527,7 @@ def recheck_held_from(address: str, actor: User) -> int:
         InboundItem.status == "held", InboundItem.source == "email", InboundItem.sender == address.lower()))
     for other in list(held):
         try:
-            mail = _read(decompress(other.raw or b""))
+            mail = parse_mail(decompress(other.raw or b""))
         except Exception:  # noqa: BLE001 - left on the list for staff
             continue
         outcome = route(other, mail, _mailbox_of(other))

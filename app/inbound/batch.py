@@ -1,11 +1,13 @@
-"""What routing received mail reads, for a poll batch at once: earlier copies of its mails, its senders'
-customers, the threads its reply tokens and our Message-IDs name, and the stored Message-IDs it refers to.
+"""A poll batch of received mail recorded together: what routing its mails reads (earlier copies of them, their
+senders' customers, the threads their reply tokens and our Message-IDs name, the stored Message-IDs they refer
+to) read at once, and their messages written at once.
 
-Asked mail by mail these are five queries per mail, most of a mail's recording time; `preloaded()` reads them
-for a batch of up to a hundred mails in five queries, and the lookups answer from what it read. What recording
-adds during the batch stays visible: items are remembered as they are made, and a Message-ID stored during the
-batch is looked up in the database again. Outside a batch (a staff decision on one held mail) or for something
-the batch did not read, each lookup queries for itself.
+Asked mail by mail these are five queries per mail, and two INSERTs, most of a mail's recording time.
+`preloaded()` reads them for a batch of up to a hundred mails in five queries, and the lookups answer from what
+it read; messages without files wait (`defer_message`) to be written in one statement. What recording adds
+during the batch stays visible: items are remembered as they are made, a deferred message's Message-IDs are
+known to the batch, and one stored at once is looked up in the database again. Outside a batch (a staff
+decision on one held mail) or for something the batch did not read, each lookup queries for itself.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class _Batch:
     tokens: dict[str, Thread | None]
     refs: dict[str, int | None]  # stored Message-ID -> its thread, None when not stored
     threads: list[Thread] = field(default_factory=list)  # keeps the threads read in the session's identity map
+    deferred: list[tuple[dict, dict[str, str], InboundItem]] = field(default_factory=list)  # see defer_message
 
 
 def message_id_header(mail: ParsedMail) -> str | None:
@@ -131,6 +134,29 @@ def refs_stored(refs: Iterable[str]) -> None:
     if batch is not None:
         for ref in refs:
             batch.refs.pop(ref, None)
+
+
+def defer_message(row: dict, refs: dict[str, str], item: InboundItem) -> bool:
+    """Within a batch, keep a received message (its row, its own Message-IDs and their kinds, its item) to be
+    written with the batch's others (take_deferred); its Message-IDs count as stored for the batch's later mails
+    (an id stored already, or by an earlier mail of the batch, stays with that mail). False outside a batch."""
+    batch = _batch()
+    if batch is None:
+        return False
+    batch.deferred.append((row, refs, item))
+    for ref in refs:
+        if ref in batch.refs and batch.refs[ref] is None:
+            batch.refs[ref] = row["thread_id"]
+    return True
+
+
+def take_deferred() -> list[tuple[dict, dict[str, str], InboundItem]]:
+    """The messages deferred so far (defer_message), in order, for the caller to write now."""
+    batch = _batch()
+    if batch is None:
+        return []
+    taken, batch.deferred = batch.deferred, []
+    return taken
 
 
 # --- reading many at once ---------------------------------------------------------------------------
