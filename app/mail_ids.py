@@ -101,7 +101,9 @@ def token_from_address(address: str | None) -> str | None:
     Thread tokens are lower-case hex; the result is lower-cased because some mail systems change the
     case of the local part.
     """
-    _name, addr_spec = parseaddr(address or "")
+    address = address or ""
+    # Most addresses come bare from the parsed mail's recipients; parseaddr is only needed around a name.
+    addr_spec = parseaddr(address)[1] if any(char in address for char in '<"( ') else address
     local, at, _domain = addr_spec.rpartition("@")
     _base, plus, token = local.rpartition("+")
     if not at or not plus or not _TOKEN.fullmatch(token):

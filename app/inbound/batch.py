@@ -23,7 +23,7 @@ from ..models import Customer, CustomerEmail, InboundItem, MessageRef, Thread
 from .parse import ParsedMail
 
 MAX_IDS = 50  # References of a long thread; more than this is noise (or an attack on the lookup)
-_KEY = "inbound.batch_lookups"
+_KEY = "inbound.batch"
 
 
 @dataclass
@@ -32,7 +32,8 @@ class _Batch:
     uidvalidity: int | None
     uids: set[int]
     copies: set[tuple[str | None, str]]  # (Message-ID header, content hash) of the batch's readable mails
-    items: list[InboundItem]  # earlier items with one of those UIDs or copies, then the batch's own, in order
+    uid_items: dict[int | None, list[InboundItem]]  # earlier items with one of those UIDs, then the batch's own
+    copy_items: dict[tuple[str | None, str], list[InboundItem]]  # the same by copy, each list oldest first
     customers: dict[str, list[Customer]]
     tokens: dict[str, Thread | None]
     refs: dict[str, int | None]  # stored Message-ID -> its thread, None when not stored
@@ -61,8 +62,10 @@ def preloaded(mailbox_id: int, uidvalidity: int | None, mails: list[tuple[int, P
     refs = {ref for mail in readable for ref in referenced_ids(mail)}
     ours = {ids[0] for ref in refs if (ids := parse_message_id(ref)) is not None}
     customers = customers_by_address(mail.from_address for mail in readable)
-    batch = _Batch(mailbox_id, uidvalidity, uids, copies, _items(mailbox_id, uidvalidity, uids, copies), customers,
-                   dict.fromkeys(tokens), dict.fromkeys(refs), [])
+    batch = _Batch(mailbox_id, uidvalidity, uids, copies, {}, {}, customers, dict.fromkeys(tokens),
+                   dict.fromkeys(refs))
+    for item in _items(mailbox_id, uidvalidity, uids, copies):
+        _index(batch, item)
     if tokens or ours:
         batch.threads = list(db.session.scalars(select(Thread).where(or_(Thread.token.in_(tokens),
                                                                          Thread.id.in_(ours)))))
@@ -92,7 +95,7 @@ def earlier_items(mailbox_id: int, uidvalidity: int | None, uid: int | None, mai
     batch = _batch()
     if (batch is not None and (batch.mailbox_id, batch.uidvalidity) == (mailbox_id, uidvalidity)
             and (uid is None or uid in batch.uids) and (copy is None or copy in batch.copies)):
-        return batch.items
+        return [*batch.uid_items.get(uid, ()), *batch.copy_items.get(copy, ())]
     return _items(mailbox_id, uidvalidity, {uid} - {None}, {copy} - {None})
 
 
@@ -100,7 +103,13 @@ def remember_item(item: InboundItem) -> None:
     """An item recorded during the batch: later mails of the batch may be copies of it."""
     batch = _batch()
     if batch is not None:
-        batch.items.append(item)
+        _index(batch, item)
+
+
+def _index(batch: _Batch, item: InboundItem) -> None:
+    if (item.mailbox_id, item.uidvalidity) == (batch.mailbox_id, batch.uidvalidity):
+        batch.uid_items.setdefault(item.uid, []).append(item)
+    batch.copy_items.setdefault((item.message_id_header, item.content_hash), []).append(item)
 
 
 def customers_with_address(address: str) -> list[Customer]:
