@@ -57,7 +57,8 @@ def poll_mailbox(mailbox: Mailbox) -> PollResult:
     """Fetch and record the mailbox's new mail; never raises for a server, network or mail problem.
 
     Skips (result.skipped) while another pass, in any process, holds the mailbox's lease. Mail is fetched by
-    UID above the stored cursor, lowest first, in batches (BATCH_MESSAGES, BATCH_BYTES); a mail that cannot be
+    UID above the stored cursor, lowest first, in batches (BATCH_MESSAGES, BATCH_BYTES), a backlog's next batch
+    parsed in the parser process while this one is recorded (_fetched); a mail that cannot be
     recorded is kept as an error item with its raw bytes and the rest go on (_record_batch); the
     rows and the advanced cursor are committed together, then the batch gets the after-fetch action (seen,
     move, delete; mail that ended as an error is never deleted from the server). A changed UIDVALIDITY means
