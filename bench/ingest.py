@@ -10,7 +10,8 @@ write them). The replies are what customers send back: to the thread's reply add
 signed Message-ID in In-Reply-To and References, a text part and an HTML part quoting the shop's message,
 2-50 KB each, one in ten with a photo attached. They are APPENDed to the mailbox's INBOX (not timed). Then the
 bare pass runs (read-only, marks nothing), then `mail poll` as the command runs it; only these two are timed.
-Every reply must end up fetched and threaded; the run fails otherwise. --profile writes the poll's cProfile.
+Every reply must end up fetched and threaded; the run fails otherwise. --profile polls in this thread and writes
+its cProfile (the parser process, which parses a backlog beside the poller, is not in it).
 """
 from __future__ import annotations
 
