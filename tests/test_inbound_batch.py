@@ -76,6 +76,7 @@ def test_a_backlog_is_parsed_in_the_parser_process_and_outlives_its_death(app, i
         return real_fetch(folder, uids)
 
     monkeypatch.setattr(ImapFolder, "fetch", fetch_then_kill_the_parser)
+    parser_process.start(1).result(timeout=60)  # until it runs, a backlog is parsed in the pass
     result = poll(mailbox)
 
     assert parsers and all(process.pid != os.getpid() for process in parsers)  # it ran elsewhere
@@ -85,7 +86,8 @@ def test_a_backlog_is_parsed_in_the_parser_process_and_outlives_its_death(app, i
     assert len(threads) == total  # every mail read whole: its own subject, its own new thread
 
     imap_server.append_many(mail(n) for n in range(total, total + BATCH_MESSAGES + 5))
-    again = poll(mailbox)  # the next backlog starts a new parser
+    parser_process.start(1).result(timeout=60)  # a new parser for the next backlog
+    again = poll(mailbox)
 
     assert again.error is None and again.counts["fetched"] == BATCH_MESSAGES + 5 and again.counts["errors"] == 0
     assert {process.pid for process in parser_process._pool._processes.values()}.isdisjoint(

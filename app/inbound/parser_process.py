@@ -22,20 +22,36 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_started: Future | None = None  # done once the parser process has started (it imports the app's code)
 
 
 def parse_later(raws: list[bytes], processes: int) -> Future:
-    """A future of read_mails(raws), run in the parser process (started when needed; `processes` of them)."""
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-        pool = _pool
+    """A future of read_mails(raws), run in the parser process (started when needed; `processes` of them).
+
+    Until the process has started (a second or two of imports), the mail is parsed here and now: a backlog
+    never waits for it."""
+    pool, started = _running(processes)
+    if not started.done():
+        return _done(read_mails(raws))
     try:
         return pool.submit(_read_mails_portably, raws)
     except BrokenProcessPool:  # it died since the last batch
         _forget(pool)
         return _done(read_mails(raws))
+
+
+def start(processes: int) -> Future:
+    """Start the parser process (`processes` of them) unless it runs: a future done once it has started."""
+    return _running(processes)[1]
+
+
+def _running(processes: int) -> tuple[ProcessPoolExecutor, Future]:
+    global _pool, _started
+    with _lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+            _started = _pool.submit(_start)
+        return _pool, _started
 
 
 def parsed(future: Future, raws: list[bytes]) -> list[ParsedMail | Exception]:
@@ -56,6 +72,10 @@ def _forget(pool: ProcessPoolExecutor | None) -> None:
             return
         _pool = None
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start() -> None:
+    """Run first in the parser process: by the time it is done there, the process has imported the parser."""
 
 
 def _done(value) -> Future:
