@@ -171,15 +171,18 @@ def move(thread_id: int, message_id: int):
     return redirect(url_for("threads.show", thread_id=to_thread.id, _anchor=f"message-{message.id}"))
 
 
-@bp.route("/<int:thread_id>/messages/<int:message_id>/redact", methods=["POST"])
+@bp.route("/<int:thread_id>/messages/<int:message_id>/redact", methods=["GET", "POST"])
 @login_required
 def redact(thread_id: int, message_id: int):
     """Replace the selected text (form field "text": a passcode, a document number) with "[redacted]" everywhere
-    the message is kept."""
+    the message is kept. GET shows the message with the form, on a page of its own (for browsers without
+    JavaScript: the thread's page copies its one form into the entry instead)."""
     thread = thread_for_staff(thread_id)
     message = db.get_or_404(Message, message_id)
     if message.thread_id != thread.id or message.kind == "event":
         abort(404)
+    if request.method == "GET":
+        return render_template("staff/threads/redact.html", thread=thread, message=message)
     try:
         redact_message(message, request.form.get("text", ""), current_user)
     except ValidationFailed as exc:
