@@ -5,7 +5,9 @@ from datetime import datetime
 from functools import lru_cache
 
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone
+from flask_babel import (
+    Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations,
+)
 from flask_login import current_user
 
 from .models.users import LOCALES
@@ -38,8 +40,26 @@ def select_timezone() -> str:
     return current_shop().timezone or "Europe/Warsaw"
 
 
+def request_translations():
+    """The catalogue of the current locale, looked up once per request and locale: flask_babel looks it up again
+    for every string, and a page shows a hundred. Keyed by the locale, so force_locale (a mail in the shop's
+    language) still gets its own."""
+    locale = get_locale()
+    cached = g.get("_translations")
+    if cached is None or cached[0] != locale:
+        cached = g._translations = (locale, get_translations())
+    return cached[1]
+
+
 def init_i18n(app: Flask, babel: Babel) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.install_gettext_callables(  # as flask_babel's, with the catalogue looked up once
+        gettext=lambda s: request_translations().ugettext(s),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
 
     @app.template_filter("datetime")
     def _datetime(value: datetime | None, fmt: str = "short") -> str:
