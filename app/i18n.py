@@ -71,7 +71,7 @@ def init_i18n(app: Flask, babel: Babel) -> None:
 
     @app.template_filter("number")
     def _number(value) -> str:
-        return format_decimal(value) if value is not None else ""
+        return _formatted_number(value, get_locale()) if value is not None else ""
 
     @app.context_processor
     def _languages():
@@ -83,3 +83,9 @@ def _formatted_datetime(value: datetime, fmt: str, locale, timezone) -> str:
     """format_datetime in the request's locale and time zone (part of the key, so the cache never mixes them up):
     a long thread's page shows the same few hundred times on every visit, and Babel is slow at formatting."""
     return format_datetime(value, fmt)
+
+
+@lru_cache(maxsize=4096)
+def _formatted_number(value, locale) -> str:
+    """format_decimal in the request's locale (part of the key): a thread's page shows a size for every file."""
+    return format_decimal(value)
