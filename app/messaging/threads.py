@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import abort
 from sqlalchemy import and_, case, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
@@ -26,17 +26,19 @@ def thread_for_staff(thread_id: int, options=()) -> Thread:
 
 def timeline(thread: Thread, *, before: Message | None = None, limit: int | None = None) -> tuple[list[Message], bool]:
     """The thread's messages in order (the last `limit` of them, those before `before` when given) with what the
-    timeline shows of each (deliveries, files, author) loaded in the same few queries however long the thread
-    is; and whether earlier messages are left out."""
+    timeline shows of each (deliveries, files, author) loaded in the same query however long the thread is; and
+    whether earlier messages are left out."""
     query = select(Message).where(Message.thread_id == thread.id)
     if before is not None:
         query = query.where(or_(Message.created_at < before.created_at,
                                 and_(Message.created_at == before.created_at, Message.id < before.id)))
+    # Joined, not loaded in queries of their own: a message has a delivery or two and a few files at most, and
+    # one query costs less than three here (the limit applies to the messages, in a subquery).
     query = query.order_by(Message.created_at.desc(), Message.id.desc()).options(
-        selectinload(Message.deliveries), selectinload(Message.attachments), joinedload(Message.author))
+        joinedload(Message.deliveries), joinedload(Message.attachments), joinedload(Message.author))
     if limit is not None:
         query = query.limit(limit + 1)  # one more tells whether earlier ones are left
-    messages = list(db.session.scalars(query))
+    messages = list(db.session.scalars(query).unique())
     more = limit is not None and len(messages) > limit
     return messages[:limit][::-1], more
 
