@@ -42,11 +42,11 @@ def select_timezone() -> str:
 
 def request_translations():
     """The catalogue of the current locale, looked up once per request and locale: flask_babel looks it up again
-    for every string, and a page shows a hundred. Keyed by the locale, so force_locale (a mail in the shop's
-    language) still gets its own."""
+    for every string, and a page shows a hundred. Kept with the locale object flask_babel holds, so force_locale
+    (a mail in the shop's language) gets its own catalogue."""
     locale = get_locale()
     cached = g.get("_translations")
-    if cached is None or cached[0] != locale:
+    if cached is None or cached[0] is not locale:
         cached = g._translations = (locale, get_translations())
     return cached[1]
 

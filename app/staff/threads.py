@@ -99,14 +99,14 @@ def thread_item_url(endpoint: str, thread_id: int, **item: int) -> str:
 
 
 # translated()'s labels, per vocabulary and locale: (the vocabulary, kept so its id stays its own; its labels).
-_translated: dict[tuple[int, str], tuple[dict, dict[str, str]]] = {}
+_translated: dict[tuple, tuple[dict, dict[str, str]]] = {}
 
 
 @bp.app_template_global()
 def translated(labels: dict) -> dict[str, str]:
     """A label vocabulary of app/labels.py (lazily translated) in the request's language, for a page that shows its
     labels many times. Resolved once per locale for the life of the process, as flask_babel keeps its catalogues."""
-    key = (id(labels), str(get_locale()))
+    key = (id(labels), get_locale())
     try:
         return _translated[key][1]
     except KeyError:
