@@ -61,6 +61,8 @@ def init_i18n(app: Flask, babel: Babel) -> None:
         npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
         newstyle=True,
     )
+    # `_` is the same gettext, called directly: jinja's alias would look it up by name at every call.
+    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"]
 
     @app.template_filter("datetime")
     def _datetime(value: datetime | None, fmt: str = "short") -> str:
