@@ -77,7 +77,7 @@ def mail_html(message: Message, remote_images: bool = False) -> Markup:
     images held back unless `remote_images`."""
     urls = {a.content_id: url_for("threads.inline_image", thread_id=message.thread_id, attachment_id=a.id)
             for a in message.attachments if a.content_id and a.sha256 and a.content_type in SAFE_IMAGES}
-    html = resolve_cid(message.body_html or "", urls)
+    html = resolve_cid(message.body_html, urls) if urls else message.body_html or ""  # most mail has no cid: image
     return Markup(show_remote_images(html) if remote_images else html)
 
 
