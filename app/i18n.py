@@ -102,4 +102,5 @@ def _formatted_number(value, locale) -> str:
 @lru_cache(maxsize=4096)
 def _time_element(value: datetime, fmt: str, locale, timezone) -> Markup:
     """|time_tag's element, kept like _formatted_datetime's text: a timeline shows one for every entry."""
-    return Markup('<time datetime="%s">%s</time>') % (value.isoformat(), _formatted_datetime(value, fmt, locale, timezone))
+    shown = _formatted_datetime(value, fmt, locale, timezone)
+    return Markup('<time datetime="%s">%s</time>') % (value.isoformat(), shown)

@@ -41,7 +41,8 @@
     const form = template.content.querySelector("form").cloneNode(true);
     form.action = link.href;
     form.setAttribute("hx-post", link.getAttribute("href"));
-    if (selected && selected.entry === details.closest(".entry")) form.querySelector("input[name=text]").value = selected.text;
+    const field = form.querySelector("input[name=text]");
+    if (selected && selected.entry === details.closest(".entry")) field.value = selected.text;
     link.replaceWith(form);
     htmx.process(form);
   }, true);
