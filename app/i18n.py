@@ -5,8 +5,11 @@ from datetime import datetime
 from functools import lru_cache
 
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone
+from flask_babel import (
+    Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations,
+)
 from flask_login import current_user
+from markupsafe import Markup
 
 from .models.users import LOCALES
 
@@ -38,12 +41,37 @@ def select_timezone() -> str:
     return current_shop().timezone or "Europe/Warsaw"
 
 
+def request_translations():
+    """The catalogue of the current locale, looked up once per request and locale: flask_babel looks it up again
+    for every string, and a page shows a hundred. Kept with the locale object flask_babel holds, so force_locale
+    (a mail in the shop's language) gets its own catalogue."""
+    locale = get_locale()
+    cached = g.get("_translations")
+    if cached is None or cached[0] is not locale:
+        cached = g._translations = (locale, get_translations())
+    return cached[1]
+
+
 def init_i18n(app: Flask, babel: Babel) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.install_gettext_callables(  # as flask_babel's, with the catalogue looked up once
+        gettext=lambda s: request_translations().ugettext(s),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
+    # `_` is the same gettext, called directly: jinja's alias would look it up by name at every call.
+    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"]
 
     @app.template_filter("datetime")
     def _datetime(value: datetime | None, fmt: str = "short") -> str:
         return _formatted_datetime(value, fmt, get_locale(), get_timezone()) if value else ""
+
+    @app.template_filter("time_tag")
+    def _time_tag(value: datetime | None, fmt: str = "short") -> Markup:
+        """A moment as a <time> element: exact in its attribute, shown as |datetime shows it."""
+        return _time_element(value, fmt, get_locale(), get_timezone()) if value else Markup("")
 
     @app.template_filter("date")
     def _date(value, fmt: str = "medium") -> str:
@@ -51,7 +79,7 @@ def init_i18n(app: Flask, babel: Babel) -> None:
 
     @app.template_filter("number")
     def _number(value) -> str:
-        return format_decimal(value) if value is not None else ""
+        return _formatted_number(value, get_locale()) if value is not None else ""
 
     @app.context_processor
     def _languages():
@@ -63,3 +91,16 @@ def _formatted_datetime(value: datetime, fmt: str, locale, timezone) -> str:
     """format_datetime in the request's locale and time zone (part of the key, so the cache never mixes them up):
     a long thread's page shows the same few hundred times on every visit, and Babel is slow at formatting."""
     return format_datetime(value, fmt)
+
+
+@lru_cache(maxsize=4096)
+def _formatted_number(value, locale) -> str:
+    """format_decimal in the request's locale (part of the key): a thread's page shows a size for every file."""
+    return format_decimal(value)
+
+
+@lru_cache(maxsize=4096)
+def _time_element(value: datetime, fmt: str, locale, timezone) -> Markup:
+    """|time_tag's element, kept like _formatted_datetime's text: a timeline shows one for every entry."""
+    shown = _formatted_datetime(value, fmt, locale, timezone)
+    return Markup('<time datetime="%s">%s</time>') % (value.isoformat(), shown)

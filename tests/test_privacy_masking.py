@@ -154,6 +154,21 @@ def test_staff_redact_a_passcode_from_the_message_and_its_raw_copy(staff_client,
     assert "918273" not in page and "redacted part of a message" in page
 
 
+def test_without_javascript_staff_redact_on_the_messages_own_page(staff_client):
+    message, _item = received_mail_with_passcode()
+    thread_page = staff_client.get(f"/threads/{message.thread_id}").get_data(as_text=True)
+    own_page = f"/threads/{message.thread_id}/messages/{message.id}/redact"
+    assert f'href="{own_page}"' in thread_page  # each entry links to its form
+
+    page = staff_client.get(own_page).get_data(as_text=True)
+    assert "918273" in page and f'action="{own_page}"' in page
+    response = staff_client.post(own_page, data={"text": "918273", "csrf_token": csrf_token(staff_client, own_page)})
+
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).body_text == "Dzień dobry,\nkod blokady to\n[redacted], dziękuję."
+
+
 def test_text_that_is_not_in_the_message_is_refused_and_nothing_changes(staff_client):
     message, _item = received_mail_with_passcode()
     path = f"/threads/{message.thread_id}"

@@ -238,6 +238,21 @@ def test_splitting_a_message_copies_it_with_its_files_into_a_new_thread_of_the_s
     assert download.status_code == 200 and download.data.startswith(b"\x89PNG")
 
 
+def test_each_message_s_split_button_submits_the_timeline_s_one_split_form(staff_client, customer):
+    thread = open_thread(customer, subject="Naprawa iPhone 12")
+    db.session.commit()
+    first, second = customer_wrote(thread, "Ekran gotowy?", minutes_ago=5), customer_wrote(thread, "A bateria?")
+
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+
+    form = re.search(r'<form method="post" action="/threads/split" id="split-form-%d"[^>]*>(.*?)</form>' % thread.id,
+                     page, re.S)
+    assert form and 'name="csrf_token"' in form.group(1)  # the token once, for every button
+    for message in (first, second):  # without JavaScript too, the button's form= names it, its value the message
+        assert re.search(r'<button type="submit" form="split-form-%d" name="message_id" value="%d"'
+                         % (thread.id, message.id), page)
+
+
 def test_a_note_cannot_be_split_out(staff_client, staff, customer):
     thread = open_thread(customer, subject="Naprawa")
     db.session.commit()

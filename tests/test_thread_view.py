@@ -55,6 +55,14 @@ def test_a_long_thread_shows_its_latest_messages_and_loads_earlier_ones_on_reque
     assert "Wiadomość numer 0." in fragment and "wycena-0.pdf" in fragment
 
 
+def test_each_entry_shows_its_time_exactly_and_in_the_readers_words(app, staff_client):
+    thread, messages = long_thread(3)
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    with app.test_request_context():
+        shown = app.jinja_env.filters["datetime"](messages[0].created_at)
+    assert f'<time datetime="{messages[0].created_at.isoformat()}">{shown}</time>' in page
+
+
 def test_earlier_messages_come_a_page_at_a_time_until_the_first(staff_client):
     thread, messages = long_thread(2 * PAGE_MESSAGES + 5)
     url = f"/threads/{thread.id}/earlier?before={messages[-PAGE_MESSAGES].id}"

@@ -150,3 +150,18 @@ def test_a_signed_in_owners_choice_of_english_follows_them_to_another_browser(ap
     html = other_browser.get("/account/").get_data(as_text=True)
     assert "My account" in html
     assert "Moje konto" not in html
+
+
+def test_text_rendered_in_the_shops_language_during_a_request_is_in_that_language(app):
+    """A page in English can send mail in the shop's Polish: the templates' per-request catalogue follows
+    force_locale, and the page's own words come back after it."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    words = '{{ _("Save") }} · {{ ngettext("%(num)d message forwarded", "%(num)d messages forwarded", 2) }}'
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        with force_locale("en"):
+            assert render_template_string(words) == "Save · 2 messages forwarded"
+            with force_locale("pl"):
+                assert render_template_string(words) == "Zapisz · Przekazano 2 wiadomości"
+            assert render_template_string(words) == "Save · 2 messages forwarded"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -32,13 +32,17 @@ def heartbeat(thread: Thread, user: User, *, replying: bool = False) -> None:
     db.session.execute(delete(ThreadPresence).where(ThreadPresence.seen_at < now - PRESENCE_TTL))
 
 
+# Built once and run with each page's values: every thread page and every beat asks it.
+OTHERS_PRESENT = (
+    select(User, ThreadPresence.replying).join(ThreadPresence, ThreadPresence.user_id == User.id)
+    .where(ThreadPresence.thread_id == bindparam("thread_id"), ThreadPresence.user_id != bindparam("user_id"),
+           ThreadPresence.seen_at >= bindparam("since")))
+
+
 def others_present(thread: Thread, user: User) -> list[Presence]:
     """The other staff who beat on `thread` within PRESENCE_TTL, those replying first, then by name."""
     rows = db.session.execute(
-        select(User, ThreadPresence.replying).join(ThreadPresence, ThreadPresence.user_id == User.id)
-        .where(ThreadPresence.thread_id == thread.id, ThreadPresence.user_id != user.id,
-               ThreadPresence.seen_at >= utcnow() - PRESENCE_TTL)
-    ).all()
+        OTHERS_PRESENT, {"thread_id": thread.id, "user_id": user.id, "since": utcnow() - PRESENCE_TTL}).all()
     return sorted((Presence(u, replying) for u, replying in rows), key=lambda p: (not p.replying, p.user.name))
 
 

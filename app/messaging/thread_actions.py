@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -223,17 +223,24 @@ class ThreadHeader:
     following: bool
 
 
+# The queries of the header and the side panel, built once and run with each thread's values (as
+# app/messaging/threads.py builds the page's others): active staff and the thread's followers, former staff included.
+STAFF_AND_FOLLOWERS = (
+    select(User, ThreadFollower.user_id.is_not(None))
+    .outerjoin(ThreadFollower, and_(ThreadFollower.user_id == User.id,
+                                    ThreadFollower.thread_id == bindparam("thread_id")))
+    .where(or_(User.active.is_(True), ThreadFollower.user_id.is_not(None))).order_by(User.name, User.id))
+QUEUES = select(Queue).order_by(Queue.position, Queue.id)
+
+
 def thread_header(thread: Thread, user: User) -> ThreadHeader:
     """The header's choices for `user` on `thread`: active staff and the thread's followers (former staff
     included) come in one query, the queues in another."""
-    rows = db.session.execute(
-        select(User, ThreadFollower.user_id.is_not(None))
-        .outerjoin(ThreadFollower, and_(ThreadFollower.user_id == User.id, ThreadFollower.thread_id == thread.id))
-        .where(or_(User.active.is_(True), ThreadFollower.user_id.is_not(None))).order_by(User.name, User.id)).all()
+    rows = db.session.execute(STAFF_AND_FOLLOWERS, {"thread_id": thread.id}).all()
     followers = [u for u, follows in rows if follows]
     return ThreadHeader(
         staff=[u for u, _follows in rows if u.active],
-        queues=list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.id))),
+        queues=list(db.session.scalars(QUEUES)),
         followers=followers,
         following=any(f.id == user.id for f in followers),
     )
@@ -250,23 +257,29 @@ class SidePanel:
     merge_candidates: list[Thread]
 
 
+def _other_threads():
+    """The customer's other threads, open or among their latest few: in the same order, the latest few come first."""
+    live_others = (Thread.customer_id == bindparam("customer_id"), Thread.id != bindparam("thread_id"),
+                   Thread.deleted_at.is_(None), Thread.merged_into_id.is_(None))
+    latest_first = (Thread.last_activity_at.desc(), Thread.id.desc())
+    latest = select(Thread.id).where(*live_others).order_by(*latest_first).limit(OTHER_THREADS)
+    return select(Thread).where(*live_others, or_(Thread.status != "closed", Thread.id.in_(latest.scalar_subquery()))
+                                ).order_by(*latest_first)
+
+
+OTHER_THREADS_QUERY = _other_threads()
+LAST_REPAIR = (select(Repair).where(Repair.customer_id == bindparam("customer_id")).options(joinedload(Repair.status))
+               .order_by(Repair.created_at.desc(), Repair.id.desc()).limit(1))
+
+
 def side_panel(thread: Thread) -> SidePanel:
     """The customer of the thread, their last three other threads and their latest repair, and their other open
     threads (as merge_candidates in app/messaging/merge.py chooses them), in two queries."""
     customer = thread.customer
     if customer is None:
         return SidePanel(None, [], None, [])
-    live_others = (Thread.customer_id == customer.id, Thread.id != thread.id, Thread.deleted_at.is_(None),
-                   Thread.merged_into_id.is_(None))
-    latest_first = (Thread.last_activity_at.desc(), Thread.id.desc())
-    latest = select(Thread.id).where(*live_others).order_by(*latest_first).limit(OTHER_THREADS)
-    # The open ones and the latest few: in the same order, the latest few come first.
-    others = list(db.session.scalars(
-        select(Thread).where(*live_others, or_(Thread.status != "closed", Thread.id.in_(latest.scalar_subquery())))
-        .order_by(*latest_first)))
-    last_repair = db.session.scalars(
-        select(Repair).where(Repair.customer_id == customer.id).options(joinedload(Repair.status))
-        .order_by(Repair.created_at.desc(), Repair.id.desc()).limit(1)).first()
+    others = list(db.session.scalars(OTHER_THREADS_QUERY, {"customer_id": customer.id, "thread_id": thread.id}))
+    last_repair = db.session.scalars(LAST_REPAIR, {"customer_id": customer.id}).first()
     return SidePanel(customer, others[:OTHER_THREADS], last_repair, [t for t in others if t.status != "closed"])
 
 

@@ -2,23 +2,37 @@
 from __future__ import annotations
 
 from flask import abort
-from sqlalchemy import and_, case, or_, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import and_, bindparam, case, or_, select
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
 
+# The queries of a thread's page are built once and run with each thread's values: SQLAlchemy then reuses what it
+# worked out about them instead of doing it again for every page.
+
 # What a thread's page shows about the thread itself (banner, header, side panel), loaded with it in one query
 # (a thread has a few tags at most: joining them repeats its row only that often).
-THREAD_PAGE = (joinedload(Thread.customer), joinedload(Thread.repair).joinedload(Repair.status),
-               joinedload(Thread.ticket), joinedload(Thread.assignee), joinedload(Thread.tags))
+THREAD_PAGE = select(Thread).where(Thread.id == bindparam("thread_id")).options(
+    joinedload(Thread.customer), joinedload(Thread.repair).joinedload(Repair.status), joinedload(Thread.ticket),
+    joinedload(Thread.assignee), joinedload(Thread.tags))
+# A thread's timeline, latest first, with what each entry shows. Its deliveries and files are joined, not loaded in
+# queries of their own: a message has a delivery or two and a few files at most, and one query costs less than
+# three (a limit applies to the messages, in a subquery).
+TIMELINE = select(Message).where(Message.thread_id == bindparam("thread_id")).order_by(
+    Message.created_at.desc(), Message.id.desc()).options(
+    joinedload(Message.deliveries), joinedload(Message.attachments), joinedload(Message.author))
+TIMELINE_PAGE = TIMELINE.limit(bindparam("limit"))
 
 
-def thread_for_staff(thread_id: int, options=()) -> Thread:
-    """The thread (with the loader `options` given, e.g. THREAD_PAGE), or 404 when it does not exist or was
-    deleted. Every staff member sees every thread."""
-    thread = db.session.get(Thread, thread_id, options=options)
+def thread_for_staff(thread_id: int, query=None) -> Thread:
+    """The thread, or 404 when it does not exist or was deleted; `query` (THREAD_PAGE) loads it with more. Every
+    staff member sees every thread."""
+    if query is None:
+        thread = db.session.get(Thread, thread_id)
+    else:
+        thread = db.session.scalars(query, {"thread_id": thread_id}).unique().one_or_none()
     if thread is None or thread.deleted_at is not None:
         abort(404)
     return thread
@@ -26,17 +40,15 @@ def thread_for_staff(thread_id: int, options=()) -> Thread:
 
 def timeline(thread: Thread, *, before: Message | None = None, limit: int | None = None) -> tuple[list[Message], bool]:
     """The thread's messages in order (the last `limit` of them, those before `before` when given) with what the
-    timeline shows of each (deliveries, files, author) loaded in the same few queries however long the thread
-    is; and whether earlier messages are left out."""
-    query = select(Message).where(Message.thread_id == thread.id)
+    timeline shows of each (deliveries, files, author) loaded in the same query however long the thread is; and
+    whether earlier messages are left out."""
+    query, values = TIMELINE, {"thread_id": thread.id}
+    if limit is not None:
+        query, values["limit"] = TIMELINE_PAGE, limit + 1  # one more tells whether earlier ones are left
     if before is not None:
         query = query.where(or_(Message.created_at < before.created_at,
                                 and_(Message.created_at == before.created_at, Message.id < before.id)))
-    query = query.order_by(Message.created_at.desc(), Message.id.desc()).options(
-        selectinload(Message.deliveries), selectinload(Message.attachments), joinedload(Message.author))
-    if limit is not None:
-        query = query.limit(limit + 1)  # one more tells whether earlier ones are left
-    messages = list(db.session.scalars(query))
+    messages = list(db.session.scalars(query, values).unique())
     more = limit is not None and len(messages) > limit
     return messages[:limit][::-1], more
 

@@ -3,9 +3,10 @@ files, and stopping what has not gone yet."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, abort, flash, get_flashed_messages, make_response, redirect, render_template, request, send_file,
+    Blueprint, abort, flash, g, get_flashed_messages, make_response, redirect, render_template, request, send_file,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
@@ -30,6 +31,8 @@ SAFE_IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 CSP_REMOTE_IMAGES = CSP.replace("img-src 'self' data:", "img-src 'self' data: https: http:")
 # How many of the latest messages a thread's page shows; earlier ones load on request, 50 at a time.
 PAGE_MESSAGES = 50
+# An id no row has: thread_item_url builds an address with it, then puts each item's own id in its place.
+PLACEHOLDER_ID = 987654321987654321
 
 
 @bp.route("/<int:thread_id>")
@@ -74,7 +77,7 @@ def mail_html(message: Message, remote_images: bool = False) -> Markup:
     images held back unless `remote_images`."""
     urls = {a.content_id: url_for("threads.inline_image", thread_id=message.thread_id, attachment_id=a.id)
             for a in message.attachments if a.content_id and a.sha256 and a.content_type in SAFE_IMAGES}
-    html = resolve_cid(message.body_html or "", urls)
+    html = resolve_cid(message.body_html, urls) if urls else message.body_html or ""  # most mail has no cid: image
     return Markup(show_remote_images(html) if remote_images else html)
 
 
@@ -82,9 +85,34 @@ bp.add_app_template_global(has_remote_images)
 
 
 @bp.app_template_global()
+def thread_item_url(endpoint: str, thread_id: int, **item: int) -> str:
+    """url_for(endpoint, thread_id=thread_id, <item>=<id>) for one item (a message, a file) of a thread. A timeline
+    links each of its entries and files: the address is built once per request and thread, each id put in."""
+    [(name, item_id)] = item.items()
+    built = g.setdefault("thread_item_urls", {})
+    try:
+        before, after = built[endpoint, thread_id, name]
+    except KeyError:
+        address = url_for(endpoint, thread_id=thread_id, **{name: PLACEHOLDER_ID})
+        before, after = built[endpoint, thread_id, name] = address.split(str(PLACEHOLDER_ID))
+    return f"{before}{item_id}{after}"
+
+
+# translated()'s labels, per vocabulary and locale: (the vocabulary, kept so its id stays its own; its labels).
+_translated: dict[tuple, tuple[dict, dict[str, str]]] = {}
+
+
+@bp.app_template_global()
 def translated(labels: dict) -> dict[str, str]:
-    """Lazily translated labels resolved once, for a page that shows them many times."""
-    return {key: str(label) for key, label in labels.items()}
+    """A label vocabulary of app/labels.py (lazily translated) in the request's language, for a page that shows its
+    labels many times. Resolved once per locale for the life of the process, as flask_babel keeps its catalogues."""
+    key = (id(labels), get_locale())
+    try:
+        return _translated[key][1]
+    except KeyError:
+        resolved = {name: str(label) for name, label in labels.items()}
+        _translated[key] = (labels, resolved)
+        return resolved
 
 
 @bp.app_template_global()
@@ -171,15 +199,18 @@ def move(thread_id: int, message_id: int):
     return redirect(url_for("threads.show", thread_id=to_thread.id, _anchor=f"message-{message.id}"))
 
 
-@bp.route("/<int:thread_id>/messages/<int:message_id>/redact", methods=["POST"])
+@bp.route("/<int:thread_id>/messages/<int:message_id>/redact", methods=["GET", "POST"])
 @login_required
 def redact(thread_id: int, message_id: int):
     """Replace the selected text (form field "text": a passcode, a document number) with "[redacted]" everywhere
-    the message is kept."""
+    the message is kept. GET shows the message with the form, on a page of its own (for browsers without
+    JavaScript: the thread's page copies its one form into the entry instead)."""
     thread = thread_for_staff(thread_id)
     message = db.get_or_404(Message, message_id)
     if message.thread_id != thread.id or message.kind == "event":
         abort(404)
+    if request.method == "GET":
+        return render_template("staff/threads/redact.html", thread=thread, message=message)
     try:
         redact_message(message, request.form.get("text", ""), current_user)
     except ValidationFailed as exc:
