@@ -113,7 +113,10 @@ def _index(batch: _Batch, item: InboundItem) -> None:
 
 
 def customers_with_address(address: str) -> list[Customer]:
-    """The customers (not anonymised) who have `address` (lower-case) as their e-mail or an extra address."""
+    """The customers (not anonymised) who have `address` as their e-mail or one of their extra addresses."""
+    if not address:
+        return []
+    address = address.lower()
     batch = _batch()
     if batch is not None and address in batch.customers:
         return batch.customers[address]

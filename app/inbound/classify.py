@@ -1,5 +1,5 @@
 """What a received mail is: our own mail coming back, a bounce, an automatic answer, or a person writing; and
-whether its sender is someone the shop accepts mail from (a customer, a trusted domain)."""
+whether its sender is in a domain the shop trusts (its customers are found by address in batch.py)."""
 from __future__ import annotations
 
 import re
@@ -8,9 +8,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, is_our_instance
-from ..models import Customer, Mailbox, TrustedDomain
+from ..models import Mailbox, TrustedDomain
 from ..transaction_cache import per_transaction
-from . import batch
 from .parse import ParsedMail
 
 # Subjects mail programs give their automatic answers (English, Polish, German: the shop's customers' programs).
@@ -55,11 +54,6 @@ def is_auto_reply(mail: ParsedMail) -> bool:
     if headers.get("return-path", "").strip() == "<>":
         return True
     return bool(_AUTO_SUBJECT.match(mail.subject))
-
-
-def customers_with_address(address: str) -> list[Customer]:
-    """The customers (not anonymised) who have `address` as their e-mail or one of their extra addresses."""
-    return batch.customers_with_address(address.lower()) if address else []
 
 
 def is_trusted(address: str) -> bool:

@@ -24,7 +24,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound import batch
 from ..inbound.charsets import decode_words
-from ..inbound.classify import customers_with_address, is_auto_reply, is_loop, is_trusted
+from ..inbound.classify import is_auto_reply, is_loop, is_trusted
 from ..inbound.parse import (
     ParsedMail, ParserFailed, UnparseableMail, compress, decompress, drop_nul, parse_mail, read_mails,
 )
@@ -159,7 +159,7 @@ def route(item: InboundItem, mail: ParsedMail, mailbox: Mailbox | None,
         return _bounce(item, mail, mailbox)
     if customer is None and is_loop(mail):
         return _hold(item, LOOP)
-    customers = [customer] if customer is not None else customers_with_address(mail.from_address)
+    customers = [customer] if customer is not None else batch.customers_with_address(mail.from_address)
     automatic = mail.read_receipt or is_auto_reply(mail)
     kind = "auto_reply" if automatic else "message"
     match = find_thread(mail, mailbox, customers)
