@@ -67,3 +67,26 @@ def test_a_template_written_with_the_tag_picker_previews_and_fills_the_compose_f
     message = db.session.scalars(db.select(Message)).one()
     assert message.body_text == "Dzień dobry Jan, urządzenie iPhone 12 :)"
     assert message.meta["template_id"] == template.id
+
+
+def test_text_typed_the_moment_a_template_fills_the_form_still_updates_the_sms_counter(owner_page, live_server, repair):
+    """The filled-in part of the form listens for typing as soon as it is on the page: input that arrives before
+    htmx's settle step (here: in the same task as the swap, through a MutationObserver) must not be lost."""
+    template = MessageTemplate(name="Gotowa", channels=["email", "sms"], subject="Naprawa", body="Gotowe")
+    db.session.add(template)
+    db.session.commit()
+    page = owner_page
+    page.goto(f"{live_server.url}/compose?repair_id={repair.id}")
+    page.evaluate("""() => {
+        const form = document.getElementById("compose-form");
+        new MutationObserver((_, observer) => {
+            const body = document.getElementById("compose-body");
+            if (body.value !== "Gotowe") return;
+            observer.disconnect();
+            body.value += " :)";
+            body.dispatchEvent(new Event("input", { bubbles: true }));
+        }).observe(form, { childList: true, subtree: true });
+    }""")
+    page.locator("#compose-template").select_option(str(template.id))
+    expect(page.locator("#compose-body")).to_have_value("Gotowe :)")
+    expect(page.locator("#sms-counter [data-sms-encoding]")).to_contain_text("9 characters")
