@@ -2,7 +2,7 @@
 of anything personal."""
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, request
 
 CSP = "; ".join(
     [
@@ -35,15 +35,11 @@ def init_security(app: Flask) -> None:
 
 
 def _cache_rule(response) -> None:
-    """`Cache-Control: no-store` on every answer made for someone identified (staff, a panel customer, an API
-    token: the loaders that let them in set `g.personal`), whatever the view set, so no browser cache on a shared
-    computer nor proxy keeps pages, downloads or exports with personal data. Other answers without a rule of
-    their own (sign-in forms with their CSRF token, errors) get it too; only static files and the few public
-    resources that say so themselves (the panel's colour and logo) may be cached."""
-    if request.endpoint == "static":
+    """`Cache-Control: no-store` on every answer except static files and those a view marked `public` (the same
+    for everyone: versioned assets, the panel's colour and logo), whatever else the view set. So no browser cache
+    on a shared computer nor proxy keeps pages, downloads, exports or API answers with personal data, nor a sign-in
+    form with its CSRF token; a new page is covered without anyone remembering to."""
+    if request.endpoint == "static" or response.cache_control.public:
         return
-    if g.get("personal") or g.get("api_token") is not None:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers.pop("Expires", None)
-    else:
-        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.pop("Expires", None)

@@ -333,7 +333,6 @@ def _load_session_customer(value: str) -> Customer | None:
     if row is None:  # signed out (here or on another device with a copy of the cookie), or never started
         return None
     g.panel_session = row
-    g.personal = True  # what this request answers is the customer's own: no cache may keep it
     return customer
 
 

@@ -308,7 +308,7 @@ def brand_css():
     if not _is_hex_colour(colour):
         colour = "#1f6feb"
     css = f":root {{ --brand: {colour}; }}\n"
-    return Response(css, mimetype="text/css", headers={"Cache-Control": "no-cache"})
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "public, no-cache"})  # the same for all
 
 
 def _is_hex_colour(value: str) -> bool:
@@ -326,6 +326,7 @@ def logo():
     with path.open("rb") as fh:
         mimetype = sniff(fh.read(SNIFF_BYTES))
     response = send_file(path, mimetype=mimetype)
+    response.cache_control.public = True  # the same for everyone (see security.py's cache rule)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

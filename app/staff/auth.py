@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
@@ -42,7 +42,6 @@ def _load_staff(session_id: str) -> User | None:
     user = User.load_from_session(session_id)
     if user is None or sign_in_sessions.find(user.session_token, user_id=user.id) is None:
         return None  # signed out (maybe on another device with a copy of the cookie), or an old cookie
-    g.personal = True  # what this request answers is for staff only: no cache may keep it
     return user
 
 
