@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 
 from .extensions import db
 from .models import SignInSession, utcnow
+
+
+MAX_AGE = timedelta(days=90)  # then anyone signs in again, however often the session was used
 
 
 def _digest(token: str) -> str:
@@ -32,7 +36,8 @@ def find(token: str | None, *, user_id: int | None = None, customer_id: int | No
     if not token:
         return None
     row = db.session.scalar(select(SignInSession).where(SignInSession.token_hash == _digest(token),
-                                                        SignInSession.ended_at.is_(None)))
+                                                        SignInSession.ended_at.is_(None),
+                                                        SignInSession.created_at > utcnow() - MAX_AGE))
     if row is None or row.user_id != user_id or row.customer_id != customer_id:
         return None
     return row
@@ -53,3 +58,10 @@ def end_all(*, user_id: int | None = None, customer_id: int | None = None, keep:
     if keep:
         query = query.where(SignInSession.token_hash != _digest(keep))
     db.session.execute(query.values(ended_at=utcnow()), execution_options={"synchronize_session": False})
+
+
+def purge() -> int:
+    """Delete sessions that ended more than a day ago or are past MAX_AGE; how many."""
+    now = utcnow()
+    return db.session.execute(delete(SignInSession).where(or_(
+        SignInSession.ended_at < now - timedelta(days=1), SignInSession.created_at < now - MAX_AGE))).rowcount

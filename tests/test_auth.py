@@ -1,4 +1,9 @@
 """Staff sign-in: passwords, limits, sessions."""
+from datetime import timedelta
+
+from app.extensions import db
+from app.jobs import purge_expired_credentials
+from app.models import SignInSession
 from conftest import count_password_checks, csrf_token, sign_in
 
 
@@ -53,3 +58,17 @@ def test_a_wrong_password_for_an_unknown_address_is_checked_all_the_same(client,
         response = client.post("/login", data={"email": email, "password": "wrong password", "csrf_token": token})
         assert response.status_code == 401
         assert len(calls) == before + 1, email  # the same work (an Argon2 check) either way
+
+
+def test_finished_sign_in_sessions_are_cleared_away(app, owner):
+    browser = app.test_client()
+    sign_in(browser, owner)
+    browser.post("/logout", data={"csrf_token": csrf_token(browser, "/")})
+    sign_in(browser, owner)
+    rows = db.session.scalars(db.select(SignInSession).order_by(SignInSession.id)).all()
+    assert [row.ended_at is not None for row in rows] == [True, False]
+    rows[0].ended_at -= timedelta(days=2)
+    db.session.commit()
+    purge_expired_credentials()
+    assert db.session.scalars(db.select(SignInSession.id)).all() == [rows[1].id]
+    assert browser.get("/").status_code == 200
