@@ -462,3 +462,15 @@ def test_a_wrong_panel_password_for_an_unknown_address_is_checked_all_the_same(a
                                                              "csrf_token": token})
         assert response.status_code == 200
         assert len(calls) == before + 1, login
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="3 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_phone_digits_for_one_access_code_are_limited_however_the_code_is_typed(app, client, staff):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    code = access.ensure_access_code(repair)
+    db.session.commit()
+    answers = [_access_code_sign_in(app.test_client(), spelling, digits).status_code
+               for spelling, digits in ((code, "111"), (code.lower(), "222"), (f"{code[:4]} {code[4:]}", "333"),
+                                        (code, "200"))]
+    assert answers == [400, 400, 400, 429]

@@ -64,6 +64,12 @@ def _pending_key() -> str:
     return "panel-login:" + access.login_identity(session.get(LOGIN_KEY))
 
 
+def _access_code_key() -> str:
+    """The access-code form's limit per receipt code, however it is typed: someone holding a photo of a receipt
+    cannot try the phone digits from many addresses at once."""
+    return "panel-access:" + "".join(ch for ch in (request.form.get("code") or "").upper() if ch.isalnum())
+
+
 def _limit(setting: str, scope: str, key_func=None):
     return limiter.limit(lambda: current_app.config[setting], methods=["POST"], scope=scope,
                          **({"key_func": key_func} if key_func else {}))
@@ -156,6 +162,7 @@ def link(token: str):
 
 @bp.route("/access", methods=["POST"])
 @_limit("LOGIN_LIMIT_PER_IP", "panel-access-ip")
+@_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-access-code", _access_code_key)
 def access_code():
     """A repair receipt's access code with the last digits of the customer's phone opens that repair's threads."""
     form = AccessCodeForm()
