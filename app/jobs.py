@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import delete
 
+from . import sign_in_sessions
 from .extensions import db
 from .inbound.poll import poll_due_mailboxes
 from .mailbox_health import notify_broken_mailboxes
@@ -26,9 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def purge_expired_credentials() -> int:
-    """Delete panel sign-in tokens and leases that expired more than a day ago."""
+    """Delete panel sign-in tokens and leases that expired more than a day ago, and finished sign-in sessions."""
     cutoff = utcnow() - timedelta(days=1)
     removed = db.session.execute(delete(PanelToken).where(PanelToken.expires_at < cutoff)).rowcount
+    removed += sign_in_sessions.purge()
     removed += db.session.execute(delete(Lease).where(Lease.expires_at < cutoff)).rowcount
     db.session.commit()
     return removed

@@ -1,7 +1,8 @@
-"""Response headers every page gets: a strict CSP (our own scripts only), no sniffing, no framing."""
+"""Response headers every page gets: a strict CSP (our own scripts only), no sniffing, no framing, and no caching
+of anything personal."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 CSP = "; ".join(
     [
@@ -27,6 +28,18 @@ def init_security(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        _cache_rule(response)
         if app.config["SESSION_COOKIE_SECURE"]:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
+
+
+def _cache_rule(response) -> None:
+    """`Cache-Control: no-store` on every answer except static files and those a view marked `public` (the same
+    for everyone: versioned assets, the panel's colour and logo), whatever else the view set. So no browser cache
+    on a shared computer nor proxy keeps pages, downloads, exports or API answers with personal data, nor a sign-in
+    form with its CSRF token; a new page is covered without anyone remembering to."""
+    if request.endpoint == "static" or response.cache_control.public:
+        return
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.pop("Expires", None)

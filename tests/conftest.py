@@ -365,6 +365,24 @@ def cheap_password_hashing():
         yield
 
 
+def count_password_checks(monkeypatch) -> list[str]:
+    """From now on, every password check (the hash checked against) is added to the returned list: a failed sign-in
+    must do the same work whether or not the account exists, and this shows it without measuring time."""
+    from argon2 import PasswordHasher
+
+    from app.models import users
+
+    calls: list[str] = []
+
+    class CountingHasher(PasswordHasher):
+        def verify(self, hash, password):  # noqa: A002  (argon2's own parameter name)
+            calls.append(hash)
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(users, "_hasher", CountingHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    return calls
+
+
 class FreshGlobalsClient(FlaskClient):
     """Every request starts with an empty `g`, as in production.
 

@@ -2,6 +2,7 @@
 and sessions kept apart from the staff app's."""
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
@@ -10,14 +11,17 @@ from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_cs
                            publish, sign_in_customer)
 from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from pypdf import PdfReader
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
+from app.attachments import store
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Delivery, PanelToken, Shop, ShopSlug, utcnow
 from app.portal import access
+from app.messaging.receipt import acceptance_receipt
 from app.repairs import create_repair
-from conftest import csrf_token, sign_in
+from conftest import count_password_checks, csrf_token, sign_in
 
 MOBILE = "+48600100200"
 
@@ -261,3 +265,212 @@ def test_an_unknown_panel_address_shows_the_panels_own_not_found_page(client):
     assert response.status_code == 404
     assert 'href="' + panel_path("/") in html  # "Back to my messages", in the panel's frame
     assert "/login" not in html and "/settings" not in html  # nothing of the staff's pages
+
+
+# --- holes an adversarial review found -----------------------------------------------------------------------
+
+
+def _scoped_setup(staff):
+    """A customer with two repairs (a file in the other one's thread) and a thread about no repair."""
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    other_repair = create_repair(customer=customer, device="iPad")
+    code = access.ensure_access_code(repair)
+    customer.panel_state = "active"
+    db.session.commit()
+    mine = publish(customer, "Ekran wymieniony", repair=repair, author=staff)
+    invoice = store(io.BytesIO(b"%PDF-1.4\n% faktura\n"), "faktura.pdf")
+    other = publish(customer, "Faktura za iPada", repair=other_repair, author=staff, attachments=[invoice])
+    general = publish(customer, "Zapraszamy po odbiór kabli", author=staff)
+    return customer, repair, other_repair, code, mine, other, general
+
+
+def _access_code_sign_in(client, code: str, digits: str = MOBILE[-3:]):
+    return client.post(panel_path("/access"), data={"code": code, "digits": digits,
+                                                    "csrf_token": panel_csrf(client, "/sign-in")})
+
+
+def test_an_access_code_session_reads_and_writes_only_its_repair_and_cannot_set_a_password(app, client, staff):
+    customer, repair, other_repair, code, mine, other, general = _scoped_setup(staff)
+    real = app.test_client()
+    sign_in_customer(real, customer)
+
+    assert _access_code_sign_in(client, code).status_code == 302
+    assert client.get(panel_path(f"/threads/{mine.thread_id}")).status_code == 200
+    attachment_id = other.attachments[0].id
+    for path in (f"/threads/{other.thread_id}", f"/threads/{general.thread_id}", f"/attachments/{attachment_id}",
+                 f"/new?repair_id={other_repair.id}"):
+        assert client.get(panel_path(path)).status_code == 404, path
+    inbox = client.get(panel_path("/")).get_data(as_text=True)
+    assert "iPad" not in inbox and "kabli" not in inbox
+    csrf = panel_csrf(client, "/")
+    assert client.post(panel_path(f"/threads/{other.thread_id}/reply"),
+                       data={"body": "Podmiana", "csrf_token": csrf}).status_code == 404
+    assert client.post(panel_path(f"/new?repair_id={other_repair.id}"),
+                       data={"body": "Podmiana", "csrf_token": csrf}).status_code == 404
+
+    # The receipt is no proof of owning the account: no password, no way out of the repair.
+    assert "link or code" in client.get(panel_path("/account")).get_data(as_text=True)
+    response = client.post(panel_path("/account"), data={"password": "a long secret phrase", "csrf_token": csrf})
+    assert response.status_code == 403
+    db.session.expire_all()
+    assert customer.panel_password_hash is None
+    assert client.get(panel_path(f"/threads/{other.thread_id}")).status_code == 404
+    assert real.get(panel_path(f"/threads/{other.thread_id}")).status_code == 200  # the customer stays signed in
+    # The sign-in page stays open to a full sign-in.
+    assert client.get(panel_path("/sign-in")).status_code == 200
+
+
+def test_changing_a_panel_password_takes_the_current_one(app, client):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    sign_in_customer(client, customer)
+    assert client.post(panel_path("/account"), data={"password": "a long secret phrase",
+                                                      "csrf_token": panel_csrf(client, "/account")}).status_code == 302
+    page = client.get(panel_path("/account")).get_data(as_text=True)
+    assert 'name="current_password"' in page
+    refused = client.post(panel_path("/account"), data={"password": "another long phrase", "current_password": "guess",
+                                                         "csrf_token": panel_csrf(client, "/account")})
+    assert refused.status_code == 200 and "current password is wrong" in refused.get_data(as_text=True)
+    assert access.check_password("anna@example.com", "a long secret phrase") is not None
+    changed = client.post(panel_path("/account"), data={"password": "another long phrase",
+                                                        "current_password": "a long secret phrase",
+                                                        "csrf_token": panel_csrf(client, "/account")})
+    assert changed.status_code == 302 and client.get(panel_path("/")).status_code == 200
+    assert access.check_password("anna@example.com", "another long phrase") is not None
+
+
+def test_an_access_code_never_opens_a_disabled_panel_and_opens_one_never_activated(app, client, staff):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    code = access.ensure_access_code(repair)
+    customer.panel_state = "disabled"
+    db.session.commit()
+    assert _access_code_sign_in(client, code).status_code == 400
+    assert customer.panel_state == "disabled"
+
+    customer.panel_state = "none"
+    db.session.commit()
+    assert _access_code_sign_in(client, code).status_code == 302
+    assert customer.panel_state == "active" and client.get(panel_path("/")).status_code == 200
+
+
+def test_the_receipt_does_not_print_the_phone_number_next_to_the_access_code(app):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    code = access.ensure_access_code(repair)
+    db.session.commit()
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(acceptance_receipt(repair, Shop.current()))).pages)
+    assert code in text and "Jan Kowalski" in text
+    digits = re.sub(r"\D", "", text)
+    assert MOBILE[-9:] not in digits and MOBILE[-3:] not in digits
+
+
+def _ask_for_code(client, login: str = "anna@example.com"):
+    return client.post(panel_path("/sign-in"), data={"login": login, "csrf_token": panel_csrf(client, "/sign-in")})
+
+
+def _type_code(client, code: str, **extra):
+    return client.post(panel_path("/sign-in/code"), data={"code": code, "csrf_token": panel_csrf(client, "/sign-in/code"),
+                                                          **extra})
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="3 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_the_code_page_limit_cannot_be_reset_by_a_made_up_login_field(client):
+    panel_customer("Anna Nowak", "anna@example.com")
+    _ask_for_code(client)
+    answers = [_type_code(client, "000000", login=f"x{n}@example.com").status_code for n in range(4)]
+    assert answers == [200, 200, 200, 429]
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="3 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_every_spelling_of_a_phone_number_shares_one_sign_in_limit(client):
+    panel_customer("Anna Nowak", "anna@example.com", phone=MOBILE)
+    token = panel_csrf(client, "/sign-in")
+    answers = [client.post(panel_path("/sign-in"), data={"login": login, "password": "wrong password!",
+                                                         "csrf_token": token}).status_code
+               for login in ("600 100 200", "+48600100200", "0048 600-100-200", "(+48) 600100200")]
+    assert answers == [200, 200, 200, 429]
+
+
+def test_only_the_newest_sign_in_code_works(app, client):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    _ask_for_code(client)
+    first = access.issue_code(customer)
+    second = access.issue_code(customer)
+    db.session.commit()
+    if first != second:
+        assert "wrong or has expired" in _type_code(client, first).get_data(as_text=True)
+    assert _type_code(client, second).status_code == 302
+    assert client.get(panel_path("/")).status_code == 200
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="100 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_a_sign_in_code_dies_after_five_wrong_tries(app, client):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    _ask_for_code(client)
+    code = access.issue_code(customer)
+    db.session.commit()
+    wrong = f"{(int(code) + 1) % 10 ** access.CODE_DIGITS:06d}"
+    for _ in range(5):
+        assert "wrong or has expired" in _type_code(client, wrong).get_data(as_text=True)
+    assert "wrong or has expired" in _type_code(client, code).get_data(as_text=True)
+    assert client.get(panel_path("/")).status_code == 302
+
+
+def test_the_right_code_on_the_last_try_still_signs_in(app, client):
+    customer = panel_customer("Anna Nowak", "anna@example.com")
+    _ask_for_code(client)
+    code = access.issue_code(customer)
+    db.session.commit()
+    wrong = f"{(int(code) + 1) % 10 ** access.CODE_DIGITS:06d}"
+    for _ in range(access.CODE_TRIES - 1):
+        _type_code(client, wrong)
+    assert _type_code(client, code).status_code == 302
+
+
+def _copy_cookie(source, target, name: str, path: str = "/") -> None:
+    cookie = source.get_cookie(name, path=path)
+    assert cookie is not None, name
+    target.set_cookie(name, cookie.value, path=path)
+
+
+def test_signing_out_of_the_panel_ends_the_session_also_for_a_copied_cookie(app, client, staff):
+    customer, repair, other_repair, code, mine, other, general = _scoped_setup(staff)
+    for how in ("link", "access code"):
+        browser, thief = app.test_client(), app.test_client()
+        if how == "link":
+            sign_in_customer(browser, customer)
+        else:
+            assert _access_code_sign_in(browser, code).status_code == 302
+        _copy_cookie(browser, thief, "ri_panel", path="/p/")
+        assert thief.get(panel_path("/")).status_code == 200
+        browser.post(panel_path("/sign-out"), data={"csrf_token": panel_csrf(browser, "/")})
+        assert browser.get(panel_path("/")).status_code == 302
+        assert thief.get(panel_path("/")).status_code == 302, how
+    other_device = app.test_client()
+    sign_in_customer(other_device, customer)
+    assert other_device.get(panel_path("/")).status_code == 200  # signing out ends that session only
+
+
+def test_a_wrong_panel_password_for_an_unknown_address_is_checked_all_the_same(app, client, monkeypatch):
+    calls = count_password_checks(monkeypatch)
+    panel_customer("Anna Nowak", "anna@example.com")  # no password set
+    token = panel_csrf(client, "/sign-in")
+    for login in ("nobody@example.com", "anna@example.com", "+48 600 999 999"):
+        before = len(calls)
+        response = client.post(panel_path("/sign-in"), data={"login": login, "password": "wrong password!",
+                                                             "csrf_token": token})
+        assert response.status_code == 200
+        assert len(calls) == before + 1, login
+
+
+@pytest.mark.app_config(LOGIN_LIMIT_PER_ACCOUNT="3 per minute", LOGIN_LIMIT_PER_IP="100 per minute")
+def test_phone_digits_for_one_access_code_are_limited_however_the_code_is_typed(app, client, staff):
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    code = access.ensure_access_code(repair)
+    db.session.commit()
+    answers = [_access_code_sign_in(app.test_client(), spelling, digits).status_code
+               for spelling, digits in ((code, "111"), (code.lower(), "222"), (f"{code[:4]} {code[4:]}", "333"),
+                                        (code, "200"))]
+    assert answers == [400, 400, 400, 429]

@@ -20,7 +20,10 @@ FONT = "DejaVu"
 
 def acceptance_receipt(repair: Repair, shop: Shop) -> bytes:
     """The receipt the customer gets when leaving a device: shop, repair number and date, customer, device,
-    fault, price estimate, and the access code that opens the repair in the customer panel."""
+    fault, price estimate, and the access code that opens the repair in the customer panel.
+
+    The customer's phone number is not printed: its last digits are what confirms the access code, so a lost or
+    photographed receipt must not carry both."""
     locale = shop.locale or "pl"
     pdf = FPDF(format="A4")
     pdf.set_title(repair.number)
@@ -47,7 +50,6 @@ def acceptance_receipt(repair: Repair, shop: Shop) -> bytes:
         rows = [
             (_("Date"), format_date(repair.created_at.date(), "long", locale=locale)),
             (_("Customer"), repair.customer.name),
-            (_("Phone"), repair.customer.phone or "—"),
             (_("E-mail"), repair.customer.email or "—"),
             (_("Device"), repair.device),
             (_("Fault description"), repair.description or "—"),

@@ -6,6 +6,7 @@ from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
+from .sessions import SignInSession
 from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
 from .templates import MessageTemplate, StatusNotification, TemplateAttachment
 from .types import utcnow
@@ -15,6 +16,6 @@ __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
     "DeliveryEvent", "InboundItem", "Lease", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
-    "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
+    "SignInSession", "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
     "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
 ]

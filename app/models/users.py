@@ -23,11 +23,23 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+_stand_in: tuple[PasswordHasher, str] | None = None
+
+
+def _stand_in_hash() -> str:
+    """A hash of nothing anyone knows, made with the current hasher's parameters (and remade if they change)."""
+    global _stand_in
+    if _stand_in is None or _stand_in[0] is not _hasher:
+        _stand_in = (_hasher, _hasher.hash(secrets.token_urlsafe(16)))
+    return _stand_in[1]
+
+
 def verify_password(stored_hash: str | None, password: str) -> bool:
-    if not stored_hash:
-        return False
+    """Whether `password` matches `stored_hash`. Without a hash (no such account, no password set) a stand-in hash
+    is checked all the same and False answered: the work, and so the time, does not tell whether an account
+    exists (a wrong password for a real one would otherwise take ~100 ms longer than an unknown address)."""
     try:
-        return _hasher.verify(stored_hash, password)
+        return _hasher.verify(stored_hash or _stand_in_hash(), password or "") and bool(stored_hash)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -58,8 +70,12 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login: disabled accounts cannot sign in or stay signed in
         return self.active
 
+    # The token of the sign-in session (app/sign_in_sessions.py) this object was loaded or signed in with; part of
+    # the id Flask-Login keeps in the session and the "remember me" cookie, so signing out ends both.
+    session_token = None
+
     def get_id(self) -> str:
-        return f"staff:{self.id}:{self.session_version}"
+        return f"staff:{self.id}:{self.session_version}:{self.session_token or ''}"
 
     def set_password(self, password: str) -> None:
         self.password_hash = hash_password(password)
@@ -77,14 +93,15 @@ class User(UserMixin, db.Model):
 
     @classmethod
     def load_from_session(cls, session_id: str) -> "User | None":
-        """Flask-Login's loader: only `staff:<id>:<version>` ids with the current version load."""
-        kind, _, rest = session_id.partition(":")
-        user_id, _, version = rest.partition(":")
-        if kind != "staff" or not user_id.isdigit() or not version.isdigit():
+        """Flask-Login's loader: only `staff:<id>:<version>:<token>` ids with the current version load (the caller
+        checks that the token's sign-in session has not ended)."""
+        kind, user_id, version, token = (session_id.split(":") + ["", "", ""])[:4]
+        if kind != "staff" or not user_id.isdigit() or not version.isdigit() or not token:
             return None
         user = db.session.get(cls, int(user_id))
         if user is None or user.session_version != int(version):
             return None
+        user.session_token = token
         return user
 
 

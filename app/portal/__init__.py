@@ -42,10 +42,3 @@ def _redirect_old_slug():
 @bp.url_defaults
 def _add_slug(endpoint, values):
     values.setdefault("slug", current_shop().slug)
-
-
-@bp.after_request
-def _no_store(response):
-    """Panel pages are personal: no cache (a shared tablet, a proxy) may keep them."""
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -13,6 +13,7 @@ from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, update
 
+from .. import sign_in_sessions
 from ..customers import normalize_email, parse_phone
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -23,12 +24,12 @@ from ..models.users import hash_password, verify_password
 
 PANEL_PREFIX = "/p/"
 PANEL_COOKIE = "ri_panel"
-SESSION_KEY = "panel_customer"  # "<customer id>:<panel session version>"
-SCOPE_KEY = "panel_repair"  # set when the visitor came in with a repair's access code: only that repair
+SESSION_KEY = "panel_customer"  # "<customer id>:<panel session version>:<sign-in session token>"
 INVITE_LIFETIME = timedelta(days=7)
 LINK_LIFETIME = timedelta(minutes=30)
 CODE_LIFETIME = timedelta(minutes=15)
 CODE_DIGITS = 6
+CODE_TRIES = 5  # wrong codes typed against one code before it stops working
 ACCESS_CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"  # no 0/O, 1/I/L, 2/Z, 5/S, 8/B to misread on a receipt
 ACCESS_CODE_LENGTH = 8
 PHONE_DIGITS = 3  # the last digits of the customer's phone that confirm an access code
@@ -97,7 +98,11 @@ def _code_digest(customer_id: int, code: str) -> str:
 
 
 def issue_code(customer: Customer) -> str:
-    """A new six-digit sign-in code for the customer, valid 15 minutes; its hash is bound to the customer."""
+    """A new six-digit sign-in code for the customer, valid 15 minutes; its hash is bound to the customer. It
+    replaces the customer's earlier codes: only one works at a time, so guessing gets no wider target."""
+    db.session.execute(update(PanelToken).where(PanelToken.customer_id == customer.id, PanelToken.purpose == "code",
+                                                PanelToken.used_at.is_(None)).values(used_at=utcnow()),
+                       execution_options={"synchronize_session": False})
     while True:
         code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
         digest = _code_digest(customer.id, code)
@@ -142,12 +147,47 @@ def redeem_link(token: str) -> tuple[Customer, str]:
 
 
 def redeem_code(login: str, code: str) -> Customer | None:
-    """The customer whose e-mail or phone is `login` and who was sent `code` (used up), or None."""
+    """The customer whose e-mail or phone is `login` and who was sent `code` (used up), or None.
+
+    Every try counts against the customer's live code before it is compared (one conditional UPDATE, so tries
+    sent at once cannot slip past the count); after CODE_TRIES tries the code is dead and a new one must be asked
+    for. The caller commits also when this answers None, so that the count is kept."""
     customer = customer_by_login(login)
-    code = "".join(ch for ch in (code or "") if ch.isdigit())
-    if customer is None or len(code) != CODE_DIGITS or not _use(_code_digest(customer.id, code), ("code",)):
+    if customer is None:
         return None
-    return customer
+    live = db.session.scalars(
+        select(PanelToken).where(PanelToken.customer_id == customer.id, PanelToken.purpose == "code",
+                                 PanelToken.used_at.is_(None), PanelToken.expires_at > utcnow())
+        .order_by(PanelToken.id.desc()).limit(1)
+    ).first()
+    if live is None:
+        return None
+    counted = db.session.execute(
+        update(PanelToken).where(PanelToken.id == live.id, PanelToken.used_at.is_(None),
+                                 PanelToken.attempts < CODE_TRIES)
+        .values(attempts=PanelToken.attempts + 1), execution_options={"synchronize_session": False}
+    ).rowcount
+    code = "".join(ch for ch in (code or "") if ch.isdigit())
+    if counted and len(code) == CODE_DIGITS and secrets.compare_digest(live.token_hash,
+                                                                      _code_digest(customer.id, code)):
+        if _use(live.token_hash, ("code",)):
+            return customer
+    db.session.execute(update(PanelToken).where(PanelToken.id == live.id, PanelToken.used_at.is_(None),
+                                                PanelToken.attempts >= CODE_TRIES).values(used_at=utcnow()),
+                       execution_options={"synchronize_session": False})
+    return None
+
+
+def login_identity(login: str | None) -> str:
+    """One spelling of an e-mail address or phone number, so that "+48 600 100 200", "600100200" and
+    "0048600100200" (or "Anna@Example.com" and "anna@example.com") count as one person for sign-in limits."""
+    login = (login or "").strip()
+    try:
+        if "@" in login:
+            return "email:" + (normalize_email(login) or "")
+        return "phone:" + (parse_phone(login) or "")
+    except ValidationFailed:
+        return "other:" + login.lower()
 
 
 def customer_by_login(login: str) -> Customer | None:
@@ -179,6 +219,7 @@ def set_panel_state(customer: Customer, state: str, *, actor) -> None:
         return
     if state == "disabled":
         customer.panel_session_version = (customer.panel_session_version or 0) + 1
+        sign_in_sessions.end_all(customer_id=customer.id)
     customer.panel_state = state
     record("panel.state", by=actor, target=customer, state=state)
 
@@ -199,7 +240,8 @@ def repair_by_access_code(code: str, phone_digits: str) -> Repair | None:
     if not code or len(digits) < PHONE_DIGITS:
         return None
     repair = db.session.scalar(select(Repair).where(Repair.access_code == code))
-    if repair is None or not repair.customer.phone or repair.customer.panel_state == "disabled":
+    if repair is None or not repair.customer.phone or repair.customer.panel_state == "disabled" \
+            or repair.customer.anonymized_at:
         return None
     if not secrets.compare_digest(repair.customer.phone[-len(digits):], digits):
         return None
@@ -209,21 +251,31 @@ def repair_by_access_code(code: str, phone_digits: str) -> Repair | None:
 # --- passwords -------------------------------------------------------------------------------------
 
 
-def set_password(customer: Customer, password: str) -> None:
-    """Set the customer's optional panel password; other panel sessions end. Refuses short passwords."""
+def set_password(customer: Customer, password: str, *, current: str | None = None) -> None:
+    """Set or change the customer's optional panel password; every panel session of theirs ends (the caller signs
+    this browser in again). Changing a password takes the current one; refuses short passwords.
+
+    Callers allow this only in a full session (a one-time link, code or password sign-in), never in one opened by
+    a receipt's access code: the receipt is not proof of owning the account.
+    """
+    if customer.panel_password_hash and not verify_password(customer.panel_password_hash, current or ""):
+        raise ValidationFailed({"current_password": _("The current password is wrong.")})
     if len(password or "") < MIN_PASSWORD:
         raise ValidationFailed({"password": _("Use at least %(n)d characters.", n=MIN_PASSWORD)})
     customer.panel_password_hash = hash_password(password)
     customer.panel_session_version = (customer.panel_session_version or 0) + 1
+    sign_in_sessions.end_all(customer_id=customer.id)
     record("panel.password", by=f"customer:{customer.id}", target=customer)
 
 
 def check_password(login: str, password: str) -> Customer | None:
-    """The customer whose login and panel password these are, or None (also for customers without a password)."""
+    """The customer whose login and panel password these are, or None (also for customers without a password).
+    The password is checked (against a stand-in hash when there is nothing to check) either way, so the time
+    taken does not tell whether an address belongs to a customer."""
     customer = customer_by_login(login)
-    if customer is None or not customer.panel_password_hash or customer.panel_state != "active":
-        return None
-    return customer if verify_password(customer.panel_password_hash, password or "") else None
+    stored = customer.panel_password_hash if customer is not None and customer.panel_state == "active" else None
+    ok = verify_password(stored, password or "")
+    return customer if ok and stored else None
 
 
 # --- the panel session -----------------------------------------------------------------------------
@@ -233,19 +285,28 @@ def sign_in(customer: Customer, *, how: str, repair: Repair | None = None) -> No
     """Start a panel session for the customer; the first sign-in (invitation, link, code, access code) activates
     the panel. Refuses nothing: callers have checked the customer's proof and that access is not disabled.
 
-    With `repair` (an access code) the session sees only that repair's threads.
+    With `repair` (an access code) the session sees only that repair's threads. A session this browser had before
+    ends (a new one replaces it: nobody keeps a session id they may have planted).
     """
+    sign_in_sessions.end(_session_token())
     session.clear()
-    session[SESSION_KEY] = f"{customer.id}:{customer.panel_session_version}"
-    if repair is not None:
-        session[SCOPE_KEY] = repair.id
+    token = sign_in_sessions.start(how=how, customer_id=customer.id, repair_id=repair.id if repair else None)
+    session[SESSION_KEY] = f"{customer.id}:{customer.panel_session_version}:{token}"
     session.permanent = True
+    g.pop("panel_customer", None)
+    g.pop("panel_session", None)
     customer.panel_state = "active"  # whoever proved to be the customer has the panel from now on
     customer.panel_last_sign_in_at = utcnow()
     record("panel.sign_in", by=f"customer:{customer.id}", target=customer, how=how)
 
 
+def _session_token() -> str | None:
+    return str(session.get(SESSION_KEY, "")).split(":")[-1] or None
+
+
 def sign_out() -> None:
+    """End this browser's panel session, on the server too: a copy of the cookie stops working."""
+    sign_in_sessions.end(_session_token())
     session.clear()
 
 
@@ -260,18 +321,32 @@ def current_customer() -> Customer | None:
 
 
 def _load_session_customer(value: str) -> Customer | None:
-    customer_id, _, version = str(value).partition(":")
+    customer_id, version, token = (str(value).split(":") + ["", ""])[:3]
     if not customer_id.isdigit() or not version.isdigit():
         return None
     customer = db.session.get(Customer, int(customer_id))
     if customer is None or customer.panel_session_version != int(version) or customer.anonymized_at:
         return None
-    return customer if customer.panel_state == "active" else None
+    if customer.panel_state != "active":
+        return None
+    row = sign_in_sessions.find(token, customer_id=customer.id)
+    if row is None:  # signed out (here or on another device with a copy of the cookie), or never started
+        return None
+    g.panel_session = row
+    return customer
 
 
 def repair_scope() -> int | None:
-    """The repair an access-code session is limited to, or None for a full sign-in."""
-    return session.get(SCOPE_KEY)
+    """The repair an access-code session is limited to, or None for a full sign-in (and when nobody is in)."""
+    current_customer()
+    row = g.get("panel_session")
+    return row.repair_id if row is not None else None
+
+
+def full_session() -> bool:
+    """Whether a customer is signed in with proof of the whole account (a one-time link or code, a password),
+    not only a receipt's access code."""
+    return current_customer() is not None and repair_scope() is None
 
 
 def customer_required(view):

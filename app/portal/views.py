@@ -49,11 +49,25 @@ class MessageForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), render_kw={"autocomplete": "current-password"})
     password = PasswordField(_l("New password"), render_kw={"required": True, "autocomplete": "new-password"})
 
 
 def _login_key() -> str:
-    return "panel-login:" + (request.form.get("login") or session.get(LOGIN_KEY) or "").strip().lower()
+    """The sign-in form's limit: per person, however their address or number is spelt."""
+    return "panel-login:" + access.login_identity(request.form.get("login"))
+
+
+def _pending_key() -> str:
+    """The code page's limit: per person whose sign-in is pending in this session. Never read from the form,
+    which the visitor controls (a made-up field would give every try a fresh count)."""
+    return "panel-login:" + access.login_identity(session.get(LOGIN_KEY))
+
+
+def _access_code_key() -> str:
+    """The access-code form's limit per receipt code, however it is typed: someone holding a photo of a receipt
+    cannot try the phone digits from many addresses at once."""
+    return "panel-access:" + "".join(ch for ch in (request.form.get("code") or "").upper() if ch.isalnum())
 
 
 def _limit(setting: str, scope: str, key_func=None):
@@ -79,7 +93,7 @@ def _after_sign_in(target: str | None):
 @_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-sign-in-login", _login_key)
 def sign_in():
     """Passwordless by default: the address gets a one-time link and code; with a password, straight in."""
-    if access.current_customer() is not None:
+    if access.full_session():  # an access code's session may still sign in to the whole account
         return redirect(url_for("portal.inbox"))
     form = SignInForm()
     if form.validate_on_submit():
@@ -102,7 +116,7 @@ def sign_in():
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @_limit("LOGIN_LIMIT_PER_IP", "panel-code-ip")
-@_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-code-login", _login_key)
+@_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-code-login", _pending_key)
 def code():
     """Where the customer types the code sent to them; the page reads the same whether the address is known."""
     login = session.get(LOGIN_KEY)
@@ -116,6 +130,7 @@ def code():
             access.sign_in(customer, how="code")
             db.session.commit()
             return _after_sign_in(_next_in_panel(next_page))
+        db.session.commit()  # the try counts against the code
         form.code.errors.append(_("This code is wrong or has expired. Check it, or ask for a new one."))
     return render_template("portal/code.html", form=form, login=login)
 
@@ -147,6 +162,7 @@ def link(token: str):
 
 @bp.route("/access", methods=["POST"])
 @_limit("LOGIN_LIMIT_PER_IP", "panel-access-ip")
+@_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-access-code", _access_code_key)
 def access_code():
     """A repair receipt's access code with the last digits of the customer's phone opens that repair's threads."""
     form = AccessCodeForm()
@@ -169,14 +185,19 @@ def sign_out():
 @bp.route("/account", methods=["GET", "POST"])
 @access.customer_required
 def account():
-    """The optional password (passwordless sign-in always works)."""
+    """The optional password (passwordless sign-in always works). Only a full sign-in may set one, and changing
+    it takes the current one: a receipt's access code opens one repair, never the account."""
     customer = access.current_customer()
+    if not access.full_session():
+        return render_template("portal/account.html", form=None, customer=customer, scoped=True), \
+            403 if request.method == "POST" else 200
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            access.set_password(customer, form.password.data)
+            access.set_password(customer, form.password.data, current=form.current_password.data)
         except ValidationFailed as exc:
-            form.password.errors.append(exc.fields["password"])
+            db.session.rollback()
+            show_errors(form, exc)
         else:
             access.sign_in(customer, how="password_set")  # this session goes on; others ended
             db.session.commit()
@@ -294,7 +315,7 @@ def brand_css():
     if not _is_hex_colour(colour):
         colour = "#1f6feb"
     css = f":root {{ --brand: {colour}; }}\n"
-    return Response(css, mimetype="text/css", headers={"Cache-Control": "no-cache"})
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "public, no-cache"})  # the same for all
 
 
 def _is_hex_colour(value: str) -> bool:
@@ -312,6 +333,7 @@ def logo():
     with path.open("rb") as fh:
         mimetype = sniff(fh.read(SNIFF_BYTES))
     response = send_file(path, mimetype=mimetype)
+    response.cache_control.public = True  # the same for everyone (see security.py's cache rule)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

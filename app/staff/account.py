@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import EqualTo
@@ -12,7 +12,7 @@ from wtforms.validators import EqualTo
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models.users import LOCALES
-from .auth import safe_next
+from .auth import safe_next, start_session
 from . import show_errors
 from .users import change_own_password
 
@@ -48,7 +48,8 @@ def password():
         else:
             # The session version moved on; sign this browser in again under the new one, keeping "remember me".
             remembered = current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies
-            login_user(user, remember=remembered)
+            start_session(user, remember=remembered, how="password_set")
+            db.session.commit()
             flash(_("Your password has been changed. Other devices have been signed out."), "success")
             return redirect(url_for("account.index"))
     return render_template("staff/account/index.html", form=form), 422

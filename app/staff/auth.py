@@ -11,8 +11,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired
 
+from .. import sign_in_sessions
 from ..extensions import db, limiter
 from ..models import User, utcnow
+from ..models.users import verify_password
 from ..models.audit import record
 
 bp = Blueprint("auth", __name__)
@@ -37,7 +39,22 @@ def _load_staff(session_id: str) -> User | None:
     """Flask-Login's loader: a staff account, never on the customer panel's pages (they have their own sign-in)."""
     if request.path.startswith("/p/"):
         return None
-    return User.load_from_session(session_id)
+    user = User.load_from_session(session_id)
+    if user is None or sign_in_sessions.find(user.session_token, user_id=user.id) is None:
+        return None  # signed out (maybe on another device with a copy of the cookie), or an old cookie
+    return user
+
+
+def start_session(user: User, *, remember: bool, how: str = "password") -> None:
+    """Sign `user` in to this browser with a new sign-in session (also behind the "remember me" cookie)."""
+    user.session_token = sign_in_sessions.start(how=how, user_id=user.id)
+    login_user(user, remember=remember)
+
+
+def end_session() -> None:
+    """Sign this browser out, ending its sign-in session on the server: copies of its cookies stop working."""
+    sign_in_sessions.end(getattr(current_user, "session_token", None))
+    logout_user()
 
 
 def _account_key() -> str:
@@ -70,8 +87,12 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = User.by_email(form.email.data)
-        if user is not None and user.active and user.check_password(form.password.data):
-            login_user(user, remember=form.remember.data)
+        # The password is checked (against a stand-in when there is no account) either way: the time taken must
+        # not tell which addresses have accounts.
+        password_ok = user.check_password(form.password.data) if user is not None else \
+            verify_password(None, form.password.data)
+        if user is not None and user.active and password_ok:
+            start_session(user, remember=form.remember.data)
             user.last_login_at = utcnow()
             record("auth.login", by=user)
             db.session.commit()
@@ -87,8 +108,8 @@ def login():
 @login_required
 def logout():
     record("auth.logout", by=current_user)
+    end_session()
     db.session.commit()
-    logout_user()
     flash(_("You have been signed out."), "info")
     return redirect(url_for("auth.login"))
 

@@ -9,6 +9,7 @@ import secrets
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from .. import sign_in_sessions
 from ..customers import normalize_email
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -71,6 +72,7 @@ def update_user(user: User, *, name: str, email: str, role: str, active: bool, c
         setattr(user, field, new_values[field])
     if "active" in changed and not active:
         user.session_version += 1  # signed out everywhere at once, not at their next sign-in
+        sign_in_sessions.end_all(user_id=user.id)
     if changed:
         record("user.update", target=user, changed=changed, by=actor)
     db.session.flush()
@@ -85,6 +87,7 @@ def reset_password(user: User, password: str | None = None, *, actor: User | str
     password = password or generate_password()
     check_new_password(password)
     user.set_password(password)
+    sign_in_sessions.end_all(user_id=user.id)
     record("user.password_reset", target=user, by=actor)
     db.session.flush()
     return password
@@ -100,6 +103,7 @@ def change_own_password(user: User, *, current: str, new: str) -> None:
         raise ValidationFailed({"current_password": _("This is not your current password.")})
     check_new_password(new, field="new_password")
     user.set_password(new)
+    sign_in_sessions.end_all(user_id=user.id)
     record("user.password_change", target=user, by=user)
     db.session.flush()
 
