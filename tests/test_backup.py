@@ -79,8 +79,9 @@ def all_rows() -> dict[str, list[tuple]]:
         found = {}
         for table in tables:
             where = " WHERE action NOT LIKE 'backup.%'" if table == "audit_events" else ""
-            rows = connection.execute(text(f'SELECT * FROM "{table}"{where}')).all()
-            found[table] = sorted((tuple(row) for row in rows), key=lambda row: [(v is None, repr(v)) for v in row])
+            rows = [tuple(json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for v in row)
+                    for row in connection.execute(text(f'SELECT * FROM "{table}"{where}'))]
+            found[table] = sorted(rows, key=lambda row: [(v is None, repr(v)) for v in row])
     return found
 
 
