@@ -10,6 +10,7 @@ The database is copied before the files, so every file the copy refers to is the
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from .attachments import storage_root
@@ -138,67 +139,66 @@ def create_backup(directory: Path, now: datetime | None = None) -> Outcome:
     kind = db.engine.dialect.name
     if kind not in ("sqlite", "postgresql"):
         raise BackupRefused(f"backups support SQLite and PostgreSQL, not {kind}")
-    notes: list[str] = []
     with tempfile.TemporaryDirectory(dir=directory, prefix=".backup-") as work:
         work = Path(work)
-        members: dict[str, dict] = {}
         if kind == "sqlite":
             database_member = "database/repair-inbox.sqlite3"
             revision, counts, tool = _sqlite_snapshot(work / "database")
         else:
             database_member = "database/repair-inbox.pgdump"
             revision, counts, tool = _postgres_snapshot(work / "database")
+        secret = _secret_key_source()
+        fallbacks = len(current_app.config.get("SECRET_KEY_FALLBACKS") or [])
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "created_at": now.astimezone(timezone.utc).isoformat(),
+            "revision": revision,
+            "database": {"kind": kind, "member": database_member, "tool": tool},
+            "counts": counts,
+            "secret_key": secret,
+            "secret_key_fallbacks": {"count": fallbacks, "included": False},
+            "secrets_at_rest": SECRETS_AT_REST,
+        }
+        files = {database_member: work / "database"}
+        if secret["included"]:
+            files[SECRET_KEY_MEMBER] = Path(current_app.instance_path) / "secret_key"
         archive = work / "backup.tar.gz"
-        fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            _add(tar, database_member, work / "database", members)
-            files, total = 0, 0
-            root = storage_root()
-            if root.is_dir():
-                for path in sorted(root.rglob("*")):
-                    # Only stored files (xx/<sha256>): not .upload-* files still arriving, nor anything foreign.
-                    if path.is_file() and _STORED.match(path.relative_to(root).as_posix()):
-                        name = "attachments/" + path.relative_to(root).as_posix()
-                        _add(tar, name, path, members)
-                        files, total = files + 1, total + members[name]["size"]
-            secret = _secret_key_source()
-            if secret["included"]:
-                _add(tar, SECRET_KEY_MEMBER, Path(current_app.instance_path) / "secret_key", members)
-            else:
-                notes.append("SECRET_KEY is NOT in this backup: " + secret["reason"])
-            fallbacks = len(current_app.config.get("SECRET_KEY_FALLBACKS") or [])
-            if fallbacks:
-                notes.append(f"SECRET_KEY_FALLBACKS ({fallbacks} old keys) are NOT in this backup; keep them with "
-                             "SECRET_KEY, as secrets written before a key change still need them.")
-            manifest = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "created_at": now.astimezone(timezone.utc).isoformat(),
-                "revision": revision,
-                "database": {"kind": kind, "member": database_member, "tool": tool},
-                "counts": counts,
-                "attachments": {"files": files, "bytes": total},
-                "secret_key": secret,
-                "secret_key_fallbacks": {"count": fallbacks, "included": False},
-                "secrets_at_rest": SECRETS_AT_REST,
-                "members": members,
-            }
-            body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime, info.mode = len(body), int(now.timestamp()), 0o600
-            tar.addfile(info, _BytesReader(body))
+        _write_archive(archive, files, manifest, now)
         final = _publish(archive, directory, now)
+    notes = [] if secret["included"] else ["SECRET_KEY is NOT in this backup: " + secret["reason"]]
+    if fallbacks:
+        notes.append(f"SECRET_KEY_FALLBACKS ({fallbacks} old keys) are NOT in this backup; keep them with "
+                     "SECRET_KEY, as secrets written before a key change still need them.")
     return Outcome(final, manifest, notes)
 
 
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self._data, self._at = data, 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._data) if size < 0 else self._at + size
-        chunk, self._at = self._data[self._at:end], min(end, len(self._data))
-        return chunk
+def _write_archive(archive: Path, files: dict[str, Path], manifest: dict, now: datetime) -> None:
+    """The tar: `files`, then every stored file, then the manifest with all their checksums; synced to disk."""
+    members: dict[str, dict] = {}
+    fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as raw:
+        with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
+            for name, path in files.items():
+                _add(tar, name, path, members)
+            count = total = 0
+            root = storage_root()
+            for path in sorted(root.rglob("*")) if root.is_dir() else []:
+                # Only stored files (xx/<sha256>): not .upload-* files still arriving, nor anything foreign.
+                relative = path.relative_to(root).as_posix()
+                if _STORED.match(relative) and path.is_file():
+                    try:
+                        _add(tar, "attachments/" + relative, path, members)
+                    except FileNotFoundError:  # erased since it was listed
+                        continue
+                    count, total = count + 1, total + members["attachments/" + relative]["size"]
+            manifest.update(attachments={"files": count, "bytes": total}, members=members)
+            body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size, info.mtime, info.mode = len(body), int(now.timestamp()), 0o600
+            tar.addfile(info, io.BytesIO(body))
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
 def _add(tar: tarfile.TarFile, name: str, path: Path, members: dict) -> None:
@@ -221,6 +221,11 @@ def _publish(archive: Path, directory: Path, now: datetime) -> Path:
         except FileExistsError:
             continue
         os.chmod(final, 0o600)
+        directory_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)  # the new name survives a power cut too
+        finally:
+            os.close(directory_fd)
         return final
     raise BackupRefused(f"too many backups named {stamp} in {directory}")
 
@@ -365,6 +370,7 @@ def backup_under_lease(directory: Path, now: datetime | None = None, *, daily: b
     if not leases.acquire(LEASE, owner, LEASE_TTL):
         return None
     try:
+        _remove_leftovers(directory)
         existing = list_backups(directory)
         if daily and existing and (now or utcnow()) - existing[0].created_at < DAILY:
             return None  # the other process finished one while we waited for the lease
@@ -374,6 +380,13 @@ def backup_under_lease(directory: Path, now: datetime | None = None, *, daily: b
         return outcome
     finally:
         leases.release(LEASE, owner)
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Work files of a backup whose process was killed; under the lease nobody else is writing them."""
+    if directory.is_dir():
+        for path in directory.glob(".backup-*"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- restoring

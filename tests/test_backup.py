@@ -368,6 +368,8 @@ def test_the_daily_backup_keeps_the_newest_files_and_skips_a_day_already_backed_
     for stamp in ("20261101T020000Z", "20261102T020000Z", "20261103T020000Z"):
         (directory / f"repair-inbox-backup-{stamp}.tar.gz").write_bytes(b"old")
     (directory / "notes.txt").write_text("not ours")
+    (directory / ".backup-killed").mkdir()  # the work files of a backup whose process was killed
+    (directory / ".backup-killed" / "database").write_bytes(b"half")
     app.config.update(BACKUP_DIR=str(directory), BACKUP_KEEP=2)
 
     made = daily_backup()
