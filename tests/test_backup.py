@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from conftest import build_app, csrf_token
 from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
@@ -439,3 +440,35 @@ def test_the_owner_backs_up_now_and_downloads_the_file(app, owner, owner_client,
     download.close()
     for name in ("..%2F..%2Fsecret_key", "repair-inbox-backup-20991231T000000Z.tar.gz", "manifest.json"):
         assert owner_client.get(f"/settings/backups/{name}").status_code == 404
+
+
+def test_a_backup_of_an_older_version_is_migrated_to_this_ones_schema(new_instance, tmp_path):
+    from flask_migrate import upgrade
+
+    old = new_instance("old-version")
+    with old.app_context():
+        upgrade(revision="0004")
+        create_customer(name="Jan Kowalski", email="jan@example.com")
+        db.session.commit()
+        file = backup(old.test_cli_runner(), tmp_path / "b")
+        db.session.remove()
+        db.engine.dispose()
+    assert json.loads(tarfile.open(file).extractfile("manifest.json").read())["revision"] == "0004"
+
+    fresh = new_instance("fresh")
+    result = restore(fresh, file)
+    assert result.exit_code == 0, result.output
+    with fresh.app_context():
+        script = ScriptDirectory.from_config(fresh.extensions["migrate"].migrate.get_config())
+        assert db.session.scalar(text("SELECT version_num FROM alembic_version")) == script.get_current_head()
+        assert list(db.session.scalars(select(Customer.name))) == ["Jan Kowalski"]
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.app_config(SECRET_KEY=None)
+def test_restoring_a_key_under_a_secret_key_from_the_environment_says_it_is_overridden(cli, new_instance, tmp_path):
+    file = backup(cli, tmp_path / "b")
+    result = restore(new_instance("fresh", SECRET_KEY="set-in-the-environment"), file)
+    assert result.exit_code == 0, result.output
+    assert "overrides instance/secret_key" in result.output
