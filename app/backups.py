@@ -38,6 +38,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SECRET_KEY_MEMBER = "secret_key"
 NAME = re.compile(r"^repair-inbox-backup-(\d{8}T\d{6}Z)(?:-(\d+))?\.tar\.gz$")
+FAILURE = ".last-failure.json"  # in the backup directory while the last backup there failed
 LEASE = "backup"
 LEASE_TTL = timedelta(hours=3)  # longer than any backup takes; a dead run's lease is taken over after it
 DAILY = timedelta(hours=23)  # the daily job makes a backup when the newest one is older than this
@@ -374,12 +375,35 @@ def backup_under_lease(directory: Path, now: datetime | None = None, *, daily: b
         existing = list_backups(directory)
         if daily and existing and (now or utcnow()) - existing[0].created_at < DAILY:
             return None  # the other process finished one while we waited for the lease
-        outcome = create_backup(directory, now)
+        try:
+            outcome = create_backup(directory, now)
+        except Exception as exc:
+            _record_failure(directory, exc, now or utcnow())
+            raise
+        (directory / FAILURE).unlink(missing_ok=True)
         if keep:
             prune(directory, keep)
         return outcome
     finally:
         leases.release(LEASE, owner)
+
+
+def _record_failure(directory: Path, exc: Exception, now: datetime) -> None:
+    """Keep why the last backup failed beside the backups, for the owner's page (the log has the details)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / FAILURE).write_text(json.dumps({"at": now.isoformat(), "error": str(exc)[:500]}))
+    except OSError:
+        pass  # a directory that cannot be written to: the error itself says so in the log
+
+
+def last_failure(directory: Path | None) -> tuple[datetime, str] | None:
+    """When the last backup into `directory` failed and why, unless one has succeeded since."""
+    try:
+        recorded = json.loads((directory / FAILURE).read_text()) if directory else None
+        return (datetime.fromisoformat(recorded["at"]), str(recorded["error"])) if recorded else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _remove_leftovers(directory: Path) -> None:

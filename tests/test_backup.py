@@ -472,3 +472,25 @@ def test_restoring_a_key_under_a_secret_key_from_the_environment_says_it_is_over
     result = restore(new_instance("fresh", SECRET_KEY="set-in-the-environment"), file)
     assert result.exit_code == 0, result.output
     assert "overrides instance/secret_key" in result.output
+
+
+def test_a_failed_daily_backup_is_shown_to_the_owner_until_one_succeeds(app, owner_client, tmp_path, monkeypatch):
+    from app import backups
+
+    directory = tmp_path / "backups"
+    app.config["BACKUP_DIR"] = str(directory)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backups, "create_backup", disk_full)
+        with pytest.raises(OSError):
+            daily_backup()
+    page = owner_client.get("/settings/backups/").get_data(as_text=True)
+    assert "The last backup failed" in page and "No space left on device" in page
+    assert leases.acquire(LEASE, "someone", timedelta(hours=1))  # the failed run gave the lease back
+    leases.release(LEASE, "someone")
+
+    assert daily_backup() is not None
+    assert "The last backup failed" not in owner_client.get("/settings/backups/").get_data(as_text=True)

@@ -6,8 +6,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from ..backups import (BackupRefused, backup_under_lease, configured_dir, find_backup, keep_count, list_backups,
-                       secret_key_included)
+from ..backups import (BackupRefused, backup_under_lease, configured_dir, find_backup, keep_count, last_failure,
+                       list_backups, secret_key_included)
 from ..extensions import db
 from ..models.audit import record
 from . import owner_required
@@ -20,7 +20,8 @@ bp = Blueprint("backups", __name__, url_prefix="/settings/backups")
 def index():
     directory = configured_dir()
     return render_template("staff/settings/backups.html", directory=directory, keep=keep_count(),
-                           backups=list_backups(directory), secret_key_included=secret_key_included(),
+                           backups=list_backups(directory), failure=last_failure(directory),
+                           secret_key_included=secret_key_included(),
                            form=FlaskForm())
 
 
@@ -37,8 +38,8 @@ def create():
         return redirect(url_for("backups.index"))
     try:
         outcome = backup_under_lease(directory, keep=keep_count())
-    except BackupRefused as exc:
-        current_app.logger.error("backup failed: %s", exc)
+    except (BackupRefused, OSError) as exc:
+        current_app.logger.exception("backup failed")
         flash(_("The backup failed: %(reason)s", reason=str(exc)), "error")
         return redirect(url_for("backups.index"))
     if outcome is None:
