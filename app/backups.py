@@ -535,8 +535,9 @@ def restore_backup(path: Path, force: bool = False) -> Outcome:
             with db.engine.begin() as connection:  # their holders were processes of the old server
                 connection.execute(text("DELETE FROM leases"))
         files = _restore_files(work / "attachments")
-        notes = [f"restored {sum(manifest['counts'].get(t, 0) for t in ('messages',))} messages, "
-                 f"{manifest['counts'].get('customers', 0)} customers, {files} files"]
+        counts = manifest["counts"]
+        notes = [f"restored {counts.get('customers', 0)} customers, {counts.get('threads', 0)} threads, "
+                 f"{counts.get('messages', 0)} messages and {files} files"]
         notes += _restore_secret_key(work, manifest)
     from flask_migrate import upgrade
 
