@@ -252,8 +252,12 @@ def test_a_secret_key_from_the_environment_is_named_as_missing_from_the_backup(c
 def test_the_generated_secret_key_travels_with_the_backup_so_mailbox_passwords_still_read(
         app, cli, new_instance, tmp_path):
     assert (Path(app.instance_path) / "secret_key").is_file()
-    box = imap_server_free_mailbox()
+    box = mailbox_with_password()
     file = backup(cli, tmp_path / "b")
+    with tarfile.open(file) as tar:
+        assert json.loads(tar.extractfile("manifest.json").read())["secret_key"] == {"included": True,
+                                                                                     "member": "secret_key"}
+        assert tar.extractfile("secret_key").read() == (Path(app.instance_path) / "secret_key").read_bytes()
     fresh = new_instance("fresh", SECRET_KEY=None)
     assert (Path(fresh.instance_path) / "secret_key").read_text() != (Path(app.instance_path) / "secret_key").read_text()
     result = restore(fresh, file)
@@ -267,7 +271,7 @@ def test_the_generated_secret_key_travels_with_the_backup_so_mailbox_passwords_s
         db.engine.dispose()
 
 
-def imap_server_free_mailbox() -> int:
+def mailbox_with_password() -> int:
     from app.mailboxes import create_mailbox
 
     box = create_mailbox(name="Serwis", email="serwis@shop.example", smtp_host="smtp.shop.example", smtp_port=587,
