@@ -12,9 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN useradd --create-home --uid 10001 repairinbox
 
-# DejaVu fonts: the acceptance receipt PDF needs a TrueType font with Polish letters.
+# DejaVu fonts: the acceptance receipt PDF needs a TrueType font with Polish letters. The PostgreSQL client:
+# pg_dump, pg_restore and psql for backups of a shop on PostgreSQL.
 RUN apt-get update -q \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fonts-dejavu-core \
+       postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt ./

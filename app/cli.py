@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import click
 from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from .backups import BackupRefused, backup_under_lease, configured_dir, restore_backup
 from .customers import create_customer
 from .demo import OWNER_EMAIL, STAFF_EMAIL, seed
 from .errors import ValidationFailed
@@ -27,7 +29,7 @@ def register_cli(app: Flask) -> None:
     from .outbox.commands import outbox
     from .portal.commands import panel
 
-    for group in (users, customers, api_token, demo, sms, outbox, panel, mail, mailbox):
+    for group in (users, customers, api_token, demo, backup, sms, outbox, panel, mail, mailbox):
         app.cli.add_command(group)
 
 
@@ -117,3 +119,49 @@ def demo_seed():
     click.echo(f"  owner: {OWNER_EMAIL}")
     click.echo(f"  staff: {STAFF_EMAIL}")
     click.echo(f"  password (both): {password}")
+
+
+@click.group(help="Backups of the shop: the database, stored files and the secret key in one file.")
+def backup():
+    _speak_english()
+
+
+@backup.command("create", help="Write a backup file (safe while the shop runs) and print its path last.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the file; default BACKUP_DIR, else the current directory.")
+def backup_create(output: Path | None):
+    directory = output or configured_dir() or Path.cwd()
+    try:
+        outcome = backup_under_lease(directory)
+    except BackupRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    if outcome is None:
+        raise click.ClickException("another backup is being made right now; try again when it has finished")
+    record("backup.create", by=CLI_ACTOR, file=outcome.path.name, size=outcome.path.stat().st_size)
+    db.session.commit()
+    manifest = outcome.manifest
+    counts = manifest["counts"]
+    click.echo(f"database: {manifest['database']['kind']} at migration {manifest['revision']}; "
+               f"{counts.get('customers', 0)} customers, {counts.get('threads', 0)} threads, "
+               f"{counts.get('messages', 0)} messages")
+    click.echo(f"files: {manifest['attachments']['files']} ({manifest['attachments']['bytes']} bytes)")
+    if manifest["secret_key"]["included"]:
+        click.echo("secret key: included (instance/secret_key)")
+    for note in outcome.notes:
+        click.echo("WARNING: " + note)
+    click.echo(str(outcome.path))
+
+
+@backup.command("restore", help="Restore a backup FILE into this (empty) instance, then migrate it.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the data of an instance that already holds a shop.")
+def backup_restore(file: Path, force: bool):
+    try:
+        outcome = restore_backup(file, force=force)
+    except BackupRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    record("backup.restore", by=CLI_ACTOR, file=file.name, made_at=outcome.manifest["created_at"])
+    db.session.commit()
+    for note in outcome.notes:
+        click.echo(note)
+    click.echo(f"restored the backup of {outcome.manifest['created_at']}")

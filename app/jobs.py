@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import delete
 
 from . import sign_in_sessions
+from .backups import daily_backup
 from .extensions import db
 from .inbound.poll import poll_due_mailboxes
 from .mailbox_health import notify_broken_mailboxes
@@ -44,6 +45,9 @@ JOBS = [
     (poll_due_mailboxes, {"trigger": "interval", "seconds": 15}),
     (purge_outbox, {"trigger": "interval", "days": 1}),
     (notify_broken_mailboxes, {"trigger": "interval", "seconds": 60}),
+    # Checked hourly, backs up when the newest backup is a day old: a daily interval would restart with every
+    # restart of the process and might never come round. Off unless BACKUP_DIR is set.
+    (daily_backup, {"trigger": "interval", "hours": 1}),
 ]
 
 

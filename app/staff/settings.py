@@ -41,6 +41,7 @@ SECTIONS = [
     ("templates.index", _l("Templates"), _l("Ready texts with tags, their files, and the reply header and footer.")),
     ("notifications.index", _l("Notifications"),
      _l("Automatic messages when a repair changes status, and quiet hours for SMS.")),
+    ("backups.index", _l("Backups"), _l("The daily backup, its files to download, and a backup right now.")),
     ("audit.index", _l("Audit log"), _l("Who did what and when: sign-ins, sends, deletions, exports, erasures.")),
 ]
 
