@@ -13,6 +13,7 @@ from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, update
 
+from ..attachments import servable
 from ..customers import normalize_email, parse_phone
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -387,6 +388,6 @@ def attachment_for_customer(attachment_id: int, customer: Customer) -> Attachmen
         .where(Attachment.id == attachment_id, Attachment.sha256.is_not(None), customer_sees(customer),
                Thread.id.in_(_own_threads(customer).with_only_columns(Thread.id)))
     )
-    if attachment is None:
+    if attachment is None or not servable(attachment.filename, attachment.sha256):
         abort(404)
     return attachment
