@@ -69,15 +69,15 @@ def _trust_proxies(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
-    from .staff import (account, audit, auth, bulk, compose, customers, held, inbox, mailbox_oauth, mailboxes,
-                        notifications, outbox, panel_settings, repairs, settings, sms_settings, stats, templates,
-                        thread_actions, thread_tools, threads, tickets, trusted_domains, workflow)
+    from .staff import (account, api_tokens, audit, auth, bulk, compose, customers, held, inbox, mailbox_oauth,
+                        mailboxes, notifications, outbox, panel_settings, repairs, settings, sms_settings, stats,
+                        templates, thread_actions, thread_tools, threads, tickets, trusted_domains, workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
 
     for module in (auth, inbox, threads, thread_actions, thread_tools, compose, customers, repairs, tickets, outbox,
                    settings, workflow, mailboxes, mailbox_oauth, sms_settings, account, panel_settings, held,
-                   trusted_domains, stats, templates, notifications, bulk, audit):
+                   trusted_domains, api_tokens, stats, templates, notifications, bulk, audit):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
