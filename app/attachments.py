@@ -92,8 +92,10 @@ def refusal(filename: str | None, content: BinaryIO) -> str | None:
 
 def _is_program(content: BinaryIO) -> bool:
     content.seek(0)
-    head = content.read(64)
+    head = content.read(SNIFF_BYTES)
     if head.startswith((_MZ, _ELF, _SHEBANG, b"\xef\xbb\xbf#!", _LNK)) or head[:4] in _MACH_O:
+        return True
+    if sniff(head) in BLOCKED_TYPES:  # whatever else the content sniffer knows to be a program
         return True
     if head.startswith(_OLE):
         content.seek(0)
@@ -203,7 +205,7 @@ def store(stream: BinaryIO, filename: str | None, limit: int | None = None) -> S
                 tmp.write(chunk)
         content_type = sniff(head)
         with open(tmp_name, "rb") as saved:
-            refused = content_type in BLOCKED_TYPES or refusal(filename, saved) is not None
+            refused = refusal(filename, saved) is not None
         if refused:
             raise ValidationFailed({"attachments": refusal_message(filename)})
         sha = digest.hexdigest()
