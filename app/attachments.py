@@ -71,10 +71,12 @@ _PROGRAM_ZIP_ENTRIES = {"META-INF/MANIFEST.MF", "AndroidManifest.xml", "classes.
 
 
 def extension(name: str | None) -> str:
-    """The extension Windows would act on: after the last dot, lower-case, trailing dots and spaces ignored."""
-    name = unicodedata.normalize("NFKC", safe_filename(name)).rstrip(" .")
-    stem, dot, ext = name.rpartition(".")
-    return ext.strip().lower() if dot and stem else ""
+    """The extension Windows would act on: after the last dot (".exe" alone counts), lower-case, trailing dots
+    and spaces ignored."""
+    name = unicodedata.normalize("NFKC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").rstrip(" .")
+    _stem, dot, ext = name.rpartition(".")
+    return ext.strip().lower() if dot else ""
 
 
 def refusal(filename: str | None, content: BinaryIO) -> str | None:
@@ -82,7 +84,8 @@ def refusal(filename: str | None, content: BinaryIO) -> str | None:
     content (Windows, Linux or macOS programs, shebang scripts, shortcuts, Windows Installer packages, Java and
     Android packages, zips carrying any of these by name), "program name" for a name that runs when opened.
     `content` is a seekable binary stream of the whole file; it is left at its start."""
-    if extension(filename) in PROGRAM_EXTENSIONS:
+    # The name as given and as it will be kept (shortened names keep another ending).
+    if {extension(filename), extension(safe_filename(filename))} & PROGRAM_EXTENSIONS:
         return "program name"
     try:
         return "program" if _is_program(content) else None

@@ -41,6 +41,7 @@ PROGRAMS = {
     "a JScript file": (lambda: b"WScript.Echo(1);\n", "Faktura.PDF.JS"),
     "a shortcut": (lambda: b"L\x00\x00\x00", "faktura.lnk"),
     "a program name ending in a dot": (lambda: PNG, "zdjecie.exe."),
+    "a name that ends in .exe once shortened": (lambda: PNG, "z" * 195 + ".exe." + "b" * 20),
 }
 # What shops need stays allowed: images, PDF, Office and OpenDocument files (zips, but no Java), old Word files
 # (OLE, but not installers), zips of photos, text.
