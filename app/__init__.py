@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -27,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure(app, config)
+    _trust_proxies(app)
 
     from . import models  # noqa: F401  (registers the tables)
     from .i18n import init_i18n
@@ -55,17 +57,28 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, the client's address, scheme and host come from the headers those
+    proxies set (the last N values of each), so sign-in limits and the audit log see each client, not the proxy."""
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops < 0:
+        raise ValueError("TRUSTED_PROXIES must be 0 (no proxy) or the number of proxies in front of the app")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
-    from .staff import (account, audit, auth, backups, bulk, compose, customers, held, inbox, mailbox_oauth,
-                        mailboxes, notifications, outbox, panel_settings, repairs, settings, sms_settings, stats,
-                        templates, thread_actions, thread_tools, threads, tickets, trusted_domains, workflow)
+    from .staff import (account, api_tokens, audit, auth, backups, bulk, compose, customers, held, inbox,
+                        mailbox_oauth, mailboxes, notifications, outbox, panel_settings, repairs, settings,
+                        sms_settings, stats, templates, thread_actions, thread_tools, threads, tickets,
+                        trusted_domains, workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
 
     for module in (auth, inbox, threads, thread_actions, thread_tools, compose, customers, repairs, tickets, outbox,
                    settings, workflow, mailboxes, mailbox_oauth, sms_settings, account, panel_settings, held,
-                   trusted_domains, stats, templates, notifications, bulk, audit, backups):
+                   trusted_domains, stats, templates, notifications, bulk, audit, backups, api_tokens):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)

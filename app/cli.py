@@ -10,13 +10,13 @@ from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from .api_tokens import api_tokens, create_token, revoke_token, token_named
 from .backups import BackupRefused, backup_under_lease, configured_dir, restore_backup
 from .customers import create_customer
 from .demo import OWNER_EMAIL, STAFF_EMAIL, seed
 from .errors import ValidationFailed
 from .extensions import db
-from .models import ApiToken, User
-from .models.audit import record
+from .models import User
 from .models.users import ROLES
 from .staff.users import create_user
 
@@ -89,17 +89,48 @@ def api_token():
 
 @api_token.command("create", help="Make a token named NAME and print it (only its hash is kept).")
 @click.argument("name")
-def api_token_create(name: str):
-    name = name.strip()
-    if not name:
-        raise click.ClickException("give the token a name, e.g. the system that will use it")
-    token, plain = ApiToken.issue(name)
-    db.session.flush()
-    record("api_token.create", by=CLI_ACTOR, target=token, name=name)
+@click.option("--expires", "expires_days", type=int, metavar="DAYS",
+              help="Stop working after DAYS days; without it the token works until revoked.")
+def api_token_create(name: str, expires_days: int | None):
+    try:
+        token, plain = create_token(name, actor=CLI_ACTOR, expires_days=expires_days)
+    except ValidationFailed as exc:
+        raise _refused(exc) from None
     db.session.commit()
     click.echo(plain)
     # On stderr, so that `TOKEN=$(flask api-token create erp)` captures the token alone.
     click.echo("This token is shown only once; store it now.", err=True)
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+@api_token.command("list", help="Every token: id, name, state, who made it, when, last use, expiry.")
+def api_token_list():
+    rows = [("ID", "NAME", "STATE", "CREATED BY", "CREATED", "LAST USED", "EXPIRES")]
+    for token in api_tokens():
+        rows.append((str(token.id), token.name, token.state,
+                     token.created_by.email if token.created_by else "command line",
+                     _when(token.created_at), _when(token.last_used_at), _when(token.expires_at)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+
+
+@api_token.command("revoke", help="Stop the token NAME_OR_ID at once (a name must belong to one live token).")
+@click.argument("name_or_id")
+def api_token_revoke(name_or_id: str):
+    try:
+        token = token_named(name_or_id)
+    except ValidationFailed as exc:
+        raise _refused(exc) from None
+    if token.revoked_at is not None:
+        click.echo(f"token {token.id} ({token.name}) was already revoked")
+        return
+    revoke_token(token, actor=CLI_ACTOR)
+    db.session.commit()
+    click.echo(f"revoked token {token.id} ({token.name})")
 
 
 @click.group(help="The demo shop.")

@@ -11,6 +11,9 @@ DEFAULTS: dict[str, object] = {
     "SECRET_KEY_FALLBACKS": [],  # old keys, still accepted for sessions and stored secrets
     "SCHEDULER_ENABLED": True,
     "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    # Reverse proxies in front of the app (Caddy, nginx...): how many hops' X-Forwarded-For/-Proto/-Host headers
+    # to believe. 0 (no proxy) ignores them all: a client could write anything there.
+    "TRUSTED_PROXIES": 0,
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_LIMIT_PER_IP": "20 per minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute",

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
+from ..attachments import path_for, refusal, store
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound import batch
@@ -341,7 +341,7 @@ def _attachments(mail: ParsedMail, stored: bool) -> list[dict]:
         if not stored:
             row["skipped_reason"] = NOT_STORED
             continue
-        if sniff(part.payload[:SNIFF_BYTES]) in BLOCKED_TYPES:
+        if refusal(part.filename, io.BytesIO(part.payload)) is not None:
             row["skipped_reason"] = PROGRAM
             continue
         sha = hashlib.sha256(part.payload).hexdigest()

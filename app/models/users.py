@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
@@ -117,25 +117,41 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: until revoked
+
+    created_by: Mapped["User | None"] = relationship()
+
+    def usable(self, now: datetime | None = None) -> bool:
+        """Neither revoked nor past its expiry."""
+        now = now or utcnow()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def state(self) -> str:
+        """"active", "revoked" or "expired", for the lists."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.usable() else "expired"
 
     @staticmethod
     def digest(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, name: str, created_by_id: int | None = None) -> tuple["ApiToken", str]:
+    def issue(cls, name: str, created_by_id: int | None = None,
+              expires_at: datetime | None = None) -> tuple["ApiToken", str]:
         """Make a token; returns the row and the plain token, which is never stored."""
         plain = "ri_" + secrets.token_urlsafe(32)
-        row = cls(name=name, token_hash=cls.digest(plain), created_by_id=created_by_id)
+        row = cls(name=name, token_hash=cls.digest(plain), created_by_id=created_by_id, expires_at=expires_at)
         db.session.add(row)
         return row, plain
 
     @classmethod
     def authenticate(cls, plain: str) -> "ApiToken | None":
         row = db.session.scalar(select(cls).where(cls.token_hash == cls.digest(plain)))
-        if row is None or row.revoked_at is not None:
-            return None
         now = utcnow()
+        if row is None or not row.usable(now):
+            return None
         if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
             row.last_used_at = now  # at most one write a minute per token, committed right away
             db.session.commit()

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, update
 
 from .. import sign_in_sessions
+from ..attachments import servable
 from ..customers import normalize_email, parse_phone
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -462,6 +463,6 @@ def attachment_for_customer(attachment_id: int, customer: Customer) -> Attachmen
         .where(Attachment.id == attachment_id, Attachment.sha256.is_not(None), customer_sees(customer),
                Thread.id.in_(_own_threads(customer).with_only_columns(Thread.id)))
     )
-    if attachment is None:
+    if attachment is None or not servable(attachment.filename, attachment.sha256):
         abort(404)
     return attachment

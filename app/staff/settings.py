@@ -38,6 +38,8 @@ SECTIONS = [
     ("panel_settings.index", _l("Customer panel"), _l("The panel's colour and logo, and files from customers.")),
     ("trusted_domains.index", _l("Trusted domains"),
      _l("Partners and suppliers whose mail is accepted without being customers.")),
+    ("api_tokens.index", _l("API tokens"),
+     _l("Tokens for the shop's other systems: who made them, their last use, revoking them.")),
     ("templates.index", _l("Templates"), _l("Ready texts with tags, their files, and the reply header and footer.")),
     ("notifications.index", _l("Notifications"),
      _l("Automatic messages when a repair changes status, and quiet hours for SMS.")),

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
-from ..attachments import path_for
+from ..attachments import path_for, servable
 from ..extensions import db
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
 from ..messaging.merge import live_thread
@@ -128,7 +128,7 @@ def _stored_attachment(thread_id: int, attachment_id: int) -> Attachment:
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None or attachment.message.thread_id != thread.id or not attachment.sha256:
         abort(404)
-    if not path_for(attachment.sha256).is_file():
+    if not servable(attachment.filename, attachment.sha256):
         abort(404)
     return attachment
 
