@@ -17,6 +17,7 @@ from .demo import OWNER_EMAIL, STAFF_EMAIL, seed
 from .errors import ValidationFailed
 from .extensions import db
 from .models import User
+from .models.audit import record
 from .models.users import ROLES
 from .staff.users import create_user
 
