@@ -242,6 +242,18 @@ def test_next_unanswered_opens_the_thread_that_waited_longest(staff_client, anna
     assert response.headers["Location"].endswith(f"/threads/{oldest.id}")
 
 
+def test_next_unanswered_skips_a_thread_without_a_customer_that_nobody_can_reply_to(staff_client, anna):
+    supplier = make_thread(anna, "Order confirmation", status="waiting_us",
+                           last_inbound_at=utcnow() - timedelta(hours=9))
+    supplier.customer_id = None  # a trusted supplier's mail: no customer, no Reply
+    customers = make_thread(anna, "Screen", status="waiting_us", last_inbound_at=utcnow() - timedelta(hours=1))
+    db.session.commit()
+
+    response = staff_client.get("/inbox/next")
+
+    assert response.headers["Location"].endswith(f"/threads/{customers.id}")
+
+
 def test_next_unanswered_says_so_when_nobody_waits(staff_client, anna):
     make_thread(anna, "Done", status="closed")
 

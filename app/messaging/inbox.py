@@ -296,9 +296,12 @@ def _forget_thread_changes(session: Session, _transaction) -> None:
 
 
 def next_unanswered() -> Thread | None:
-    """The thread that has waited longest for the shop's answer, or None when nobody waits."""
+    """The thread that has waited longest for the shop's answer, or None when nobody waits.
+
+    Only threads with a customer: one without (a trusted supplier's mail) has no Reply, and offering it first
+    would send staff back to it again and again."""
     return db.session.scalars(
-        live_threads().where(Thread.status == "waiting_us")
+        live_threads().where(Thread.status == "waiting_us", Thread.customer_id.is_not(None))
         .order_by(Thread.last_inbound_at.asc().nulls_last(), Thread.id.asc()).limit(1)
     ).first()
 
