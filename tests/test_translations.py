@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
+from app.models import Shop
 from conftest import csrf_token, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,3 +166,11 @@ def test_text_rendered_in_the_shops_language_during_a_request_is_in_that_languag
             with force_locale("pl"):
                 assert render_template_string(words) == "Zapisz · Przekazano 2 wiadomości"
             assert render_template_string(words) == "Save · 2 messages forwarded"
+
+
+def test_a_word_with_two_meanings_is_translated_by_its_context(client):
+    """"Open" is a thread's status (Otwarte) and the panel's access-code button (Otwórz)."""
+    html = client.get(f"/p/{Shop.current().slug}/sign-in").get_data(as_text=True)
+
+    assert re.search(r"<button[^>]*>Otwórz</button>", html)
+    assert "Otwarte" not in html
