@@ -81,6 +81,10 @@ def init_i18n(app: Flask, babel: Babel) -> None:
     def _number(value) -> str:
         return _formatted_number(value, get_locale()) if value is not None else ""
 
+    @app.template_filter("filesize")
+    def _filesize(size: int | None) -> str:
+        return _formatted_size(size, get_locale()) if size is not None else ""
+
     @app.context_processor
     def _languages():
         return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "current_locale": select_locale}
@@ -97,6 +101,17 @@ def _formatted_datetime(value: datetime, fmt: str, locale, timezone) -> str:
 def _formatted_number(value, locale) -> str:
     """format_decimal in the request's locale (part of the key): a thread's page shows a size for every file."""
     return format_decimal(value)
+
+
+@lru_cache(maxsize=4096)
+def _formatted_size(size: int, locale) -> str:
+    """A file's size as people read it, in the request's locale: "13 B", "4 kB", "2,5 MB". Never "0 kB" for a
+    file that has bytes, and one decimal only where it tells something (below 10 of a unit)."""
+    for unit, scale in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("kB", 1024)):
+        if size >= scale:
+            amount = size / scale
+            return f"{format_decimal(amount, '#,##0.#' if amount < 10 else '#,##0')} {unit}"
+    return f"{format_decimal(size)} B"
 
 
 @lru_cache(maxsize=4096)

@@ -354,7 +354,8 @@ def test_print_offers_every_message_ticked_and_notes_unticked_and_prints_only_th
     thread = open_thread(customer, subject="Naprawa")
     db.session.commit()
     first = customer_wrote(thread, "Pierwsza wiadomość", minutes_ago=10)
-    first.attachments = [Attachment(filename="faktura.pdf", size=2048)]
+    first.attachments = [Attachment(filename="faktura.pdf", size=2048), Attachment(filename="uwagi.txt", size=13),
+                         Attachment(filename="zdjecie.jpg", size=2_700_000)]
     second = customer_wrote(thread, "Druga wiadomość")
     internal = note(thread, "Notatka wewnętrzna", staff)
 
@@ -363,7 +364,8 @@ def test_print_offers_every_message_ticked_and_notes_unticked_and_prints_only_th
     assert re.search(rf'value="{internal.id}" >', choose)
 
     printed = staff_client.get(f"/threads/{thread.id}/print?show=1&m={first.id}").get_data(as_text=True)
-    assert "Pierwsza wiadomość" in printed and "faktura.pdf" in printed and "2.0 kB" in printed
+    assert "Pierwsza wiadomość" in printed and "faktura.pdf" in printed and "2 kB" in printed
+    assert "13 B" in printed and "2.6 MB" in printed  # a small file is never "0 kB"
     assert "Druga wiadomość" not in printed and "Notatka wewnętrzna" not in printed
     assert 'class="print-view"' in printed and customer.email in printed
     with_note = staff_client.get(f"/threads/{thread.id}/print?show=1&m={internal.id}").get_data(as_text=True)
