@@ -66,7 +66,7 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     page.goto(live_server.url + "/held/")
     expect(page.locator("tbody tr")).to_have_count(2)
     expect(page.locator("tbody")).to_contain_text("jan.malinowski@example.com")
-    expect(page.locator("tbody")).to_contain_text("+48605777888")
+    expect(page.locator("tbody")).to_contain_text("+48 605 777 888")
     screenshot(page, "held")
 
     page.goto(live_server.url + "/stats/")

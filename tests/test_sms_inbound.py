@@ -368,6 +368,7 @@ def test_staff_read_a_held_sms_and_create_the_customer_from_it(staff_client, acc
     assert "czy mój laptop już gotowy?" in staff_client.get("/held/").get_data(as_text=True)  # the list shows it
     page = staff_client.get(f"/held/{item.id}").get_data(as_text=True)
     assert "czy mój laptop już gotowy?" in page
+    assert "+48 601 222 333" in page and "&lt;+48601222333&gt;" not in page  # a number, not a mail address
     response = staff_client.post(f"/held/{item.id}/create-customer",
                                  data={"csrf_token": csrf_token(staff_client, f"/held/{item.id}")})
 
