@@ -210,17 +210,40 @@ def _touch_thread(thread: Thread, message: Message, author, now: datetime, opene
             thread.first_response_at = now
 
 
+def undo_refusal(message: Message, now: datetime | None = None) -> str | None:
+    """Why `message` cannot be taken back, or None when it can.
+
+    Only a message staff wrote to a customer can be undone (never a customer's mail or SMS, a note, an event or
+    an automatic notification), and only while nothing of it has been handed to a channel: every delivery still
+    scheduled or queued, never tried, and its time (the undo window or "send later") still ahead.
+    """
+    now = now or utcnow()
+    if (message.kind != "message" or message.direction != "out" or message.author_user_id is None
+            or message.automatic):
+        return _("Only a message written by staff and not sent yet can be taken back.")
+    deliveries = list(message.deliveries)
+    if (not deliveries or message.send_at is None or message.send_at <= now
+            or any(d.status not in ("scheduled", "queued") or d.attempts for d in deliveries)):
+        return _("Too late to undo: the message is already on its way.")
+    return None
+
+
 def undo(message: Message, actor=None) -> dict:
     """Take back a message none of whose deliveries has started; returns what was written, to edit again.
 
-    Refuses (ValidationFailed; the caller rolls back) once any delivery has been claimed for sending: the
-    cancelling UPDATE is conditional, so a dispatcher claiming at the same moment cannot slip through.
+    Refuses (ValidationFailed on "undo", nothing changed) anything `undo_refusal` refuses. Once a delivery has
+    been claimed for sending it is refused too: the cancelling UPDATE is conditional, so a dispatcher claiming
+    at the same moment cannot slip through (the caller rolls back).
     """
-    waiting = [d for d in message.deliveries if d.status != "cancelled"]
+    now = utcnow()
+    if (refusal := undo_refusal(message, now)) is not None:
+        raise ValidationFailed({"undo": refusal})
+    waiting = list(message.deliveries)
     stopped = db.session.execute(
         update(Delivery)
-        .where(Delivery.message_id == message.id, Delivery.status.in_(("scheduled", "queued")))
-        .values(status="cancelled", cancelled_at=utcnow())
+        .where(Delivery.message_id == message.id, Delivery.status.in_(("scheduled", "queued")),
+               Delivery.attempts == 0)
+        .values(status="cancelled", cancelled_at=now)
     ).rowcount
     if stopped != len(waiting):
         raise ValidationFailed({"undo": _("Too late to undo: the message is already on its way.")})
@@ -234,7 +257,8 @@ def undo(message: Message, actor=None) -> dict:
     }
     thread = message.thread
     give_back(message)
-    record("message.undo", by=actor, target=message, thread_id=thread.id)
+    record("message.undo", by=actor, target=message, thread_id=thread.id, channels=draft["channels"],
+           written_by=message.author_user_id)
     db.session.execute(delete(Delivery).where(Delivery.message_id == message.id))
     db.session.delete(message)
     db.session.flush()
