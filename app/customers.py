@@ -209,6 +209,7 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
     touching the customer.
     """
     _check_source(source)
+    refuse_erased(customer)
     note = _clean_consent_note(consent_note)
     cleaned = _cleaned(fields)
     changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
@@ -222,6 +223,18 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
         record("customer.update", by=actor, target=customer, source=source, fields=changed)
     db.session.flush()
     return changed
+
+
+def refuse_erased(customer: Customer | None, field: str = "customer_id") -> None:
+    """The one guard for writing to or about a customer: refuses (ValidationFailed on `field`) an erased one.
+
+    Erasure must stay erasure: nothing may put a name, a contact, a note, a consent, a thread, a message, a
+    repair or a ticket back on an anonymised customer, whichever door (staff page, API, CLI, held mail) it uses.
+    Every domain function that writes for a customer calls this before touching anything.
+    """
+    if customer is not None and customer.anonymized_at is not None:
+        raise ValidationFailed({field: _("This customer's data has been erased: nothing can be added or changed "
+                                         "for them.")})
 
 
 def _escape_like(text: str) -> str:

@@ -181,7 +181,7 @@ def _checked(*, name, email, display_name, smtp_host, smtp_port, smtp_security, 
         if values["email"] is None:
             errors["email"] = _("Enter the mailbox's e-mail address.")
     except ValidationFailed as exc:
-        errors["email"] = exc.fields["email"]
+        errors["email"] = exc.message_for("email")
     if not _HOST.fullmatch(values["smtp_host"]):
         errors["smtp_host"] = _("Enter the SMTP server's host name, like smtp.example.com.")
     if not isinstance(smtp_port, int) or not 1 <= smtp_port <= 65535:

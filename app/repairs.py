@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from .customers import refuse_erased
 from .errors import ValidationFailed
 from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
@@ -174,8 +175,9 @@ def row_by_id(model, raw):
 def _customer(raw) -> Customer:
     """A Customer or its id (forms and the API send ids); refuses unknown and anonymised customers."""
     customer = row_by_id(Customer, raw)
-    if customer is None or customer.anonymized_at is not None:
+    if customer is None:
         raise ValidationFailed({"customer_id": _("Choose an existing customer.")})
+    refuse_erased(customer)
     return customer
 
 
@@ -317,6 +319,7 @@ def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fiel
     Status changes go through change_status (they are logged and notify the customer). Refuses bad
     fields like create_repair, before touching the repair.
     """
+    refuse_erased(repair.customer)
     changed = _apply(repair, _cleaned(_REPAIR_CLEANERS, fields))
     if changed:
         record("repair.update", by=actor, target=repair, source=source, fields=changed)
@@ -416,6 +419,7 @@ def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fiel
 
     Returns the names of the changed fields; refuses bad fields like create_ticket, before touching it.
     """
+    refuse_erased(ticket.customer)
     changed = _apply(ticket, _cleaned(_TICKET_CLEANERS, fields))
     if changed:
         record("ticket.update", by=actor, target=ticket, source=source, fields=changed)

@@ -61,7 +61,7 @@ def _checked_shop_values(values: dict) -> dict:
         try:
             values["notification_email"] = normalize_email(values["notification_email"])
         except ValidationFailed as exc:
-            errors["notification_email"] = exc.fields["email"]
+            errors["notification_email"] = exc.message_for("email")
     if "undo_seconds" in values and not (
         isinstance(values["undo_seconds"], int) and 0 <= values["undo_seconds"] <= MAX_UNDO_SECONDS
     ):

@@ -131,7 +131,7 @@ def send_test_sms(to: str | None, *, actor: User | str | None) -> SendResult:
     try:
         number = parse_phone(to)
     except ValidationFailed as exc:
-        raise ValidationFailed({"to": exc.fields["phone"]}) from None
+        raise ValidationFailed({"to": exc.message_for("phone")}) from None
     if number is None:
         raise ValidationFailed({"to": _("Enter the number to send the test SMS to.")})
     body = _("Test SMS from %(shop)s: sending works.", shop=Shop.current().name)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, update
 from ..attachments import StoredFile
 from ..channels import get_channel
 from ..channels.sms import MAX_BODY, sms_body
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
@@ -100,6 +101,7 @@ def compose(
     the thread, repair or ticket belongs to someone else, or the `template` (whose files go with the message on
     e-mail and panel) is marketing and the customer has not agreed to it.
     """
+    refuse_erased(customer)
     shop = Shop.current()
     now = utcnow()
     channels = list(dict.fromkeys(channels))

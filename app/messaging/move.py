@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Message, Thread, User, utcnow
@@ -11,7 +12,8 @@ from .compose import PREVIEW_CHARS
 
 
 def move_message(message: Message, to_thread: Thread, actor: User | str | None) -> Message:
-    """Put a message the customer sent into `to_thread`; returns it. Flushed, the caller commits.
+    """P    refuse_erased(to_thread.customer, "to_thread_id")
+ut a message the customer sent into `to_thread`; returns it. Flushed, the caller commits.
 
     Both threads get an event saying what moved where, the message loses its "may belong to" marker, and
     the move is audited; each thread's preview and status follow its latest message again. The message keeps

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from sqlalchemy import update
 
 from ..attachments import StoredFile
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Customer, Message, Repair, Shop, Thread, utcnow
@@ -34,6 +35,7 @@ def customer_reply(thread: Thread, customer: Customer, body: str,
     is told. Refuses (ValidationFailed) an empty or too long text and files when the shop does not take them."""
     from ..portal.notices import queue_shop_notice  # the panel package imports the domain, not the other way
 
+    refuse_erased(customer, "body")
     body = _clean_body(body, attachments)
     now = utcnow()
     message = Message(

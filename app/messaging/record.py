@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer, Message, Repair, Ticket, User, utcnow
@@ -31,8 +32,9 @@ def record_conversation(
     `author`); nothing is sent to anyone. Returns the message; flushed, the caller commits.
 
     Refuses (ValidationFailed, nothing stored) an unknown source or status, an empty or overlong text, no subject
-    where no repair or ticket names the thread, and a repair or ticket of another customer.
+    where no repair or ticket names the thread, a repair or ticket of another customer, and an erased customer.
     """
+    refuse_erased(customer)
     errors = {}
     if source not in RECORD_SOURCES:
         errors["source"] = _("Choose where the conversation took place.")

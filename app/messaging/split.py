@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Message, Thread, User, utcnow
@@ -23,6 +24,7 @@ def split_message(message: Message, actor: User | str | None, subject: str = "")
     commits. The original stays where it was; both threads get an event naming the other.
     Refuses (ValidationFailed on "message_id") notes, events and redacted messages.
     """
+    refuse_erased(message.thread.customer, "message_id")
     if message.kind != "message" or message.redacted_at is not None:
         raise ValidationFailed({"message_id": _("Only a message (not a note or an event) can be split out.")})
     old = message.thread

@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer, Message, Queue, Repair, Tag, Thread, ThreadFollower, User, utcnow
@@ -188,8 +189,9 @@ def unfollow(thread: Thread, user: User) -> None:
 def add_note(thread: Thread, body: str, author: User) -> Message:
     """An internal note in the timeline: for staff only, never shown to the customer and never sent.
 
-    Refuses (ValidationFailed on "body") an empty or overlong note.
+    Refuses (ValidationFailed on "body") an empty or overlong note, and one about an erased customer.
     """
+    refuse_erased(thread.customer, "body")
     body = (body or "").replace("\r\n", "\n").strip()
     if not body:
         raise ValidationFailed({"body": _("Write a note.")})

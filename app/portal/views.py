@@ -176,7 +176,7 @@ def account():
         try:
             access.set_password(customer, form.password.data)
         except ValidationFailed as exc:
-            form.password.errors.append(exc.fields["password"])
+            form.password.errors.append(exc.message_for("password"))
         else:
             access.sign_in(customer, how="password_set")  # this session goes on; others ended
             db.session.commit()

@@ -169,7 +169,7 @@ def cancel_message(thread_id: int, message_id: int):
         stopped = stop_message(message, current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["message"], "error")
+        flash(exc.message_for("message"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     flash(_("Sending cancelled.") if stopped else _("Nothing left to cancel: the message has already gone."),
@@ -190,7 +190,7 @@ def move(thread_id: int, message_id: int):
         move_message(message, to_thread, current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["to_thread_id"], "error")
+        flash(exc.message_for("to_thread_id"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     flash(_("Moved to %(thread)s.", thread=thread_label(to_thread)), "success")
@@ -213,7 +213,7 @@ def redact(thread_id: int, message_id: int):
         redact_message(message, request.form.get("text", ""), current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["text"], "error")
+        flash(exc.message_for("text"), "error")
     else:
         db.session.commit()
         flash(_("The text is redacted."), "success")
