@@ -13,12 +13,14 @@ from .customers import create_customer
 from .demo import OWNER_EMAIL, STAFF_EMAIL, seed
 from .errors import ValidationFailed
 from .extensions import db
+from .fields import clean_line
 from .models import ApiToken, User
 from .models.audit import record
 from .models.users import ROLES
 from .staff.users import create_user
 
 CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command
+API_TOKEN_NAME_MAX = 120  # ApiToken.name's column
 
 
 def register_cli(app: Flask) -> None:
@@ -88,7 +90,10 @@ def api_token():
 @api_token.command("create", help="Make a token named NAME and print it (only its hash is kept).")
 @click.argument("name")
 def api_token_create(name: str):
-    name = name.strip()
+    try:  # the name labels the token's actions in the audit log ("api:NAME")
+        name = clean_line(name, "name", API_TOKEN_NAME_MAX)
+    except ValidationFailed as exc:
+        raise click.ClickException(exc.message_for("name")) from None
     if not name:
         raise click.ClickException("give the token a name, e.g. the system that will use it")
     token, plain = ApiToken.issue(name)

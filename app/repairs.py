@@ -14,6 +14,7 @@ from sqlalchemy.orm import contains_eager, selectinload
 
 from .customers import refuse_erased
 from .errors import ValidationFailed
+from .fields import line_field, text_field
 from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
 from .models.audit import record
@@ -53,30 +54,6 @@ def _cleaned(cleaners: dict[str, Callable], fields: dict) -> dict:
     if errors:
         raise ValidationFailed(errors)
     return cleaned
-
-
-def _text(field: str, max_length: int, required=None) -> Callable[[object], str]:
-    """A cleaner for a text field: stripped, at most max_length long; `required` is the (lazy) message when empty."""
-
-    def clean(raw) -> str:
-        if raw is None:
-            raw = ""
-        if not isinstance(raw, str):
-            raise ValidationFailed({field: _("Must be text.")})
-        value = raw.strip()
-        if required is not None and not value:
-            raise ValidationFailed({field: str(required)})
-        if len(value) > max_length:
-            raise ValidationFailed({field: _("At most %(max)s characters.", max=max_length)})
-        return value
-
-    return clean
-
-
-def _line(field: str, max_length: int, required=None) -> Callable[[object], str]:
-    """Like _text, for values shown on one line (names, subjects): inner runs of whitespace become one space."""
-    clean_text = _text(field, max_length, required)
-    return lambda raw: " ".join(clean_text(raw).split())
 
 
 def _flag(field: str) -> Callable[[object], bool]:
@@ -262,8 +239,8 @@ def _first_status() -> RepairStatus:
 
 
 _REPAIR_CLEANERS = {
-    "device": _line("device", DEVICE_MAX, _l("Enter the device.")),
-    "description": _text("description", TEXT_MAX),
+    "device": line_field("device", DEVICE_MAX, _l("Enter the device.")),
+    "description": text_field("description", TEXT_MAX),
     "price_estimate": _price,
     "pickup_date": _pickup_date,
 }
@@ -372,10 +349,10 @@ def repair_log(repair: Repair) -> list[RepairEvent]:
 # --- tickets ----------------------------------------------------------------------------------
 
 _TICKET_CLEANERS = {
-    "subject": _line("subject", SUBJECT_MAX, _l("Enter a subject.")),
-    "description": _text("description", TEXT_MAX),
+    "subject": line_field("subject", SUBJECT_MAX, _l("Enter a subject.")),
+    "description": text_field("description", TEXT_MAX),
     "queue": _queue,
-    "category": _line("category", CATEGORY_MAX),
+    "category": line_field("category", CATEGORY_MAX),
     "priority": _choice("priority", PRIORITIES),
     "status": _choice("status", TICKET_STATUSES),
 }
@@ -438,7 +415,7 @@ def _unique_name(field: str, model: type[RepairStatus] | type[Queue], name: str,
             raise ValidationFailed({field: _("“%(name)s” already exists.", name=other.name)})
 
 
-_clean_name = _line("name", NAME_MAX, _l("Enter a name."))
+_clean_name = line_field("name", NAME_MAX, _l("Enter a name."))
 _STATUS_CLEANERS = {
     "name": _clean_name, "colour": _choice("colour", tuple(STATUS_COLOURS)), "is_final": _flag("is_final"),
 }

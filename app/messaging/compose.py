@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, update
 
 from ..attachments import StoredFile
@@ -14,6 +15,7 @@ from ..channels.sms import MAX_BODY, sms_body
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line, clean_text, gather
 from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
 from ..models.audit import record
 from ..models.conversations import CHANNELS
@@ -25,6 +27,7 @@ from .threads import context_thread, default_subject, open_thread
 MAX_CC = 30
 MAX_SCHEDULE_AHEAD = timedelta(days=14)
 MAX_BODY_CHARS = 50_000
+SUBJECT_MAX = 255  # a thread's subject column
 PREVIEW_CHARS = 300
 
 
@@ -111,13 +114,12 @@ def compose(
         errors["channels"] = _("Choose at least one channel.")
     errors.update(channel_problems(customer, channels, shop))
 
-    body = (body or "").replace("\r\n", "\n").strip()
-    if not body:
-        errors["body"] = _("Write a message.")
-    elif len(body) > MAX_BODY_CHARS:
-        errors["body"] = _("The message is too long.")
-    elif "sms" in channels:
-        if len(sms_body(body, sms_plain)) > MAX_BODY:
+    try:
+        body = clean_text(body, "body", MAX_BODY_CHARS, _l("Write a message."))
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    else:
+        if "sms" in channels and len(sms_body(body, sms_plain)) > MAX_BODY:
             errors["body"] = _("An SMS can have at most %(n)d characters.", n=MAX_BODY)
 
     if thread is not None:
@@ -130,7 +132,7 @@ def compose(
     if ticket is not None and ticket.customer_id != customer.id:
         errors["ticket_id"] = _("This ticket belongs to another customer.")
 
-    subject = " ".join((subject or "").split())  # no CR/LF can reach a mail header
+    subject = gather(errors, clean_line, subject, "subject", SUBJECT_MAX)  # no CR/LF can reach a mail header
     if send_at is not None:
         if send_at <= now:
             errors["send_at"] = _("Choose a time in the future.")

@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..attachments import BLOCKED_TYPES, SNIFF_BYTES, path_for, sniff, store
-from ..customers import create_customer, refuse_erased
+from ..customers import NAME_MAX, create_customer, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound import batch
@@ -506,7 +506,8 @@ def create_customer_from_held(item: InboundItem, *, actor: User) -> InboundOutco
     mail = parsed_item(item)
     if not mail.from_address:
         raise ValidationFailed({"item": _("This mail has no sender address.")})
-    customer = create_customer(name=mail.from_name or mail.from_address, email=mail.from_address, actor=actor)
+    name = " ".join("".join(c for c in mail.from_name or "" if c.isprintable() or c.isspace()).split())
+    customer = create_customer(name=name[:NAME_MAX] or mail.from_address, email=mail.from_address, actor=actor)
     outcome = accept_held(item, customer, actor=actor)
     recheck_held_from(mail.from_address, actor)
     return outcome

@@ -10,6 +10,7 @@ from ..attachments import StoredFile
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_text
 from ..models import Attachment, Customer, Message, Repair, Shop, Thread, utcnow
 from ..models.audit import record
 from ..privacy.masking import mask_card_numbers
@@ -18,11 +19,9 @@ from .threads import context_thread, default_subject, open_thread
 
 
 def _clean_body(body: str, attachments: Sequence[StoredFile]) -> str:
-    body = (body or "").replace("\r\n", "\n").strip()
+    body = clean_text(body, "body", MAX_BODY_CHARS)
     if not body and not attachments:
         raise ValidationFailed({"body": _("Write a message.")})
-    if len(body) > MAX_BODY_CHARS:
-        raise ValidationFailed({"body": _("The message is too long.")})
     if attachments and not Shop.current().panel_allows_attachments:
         raise ValidationFailed({"attachments": _("The shop does not accept files in the panel.")})
     return mask_card_numbers(body)  # card numbers are never stored

@@ -6,9 +6,10 @@ from flask_babel import gettext as _
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line
 from ..models import Attachment, Message, Thread, User, utcnow
 from ..models.audit import record
-from .compose import PREVIEW_CHARS
+from .compose import PREVIEW_CHARS, SUBJECT_MAX
 from .events import add_event
 from .move import thread_label
 
@@ -29,7 +30,8 @@ def split_message(message: Message, actor: User | str | None, subject: str = "")
         raise ValidationFailed({"message_id": _("Only a message (not a note or an event) can be split out.")})
     old = message.thread
     now = utcnow()
-    subject = " ".join((subject or message.subject or old.subject).split())[:255]
+    subject = (clean_line(subject, "subject", SUBJECT_MAX)
+               or " ".join((message.subject or old.subject).split())[:SUBJECT_MAX])
     thread = Thread(customer_id=old.customer_id, repair_id=old.repair_id, ticket_id=old.ticket_id, subject=subject,
                     priority=old.priority, queue_id=old.queue_id, category=old.category, private=old.private,
                     source_channel=message.channel or old.source_channel, created_by_id=getattr(actor, "id", None),
