@@ -16,6 +16,7 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.compose import compose
+from app.messaging.forward import forward_thread
 from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, AuditEvent, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
@@ -158,10 +159,11 @@ def test_undo_cannot_delete_a_customers_mail_a_note_an_event_or_an_automatic_mes
     event = add_event(thread, staff, "status", status="closed")
     automatic = compose(customer=customer, channels=["email"], body="Powiadomienie automatyczne",
                         thread=thread, automatic=True, source="notification")
+    forwarded = forward_thread(thread, to="rzeczoznawca@example.net", actor=staff)
     db.session.commit()
     messages_before = db.session.scalar(db.select(db.func.count(Message.id)))
 
-    for message in (received, note, event, automatic):
+    for message in (received, note, event, automatic, forwarded):
         response = _undo(staff_client, message.id, thread.id)
         html = response.get_data(as_text=True)
         assert response.status_code == 200

@@ -223,7 +223,8 @@ def undo_refusal(message: Message, now: datetime | None = None) -> str | None:
     """
     now = now or utcnow()
     if (message.kind != "message" or message.direction != "out" or message.author_user_id is None
-            or message.automatic):
+            or message.automatic or "forward" in message.meta or "panel" in message.meta
+            or any(d.purpose != "message" for d in message.deliveries)):
         return _("Only a message written by staff and not sent yet can be taken back.")
     deliveries = list(message.deliveries)
     if (not deliveries or message.send_at is None or message.send_at <= now
