@@ -18,6 +18,7 @@ from app.inbound.sms import IncomingSms, receive_sms
 from app.messaging.compose import compose
 from app.messaging.inbound import accept_held
 from app.messaging.merge import merge_threads
+from app.messaging.move import move_message
 from app.messaging.record import record_conversation
 from app.messaging.thread_actions import add_note
 from app.messaging.threads import open_thread
@@ -273,6 +274,12 @@ def test_every_domain_write_to_an_erased_customer_is_refused(erased, staff, owne
     thread = db.session.scalars(select(Thread).where(Thread.customer_id == customer.id)).first()
     held = receive(db.session.scalars(select(Mailbox)).first(),
                    plain_mail(sender="Ktoś Nowy <nowy@example.com>", message_id="<new@example.com>"))
+    other = create_customer(name="Anna Nowak", email="anna@example.com")
+    arrived = receive(db.session.scalars(select(Mailbox)).first(),
+                      plain_mail(sender="Anna Nowak <anna@example.com>", message_id="<anna@example.com>"))
+    db.session.commit()
+    assert arrived.thread.customer_id == other.id
+    held_message = arrived.thread.messages[0]
     writes = {
         "edit": lambda: update_customer(customer, actor=staff, name=NAME),
         "crm note": lambda: update_customer(customer, actor=staff, crm_note=NAME),
@@ -290,6 +297,7 @@ def test_every_domain_write_to_an_erased_customer_is_refused(erased, staff, owne
         "held mail and its address": lambda: accept_held(held.item, customer, actor=staff, add_address=True),
         "panel": lambda: set_panel_state(customer, "active", actor=staff),
         "merge": lambda: merge_threads(thread, Thread(customer_id=customer.id, subject=NAME), staff),
+        "move a message in": lambda: move_message(held_message, thread, staff),
     }
     for what, write in writes.items():
         with pytest.raises(ValidationFailed) as refused:
@@ -318,5 +326,6 @@ def test_the_staff_edit_form_and_the_crm_note_cannot_write_an_erased_customer_ba
     response = staff_client.post("/compose", data={
         "customer_id": customer.id, "channels": ["portal"], "body": NAME,
         "csrf_token": csrf_token(staff_client, f"/threads/{thread.id}")}, content_type="multipart/form-data")
-    assert response.status_code in (404, 422)
+    assert response.status_code == 422
+    assert "erased" in response.get_data(as_text=True) or "usunięte" in response.get_data(as_text=True)
     _unchanged(customer.id)

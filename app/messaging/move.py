@@ -12,16 +12,16 @@ from .compose import PREVIEW_CHARS
 
 
 def move_message(message: Message, to_thread: Thread, actor: User | str | None) -> Message:
-    """P    refuse_erased(to_thread.customer, "to_thread_id")
-ut a message the customer sent into `to_thread`; returns it. Flushed, the caller commits.
+    """Put a message the customer sent into `to_thread`; returns it. Flushed, the caller commits.
 
     Both threads get an event saying what moved where, the message loses its "may belong to" marker, and
     the move is audited; each thread's preview and status follow its latest message again. The message keeps
     its time, so it sits where it belongs in the other timeline.
     Refuses (ValidationFailed on "to_thread_id") anything but an incoming message, a move into the thread
     it is in, and a thread that is deleted or belongs to another customer, unless that customer has the
-    phone the SMS came from (a family sharing one phone): then the message becomes theirs.
+    phone the SMS came from (a family sharing one phone): then the message becomes theirs; and an erased customer.
     """
+    refuse_erased(to_thread.customer, "to_thread_id")
     from_thread = message.thread
     if message.direction != "in" or message.kind != "message":
         raise ValidationFailed({"to_thread_id": _("Only a message from the customer can be moved.")})

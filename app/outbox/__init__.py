@@ -10,6 +10,7 @@ from .dispatch import dispatch_pass
 from .retention import purge_outbox
 
 __all__ = [
-    "can_cancel", "can_dismiss", "can_hide", "can_resend", "cancel", "cancel_message", "dismiss", "dispatch_pass", "hide",
+    "can_cancel", "can_dismiss", "can_hide", "can_resend", "cancel", "cancel_message", "dismiss", "dispatch_pass",
+    "hide",
     "purge_outbox", "resend",
 ]
