@@ -93,7 +93,7 @@ def api_token_create(name: str):
     try:  # the name labels the token's actions in the audit log ("api:NAME")
         name = clean_line(name, "name", API_TOKEN_NAME_MAX)
     except ValidationFailed as exc:
-        raise click.ClickException(exc.message_for("name")) from None
+        raise _refused(exc) from None
     if not name:
         raise click.ClickException("give the token a name, e.g. the system that will use it")
     token, plain = ApiToken.issue(name)
