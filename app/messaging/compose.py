@@ -218,17 +218,17 @@ def undo_refusal(message: Message, now: datetime | None = None) -> str | None:
     """Why `message` cannot be taken back, or None when it can.
 
     Only a message staff wrote to a customer can be undone (never a customer's mail or SMS, a note, an event or
-    an automatic notification), and only while nothing of it has been handed to a channel: every delivery still
-    scheduled or queued, never tried, and its time (the undo window or "send later") still ahead.
+    an automatic notification), and only while nothing of it has been handed to a channel: every delivery not
+    cancelled still scheduled or queued and never tried, and its time (the undo window or "send later") ahead.
     """
     now = now or utcnow()
     if (message.kind != "message" or message.direction != "out" or message.author_user_id is None
             or message.automatic or "forward" in message.meta or "panel" in message.meta
             or any(d.purpose != "message" for d in message.deliveries)):
         return _("Only a message written by staff and not sent yet can be taken back.")
-    deliveries = list(message.deliveries)
-    if (not deliveries or message.send_at is None or message.send_at <= now
-            or any(d.status not in ("scheduled", "queued") or d.attempts for d in deliveries)):
+    waiting = [d for d in message.deliveries if d.status != "cancelled"]  # one channel may have been cancelled
+    if (not waiting or message.send_at is None or message.send_at <= now
+            or any(d.status not in ("scheduled", "queued") or d.attempts for d in waiting)):
         return _("Too late to undo: the message is already on its way.")
     return None
 
@@ -243,7 +243,7 @@ def undo(message: Message, actor=None) -> dict:
     now = utcnow()
     if (refusal := undo_refusal(message, now)) is not None:
         raise ValidationFailed({"undo": refusal})
-    waiting = list(message.deliveries)
+    waiting = [d for d in message.deliveries if d.status != "cancelled"]
     stopped = db.session.execute(
         update(Delivery)
         .where(Delivery.message_id == message.id, Delivery.status.in_(("scheduled", "queued")),
