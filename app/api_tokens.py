@@ -9,10 +9,12 @@ from sqlalchemy.orm import selectinload
 
 from .errors import ValidationFailed
 from .extensions import db
+from .fields import clean_line
 from .models import ApiToken, User, utcnow
 from .models.audit import record
 
 MAX_EXPIRY_DAYS = 3650
+NAME_MAX = 120  # ApiToken.name's column
 
 
 def api_tokens() -> list[ApiToken]:
@@ -24,12 +26,12 @@ def api_tokens() -> list[ApiToken]:
 def create_token(name: str | None, *, actor: User | str, expires_days: int | None = None) -> tuple[ApiToken, str]:
     """Make a token named for the system that will use it, valid for `expires_days` days (None: until revoked);
     returns the row and the plain token, which is kept nowhere. Tied to `actor` when a staff member made it."""
-    name = (name or "").strip()
     problems = {}
-    if not name:
-        problems["name"] = _("Name the token after the system that will use it, e.g. erp.")
-    elif len(name) > 120:
-        problems["name"] = _("At most %(count)d characters.", count=120)
+    try:  # the name labels the token's actions in the audit log ("api:NAME")
+        name = clean_line(name, "name", NAME_MAX,
+                          required=_("Name the token after the system that will use it, e.g. erp."))
+    except ValidationFailed as exc:
+        problems.update(exc.fields)
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRY_DAYS:
         problems["expires_days"] = _("Between 1 and %(days)d days, or empty for no expiry.", days=MAX_EXPIRY_DAYS)
     if problems:

@@ -7,9 +7,11 @@ from functools import lru_cache
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from .errors import ValidationFailed
+from .fields import clean_line, clean_text
 from .extensions import db
 from .models import ConsentEvent, Customer, Repair, Ticket, User
 from .models.audit import record
@@ -17,6 +19,7 @@ from .models.audit import record
 PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
 NAME_MAX = 200
 CONSENT_NOTE_MAX = 500
+CRM_NOTE_MAX = 5_000  # shown beside every thread of the customer
 SOURCES = ("staff", "api", "cli", "import", "sms_keyword", "panel")
 # Customer attribute → the ConsentEvent kind that records its changes.
 CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
@@ -87,20 +90,12 @@ def normalize_email(raw: str | None) -> str | None:
 
 
 def _clean_name(raw: str | None) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValidationFailed({"name": _("Enter the customer's name.")})
-    name = " ".join(raw.split())  # one line: the name goes into mail headers and SMS greetings
-    if len(name) > NAME_MAX:
-        raise ValidationFailed({"name": _("The name can have at most %(max)s characters.", max=NAME_MAX)})
-    return name
+    # one line: the name goes into mail headers and SMS greetings
+    return clean_line(raw, "name", NAME_MAX, _l("Enter the customer's name."))
 
 
 def _clean_note(raw: str | None) -> str:
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise ValidationFailed({"crm_note": _("The note must be text.")})
-    return raw.strip()
+    return clean_text(raw, "crm_note", CRM_NOTE_MAX)
 
 
 def _flag(field: str):
@@ -145,14 +140,7 @@ def _check_source(source: str) -> None:
 
 
 def _clean_consent_note(raw) -> str:
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise ValidationFailed({"consent_note": _("The note must be text.")})
-    if len(raw.strip()) > CONSENT_NOTE_MAX:
-        raise ValidationFailed({"consent_note": _("The note can have at most %(max)s characters.",
-                                                  max=CONSENT_NOTE_MAX)})
-    return raw.strip()
+    return clean_text(raw, "consent_note", CONSENT_NOTE_MAX)
 
 
 def _record_consent(customer: Customer, field: str, actor: User | str | None, source: str, note: str = "") -> None:
@@ -209,6 +197,7 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
     touching the customer.
     """
     _check_source(source)
+    refuse_erased(customer)
     note = _clean_consent_note(consent_note)
     cleaned = _cleaned(fields)
     changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
@@ -222,6 +211,18 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
         record("customer.update", by=actor, target=customer, source=source, fields=changed)
     db.session.flush()
     return changed
+
+
+def refuse_erased(customer: Customer | None, field: str = "customer_id") -> None:
+    """The one guard for writing to or about a customer: refuses (ValidationFailed on `field`) an erased one.
+
+    Erasure must stay erasure: nothing may put a name, a contact, a note, a consent, a thread, a message, a
+    repair or a ticket back on an anonymised customer, whichever door (staff page, API, CLI, held mail) it uses.
+    Every domain function that writes for a customer calls this before touching anything.
+    """
+    if customer is not None and customer.anonymized_at is not None:
+        raise ValidationFailed({field: _("This customer's data has been erased: nothing can be added or changed "
+                                         "for them.")})
 
 
 def _escape_like(text: str) -> str:

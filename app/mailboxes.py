@@ -8,12 +8,14 @@ import re
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from .crypto import encrypt
 from .customers import normalize_email
 from .errors import ValidationFailed
 from .extensions import db
+from .fields import clean_line, gather
 from .models import Mailbox, User, utcnow
 from .models.audit import record
 from .models.mailboxes import AFTER_FETCH, SECURITY_MODES
@@ -33,6 +35,7 @@ POLL_INTERVAL_MIN, POLL_INTERVAL_MAX = 15, 24 * 3600
 # one side must not clear the other side's failures.
 RECEIVING_ERROR = "IMAP: "
 MAX_PASSWORD = 1024
+NAME_MAX = 120  # the mailbox's name and the sender name in its mail's From header
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 
 
@@ -162,35 +165,29 @@ def _checked(*, name, email, display_name, smtp_host, smtp_port, smtp_security, 
     """The settings cleaned up (trimmed, one line, e-mail normalised); ValidationFailed names every broken rule."""
     errors = {}
     values = {
-        "name": _one_line(name),
-        "display_name": _one_line(display_name),
+        "name": gather(errors, clean_line, name, "name", NAME_MAX, _l("Enter a name for the mailbox.")),
+        "display_name": gather(errors, clean_line, display_name, "display_name", NAME_MAX),
         "smtp_host": (smtp_host or "").strip(),
         "smtp_port": smtp_port,
         "smtp_security": smtp_security,
         "username": (username or "").strip(),
         "is_default": bool(is_default),
     }
-    if not values["name"]:
-        errors["name"] = _("Enter a name for the mailbox.")
-    elif len(values["name"]) > 120:
-        errors["name"] = _("The name can have at most %(max)s characters.", max=120)
-    if len(values["display_name"]) > 120:
-        errors["display_name"] = _("The display name can have at most %(max)s characters.", max=120)
     try:
         values["email"] = normalize_email(email)
         if values["email"] is None:
             errors["email"] = _("Enter the mailbox's e-mail address.")
     except ValidationFailed as exc:
-        errors["email"] = exc.fields["email"]
+        errors["email"] = exc.message_for("email")
     if not _HOST.fullmatch(values["smtp_host"]):
         errors["smtp_host"] = _("Enter the SMTP server's host name, like smtp.example.com.")
     if not isinstance(smtp_port, int) or not 1 <= smtp_port <= 65535:
         errors["smtp_port"] = _("Enter a port from 1 to 65535 (usually 465 for TLS, 587 for STARTTLS).")
     if smtp_security not in SECURITY_MODES:
         errors["smtp_security"] = _("Choose TLS, STARTTLS or none.")
-    if any(ch.isspace() for ch in values["username"]) or len(values["username"]) > 254:
+    if any(ch.isspace() or not ch.isprintable() for ch in values["username"]) or len(values["username"]) > 254:
         errors["username"] = _("Enter the login without spaces.")
-    if password and ("\n" in password or "\r" in password or len(password) > MAX_PASSWORD):
+    if password and (not password.isprintable() or len(password) > MAX_PASSWORD):
         errors["password"] = _("Enter the password on one line.")
     elif values["username"] and not password and not has_stored_password:
         errors["password"] = _("Enter the password for this login.")
@@ -225,7 +222,7 @@ def _checked_receiving(settings: dict, errors: dict) -> dict:
     if values["imap_security"] not in SECURITY_MODES:
         errors["imap_security"] = _("Choose TLS, STARTTLS or none.")
     for folder in ("imap_folder", "after_fetch_folder"):
-        if values[folder] and (len(values[folder]) > 255 or any(ch in values[folder] for ch in "\r\n\0")):
+        if values[folder] and (len(values[folder]) > 255 or not values[folder].isprintable()):
             errors[folder] = _("Enter the folder's name on one line.")
     if values["after_fetch"] not in AFTER_FETCH:
         errors["after_fetch"] = _("Choose what happens to fetched mail.")
@@ -238,11 +235,6 @@ def _checked_receiving(settings: dict, errors: dict) -> dict:
         errors["poll_interval"] = _("Enter a polling interval from %(min)s to %(max)s seconds.",
                                     min=POLL_INTERVAL_MIN, max=POLL_INTERVAL_MAX)
     return values
-
-
-def _one_line(text: str | None) -> str:
-    """Names end up in mail headers: one line, single spaces."""
-    return " ".join((text or "").split())
 
 
 # --- health -------------------------------------------------------------------------------------

@@ -109,9 +109,9 @@ def save_client(name: str, *, client_id: str, client_secret: str | None,
     client_id = (client_id or "").strip()
     client_secret = (client_secret or "").strip()
     errors = {}
-    if not client_id or len(client_id) > 255 or any(ch.isspace() for ch in client_id):
+    if not client_id or len(client_id) > 255 or not client_id.isprintable() or " " in client_id:
         errors["client_id"] = _("Enter the client ID exactly as the provider shows it.")
-    if any(ch in client_secret for ch in "\r\n") or len(client_secret) > 1024:
+    if not client_secret.isprintable() or len(client_secret) > 1024:
         errors["client_secret"] = _("Enter the client secret on one line.")
     elif not client_secret and client is None:
         errors["client_secret"] = _("Enter the client secret.")

@@ -12,7 +12,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import contains_eager, selectinload
 
+from .customers import refuse_erased
 from .errors import ValidationFailed
+from .fields import line_field, text_field
 from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
 from .models.audit import record
@@ -52,30 +54,6 @@ def _cleaned(cleaners: dict[str, Callable], fields: dict) -> dict:
     if errors:
         raise ValidationFailed(errors)
     return cleaned
-
-
-def _text(field: str, max_length: int, required=None) -> Callable[[object], str]:
-    """A cleaner for a text field: stripped, at most max_length long; `required` is the (lazy) message when empty."""
-
-    def clean(raw) -> str:
-        if raw is None:
-            raw = ""
-        if not isinstance(raw, str):
-            raise ValidationFailed({field: _("Must be text.")})
-        value = raw.strip()
-        if required is not None and not value:
-            raise ValidationFailed({field: str(required)})
-        if len(value) > max_length:
-            raise ValidationFailed({field: _("At most %(max)s characters.", max=max_length)})
-        return value
-
-    return clean
-
-
-def _line(field: str, max_length: int, required=None) -> Callable[[object], str]:
-    """Like _text, for values shown on one line (names, subjects): inner runs of whitespace become one space."""
-    clean_text = _text(field, max_length, required)
-    return lambda raw: " ".join(clean_text(raw).split())
 
 
 def _flag(field: str) -> Callable[[object], bool]:
@@ -174,8 +152,9 @@ def row_by_id(model, raw):
 def _customer(raw) -> Customer:
     """A Customer or its id (forms and the API send ids); refuses unknown and anonymised customers."""
     customer = row_by_id(Customer, raw)
-    if customer is None or customer.anonymized_at is not None:
+    if customer is None:
         raise ValidationFailed({"customer_id": _("Choose an existing customer.")})
+    refuse_erased(customer)
     return customer
 
 
@@ -260,8 +239,8 @@ def _first_status() -> RepairStatus:
 
 
 _REPAIR_CLEANERS = {
-    "device": _line("device", DEVICE_MAX, _l("Enter the device.")),
-    "description": _text("description", TEXT_MAX),
+    "device": line_field("device", DEVICE_MAX, _l("Enter the device.")),
+    "description": text_field("description", TEXT_MAX),
     "price_estimate": _price,
     "pickup_date": _pickup_date,
 }
@@ -317,6 +296,7 @@ def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fiel
     Status changes go through change_status (they are logged and notify the customer). Refuses bad
     fields like create_repair, before touching the repair.
     """
+    refuse_erased(repair.customer)
     changed = _apply(repair, _cleaned(_REPAIR_CLEANERS, fields))
     if changed:
         record("repair.update", by=actor, target=repair, source=source, fields=changed)
@@ -369,10 +349,10 @@ def repair_log(repair: Repair) -> list[RepairEvent]:
 # --- tickets ----------------------------------------------------------------------------------
 
 _TICKET_CLEANERS = {
-    "subject": _line("subject", SUBJECT_MAX, _l("Enter a subject.")),
-    "description": _text("description", TEXT_MAX),
+    "subject": line_field("subject", SUBJECT_MAX, _l("Enter a subject.")),
+    "description": text_field("description", TEXT_MAX),
     "queue": _queue,
-    "category": _line("category", CATEGORY_MAX),
+    "category": line_field("category", CATEGORY_MAX),
     "priority": _choice("priority", PRIORITIES),
     "status": _choice("status", TICKET_STATUSES),
 }
@@ -416,6 +396,7 @@ def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fiel
 
     Returns the names of the changed fields; refuses bad fields like create_ticket, before touching it.
     """
+    refuse_erased(ticket.customer)
     changed = _apply(ticket, _cleaned(_TICKET_CLEANERS, fields))
     if changed:
         record("ticket.update", by=actor, target=ticket, source=source, fields=changed)
@@ -434,7 +415,7 @@ def _unique_name(field: str, model: type[RepairStatus] | type[Queue], name: str,
             raise ValidationFailed({field: _("“%(name)s” already exists.", name=other.name)})
 
 
-_clean_name = _line("name", NAME_MAX, _l("Enter a name."))
+_clean_name = line_field("name", NAME_MAX, _l("Enter a name."))
 _STATUS_CLEANERS = {
     "name": _clean_name, "colour": _choice("colour", tuple(STATUS_COLOURS)), "is_final": _flag("is_final"),
 }

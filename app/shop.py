@@ -10,6 +10,7 @@ from sqlalchemy import select
 from .customers import normalize_email
 from .errors import ValidationFailed
 from .extensions import db
+from .fields import clean_line, clean_text, gather
 from .models import Shop, ShopSlug, User
 from .models.audit import record
 from .models.users import LOCALES
@@ -17,6 +18,10 @@ from .models.users import LOCALES
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
 MAX_UNDO_SECONDS = 300
 MAX_SMS_REPLY_WINDOW_DAYS = 90
+# The shop's free texts: the name and phone go into mail headers and one-line layouts; the address and opening hours
+# are shown on several lines.
+TEXTS = {"name": (clean_line, 200), "phone": (clean_line, 32), "address": (clean_text, 500),
+         "opening_hours": (clean_text, 1_000)}
 SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
                "notification_email", "undo_seconds", "sms_reply_window_days", "merge_notifies_customer")
 
@@ -49,7 +54,10 @@ def _checked_shop_values(values: dict) -> dict:
     """The values cleaned up (trimmed, e-mail normalised); ValidationFailed lists every broken rule at once."""
     values = {field: value.strip() if isinstance(value, str) else value for field, value in values.items()}
     errors = {}
-    if "name" in values and not values["name"]:
+    for field, (clean, max_length) in TEXTS.items():
+        if field in values:
+            values[field] = gather(errors, clean, values[field], field, max_length)
+    if "name" in values and not values["name"] and "name" not in errors:
         errors["name"] = _("Enter the shop's name.")
     if "slug" in values and not SLUG_PATTERN.fullmatch(values["slug"] or ""):
         errors["slug"] = _("Use 2-64 lowercase letters, digits and hyphens (not at the start or end).")
@@ -61,7 +69,7 @@ def _checked_shop_values(values: dict) -> dict:
         try:
             values["notification_email"] = normalize_email(values["notification_email"])
         except ValidationFailed as exc:
-            errors["notification_email"] = exc.fields["email"]
+            errors["notification_email"] = exc.message_for("email")
     if "undo_seconds" in values and not (
         isinstance(values["undo_seconds"], int) and 0 <= values["undo_seconds"] <= MAX_UNDO_SECONDS
     ):

@@ -14,6 +14,7 @@ from .crypto import encrypt
 from .customers import parse_phone
 from .errors import ValidationFailed
 from .extensions import db
+from .fields import clean_line, gather
 from .models import Shop, SmsAccount, User
 from .models.audit import record
 
@@ -67,14 +68,14 @@ def configure_sms(
 
 def _checked(account_sid, auth_token, from_number, messaging_service_sid, api_base_url, *, has_token: bool) -> dict:
     """The cleaned values for SmsAccount's columns (plus auth_token, None to keep), or ValidationFailed."""
-    values = {
-        "account_sid": (account_sid or "").strip(),
-        "auth_token": (auth_token or "").strip() or None,
-        "from_number": (from_number or "").strip() or None,
-        "messaging_service_sid": (messaging_service_sid or "").strip() or None,
-        "api_base_url": (api_base_url or "").strip().rstrip("/") or None,
-    }
     errors = {}
+    values = {  # each goes into an HTTP request line or header: one line, no control characters
+        "account_sid": gather(errors, clean_line, account_sid, "account_sid", 64),
+        "auth_token": gather(errors, clean_line, auth_token, "auth_token", 256) or None,
+        "from_number": gather(errors, clean_line, from_number, "from_number", 32) or None,
+        "messaging_service_sid": gather(errors, clean_line, messaging_service_sid, "messaging_service_sid", 64) or None,
+        "api_base_url": gather(errors, clean_line, api_base_url, "api_base_url", 2000).rstrip("/") or None,
+    }
     if not SID.fullmatch(values["account_sid"]):
         errors["account_sid"] = _("Enter the account SID from Twilio's console (AC followed by 32 characters).")
     if values["auth_token"] is None and not has_token:
@@ -131,7 +132,7 @@ def send_test_sms(to: str | None, *, actor: User | str | None) -> SendResult:
     try:
         number = parse_phone(to)
     except ValidationFailed as exc:
-        raise ValidationFailed({"to": exc.fields["phone"]}) from None
+        raise ValidationFailed({"to": exc.message_for("phone")}) from None
     if number is None:
         raise ValidationFailed({"to": _("Enter the number to send the test SMS to.")})
     body = _("Test SMS from %(shop)s: sending works.", shop=Shop.current().name)

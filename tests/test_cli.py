@@ -69,6 +69,14 @@ def test_api_token_create_prints_a_working_token_once(cli):
     assert db.session.scalars(select(ApiToken.token_hash)).one() != token  # only the hash is kept
 
 
+def test_the_cli_refuses_names_with_line_breaks_or_over_the_limit(cli):
+    for args in (["api-token", "create", "erp\nadmin"], ["api-token", "create", "x" * 121],
+                 ["customers", "add", "--name", "Jan\r\nKowalski"], ["customers", "add", "--name", "x" * 201]):
+        result = cli.invoke(args=args)
+        assert result.exit_code == 1 and "name:" in result.output, (args, result.output)
+    assert count(ApiToken) == 0 and count(Customer) == 0
+
+
 def test_demo_seed_fills_an_empty_database_and_prints_the_login(cli, app, monkeypatch):
     monkeypatch.setenv("DEMO_PASSWORD", "demo-haslo-123")
     result = cli.invoke(args=["demo", "seed"])

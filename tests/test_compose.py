@@ -15,7 +15,10 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
-from app.models import Attachment, Delivery, Message, Shop, Thread, utcnow
+from app.messaging.compose import compose
+from app.messaging.forward import forward_thread
+from app.messaging.thread_actions import add_event, add_note
+from app.models import Attachment, AuditEvent, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
 from conftest import csrf_token
@@ -131,6 +134,84 @@ def test_undo_is_refused_once_the_dispatcher_has_claimed_the_message(staff_clien
                                  follow_redirects=True)
     assert db.session.get(Message, message.id) is not None
     assert "Too late to undo" in response.get_data(as_text=True) or "Za późno" in response.get_data(as_text=True)
+
+
+def _undo(client, message_id: int, thread_id: int):
+    return client.post(f"/messages/{message_id}/undo",
+                       data={"csrf_token": csrf_token(client, f"/threads/{thread_id}")}, follow_redirects=True)
+
+
+def _undo_audited() -> int:
+    return db.session.scalar(db.select(db.func.count(AuditEvent.id)).where(AuditEvent.action == "message.undo"))
+
+
+def test_undo_cannot_delete_a_customers_mail_a_note_an_event_or_an_automatic_message(
+        staff_client, staff, mailbox, customer):
+    """Undo takes back only what staff wrote and has not gone: never the customer's words or the thread's history."""
+    thread = Thread(customer_id=customer.id, subject="Pytanie o naprawę")
+    db.session.add(thread)
+    db.session.flush()
+    received = Message(thread_id=thread.id, kind="message", direction="in", channel="email",
+                       sender="jan@example.com", body_text="Moje słowa, tylko moje")
+    db.session.add(received)
+    db.session.flush()
+    note = add_note(thread, "Notatka zespołu", staff)
+    event = add_event(thread, staff, "status", status="closed")
+    automatic = compose(customer=customer, channels=["email"], body="Powiadomienie automatyczne",
+                        thread=thread, automatic=True, source="notification")
+    forwarded = forward_thread(thread, to="rzeczoznawca@example.net", actor=staff)
+    db.session.commit()
+    messages_before = db.session.scalar(db.select(db.func.count(Message.id)))
+
+    for message in (received, note, event, automatic, forwarded):
+        response = _undo(staff_client, message.id, thread.id)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200
+        assert "Only a message written by staff" in html or "Cofnąć można tylko" in html
+        assert "Moje słowa, tylko moje" not in html.split("<textarea")[-1]  # no compose form filled with them
+    db.session.expire_all()
+    assert db.session.scalar(db.select(db.func.count(Message.id))) == messages_before
+    assert db.session.get(Thread, thread.id) is not None
+    assert {d.status for d in db.session.get(Message, automatic.id).deliveries} == {"scheduled"}
+    assert _undo_audited() == 0
+
+
+def test_undo_is_refused_once_the_undo_window_has_passed(staff_client, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Po czasie")
+    message = db.session.scalars(db.select(Message)).one()
+    message.send_at = utcnow() - timedelta(seconds=1)  # due: the next dispatch pass hands it over
+    db.session.commit()
+    html = _undo(staff_client, message.id, message.thread_id).get_data(as_text=True)
+    assert "Too late to undo" in html or "Za późno" in html
+    db.session.expire_all()
+    assert db.session.get(Message, message.id) is not None and _undo_audited() == 0
+
+
+def test_a_scheduled_message_can_be_undone_until_it_is_handed_over(staff_client, mailbox, customer):
+    local = (datetime.now(ZoneInfo("Europe/Warsaw")) + timedelta(days=1)).replace(second=0, microsecond=0)
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Na jutro",
+                 send_at=local.strftime("%Y-%m-%dT%H:%M"))
+    message = db.session.scalars(db.select(Message)).one()
+    html = _undo(staff_client, message.id, message.thread_id).get_data(as_text=True)
+    assert "Na jutro" in html
+    assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
+    event = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "message.undo")).one()
+    assert event.details["channels"] == ["email"]
+
+
+def test_cancel_from_the_thread_refuses_a_customers_mail_and_changes_nothing(staff_client, customer):
+    thread = Thread(customer_id=customer.id, subject="Pytanie")
+    db.session.add(thread)
+    db.session.flush()
+    received = Message(thread_id=thread.id, direction="in", channel="email", body_text="Od klienta")
+    db.session.add(received)
+    db.session.commit()
+    response = staff_client.post(f"/threads/{thread.id}/messages/{received.id}/cancel",
+                                 data={"csrf_token": csrf_token(staff_client, f"/threads/{thread.id}")},
+                                 follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert "Only a message the shop sends can be cancelled" in html or "Anulować można tylko" in html
+    assert db.session.get(Message, received.id) is not None
 
 
 def test_send_later_is_kept_in_the_shops_time_and_limited_to_fourteen_days(staff_client, mailbox, customer):

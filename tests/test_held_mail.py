@@ -2,6 +2,8 @@
 shop the sender's address), make a customer of its sender, or discard it, never losing it."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from inbound_helpers import make_customer, make_mailbox, plain_mail, receive
 from sqlalchemy import select
@@ -50,6 +52,14 @@ def test_held_mail_is_listed_with_its_reason_and_shown_safely(staff_client, held
     assert "Czy naprawiacie Lenovo?" in page and "Ewa Nowa" in page
     assert "Message-ID: &lt;e1@example.net&gt;" in page  # the raw headers, escaped
     assert "<script>alert(1)" not in page
+
+
+def test_the_accept_form_leaves_add_the_address_unticked_and_says_it_opens_the_panel(staff_client, held):
+    """Adding the address lets whoever writes from it sign in to the customer's panel: a choice, never a default."""
+    page = staff_client.get(f"/held/{held[0].id}").get_data(as_text=True)
+    checkbox = re.search(r'<input[^>]*name="add_address"[^>]*>', page).group(0)
+    assert "checked" not in checkbox
+    assert "sign in to the customer's panel" in page or "zalogować się do panelu klienta" in page
 
 
 def test_accepting_with_the_address_threads_the_senders_other_held_mail_too(staff_client, staff, held):

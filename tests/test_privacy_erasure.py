@@ -16,14 +16,21 @@ from app.errors import ValidationFailed
 from app.extensions import db
 from app.inbound.sms import IncomingSms, receive_sms
 from app.messaging.compose import compose
+from app.messaging.inbound import accept_held
+from app.messaging.merge import merge_threads
+from app.messaging.move import move_message
+from app.messaging.record import record_conversation
+from app.messaging.thread_actions import add_note
+from app.messaging.threads import open_thread
 from app.messaging.stats import shop_stats
 from app.models import (
-    Attachment, AuditEvent, Customer, CustomerEmail, Delivery, InboundItem, Message, PanelToken, Repair, Thread,
+    Attachment, AuditEvent, Customer, CustomerEmail, Delivery, InboundItem, Mailbox, Message, PanelToken, Repair,
+    Thread, Ticket,
 )
 from app.models.audit import record
-from app.portal.access import issue_link
+from app.portal.access import issue_link, set_panel_state
 from app.privacy.erasure import erase_customer
-from app.repairs import create_repair, create_ticket
+from app.repairs import create_repair, create_ticket, update_repair, update_ticket
 from app.search import fold, search_thread_ids
 from app.sms_accounts import configure_sms
 
@@ -236,3 +243,89 @@ def test_an_anonymised_customers_consents_cannot_be_switched_back_on(owner_clien
         "marketing_consent": "y", "csrf_token": csrf_token(owner_client, path)})
     assert response.status_code == 404
     assert db.session.get(Customer, customer.id).marketing_consent is False
+
+
+# Nothing writes an erased customer back: one guard in the domain, every door refused
+
+@pytest.fixture
+def erased(owner, staff):
+    """A customer with a repair, a ticket and a thread, then erased."""
+    make_mailbox()
+    customer = create_customer(name=NAME, email=EMAIL, phone=PHONE, crm_note="VIP")
+    repair = create_repair(customer=customer, device="iPhone 12", description="szybka")
+    ticket = create_ticket(customer=customer, subject="Reklamacja")
+    compose(customer=customer, channels=["email"], body="Dzień dobry", repair=repair, author=staff)
+    db.session.commit()
+    erase(customer, owner)
+    return db.session.get(Customer, customer.id), db.session.get(Repair, repair.id), ticket.id
+
+
+def _unchanged(customer_id: int) -> None:
+    db.session.rollback()
+    db.session.expire_all()
+    customer = db.session.get(Customer, customer_id)
+    assert customer.name.startswith("Anonymised customer") and customer.email is None and customer.crm_note == ""
+    assert customer.extra_emails == [] and customer.panel_state in ("none", "disabled")
+    assert NAME.lower() not in every_text_in_the_database()
+
+
+def test_every_domain_write_to_an_erased_customer_is_refused(erased, staff, owner):
+    customer, repair, ticket_id = erased
+    thread = db.session.scalars(select(Thread).where(Thread.customer_id == customer.id)).first()
+    held = receive(db.session.scalars(select(Mailbox)).first(),
+                   plain_mail(sender="Ktoś Nowy <nowy@example.com>", message_id="<new@example.com>"))
+    other = create_customer(name="Anna Nowak", email="anna@example.com")
+    arrived = receive(db.session.scalars(select(Mailbox)).first(),
+                      plain_mail(sender="Anna Nowak <anna@example.com>", message_id="<anna@example.com>"))
+    db.session.commit()
+    assert arrived.thread.customer_id == other.id
+    held_message = arrived.thread.messages[0]
+    writes = {
+        "edit": lambda: update_customer(customer, actor=staff, name=NAME),
+        "crm note": lambda: update_customer(customer, actor=staff, crm_note=NAME),
+        "consent": lambda: update_customer(customer, actor=staff, marketing_consent=True),
+        "thread": lambda: open_thread(customer, subject=NAME),
+        "message": lambda: compose(customer=customer, channels=["portal"], body=NAME, author=staff),
+        "conversation": lambda: record_conversation(customer=customer, source="phone", body=NAME, author=staff,
+                                                    subject=NAME),
+        "note": lambda: add_note(thread, NAME, staff),
+        "repair": lambda: create_repair(customer=customer, device=NAME),
+        "repair edit": lambda: update_repair(repair, actor=staff, description=NAME),
+        "ticket": lambda: create_ticket(customer=customer, subject=NAME),
+        "ticket edit": lambda: update_ticket(db.session.get(Ticket, ticket_id), actor=staff,
+                                                description=NAME),
+        "held mail and its address": lambda: accept_held(held.item, customer, actor=staff, add_address=True),
+        "panel": lambda: set_panel_state(customer, "active", actor=staff),
+        "merge": lambda: merge_threads(thread, Thread(customer_id=customer.id, subject=NAME), staff),
+        "move a message in": lambda: move_message(held_message, thread, staff),
+    }
+    for what, write in writes.items():
+        with pytest.raises(ValidationFailed) as refused:
+            write()
+        assert any("erased" in message for message in refused.value.fields.values()), what
+        _unchanged(customer.id)
+        customer = db.session.get(Customer, customer.id)
+        thread, repair = db.session.get(Thread, thread.id), db.session.get(Repair, repair.id)
+
+
+def test_the_staff_edit_form_and_the_crm_note_cannot_write_an_erased_customer_back(staff_client, erased):
+    customer, _repair, _ticket = erased
+    path = f"/customers/{customer.id}/edit"
+    response = staff_client.post(path, data={"name": NAME, "email": EMAIL, "phone": PHONE, "crm_note": "VIP",
+                                             "csrf_token": csrf_token(staff_client, path)})
+    assert response.status_code == 422
+    assert "erased" in response.get_data(as_text=True) or "usunięte" in response.get_data(as_text=True)
+    _unchanged(customer.id)
+
+    thread = db.session.scalars(select(Thread).where(Thread.customer_id == customer.id)).first()
+    response = staff_client.post(f"/threads/{thread.id}/crm-note", data={
+        "crm_note": NAME, "csrf_token": csrf_token(staff_client, f"/threads/{thread.id}")}, follow_redirects=True)
+    assert response.status_code == 200
+    _unchanged(customer.id)
+
+    response = staff_client.post("/compose", data={
+        "customer_id": customer.id, "channels": ["portal"], "body": NAME,
+        "csrf_token": csrf_token(staff_client, f"/threads/{thread.id}")}, content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "erased" in response.get_data(as_text=True) or "usunięte" in response.get_data(as_text=True)
+    _unchanged(customer.id)

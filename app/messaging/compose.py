@@ -6,13 +6,16 @@ from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, update
 
 from ..attachments import StoredFile
 from ..channels import get_channel
 from ..channels.sms import MAX_BODY, sms_body
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line, clean_text, gather
 from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
 from ..models.audit import record
 from ..models.conversations import CHANNELS
@@ -24,6 +27,7 @@ from .threads import context_thread, default_subject, open_thread
 MAX_CC = 30
 MAX_SCHEDULE_AHEAD = timedelta(days=14)
 MAX_BODY_CHARS = 50_000
+SUBJECT_MAX = 255  # a thread's subject column
 PREVIEW_CHARS = 300
 
 
@@ -100,6 +104,7 @@ def compose(
     the thread, repair or ticket belongs to someone else, or the `template` (whose files go with the message on
     e-mail and panel) is marketing and the customer has not agreed to it.
     """
+    refuse_erased(customer)
     shop = Shop.current()
     now = utcnow()
     channels = list(dict.fromkeys(channels))
@@ -109,13 +114,12 @@ def compose(
         errors["channels"] = _("Choose at least one channel.")
     errors.update(channel_problems(customer, channels, shop))
 
-    body = (body or "").replace("\r\n", "\n").strip()
-    if not body:
-        errors["body"] = _("Write a message.")
-    elif len(body) > MAX_BODY_CHARS:
-        errors["body"] = _("The message is too long.")
-    elif "sms" in channels:
-        if len(sms_body(body, sms_plain)) > MAX_BODY:
+    try:
+        body = clean_text(body, "body", MAX_BODY_CHARS, _l("Write a message."))
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    else:
+        if "sms" in channels and len(sms_body(body, sms_plain)) > MAX_BODY:
             errors["body"] = _("An SMS can have at most %(n)d characters.", n=MAX_BODY)
 
     if thread is not None:
@@ -128,7 +132,7 @@ def compose(
     if ticket is not None and ticket.customer_id != customer.id:
         errors["ticket_id"] = _("This ticket belongs to another customer.")
 
-    subject = " ".join((subject or "").split())  # no CR/LF can reach a mail header
+    subject = gather(errors, clean_line, subject, "subject", SUBJECT_MAX)  # no CR/LF can reach a mail header
     if send_at is not None:
         if send_at <= now:
             errors["send_at"] = _("Choose a time in the future.")
@@ -210,17 +214,41 @@ def _touch_thread(thread: Thread, message: Message, author, now: datetime, opene
             thread.first_response_at = now
 
 
+def undo_refusal(message: Message, now: datetime | None = None) -> str | None:
+    """Why `message` cannot be taken back, or None when it can.
+
+    Only a message staff wrote to a customer can be undone (never a customer's mail or SMS, a note, an event or
+    an automatic notification), and only while nothing of it has been handed to a channel: every delivery not
+    cancelled still scheduled or queued and never tried, and its time (the undo window or "send later") ahead.
+    """
+    now = now or utcnow()
+    if (message.kind != "message" or message.direction != "out" or message.author_user_id is None
+            or message.automatic or "forward" in message.meta or "panel" in message.meta
+            or any(d.purpose != "message" for d in message.deliveries)):
+        return _("Only a message written by staff and not sent yet can be taken back.")
+    waiting = [d for d in message.deliveries if d.status != "cancelled"]  # one channel may have been cancelled
+    if (not waiting or message.send_at is None or message.send_at <= now
+            or any(d.status not in ("scheduled", "queued") or d.attempts for d in waiting)):
+        return _("Too late to undo: the message is already on its way.")
+    return None
+
+
 def undo(message: Message, actor=None) -> dict:
     """Take back a message none of whose deliveries has started; returns what was written, to edit again.
 
-    Refuses (ValidationFailed; the caller rolls back) once any delivery has been claimed for sending: the
-    cancelling UPDATE is conditional, so a dispatcher claiming at the same moment cannot slip through.
+    Refuses (ValidationFailed on "undo", nothing changed) anything `undo_refusal` refuses. Once a delivery has
+    been claimed for sending it is refused too: the cancelling UPDATE is conditional, so a dispatcher claiming
+    at the same moment cannot slip through (the caller rolls back).
     """
+    now = utcnow()
+    if (refusal := undo_refusal(message, now)) is not None:
+        raise ValidationFailed({"undo": refusal})
     waiting = [d for d in message.deliveries if d.status != "cancelled"]
     stopped = db.session.execute(
         update(Delivery)
-        .where(Delivery.message_id == message.id, Delivery.status.in_(("scheduled", "queued")))
-        .values(status="cancelled", cancelled_at=utcnow())
+        .where(Delivery.message_id == message.id, Delivery.status.in_(("scheduled", "queued")),
+               Delivery.attempts == 0)
+        .values(status="cancelled", cancelled_at=now)
     ).rowcount
     if stopped != len(waiting):
         raise ValidationFailed({"undo": _("Too late to undo: the message is already on its way.")})
@@ -234,7 +262,8 @@ def undo(message: Message, actor=None) -> dict:
     }
     thread = message.thread
     give_back(message)
-    record("message.undo", by=actor, target=message, thread_id=thread.id)
+    record("message.undo", by=actor, target=message, thread_id=thread.id, channels=draft["channels"],
+           written_by=message.author_user_id)
     db.session.execute(delete(Delivery).where(Delivery.message_id == message.id))
     db.session.delete(message)
     db.session.flush()

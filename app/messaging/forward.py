@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ..channels.email import NO_MAILBOX
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_text, gather
 from ..mailboxes import default_mailbox
 from ..models import Attachment, Delivery, InboundItem, Message, Shop, Thread, User, utcnow
 from ..models.audit import record
@@ -42,9 +43,7 @@ def forward_thread(thread: Thread, *, to: str, actor: User | None, note: str = "
         to = validate_email((to or "").strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         errors["to"] = _("Enter a valid e-mail address: %(reason)s", reason=str(exc))
-    note = (note or "").replace("\r\n", "\n").strip()
-    if len(note) > MAX_BODY_CHARS:
-        errors["note"] = _("The note is too long.")
+    note = gather(errors, clean_text, note, "note", MAX_BODY_CHARS)
     messages = forwardable(thread, include_notes)
     if not messages:
         errors["to"] = _("This thread has no messages to forward.")

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..attachments import path_for, refusal, store
+from ..customers import NAME_MAX, create_customer, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound import batch
@@ -476,8 +477,9 @@ def _decidable(item: InboundItem) -> None:
 def accept_held(item: InboundItem, customer: Customer, *, actor: User, add_address: bool = False) -> InboundOutcome:
     """Put a held mail into `customer`'s thread (the one it names, else a new one). With `add_address`, the
     sender's address becomes one of the customer's, and the other held mail from it is threaded as if it
-    had just arrived. Refuses (ValidationFailed) decided or unreadable mail."""
+    had just arrived. Refuses (ValidationFailed) decided or unreadable mail, and an erased customer."""
     _decidable(item)
+    refuse_erased(customer)
     if item.source == "sms":
         return _accept_held_sms(item, customer, actor=actor, add_number=add_address)
     mail = parsed_item(item)
@@ -497,8 +499,6 @@ def accept_held(item: InboundItem, customer: Customer, *, actor: User, add_addre
 def create_customer_from_held(item: InboundItem, *, actor: User) -> InboundOutcome:
     """A new customer named after the held mail's sender (the From display name, else the address), the mail
     accepted into their new thread and the other held mail from that address re-checked."""
-    from ..customers import create_customer
-
     _decidable(item)
     if item.source == "sms":
         customer = create_customer(name=item.sender, phone=item.sender, actor=actor)
@@ -506,7 +506,8 @@ def create_customer_from_held(item: InboundItem, *, actor: User) -> InboundOutco
     mail = parsed_item(item)
     if not mail.from_address:
         raise ValidationFailed({"item": _("This mail has no sender address.")})
-    customer = create_customer(name=mail.from_name or mail.from_address, email=mail.from_address, actor=actor)
+    name = " ".join("".join(c for c in mail.from_name or "" if c.isprintable() or c.isspace()).split())
+    customer = create_customer(name=name[:NAME_MAX] or mail.from_address, email=mail.from_address, actor=actor)
     outcome = accept_held(item, customer, actor=actor)
     recheck_held_from(mail.from_address, actor)
     return outcome
@@ -547,6 +548,7 @@ def _accept_held_sms(item: InboundItem, customer: Customer, *, actor: User, add_
 
 
 def _add_address(customer: Customer, address: str, actor: User) -> None:
+    refuse_erased(customer)
     address = address.lower()
     if customer.email == address or any(extra.address == address for extra in customer.extra_emails):
         return

@@ -5,6 +5,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Message, MessageRef, Shop, Thread, ThreadFollower, User, utcnow
@@ -38,6 +39,7 @@ def merge_threads(target: Thread, source: Thread, actor: User | str | None) -> T
     Refuses (ValidationFailed on "source_id") the thread itself, a thread of another customer or none, and
     deleted or already merged threads on either side.
     """
+    refuse_erased(target.customer, "source_id")
     if source.id == target.id:
         raise ValidationFailed({"source_id": _("A thread cannot be merged into itself.")})
     if target.customer_id is None or source.customer_id != target.customer_id:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Message, Thread, User, utcnow
@@ -18,8 +19,9 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
     its time, so it sits where it belongs in the other timeline.
     Refuses (ValidationFailed on "to_thread_id") anything but an incoming message, a move into the thread
     it is in, and a thread that is deleted or belongs to another customer, unless that customer has the
-    phone the SMS came from (a family sharing one phone): then the message becomes theirs.
+    phone the SMS came from (a family sharing one phone): then the message becomes theirs; and an erased customer.
     """
+    refuse_erased(to_thread.customer, "to_thread_id")
     from_thread = message.thread
     if message.direction != "in" or message.kind != "message":
         raise ValidationFailed({"to_thread_id": _("Only a message from the customer can be moved.")})

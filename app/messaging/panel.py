@@ -7,8 +7,10 @@ from flask_babel import gettext as _
 from sqlalchemy import update
 
 from ..attachments import StoredFile
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_text
 from ..models import Attachment, Customer, Message, Repair, Shop, Thread, utcnow
 from ..models.audit import record
 from ..privacy.masking import mask_card_numbers
@@ -17,11 +19,9 @@ from .threads import context_thread, default_subject, open_thread
 
 
 def _clean_body(body: str, attachments: Sequence[StoredFile]) -> str:
-    body = (body or "").replace("\r\n", "\n").strip()
+    body = clean_text(body, "body", MAX_BODY_CHARS)
     if not body and not attachments:
         raise ValidationFailed({"body": _("Write a message.")})
-    if len(body) > MAX_BODY_CHARS:
-        raise ValidationFailed({"body": _("The message is too long.")})
     if attachments and not Shop.current().panel_allows_attachments:
         raise ValidationFailed({"attachments": _("The shop does not accept files in the panel.")})
     return mask_card_numbers(body)  # card numbers are never stored
@@ -34,6 +34,7 @@ def customer_reply(thread: Thread, customer: Customer, body: str,
     is told. Refuses (ValidationFailed) an empty or too long text and files when the shop does not take them."""
     from ..portal.notices import queue_shop_notice  # the panel package imports the domain, not the other way
 
+    refuse_erased(customer, "body")
     body = _clean_body(body, attachments)
     now = utcnow()
     message = Message(

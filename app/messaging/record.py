@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line, clean_text, gather
 from ..models import Customer, Message, Repair, Ticket, User, utcnow
 from ..models.audit import record
 from ..models.conversations import THREAD_STATUSES
@@ -31,27 +34,22 @@ def record_conversation(
     `author`); nothing is sent to anyone. Returns the message; flushed, the caller commits.
 
     Refuses (ValidationFailed, nothing stored) an unknown source or status, an empty or overlong text, no subject
-    where no repair or ticket names the thread, and a repair or ticket of another customer.
+    where no repair or ticket names the thread, a repair or ticket of another customer, and an erased customer.
     """
+    refuse_erased(customer)
     errors = {}
     if source not in RECORD_SOURCES:
         errors["source"] = _("Choose where the conversation took place.")
     if status not in THREAD_STATUSES:
         errors["status"] = _("Choose a status.")
-    body = (body or "").replace("\r\n", "\n").strip()
-    if not body:
-        errors["body"] = _("Write what the customer said.")
-    elif len(body) > MAX_BODY_CHARS:
-        errors["body"] = _("The text is too long.")
+    body = gather(errors, clean_text, body, "body", MAX_BODY_CHARS, _l("Write what the customer said."))
     if repair is not None and repair.customer_id != customer.id:
         errors["repair_id"] = _("This repair belongs to another customer.")
     if ticket is not None and ticket.customer_id != customer.id:
         errors["ticket_id"] = _("This ticket belongs to another customer.")
-    subject = " ".join((subject or "").split()) or default_subject(repair, ticket)
-    if not subject:
+    subject = gather(errors, clean_line, subject, "subject", SUBJECT_MAX) or default_subject(repair, ticket)
+    if not subject and "subject" not in errors:
         errors["subject"] = _("Write a subject.")
-    elif len(subject) > SUBJECT_MAX:
-        errors["subject"] = _("At most %(n)d characters.", n=SUBJECT_MAX)
     if errors:
         raise ValidationFailed(errors)
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line
 from ..models import Attachment, Message, Thread, User, utcnow
 from ..models.audit import record
-from .compose import PREVIEW_CHARS
+from .compose import PREVIEW_CHARS, SUBJECT_MAX
 from .events import add_event
 from .move import thread_label
 
@@ -23,11 +25,13 @@ def split_message(message: Message, actor: User | str | None, subject: str = "")
     commits. The original stays where it was; both threads get an event naming the other.
     Refuses (ValidationFailed on "message_id") notes, events and redacted messages.
     """
+    refuse_erased(message.thread.customer, "message_id")
     if message.kind != "message" or message.redacted_at is not None:
         raise ValidationFailed({"message_id": _("Only a message (not a note or an event) can be split out.")})
     old = message.thread
     now = utcnow()
-    subject = " ".join((subject or message.subject or old.subject).split())[:255]
+    subject = (clean_line(subject, "subject", SUBJECT_MAX)
+               or " ".join((message.subject or old.subject).split())[:SUBJECT_MAX])
     thread = Thread(customer_id=old.customer_id, repair_id=old.repair_id, ticket_id=old.ticket_id, subject=subject,
                     priority=old.priority, queue_id=old.queue_id, category=old.category, private=old.private,
                     source_channel=message.channel or old.source_channel, created_by_id=getattr(actor, "id", None),

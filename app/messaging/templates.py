@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line, clean_text, gather
 from ..models import Customer, Repair, Shop
 from ..models.audit import record
 from ..models.conversations import CHANNELS
@@ -194,11 +195,7 @@ def reply_frame(language: str, kind: str) -> MessageTemplate | None:
 def checked_fields(*, name, channels, subject, body, language, kind, marketing=False, template=None) -> dict:
     """The template's fields cleaned; ValidationFailed names every bad field at once (syntax with its line)."""
     errors = {}
-    name = " ".join((name or "").split())
-    if not name:
-        errors["name"] = _("Enter a name.")
-    elif len(name) > NAME_MAX:
-        errors["name"] = _("At most %(max)s characters.", max=NAME_MAX)
+    name = gather(errors, clean_line, name, "name", NAME_MAX, _l("Enter a name."))
     if kind not in KINDS:
         errors["kind"] = _("Choose one of: %(values)s.", values=", ".join(KINDS))
     if language not in LOCALES:
@@ -206,10 +203,10 @@ def checked_fields(*, name, channels, subject, body, language, kind, marketing=F
     channels = [c for c in CHANNELS if c in (channels or [])]
     if kind == "message" and not channels:
         errors["channels"] = _("Choose at least one channel.")
-    subject, body = subject or "", (body or "").replace("\r\n", "\n")
-    for field, text, limit in (("subject", subject, SUBJECT_MAX), ("body", body, BODY_MAX)):
-        if len(text) > limit:
-            errors[field] = _("At most %(max)s characters.", max=limit)
+    subject = gather(errors, clean_line, subject, "subject", SUBJECT_MAX)
+    body = gather(errors, clean_text, body, "body", BODY_MAX)
+    for field, text in (("subject", subject), ("body", body)):
+        if field in errors:
             continue
         try:
             check_text(text, field)

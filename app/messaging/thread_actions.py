@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line, clean_text
 from ..models import Customer, Message, Queue, Repair, Tag, Thread, ThreadFollower, User, utcnow
 from ..models.audit import record
 from ..models.conversations import THREAD_STATUSES
@@ -114,9 +117,7 @@ def set_priority(thread: Thread, priority: str, actor: User | None) -> Message |
 
 def set_category(thread: Thread, category: str, actor: User | None) -> Message | None:
     """Set the thread's category (free text on one line; empty clears it). Refuses one that is too long."""
-    category = " ".join((category or "").split())
-    if len(category) > CATEGORY_MAX:
-        raise ValidationFailed({"category": _("At most %(n)d characters.", n=CATEGORY_MAX)})
+    category = clean_line(category, "category", CATEGORY_MAX)
     if thread.category == category:
         return None
     previous, thread.category = thread.category, category
@@ -134,12 +135,7 @@ def tag_name(raw: str) -> str:
 
     Refuses (ValidationFailed on "tag") an empty name or one over 60 characters.
     """
-    name = " ".join((raw or "").split()).lower()
-    if not name:
-        raise ValidationFailed({"tag": _("Write a tag.")})
-    if len(name) > TAG_MAX:
-        raise ValidationFailed({"tag": _("At most %(n)d characters.", n=TAG_MAX)})
-    return name
+    return clean_line(raw, "tag", TAG_MAX, _l("Write a tag.")).lower()
 
 
 def _tag_named(name: str) -> Tag:
@@ -188,13 +184,10 @@ def unfollow(thread: Thread, user: User) -> None:
 def add_note(thread: Thread, body: str, author: User) -> Message:
     """An internal note in the timeline: for staff only, never shown to the customer and never sent.
 
-    Refuses (ValidationFailed on "body") an empty or overlong note.
+    Refuses (ValidationFailed on "body") an empty or overlong note, and one about an erased customer.
     """
-    body = (body or "").replace("\r\n", "\n").strip()
-    if not body:
-        raise ValidationFailed({"body": _("Write a note.")})
-    if len(body) > NOTE_MAX:
-        raise ValidationFailed({"body": _("The note is too long.")})
+    refuse_erased(thread.customer, "body")
+    body = clean_text(body, "body", NOTE_MAX, _l("Write a note."))
     now = utcnow()
     note = Message(thread_id=thread.id, kind="note", direction="internal", visible_to_customer=False,
                    author_user_id=author.id, body_text=body, body_format="markdown", created_at=now)

@@ -5,6 +5,7 @@ from flask import abort
 from sqlalchemy import and_, bindparam, case, or_, select
 from sqlalchemy.orm import joinedload
 
+from ..customers import refuse_erased
 from ..extensions import db
 from ..models import Customer, Message, Repair, Thread, Ticket, utcnow
 
@@ -78,6 +79,8 @@ def open_thread(
     source_channel: str = "email",
     author=None,
 ) -> Thread:
+    """A new thread of `customer` about the repair or ticket; refuses an erased customer (ValidationFailed)."""
+    refuse_erased(customer)
     thread = Thread(
         customer_id=customer.id,
         repair_id=repair.id if repair else None,

@@ -5,11 +5,12 @@ retrying later) → claimed by a dispatch pass → `sending` → `sent` (e-mail,
 after a failure, `queued` again with a backoff or `failed` for good. A delivery left `sending` by a crash is flagged
 uncertain and waits for staff to resend or dismiss it; `cancelled` by staff while it waited.
 """
-from .actions import can_cancel, can_dismiss, can_hide, can_resend, cancel, dismiss, hide, resend
+from .actions import can_cancel, can_dismiss, can_hide, can_resend, cancel, cancel_message, dismiss, hide, resend
 from .dispatch import dispatch_pass
 from .retention import purge_outbox
 
 __all__ = [
-    "can_cancel", "can_dismiss", "can_hide", "can_resend", "cancel", "dismiss", "dispatch_pass", "hide",
+    "can_cancel", "can_dismiss", "can_hide", "can_resend", "cancel", "cancel_message", "dismiss", "dispatch_pass",
+    "hide",
     "purge_outbox", "resend",
 ]

@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, update
 
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..models import Delivery, DeliveryEvent, User, utcnow
+from ..models import Delivery, DeliveryEvent, Message, User, utcnow
 from ..models.audit import record
 
 WAITING = ("scheduled", "queued")
@@ -68,6 +68,28 @@ def cancel(delivery: Delivery, actor: Actor, now: datetime | None = None) -> Del
             allowed=Delivery.status.in_(WAITING),
             values={"status": "cancelled", "cancelled_at": now},
             refusal=_("Too late to cancel: this delivery is already on its way or finished."))
+
+
+def cancel_message(message: Message, actor: Actor, now: datetime | None = None) -> int:
+    """Stop every delivery of a message to a customer that still waits; the message stays in its thread, marked.
+
+    Returns how many were stopped (0 when all had gone already; one claimed a moment ago is left alone).
+    Refuses (ValidationFailed on "message") anything but a message the shop sends out: a customer's mail, a note
+    or an event has nothing to cancel.
+    """
+    if message.kind != "message" or message.direction != "out":
+        raise ValidationFailed({"message": _("Only a message the shop sends can be cancelled.")})
+    now = now or utcnow()
+    stopped = 0
+    for delivery in message.deliveries:
+        if not can_cancel(delivery):
+            continue
+        try:
+            cancel(delivery, actor, now)
+        except ValidationFailed:  # a dispatcher claimed it a moment ago; the refused UPDATE changed nothing
+            continue
+        stopped += 1
+    return stopped
 
 
 def dismiss(delivery: Delivery, actor: Actor, now: datetime | None = None) -> Delivery:

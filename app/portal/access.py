@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, or_, select, update
 
 from .. import sign_in_sessions
 from ..attachments import servable
-from ..customers import normalize_email, parse_phone
+from ..customers import normalize_email, parse_phone, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Customer, CustomerEmail, Delivery, Message, PanelToken, Repair, Thread, utcnow
@@ -216,6 +216,8 @@ def customer_by_login(login: str) -> Customer | None:
 
 def set_panel_state(customer: Customer, state: str, *, actor) -> None:
     """Open (invited/active) or close (disabled) the customer's panel; closing signs out every panel session."""
+    if state != "disabled":
+        refuse_erased(customer)
     if state == customer.panel_state:
         return
     if state == "disabled":

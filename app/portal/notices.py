@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from ..channels import get_channel
+from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
@@ -89,6 +90,7 @@ def invite(customer: Customer, channel: str, *, actor) -> Message:
     Refuses (ValidationFailed on `channel`) a channel that cannot reach the customer, and a disabled panel
     being re-opened this way is allowed: inviting is how staff open it again.
     """
+    refuse_erased(customer, "channel")
     if channel not in ("email", "sms"):
         raise ValidationFailed({"channel": _("Choose e-mail or SMS.")})
     reason = get_channel(channel).unreachable_reason(customer, Shop.current())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort
+from flask import abort, flash
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from htmx_flask import request
@@ -32,9 +32,14 @@ def wants_fragment() -> bool:
 
 
 def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
-    """Put the domain's messages next to the form's fields of the same name."""
+    """Put the domain's messages next to the form's fields of the same name; one about no field of the form (an
+    erased customer, say) is shown at the top of the page."""
     for name, message in exc.fields.items():
-        form[name].errors.append(message)
+        if name in form:
+            form[name].errors.append(message)
+        else:
+            form.form_errors.append(message)
+            flash(message, "error")
 
 
 def form_values(form: FlaskForm) -> dict:

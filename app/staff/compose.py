@@ -191,7 +191,7 @@ def undo_message(message_id: int):
         draft = undo(message, actor=current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["undo"], "error")
+        flash(exc.message_for("undo"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     thread_gone = db.session.get(type(thread), thread.id) is None
     db.session.commit()

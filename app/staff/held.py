@@ -29,7 +29,7 @@ RAW_HEADERS_LIMIT = 64 * 1024
 
 class AcceptForm(FlaskForm):
     customer_id = HiddenField()
-    add_address = BooleanField(default=True)
+    add_address = BooleanField(default=False)  # it grants that sender the panel: only when staff choose it
 
 
 def _held_item(item_id: int) -> InboundItem:

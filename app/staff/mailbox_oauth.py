@@ -93,7 +93,7 @@ def _start(provider: str, mailbox: Mailbox | None):
     try:
         url, flow = start_connect(provider, mailbox)
     except ValidationFailed as exc:
-        flash(exc.fields["provider"], "error")
+        flash(exc.message_for("provider"), "error")
         return redirect(url_for("mailbox_oauth.clients"))
     session[FLOW_KEY] = flow
     return redirect(url)

@@ -153,7 +153,7 @@ def make_default_view(mailbox_id: int):
         make_default(mailbox, actor=current_user)
         db.session.commit()
     except ValidationFailed as exc:
-        flash(exc.fields["is_default"], "error")
+        flash(exc.message_for("is_default"), "error")
     else:
         flash(_("Mail now goes out through %(name)s unless a message says otherwise.", name=mailbox.name), "success")
     return redirect(url_for("mailboxes.index"))

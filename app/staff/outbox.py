@@ -84,7 +84,7 @@ def act(delivery_id: int, action: str):
         ACTIONS[action](delivery, current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        error = exc.fields["delivery"]
+        error = exc.message_for("delivery")
     else:
         db.session.commit()
     if not request.htmx:

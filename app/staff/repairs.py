@@ -117,7 +117,7 @@ def set_status(repair_id: int):
     try:
         changed = change_status(repair, request.form.get("status", ""), actor=current_user)
     except ValidationFailed as exc:
-        changed, error = False, exc.fields["status"]
+        changed, error = False, exc.message_for("status")
     if changed:
         db.session.commit()
     if wants_fragment():

@@ -147,8 +147,8 @@ def note(thread_id: int):
         db.session.rollback()
         if wants_fragment():
             return render_template("staff/threads/_note_added.html", thread=thread, note=None, body=body,
-                                   error=exc.fields["body"])
-        flash(exc.fields["body"], "error")
+                                   error=exc.message_for("body"))
+        flash(exc.message_for("body"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     if wants_fragment():
@@ -168,7 +168,7 @@ def crm_note(thread_id: int):
         update_customer(thread.customer, actor=current_user, source="staff", crm_note=request.form.get("crm_note"))
     except ValidationFailed as exc:
         db.session.rollback()
-        error = exc.fields["crm_note"]
+        error = exc.message_for("crm_note")
     else:
         db.session.commit()
     if wants_fragment():

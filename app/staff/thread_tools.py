@@ -72,7 +72,7 @@ def merge(thread_id: int):
         merge_threads(thread, source, current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["source_id"], "error")
+        flash(exc.message_for("source_id"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     flash(_("“%(thread)s” was merged into this thread.", thread=thread_label(source)), "success")
@@ -89,7 +89,7 @@ def split():
         new = split_message(message, current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["message_id"], "error")
+        flash(exc.message_for("message_id"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     flash(_("The message now has a thread of its own."), "success")

@@ -19,7 +19,7 @@ from ..messaging.move import move_message, thread_label
 from ..messaging.threads import THREAD_PAGE, thread_for_staff, timeline
 from ..models import Attachment, Message
 from ..errors import ValidationFailed
-from ..outbox import can_cancel, cancel
+from ..outbox import cancel_message as stop_message
 from ..privacy.redaction import redact_message
 from ..security import CSP
 
@@ -165,14 +165,12 @@ def cancel_message(thread_id: int, message_id: int):
     message = db.get_or_404(Message, message_id)
     if message.thread_id != thread.id:
         return redirect(url_for("threads.show", thread_id=thread.id))
-    stopped = 0
-    for delivery in message.deliveries:
-        if can_cancel(delivery):
-            try:
-                cancel(delivery, current_user)
-                stopped += 1
-            except ValidationFailed:  # a dispatcher claimed it a moment ago
-                db.session.rollback()
+    try:
+        stopped = stop_message(message, current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(exc.message_for("message"), "error")
+        return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     flash(_("Sending cancelled.") if stopped else _("Nothing left to cancel: the message has already gone."),
           "info" if stopped else "warning")
@@ -192,7 +190,7 @@ def move(thread_id: int, message_id: int):
         move_message(message, to_thread, current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["to_thread_id"], "error")
+        flash(exc.message_for("to_thread_id"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     flash(_("Moved to %(thread)s.", thread=thread_label(to_thread)), "success")
@@ -215,7 +213,7 @@ def redact(thread_id: int, message_id: int):
         redact_message(message, request.form.get("text", ""), current_user)
     except ValidationFailed as exc:
         db.session.rollback()
-        flash(exc.fields["text"], "error")
+        flash(exc.message_for("text"), "error")
     else:
         db.session.commit()
         flash(_("The text is redacted."), "success")

@@ -7,17 +7,20 @@ from __future__ import annotations
 import secrets
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from .. import sign_in_sessions
 from ..customers import normalize_email
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..fields import clean_line, gather
 from ..models import User
 from ..models.audit import record
 from ..models.users import ROLES
 
 MIN_PASSWORD_LENGTH = 10
+NAME_MAX = 120  # User.name's column; the name signs replies and shows in the timeline
 
 
 def generate_password() -> str:
@@ -120,9 +123,7 @@ def _checked(*, email: str, name: str, role: str, password: str | None = None,
             errors["email"] = _("Another account already uses this e-mail address.")
     except ValidationFailed as exc:
         errors.update(exc.fields)
-    name = " ".join((name or "").split())
-    if not name:
-        errors["name"] = _("Enter a name.")
+    name = gather(errors, clean_line, name, "name", NAME_MAX, _l("Enter a name."))
     if role not in ROLES:
         errors["role"] = _("Choose owner or staff.")
     if password is not None:
