@@ -25,6 +25,8 @@ from .models.shop import STATUS_COLOURS
 
 NUMBER_MAX = 32
 DEVICE_MAX = 200
+SERIAL_MAX = 64
+ACCESSORIES_MAX = 255
 SUBJECT_MAX = 255
 CATEGORY_MAX = 80
 NAME_MAX = 80  # status and queue names
@@ -240,6 +242,8 @@ def _first_status() -> RepairStatus:
 
 _REPAIR_CLEANERS = {
     "device": line_field("device", DEVICE_MAX, _l("Enter the device.")),
+    "serial_number": line_field("serial_number", SERIAL_MAX),
+    "accessories": line_field("accessories", ACCESSORIES_MAX),
     "description": text_field("description", TEXT_MAX),
     "price_estimate": _price,
     "pickup_date": _pickup_date,
@@ -255,6 +259,8 @@ def create_repair(
     number: str | None = None,
     price_estimate=None,
     pickup_date=None,
+    serial_number: str = "",
+    accessories: str = "",
     actor: Actor = None,
     source: str = "staff",
 ) -> Repair:
@@ -273,7 +279,7 @@ def create_repair(
     }
     fields = _cleaned(cleaners, dict(
         customer=customer, device=device, description=description, status=status, number=number,
-        price_estimate=price_estimate, pickup_date=pickup_date,
+        price_estimate=price_estimate, pickup_date=pickup_date, serial_number=serial_number, accessories=accessories,
     ))
     if fields["number"] is None:
         fields["number"] = _new_number(Repair)
@@ -291,7 +297,8 @@ def create_repair(
 
 
 def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fields) -> list[str]:
-    """Change device, description, price_estimate or pickup_date; returns the names of the changed fields.
+    """Change device, serial_number, accessories, description, price_estimate or pickup_date; returns the names of
+    the changed fields.
 
     Status changes go through change_status (they are logged and notify the customer). Refuses bad
     fields like create_repair, before touching the repair.

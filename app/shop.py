@@ -21,8 +21,8 @@ MAX_SMS_REPLY_WINDOW_DAYS = 90
 # The shop's free texts: the name and phone go into mail headers and one-line layouts; the address and opening hours
 # are shown on several lines.
 TEXTS = {"name": (clean_line, 200), "phone": (clean_line, 32), "address": (clean_text, 500),
-         "opening_hours": (clean_text, 1_000)}
-SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
+         "opening_hours": (clean_text, 1_000), "receipt_terms": (clean_text, 3_000)}
+SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "receipt_terms", "locale", "timezone",
                "notification_email", "undo_seconds", "sms_reply_window_days", "merge_notifies_customer")
 
 

@@ -31,6 +31,8 @@ class Repair(db.Model):
     number: Mapped[str] = mapped_column(String(32), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     device: Mapped[str] = mapped_column(String(200))
+    serial_number: Mapped[str] = mapped_column(String(64), default="")  # serial or IMEI, printed on the receipt
+    accessories: Mapped[str] = mapped_column(String(255), default="")  # what was left with the device
     description: Mapped[str] = mapped_column(Text, default="")
     status_id: Mapped[int] = mapped_column(ForeignKey("repair_statuses.id"), index=True)
     price_estimate: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))

@@ -24,6 +24,7 @@ class Shop(db.Model):
     address: Mapped[str] = mapped_column(Text, default="")
     phone: Mapped[str] = mapped_column(String(32), default="")
     opening_hours: Mapped[str] = mapped_column(Text, default="")
+    receipt_terms: Mapped[str] = mapped_column(Text, default="")  # printed on every acceptance receipt
     locale: Mapped[str] = mapped_column(String(8), default="pl")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Warsaw")
     notification_email: Mapped[str | None] = mapped_column(String(254))

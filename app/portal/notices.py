@@ -20,6 +20,7 @@ from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
 from ..models import Customer, Delivery, Mailbox, Message, Shop, Thread, utcnow
 from ..models.audit import record
+from ..urls import absolute_url
 from . import access
 
 ACCESS_CATEGORY = "customer-panel"  # the thread that keeps a customer's invitations and sign-in messages
@@ -31,11 +32,7 @@ PURPOSE_LABELS = {"panel_invite": _l("panel invitation"), "panel_sign_in": _l("p
                   "panel_notice": _l("notice of a panel message"), "shop_notice": _l("notice to the shop")}
 
 
-def panel_url(endpoint: str, **values) -> str:
-    """An absolute address in the panel (or the staff app) under PUBLIC_BASE_URL, also outside any request."""
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    with current_app.test_request_context("/", base_url=base + "/"):
-        return url_for(endpoint, _external=True, **values)
+panel_url = absolute_url  # an address in the panel (or the staff app) for a notice
 
 
 def _app_path(endpoint: str, **values) -> str:

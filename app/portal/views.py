@@ -111,7 +111,10 @@ def sign_in():
             session[LOGIN_KEY] = login
             session[NEXT_KEY] = _next_in_panel(request.args.get("next"))
             return redirect(url_for("portal.code"))
-    return render_template("portal/sign_in.html", form=form, access_form=AccessCodeForm())
+    # The receipt's QR code opens this page with its access code filled in: the customer types the phone digits.
+    receipt_code = request.args.get("code", "").strip()[:16]
+    return render_template("portal/sign_in.html", form=form, access_form=AccessCodeForm(code=receipt_code),
+                           receipt_code=receipt_code)
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])

@@ -1,7 +1,7 @@
 """Staff screens for repair orders: the searchable list, adding one, the repair card, editing, status changes."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -11,10 +11,12 @@ from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringFie
 from wtforms.validators import Optional
 
 from ..errors import ValidationFailed
+from ..messaging.receipt import acceptance_receipt
 from ..messaging.threads import threads_of, timeline
 from .threads import PAGE_MESSAGES
 from ..extensions import db
-from ..models import Customer, Repair, RepairStatus
+from ..models import Customer, Repair, RepairStatus, Shop
+from ..portal.access import ensure_access_code
 from ..repairs import change_status, create_repair, find_repairs, repair_log, row_by_id, update_repair
 from . import PER_PAGE, show_errors, wants_fragment
 
@@ -25,6 +27,8 @@ TABS = ("details", "messages", "log")
 
 class RepairForm(FlaskForm):
     device = StringField(_l("Device"))
+    serial_number = StringField(_l("Serial number or IMEI"))
+    accessories = StringField(_l("Accessories left"))
     description = TextAreaField(_l("Fault description"))
     price_estimate = StringField(_l("Price estimate"), render_kw={"inputmode": "decimal"})
     pickup_date = DateField(_l("Pickup date"), validators=[Optional()])
@@ -61,6 +65,7 @@ def new():
         try:
             repair = create_repair(
                 customer=form.customer_id.data, device=form.device.data, description=form.description.data,
+                serial_number=form.serial_number.data, accessories=form.accessories.data,
                 status=form.status.data, number=form.number.data, price_estimate=form.price_estimate.data,
                 pickup_date=form.pickup_date.data, actor=current_user,
             )
@@ -89,6 +94,20 @@ def _timelines(repair: Repair) -> list[tuple]:
     return [(thread, *timeline(thread, limit=PAGE_MESSAGES)) for thread in threads_of(repair=repair)]
 
 
+@bp.route("/<int:repair_id>/receipt")
+@login_required
+def receipt(repair_id: int):
+    """The acceptance receipt to print: two copies on A4 (the default), or one for an 80 mm printer."""
+    repair = db.get_or_404(Repair, repair_id)
+    layout = "80mm" if request.args.get("layout") == "80mm" else "a4"
+    if repair.access_code is None:  # a repair from before access codes
+        ensure_access_code(repair)
+        db.session.commit()
+    pdf = acceptance_receipt(repair, Shop.current(), layout)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{repair.number.replace("/", "-")}-receipt.pdf"'})
+
+
 @bp.route("/<int:repair_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(repair_id: int):
@@ -97,6 +116,7 @@ def edit(repair_id: int):
     if form.validate_on_submit():
         try:
             changed = update_repair(repair, actor=current_user, device=form.device.data,
+                                    serial_number=form.serial_number.data, accessories=form.accessories.data,
                                     description=form.description.data, price_estimate=form.price_estimate.data,
                                     pickup_date=form.pickup_date.data)
         except ValidationFailed as exc:

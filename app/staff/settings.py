@@ -64,6 +64,7 @@ class ShopForm(FlaskForm):
     address = TextAreaField(_l("Address"))
     phone = StringField(_l("Phone"))
     opening_hours = TextAreaField(_l("Opening hours"))
+    receipt_terms = TextAreaField(_l("Terms on the acceptance receipt"))
     locale = SelectField(_l("Default language"), choices=LANGUAGE_CHOICES, validate_choice=False)
     timezone = SelectField(_l("Time zone"), validate_choice=False)
     notification_email = EmailField(_l("Notification e-mail"))
