@@ -116,6 +116,7 @@ class Message(db.Model):
 
     thread: Mapped[Thread] = relationship(back_populates="messages", foreign_keys=[thread_id])
     author = relationship("User", foreign_keys=[author_user_id])
+    author_customer = relationship("Customer", foreign_keys=[author_customer_id])
     attachments: Mapped[list["Attachment"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", order_by="Attachment.id"
     )
