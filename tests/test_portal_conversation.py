@@ -15,9 +15,10 @@ from sqlalchemy import event, select
 
 from app.attachments import store
 from app.extensions import db
+from app.inbound.sms import accept_held_sms
 from app.messaging.compose import compose, undo
 from app.messaging.thread_actions import add_event, add_note
-from app.models import Attachment, Message, Shop, Thread, utcnow
+from app.models import Attachment, InboundItem, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.outbox.actions import cancel
 from app.portal import access
@@ -320,3 +321,19 @@ def test_the_panel_inbox_is_one_query_however_many_threads(app, staff):
         publish(customer, f"Wiadomość {number}", repair=repair, author=staff, attachments=[
             store(io.BytesIO(PNG), f"plik{number}.png")])
     assert statements_for_inbox() == few == 1
+
+
+def test_an_sms_from_another_number_accepted_for_a_customer_is_named_for_them(app, jan, staff, staff_client, sms):
+    """A held SMS staff put into a customer's conversation opens a thread named for the customer, not the number."""
+    other_number = "+48600999888"
+    assert sms.text(staff_client, INBOUND_SMS_URL, other_number, "Piszę z telefonu żony", SHOP_NUMBER).status_code \
+        == 200
+    item = db.session.scalars(select(InboundItem).where(InboundItem.status == "held")).one()
+    thread = accept_held_sms(item, jan.customer, actor=staff)
+    db.session.commit()
+    assert thread.subject == "SMS from Jan Kowalski"
+    row = re.search(rf'<tr id="thread-{thread.id}".*?</tr>', staff_client.get("/?view=open").get_data(as_text=True),
+                    re.S).group(0)
+    assert "SMS from Jan Kowalski" in row and other_number not in row
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert re.search(r'<div class="entry-head">\s*<strong>Jan Kowalski</strong>', page)
