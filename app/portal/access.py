@@ -12,7 +12,7 @@ from flask import abort, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy.orm import aliased, defer, joinedload
 
 from .. import sign_in_sessions
 from ..customers import normalize_email, parse_phone
@@ -425,7 +425,8 @@ def threads_for_customer(customer: Customer) -> list[PanelThread]:
                             Message.read_by_customer_at.is_(None)).correlate(Thread)
     rows = db.session.execute(
         _own_threads(customer).add_columns(last, unread.label("unread")).join(last, last.id == newest)
-        .options(joinedload(Thread.repair).joinedload(Repair.status), joinedload(last.attachments))
+        .options(joinedload(Thread.repair).joinedload(Repair.status), joinedload(last.attachments),
+                 defer(last.body_html), defer(last.quoted_text))  # a mail's HTML can be long; the line shows text
         .order_by(last.created_at.desc(), last.id.desc())
     ).unique()
     return [PanelThread(thread, bool(is_unread), message) for thread, message, is_unread in rows]
