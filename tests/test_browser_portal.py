@@ -6,20 +6,28 @@ import time
 from datetime import timedelta
 
 import pytest
-from panel_helpers import link_in, mail_text
+from inbound_helpers import make_mailbox, receive, sample, send_mail
+from panel_helpers import link_in, mail_text, panel_customer, panel_path
 from playwright.sync_api import expect
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
 from app.mailboxes import create_mailbox
+from app.messaging.compose import compose
 from app.models import Message, Shop, utcnow
 from app.outbox import dispatch_pass
+from app.portal import access
 from app.repairs import create_repair
+from app.sms_accounts import configure_sms
 from conftest import screenshot
 from test_portal_inbox import PNG
 
 UNDO_SECONDS = 2
+MOBILE = "+48600100200"
+SHOP_NUMBER = "+48500100200"
+INBOUND_SMS_URL = "http://shop.example/webhooks/twilio/sms"
 
 
 @pytest.fixture
@@ -104,3 +112,44 @@ def test_a_customer_joins_from_an_invitation_reads_and_answers_with_a_photo(
     text = mail_text(shop_mail)
     assert "Jan Kowalski" in text and repair.number in text and "Tak, proszę wymienić." in text
     assert f"/threads/{reply.thread_id}" in text
+
+
+def test_a_customer_reads_their_email_and_sms_conversation_on_a_phone(phone_page, live_server, app, twilio_server):
+    """A customer who only ever wrote by e-mail and SMS finds the whole conversation in the panel, each message
+    saying how it travelled, the mail's quoted history folded."""
+    phone = phone_page
+    console_errors = []
+    phone.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    customer = panel_customer("Jan Kowalski", "jan.kowalski@example.com", phone=MOBILE)
+    repair = create_repair(customer=customer, device="iPhone 12")
+    db.session.commit()
+    mailbox = make_mailbox()
+    quote = send_mail(customer, repair=repair, body="Wycena naprawy: 450 zł.")
+    receive(mailbox, sample("gmail_pl_reply.eml", quote))
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number=SHOP_NUMBER,
+                  api_base_url=twilio_server.url, actor="test")
+    compose(customer=customer, channels=["sms"], body="Telefon gotowy do odbioru.", repair=repair)
+    db.session.commit()
+    assert dispatch_later(Shop.current().undo_seconds + 1)["sent"] == 1
+    twilio_server.text(app.test_client(), INBOUND_SMS_URL, MOBILE, "Dziękuję, będę o 17.", SHOP_NUMBER)
+    token = access.issue_link(customer, "login")
+    db.session.commit()
+
+    phone.goto(live_server.url + panel_path(f"/s/{token}"))
+    phone.locator("button", has_text="Sign in").click()
+    line = phone.locator(".panel-thread.is-unread")
+    expect(line).to_contain_text(f"{repair.number} · iPhone 12")
+    expect(line).to_contain_text("Dziękuję, będę o 17.")
+    line.locator("a").click()
+    messages = phone.locator(".panel-message")
+    expect(messages).to_have_count(4)
+    expect(phone.locator(".panel-travelled")).to_have_text(["sent by e-mail", "your e-mail", "sent as SMS",
+                                                            "your SMS"])
+    expect(messages.nth(1)).to_contain_text("cena 450 zł mi odpowiada")
+    quoted = messages.nth(1).locator(".panel-quote .panel-message-body")
+    expect(quoted).to_be_hidden()
+    messages.nth(1).locator(".panel-quote summary").click()
+    expect(quoted).to_contain_text("2 dni robocze")
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    assert console_errors == []
+    screenshot(phone, "panel-conversation")

@@ -238,7 +238,7 @@ def test_with_two_repairs_texted_the_reply_goes_to_the_latest_and_staff_move_it_
     assert {e.thread_id for e in events} == {screen_thread.id, laptop_thread.id}
     assert all(e.author_user_id == staff.id and not e.visible_to_customer for e in events)
     moved_in = next(e for e in events if e.thread_id == screen_thread.id)
-    assert moved_in.body_text == f"SMS from {MOBILE} moved here from “{laptop_thread.subject}”."
+    assert moved_in.body_text == f"SMS from Jan Kowalski moved here from “{laptop_thread.subject}”."
     audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.move")).one()
     assert audit.user_id == staff.id and audit.details == {"from_thread": laptop_thread.id,
                                                            "to_thread": screen_thread.id}

@@ -137,7 +137,7 @@ def accept_held_sms(item: InboundItem, customer: Customer, *, actor, add_number:
     threads = _threads_texted(item.sender, [customer.id], since=now - timedelta(days=window))
     thread = threads[0] if threads else _latest_open_thread(customer)
     if thread is None:
-        thread = Thread(customer_id=customer.id, subject=_("SMS from %(number)s", number=item.sender),
+        thread = Thread(customer_id=customer.id, subject=_("SMS from %(name)s", name=customer.name),
                         source_channel="sms", created_at=now)
         db.session.add(thread)
         db.session.flush()

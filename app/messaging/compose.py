@@ -168,7 +168,7 @@ def compose(
         subject=subject,
         body_text=body,
         body_format="markdown",
-        visible_to_customer="portal" in channels,
+        visible_to_customer=True,  # written to the customer: the panel shows it once a channel carried it
         automatic=automatic,
         meta={"channels": channels, "sms_plain": bool(sms_plain),
               **({"template_id": template.id} if template is not None else {})},

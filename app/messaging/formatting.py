@@ -19,6 +19,17 @@ _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True})
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
+def sender_name(message: Message) -> str:
+    """Who wrote a message that came in, as staff read it: for a mail, its From (name and address);
+    for a panel message or an SMS, the customer's name (an SMS's number and a panel message's stand-in address
+    say less), else the number or address it came from."""
+    if message.channel == "email":
+        name = (message.meta or {}).get("from_name")
+        return f"{name} <{message.sender}>" if name and message.sender else name or message.sender
+    customer = message.author_customer
+    return customer.name if customer is not None and customer.name else message.sender
+
+
 def html_body(message: Message) -> Markup:
     """The message body as sanitised HTML: Markdown rendered, plain text in paragraphs."""
     return Markup(_clean_html(message.body_text or "", message.body_format == "markdown"))

@@ -15,6 +15,7 @@ from ..mailboxes import default_mailbox
 from ..models import Attachment, Delivery, InboundItem, Message, Shop, Thread, User, utcnow
 from ..models.audit import record
 from .compose import MAX_BODY_CHARS
+from .formatting import sender_name
 
 MAX_FORWARD_FILES_BYTES = 20 * 1024 * 1024  # what most mail servers take in one mail, with room for the text
 
@@ -93,7 +94,7 @@ def _transcript(messages: list[Message], note: str) -> str:
     parts = [note, _("---------- Forwarded conversation ----------")] if note else \
         [_("---------- Forwarded conversation ----------")]
     for m in messages:
-        who = m.sender if m.direction == "in" else (m.author.name if m.author else _("Automatic"))
+        who = sender_name(m) if m.direction == "in" else (m.author.name if m.author else _("Automatic"))
         heading = _("Internal note by %(who)s", who=who) if m.kind == "note" else _("From: %(who)s", who=who)
         lines = [heading, _("Date: %(when)s", when=format_datetime(m.created_at, "medium"))]
         if m.subject:

@@ -9,6 +9,7 @@ from ..extensions import db
 from ..models import Message, Thread, User, utcnow
 from ..models.audit import record
 from .compose import PREVIEW_CHARS
+from .formatting import sender_name
 
 
 def move_message(message: Message, to_thread: Thread, actor: User | str | None) -> Message:
@@ -32,7 +33,7 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
                                                   "sent it.")})
 
     now = utcnow()
-    who, sms = message.sender, message.channel == "sms"
+    who, sms = sender_name(message), message.channel == "sms"  # the customer by name, not by their number
     message.thread = to_thread
     message.author_customer_id = to_thread.customer_id
     message.meta = {key: value for key, value in (message.meta or {}).items() if key != "may_belong_to"}

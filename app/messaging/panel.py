@@ -61,10 +61,12 @@ def customer_reply(thread: Thread, customer: Customer, body: str,
 def customer_new_thread(customer: Customer, repair: Repair, body: str,
                         attachments: Sequence[StoredFile] = ()) -> Message:
     """Start a conversation about one of the customer's repairs (loaded through the panel's loader) and store the
-    first message as customer_reply does; the repair's existing thread is reused when there is one."""
+    first message as customer_reply does; the repair's existing thread is reused when there is one the customer
+    may see (never one staff marked private)."""
     _clean_body(body, attachments)
-    thread = context_thread(customer, repair) or open_thread(
-        customer, subject=default_subject(repair, None), repair=repair, source_channel="portal")
+    thread = context_thread(customer, repair)
+    if thread is None or thread.private:
+        thread = open_thread(customer, subject=default_subject(repair, None), repair=repair, source_channel="portal")
     return customer_reply(thread, customer, body, attachments)
 
 

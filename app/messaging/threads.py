@@ -23,7 +23,8 @@ THREAD_PAGE = select(Thread).where(Thread.id == bindparam("thread_id")).options(
 # three (a limit applies to the messages, in a subquery).
 TIMELINE = select(Message).where(Message.thread_id == bindparam("thread_id")).order_by(
     Message.created_at.desc(), Message.id.desc()).options(
-    joinedload(Message.deliveries), joinedload(Message.attachments), joinedload(Message.author))
+    joinedload(Message.deliveries), joinedload(Message.attachments), joinedload(Message.author),
+    joinedload(Message.author_customer))
 TIMELINE_PAGE = TIMELINE.limit(bindparam("limit"))
 
 

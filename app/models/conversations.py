@@ -106,6 +106,8 @@ class Message(db.Model):
     body_html: Mapped[str | None] = mapped_column(Text)  # sanitised
     quoted_text: Mapped[str] = mapped_column(Text, default="")  # the history a reply quoted, folded in the UI
     body_format: Mapped[str] = mapped_column(String(16), default="text")  # text | markdown
+    # Written to or by the customer: not a note, an event, a forward to a supplier or a panel invitation. The panel
+    # shows such a message of the shop's once a channel carried it (see portal.access.customer_sees).
     visible_to_customer: Mapped[bool] = mapped_column(Boolean, default=True)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)  # sent by a rule, not a person
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -116,6 +118,7 @@ class Message(db.Model):
 
     thread: Mapped[Thread] = relationship(back_populates="messages", foreign_keys=[thread_id])
     author = relationship("User", foreign_keys=[author_user_id])
+    author_customer = relationship("Customer", foreign_keys=[author_customer_id])
     attachments: Mapped[list["Attachment"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", order_by="Attachment.id"
     )

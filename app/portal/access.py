@@ -12,6 +12,7 @@ from flask import abort, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
 from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import aliased, defer, joinedload
 
 from .. import sign_in_sessions
 from ..attachments import servable
@@ -367,28 +368,41 @@ def customer_required(view):
 # --- loaders: every panel query goes through these -------------------------------------------------
 
 
-def _published_to_panel():
-    """A message out that the panel delivered (after the undo window, never a cancelled one)."""
-    return exists().where(Delivery.message_id == Message.id, Delivery.channel == "portal",
-                          Delivery.purpose == "message", Delivery.status == "delivered")
+# The delivery states in which a message has reached the customer by at least one channel: e-mail and SMS handed
+# over (or confirmed delivered), a panel message published. A message still in its undo window, scheduled for
+# later, cancelled, or only failed or bounced on every channel was never the customer's to read.
+REACHED = ("sent", "delivered")
+# The channels a customer writes by; what staff record of a phone call or a visit is their note, not the customer's.
+CUSTOMER_CHANNELS = ("email", "sms", "portal")
+
+
+def _reached_the_customer():
+    """The message itself (not a notice about it) went to the customer and arrived on at least one channel."""
+    return exists().where(Delivery.message_id == Message.id, Delivery.purpose == "message",
+                          Delivery.status.in_(REACHED))
 
 
 def customer_sees(customer: Customer):
-    """The messages the customer sees in the panel: what the shop published to the panel and what the customer
-    wrote there. Never notes, events, or what went by e-mail or SMS only (those stay in their own channel)."""
+    """The messages the customer sees in the panel, whichever channel carried them: what the shop wrote to them
+    (by e-mail, SMS or the panel) once it reached them, and what they wrote themselves (an e-mail, an SMS, a panel
+    message). Never notes, events, automatic replies, bounces, a forward to a supplier or what someone else
+    wrote into the thread."""
     return and_(
         Message.kind == "message",
         Message.redacted_at.is_(None),
         or_(
-            and_(Message.direction == "out", Message.visible_to_customer.is_(True), _published_to_panel()),
-            and_(Message.direction == "in", Message.channel == "portal", Message.author_customer_id == customer.id),
+            and_(Message.direction == "out", Message.visible_to_customer.is_(True), _reached_the_customer()),
+            and_(Message.direction == "in", Message.channel.in_(CUSTOMER_CHANNELS),
+                 Message.author_customer_id == customer.id),
         ),
     )
 
 
 def _own_threads(customer: Customer):
+    """The customer's live threads that staff have not marked private (only the access code's repair's in such a
+    session)."""
     query = select(Thread).where(Thread.customer_id == customer.id, Thread.deleted_at.is_(None),
-                                 Thread.merged_into_id.is_(None))
+                                 Thread.merged_into_id.is_(None), Thread.private.is_(False))
     if repair_scope() is not None:
         query = query.where(Thread.repair_id == repair_scope())
     return query
@@ -404,19 +418,21 @@ class PanelThread:
 
 
 def threads_for_customer(customer: Customer) -> list[PanelThread]:
-    """The customer's threads that have something for them, newest first. The preview is the newest message the
-    customer sees (the thread's own preview may be a message that went by another channel)."""
+    """The customer's threads that have something for them, newest first, in one query (with each thread's repair
+    and the newest message the customer sees, and its files for a preview of a message without text). The preview
+    is that message, not the thread's own preview, which may be a note or a message still waiting to go."""
+    last = aliased(Message)
     newest = (select(Message.id).where(Message.thread_id == Thread.id, customer_sees(customer))
-              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1).scalar_subquery())
-    rows = db.session.execute(_own_threads(customer).add_columns(newest.label("last_id")).where(newest.is_not(None)))
-    lines = []
-    for thread, last_id in rows:
-        last = db.session.get(Message, last_id)
-        unread = db.session.scalar(select(Message.id).where(
-            Message.thread_id == thread.id, customer_sees(customer), Message.direction == "out",
-            Message.read_by_customer_at.is_(None)).limit(1)) is not None
-        lines.append(PanelThread(thread, unread, last))
-    return sorted(lines, key=lambda line: (line.last.created_at, line.last.id), reverse=True)
+              .order_by(Message.created_at.desc(), Message.id.desc()).limit(1).correlate(Thread).scalar_subquery())
+    unread = exists().where(Message.thread_id == Thread.id, customer_sees(customer), Message.direction == "out",
+                            Message.read_by_customer_at.is_(None)).correlate(Thread)
+    rows = db.session.execute(
+        _own_threads(customer).add_columns(last, unread.label("unread")).join(last, last.id == newest)
+        .options(joinedload(Thread.repair).joinedload(Repair.status), joinedload(last.attachments),
+                 defer(last.body_html), defer(last.quoted_text))  # a mail's HTML can be long; the line shows text
+        .order_by(last.created_at.desc(), last.id.desc())
+    ).unique()
+    return [PanelThread(thread, bool(is_unread), message) for thread, message, is_unread in rows]
 
 
 def thread_for_customer(thread_id: int, customer: Customer) -> Thread:
@@ -435,11 +451,22 @@ def thread_for_customer(thread_id: int, customer: Customer) -> Thread:
 
 
 def messages_for_customer(thread: Thread, customer: Customer) -> list[Message]:
-    """What the customer sees of a thread (already loaded through thread_for_customer), oldest first."""
+    """What the customer sees of a thread (already loaded through thread_for_customer), oldest first, with the
+    files and deliveries each shows (how it travelled) joined in the same query."""
     return list(db.session.scalars(
         select(Message).where(Message.thread_id == thread.id, customer_sees(customer))
+        .options(joinedload(Message.attachments), joinedload(Message.deliveries))
         .order_by(Message.created_at, Message.id)
-    ))
+    ).unique())
+
+
+def travelled_by(message: Message) -> list[str]:
+    """The channels by which a message the customer sees reached the panel's reader: the one a customer's message
+    came in on, or those on which the shop's message was sent or delivered (in the order e-mail, SMS, panel)."""
+    if message.direction == "in":
+        return [message.channel]
+    reached = {d.channel for d in message.deliveries if d.purpose == "message" and d.status in REACHED}
+    return [channel for channel in CUSTOMER_CHANNELS if channel in reached]
 
 
 def repairs_for_customer(customer: Customer) -> list[Repair]:

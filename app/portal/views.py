@@ -348,6 +348,20 @@ def _thread_title(thread) -> str:
     return thread.subject or _("Message from %(shop)s", shop=current_shop().name)
 
 
+# How a message in the panel travelled, by its direction and channel.
+TRAVELLED = {
+    ("out", "email"): _l("sent by e-mail"), ("out", "sms"): _l("sent as SMS"),
+    ("out", "portal"): _l("written in the panel"),
+    ("in", "email"): _l("your e-mail"), ("in", "sms"): _l("your SMS"), ("in", "portal"): _l("written in the panel"),
+}
+
+
+def _travelled(message) -> list[str]:
+    """The labels saying how a message the customer sees reached them, or came from them ("sent as SMS")."""
+    return [str(TRAVELLED[message.direction, channel]) for channel in access.travelled_by(message)
+            if (message.direction, channel) in TRAVELLED]
+
+
 def _preview(message) -> str:
     """A message's first words without Markdown markers, for the inbox line."""
     text = markdown_to_text(message.body_text) if message.body_format == "markdown" else message.body_text
@@ -357,7 +371,8 @@ def _preview(message) -> str:
 @bp.app_context_processor
 def _panel_globals():
     return {"panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
-            "panel_preview": _preview, "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
+            "panel_preview": _preview, "panel_travelled": _travelled,
+            "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
 
 
 @bp.errorhandler(400)

@@ -14,6 +14,7 @@ from markupsafe import Markup
 from ..attachments import path_for, servable
 from ..extensions import db
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
+from ..messaging.formatting import sender_name
 from ..messaging.merge import live_thread
 from ..messaging.move import move_message, thread_label
 from ..messaging.threads import THREAD_PAGE, thread_for_staff, timeline
@@ -82,6 +83,7 @@ def mail_html(message: Message, remote_images: bool = False) -> Markup:
 
 
 bp.add_app_template_global(has_remote_images)
+bp.add_app_template_global(sender_name)
 
 
 @bp.app_template_global()
