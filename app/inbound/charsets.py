@@ -11,38 +11,56 @@ from urllib.parse import unquote_to_bytes
 import charset_normalizer
 
 _POLISH = set("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ")
-# A Polish letter read in the wrong single-byte charset shows up as one of these (ł as ³, ą as ¹ or ±...).
-_MOJIBAKE = re.compile(r"[A-Za-z][¹³¿¥¯±¶¼¡¦¬]|[¹³¿¥¯±¶¼¡¦¬][a-z]|[\x80-\x9f]")
-# Charsets worth trying when the declaration is missing or wrong, for mail from Poland and its neighbours.
-_GUESSES = ["cp1252", "iso8859_15", "cp1251", "koi8_r", "iso8859_5", "cp1250", "iso8859_2", "utf_16"]
+# A Polish letter read in the wrong single-byte charset shows up as one of these (ł as ³, ą as ¹ or ±...);
+# in Windows-1252 a word ending in ę, ń or ć ("się", "dzień", "być") ends in ê, ñ or æ, which no Western
+# language's words do.
+_MOJIBAKE = re.compile(r"[A-Za-z][¹³¿¥¯±¶¼¡¦¬]|[¹³¿¥¯±¶¼¡¦¬][a-z]|[\x80-\x9f]|[a-z][êñæ](?![^\W\d_])")
+# What charset-normalizer chooses among when nothing declared fits: the code pages mail is really written in.
+_GUESSES = ["cp1250", "iso8859_2", "cp1252", "iso8859_15", "cp1251", "koi8_r", "koi8_u", "iso8859_5", "cp1257",
+            "iso8859_13", "cp1253", "cp1254", "cp1255", "cp1256", "gb18030", "cp932", "euc_jp", "cp949",
+            "big5hkscs", "utf_16"]
+# A declared charset is read as the superset the sender's mail program really writes (the WHATWG Encoding
+# Standard's choices): Outlook and webmail label Windows code pages with the older standards' names.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932", "euc_kr": "cp949", "big5": "big5hkscs",
+              "latin_1": "cp1252", "iso8859_1": "cp1252", "ascii": "cp1252", "tis_620": "cp874",
+              "iso8859_9": "cp1254", "iso8859_11": "cp874"}
 _ALIASES = {"x-user-defined": "cp1252", "unknown-8bit": "", "x-unknown": "", "utf8": "utf-8",
-            "iso-8859-8-i": "iso8859_8"}
+            "iso-8859-8-i": "iso8859_8", "x-sjis": "cp932", "windows-31j": "cp932", "ks_c_5601": "cp949",
+            "windows-874": "cp874", "x-gbk": "gb18030", "x-euc-jp": "euc_jp", "x-mac-roman": "mac_roman",
+            "cn-big5": "big5hkscs", "x-x-big5": "big5hkscs"}
+# The escape sequences of ISO-2022-JP (and its relatives): 7-bit text that is not ASCII.
+_ISO2022_ESCAPE = re.compile(rb"\x1b(?:\$[@B]|\$\([@BDOPQ]|\([BJI])")
+_ISO2022_SEGMENT = re.compile(rb"(\x1b(?:\$[@B]|\$\([@BDOPQ]|\([BJI]))")
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?)")
 
 
 def codec_name(charset: str | None) -> str | None:
-    """Python's name for a declared charset (`utf-8*pl` and quotes tolerated), or None when unknown."""
+    """Python's name for the charset to read a declared one with (`utf-8*pl` and quotes tolerated): its
+    superset (GB2312 → GB18030, Shift_JIS → CP932, ISO-8859-1 → Windows-1252...), or None when unknown."""
     name = (charset or "").strip().strip("\"'").split("*")[0].lower()
     name = _ALIASES.get(name, name)
     if not name:
         return None
     try:
-        return codecs.lookup(name).name.replace("-", "_")
+        codec = codecs.lookup(name).name.replace("-", "_")
     except (LookupError, ValueError):  # ValueError: a NUL in the name
         return None
+    return _SUPERSETS.get(codec, codec)
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, str | None]:
-    """(text, problem): the bytes read with the declared charset when it fits, else with the charset they
-    really are in (UTF-8 first, then Polish single-byte charsets, then charset-normalizer's guess).
+    """(text, problem): the bytes read with the declared charset (as its superset) when it fits, else with
+    the charset they really are in: UTF-8 when they are valid UTF-8, else charset-normalizer's guess.
 
     `problem` says what was wrong with the declaration, None when it was right. Never raises: the last
     resort replaces what cannot be read.
     """
     declared = codec_name(charset)
     if data.isascii():
+        if b"\x1b" in data and (declared or "").startswith("iso2022") or _ISO2022_ESCAPE.search(data):
+            return decode_iso2022(data, declared), None
         return data.decode("ascii"), None
     if declared and declared.startswith(("utf_16", "utf_32")):
         try:
@@ -55,50 +73,115 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, str | No
         pass
     else:  # non-ASCII bytes that happen to be valid UTF-8 are UTF-8, whatever the label says
         return text, None if declared in (None, "utf_8") else f"declared {charset}, read as utf-8"
-    if declared and declared != "ascii":
+    if declared:
         try:
             text = data.decode(declared)
         except UnicodeDecodeError:
             pass
         else:
             if not (_single_byte(declared) and _MOJIBAKE.search(text)):
-                return text, None
-    guess = _guess(data)
+                mislabelled = codec_name(charset) == "cp1252" and codecs.lookup(charset.strip().strip("\"'")).name == "ascii"
+                return text, f"declared {charset}, read as cp1252" if mislabelled else None
+    guess = _guess(data, declared)
     problem = f"declared {charset}, read as {guess}" if charset else None
     return data.decode(guess, errors="replace"), problem
 
 
 def _single_byte(codec: str) -> bool:
-    return codec.startswith(("iso8859", "cp12", "latin", "koi8", "mac"))
+    return codec.startswith(("iso8859", "cp12", "latin", "koi8", "mac", "cp874"))
 
 
-def _guess(data: bytes) -> str:
-    """The single-byte charset the bytes most likely are in: Polish letters decide between Windows-1250
-    and ISO-8859-2, charset-normalizer between the rest."""
-    scores = {}
-    for codec in ("cp1250", "iso8859_2"):
-        text = data.decode(codec, errors="replace")
-        scores[codec] = sum(ch in _POLISH for ch in text) - 3 * len(_MOJIBAKE.findall(text)) - 3 * text.count("\ufffd")
-    best = max(scores, key=lambda codec: scores[codec])  # ties go to Windows-1250, the commoner one
-    if scores[best] > 0:
-        return best
-    match = charset_normalizer.from_bytes(data, cp_isolation=_GUESSES).best()
-    return codec_name(match.encoding) if match else "cp1250"
+def _guess(data: bytes, declared: str | None) -> str:
+    """The charset the bytes most likely are in, by charset-normalizer. A short text fits many code pages,
+    and a Polish shop's mail is mostly Polish: among its candidates a Polish code page wins when it reads the
+    bytes as clean Polish (Polish letters, no other accented ones, no mojibake); it also decides between
+    Windows-1250 and ISO-8859-2, which charset-normalizer cannot tell apart."""
+    matches = [codec_name(m.encoding) for m in charset_normalizer.from_bytes(data, cp_isolation=_GUESSES)]
+    if not matches or "cp1250" in matches or "iso8859_2" in matches or (declared and _single_byte(declared)):
+        scores = {codec: _polish_score(data.decode(codec, errors="replace")) for codec in ("cp1250", "iso8859_2")}
+        best = max(scores, key=lambda codec: scores[codec])  # ties go to Windows-1250, the commoner one
+        if scores[best] > 0:
+            return best
+    return matches[0] if matches else "cp1252"
 
 
-def unescape_8bit(value: str) -> str:
-    """A header value as the parser gave it, with raw 8-bit bytes (kept as surrogates) decoded."""
+def _polish_score(text: str) -> int:
+    polish = sum(ch in _POLISH for ch in text)
+    foreign = sum(1 for ch in text if ch.isalpha() and not ch.isascii() and ch not in _POLISH and ch not in "óÓ")
+    return polish - foreign - 3 * len(_MOJIBAKE.findall(text)) - 3 * text.count("\ufffd")
+
+
+def decode_iso2022(data: bytes, declared: str | None = None) -> str:
+    """ISO-2022-JP text (7-bit, switched by escape sequences) as Microsoft's and Japanese mail programs
+    write it: JIS X 0208 with the NEC and IBM extensions (read through CP932), half-width katakana
+    (`ESC ( I`), JIS X 0212 and 0213. Other ISO-2022 charsets (KR, CN) go to Python's codec."""
+    if declared and declared.startswith("iso2022") and not declared.startswith("iso2022_jp"):
+        return data.decode(declared, errors="replace")
+    out: list[str] = []
+    mode = b"\x1b(B"
+    for piece in _ISO2022_SEGMENT.split(data):
+        if _ISO2022_SEGMENT.fullmatch(piece):
+            mode = piece
+            continue
+        if not piece:
+            continue
+        if mode in (b"\x1b(B", b"\x1b(J"):
+            out.append(piece.decode("ascii", errors="replace"))
+        elif mode == b"\x1b(I":
+            out.append(bytes(b | 0x80 for b in piece).decode("cp932", errors="replace"))
+        elif mode in (b"\x1b$B", b"\x1b$@", b"\x1b$(B", b"\x1b$(@"):
+            out.append(_jis_to_sjis(piece).decode("cp932", errors="replace"))
+        elif mode == b"\x1b$(D":
+            out.append(b"".join(b"\x8f" + bytes(b | 0x80 for b in piece[i:i + 2])
+                                for i in range(0, len(piece) - 1, 2)).decode("euc_jp", errors="replace"))
+        else:  # JIS X 0213
+            out.append(bytes(b | 0x80 for b in piece).decode("euc_jis_2004", errors="replace"))
+    return "".join(out)
+
+
+def _jis_to_sjis(piece: bytes) -> bytes:
+    """JIS X 0208 byte pairs as Shift_JIS, so that CP932 (which holds the vendors' extra characters) reads them."""
+    out = bytearray()
+    for i in range(0, len(piece) - 1, 2):
+        j1, j2 = piece[i], piece[i + 1]
+        if j1 in (0x0a, 0x0d):  # a line break inside a two-byte run: broken, but keep the line
+            out.append(j1)
+            continue
+        s1 = (j1 + 1) // 2 + 0x70
+        s1 += 0x40 if s1 >= 0xA0 else 0
+        s2 = j2 + (0x1F + (j2 >= 0x60) if j1 % 2 else 0x7E)
+        out += bytes((s1 & 0xFF, s2 & 0xFF))
+    return bytes(out)
+
+
+def unescape_8bit(value: str, charset: str | None = None) -> str:
+    """A header value as the parser gave it, with raw 8-bit bytes (kept as surrogates) decoded: with
+    `charset` (the body's declared one, which the sender's program also wrote the headers in) before any
+    guess; and raw ISO-2022-JP (escape sequences without encoded words, as Japanese programs send it)."""
+    if "\x1b" in value:
+        value = _unescape_iso2022(value)
     try:
         value.encode("utf-8")
         return value
     except UnicodeEncodeError:
-        return decode_bytes(value.encode("ascii", "surrogateescape"))[0]
+        return decode_bytes(value.encode("ascii", "surrogateescape"), charset)[0]
 
 
-def decode_words(value: str) -> str:
+def _unescape_iso2022(value: str) -> str:
+    try:
+        data = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # already decoded text around the escapes: leave it
+        return value
+    if not _ISO2022_ESCAPE.search(data):
+        return value
+    return decode_iso2022(data)
+
+
+def decode_words(value: str, charset: str | None = None) -> str:
     """A header value with its RFC 2047 encoded words decoded (also the broken ones real mail has:
-    words inside quotes, UTF-8 characters split across two words, missing base64 padding, bad charsets)."""
-    value = unescape_8bit(value)
+    words inside quotes, UTF-8 characters split across two words, missing base64 padding, bad charsets);
+    raw 8-bit text outside them read as `unescape_8bit` does."""
+    value = unescape_8bit(value, charset)
     if "=?" not in value:
         return value
     value = _BETWEEN_WORDS.sub("", value)

@@ -70,7 +70,7 @@ class ParsedMail:
     in_reply_to: list[str]  # ids without brackets, newest first
     references: list[str]  # ids without brackets, newest (rightmost) first
     subject: str  # decoded, one line
-    from_address: str  # lower-case addr-spec, "" when missing
+    from_address: str  # lower-case addr-spec, "" when missing; encoded words in it are kept as they came
     from_name: str
     to: list[str]  # lower-case addr-specs
     cc: list[str]
@@ -88,6 +88,9 @@ class ParsedMail:
     # Exchange keep it in X-Microsoft-Original-Message-ID).
     message_id_aliases: list[str] = field(default_factory=list)
     read_receipt: bool = False  # a disposition notification (RFC 8098): not a reply, not a bounce
+    # The header the sender was taken from: "from", else (a mail without From) "sender", "reply-to" or
+    # "return-path"; "" when none of them holds an address.
+    sender_header: str = "from"
 
     @property
     def all_recipients(self) -> list[str]:
@@ -98,6 +101,10 @@ _MAIL_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "received"
 _ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 _REPORT_PARTS = {"message/delivery-status", "message/global-delivery-status", "text/rfc822-headers",
                  "message/global-headers", "message/disposition-notification"}
+_ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "sender", "reply-to", "return-path", "delivered-to", "x-original-to",
+                    "envelope-to", "x-envelope-to", "resent-from", "resent-to", "disposition-notification-to"}
+# Where the sender of a mail without From is found, in this order.
+_SENDER_HEADERS = ("from", "sender", "reply-to", "return-path")
 _DEFAULT_NAMES = {"message/rfc822": "message.eml", "text/calendar": "invite.ics", "application/ms-tnef": "winmail.dat",
                   "text/plain": "text.txt", "text/html": "page.html"}
 _BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)\s*$", re.MULTILINE)
@@ -148,10 +155,10 @@ def _parse(raw: bytes) -> ParsedMail:
         raise UnparseableMail("No mail headers found (From, To, Subject, Date or Message-ID).")
     body = _Body()
     body.read(message)
+    charset = _declared_charset(message)
 
-    subject = " ".join(decode_words(_first(headers, "subject")).split())
-    senders = _addresses(headers.get("from") or headers.get("sender") or [])
-    from_name, from_address = senders[0] if senders else ("", "")
+    subject = " ".join(decode_words(_first(headers, "subject"), charset).split())
+    sender_header, from_name, from_address = _sender(headers, charset)
     date, date_problem = _date(_first(headers, "date"))
     plain = "\n\n".join(chunk for chunk in body.plain if chunk.strip())
     raw_html = "\n".join(body.html)
@@ -176,22 +183,23 @@ def _parse(raw: bytes) -> ParsedMail:
         subject=subject,
         from_address=from_address,
         from_name=from_name,
-        to=[addr for _, addr in _addresses(headers.get("to", []))],
-        cc=[addr for _, addr in _addresses(headers.get("cc", []))],
+        to=[addr for _, addr in _addresses(headers.get("to", []), charset)],
+        cc=[addr for _, addr in _addresses(headers.get("cc", []), charset)],
         envelope_recipients=_unique(
-            addr for name in _ENVELOPE_HEADERS for _, addr in _addresses(headers.get(name, []))
+            addr for name in _ENVELOPE_HEADERS for _, addr in _addresses(headers.get(name, []), charset)
         ),
         date=date,
         text=text,
         quoted_text=quoted,
         html=html,
         attachments=body.attachments,
-        headers={name: " ".join(decode_words(values[0]).split()) for name, values in headers.items()},
+        headers={name: " ".join(_decode_header(name, values[0], charset).split()) for name, values in headers.items()},
         content_hash=hashlib.sha256("\x00".join(content).encode("utf-8", "surrogatepass")).hexdigest(),
         report=report,
         defects=defects,
         message_id_aliases=extract_ids(" ".join(headers.get("x-microsoft-original-message-id", []))),
         read_receipt=report_type == "disposition-notification",
+        sender_header=sender_header,
     )
 
 
@@ -312,7 +320,7 @@ class _Body:
         lines = ["---------- Forwarded message ----------"]
         for label, name in (("From", "from"), ("Date", "date"), ("Subject", "subject"), ("To", "to")):
             if name in headers:
-                lines.append(f"{label}: {' '.join(decode_words(headers[name][0]).split())}")
+                lines.append(f"{label}: {' '.join(_decode_header(name, headers[name][0]).split())}")
         text = "\n\n".join(version.plain) or html_to_text("\n".join(version.html), mark_quote=False)
         self.forwarded.append("\n".join(lines) + "\n\n" + "\n\n".join([text.strip(), *version.forwarded]).strip())
 
@@ -410,16 +418,56 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
     return headers.get(name, [""])[0]
 
 
-def _addresses(values: list[str]) -> list[tuple[str, str]]:
-    """(decoded display name, lower-case addr-spec) of every address in the headers, in order, deduplicated."""
+def _addresses(values: list[str], charset: str | None = None) -> list[tuple[str, str]]:
+    """(decoded display name, lower-case addr-spec) of every address in the headers, in order, deduplicated.
+
+    Encoded words are decoded in display names only: one inside an addr-spec (`=?utf-8?q?boss=40shop.example?=@
+    evil.example`) is a trick to show another address than the one the mail came from, and stays as it came."""
     found: list[tuple[str, str]] = []
     if not values:
         return found
-    for name, addr in getaddresses([unescape_8bit(value) for value in values]):
+    for name, addr in getaddresses([unescape_8bit(value, charset) for value in values]):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr and addr not in (a for _, a in found):
-            found.append((" ".join(decode_words(name).split()).strip("\"' "), addr))
+            found.append((" ".join(decode_words(name, charset).split()).strip("\"' "), addr))
     return found
+
+
+def _sender(headers: dict[str, list[str]], charset: str | None) -> tuple[str, str, str]:
+    """(header it came from, display name, address) of the mail's sender: From, else Sender, Reply-To,
+    Return-Path (mail without From is sent by scripts and scanners, and still has someone behind it)."""
+    for name in _SENDER_HEADERS:
+        found = _addresses(headers.get(name, []), charset)
+        if found:
+            return name, *found[0]
+    return "", "", ""
+
+
+# An encoded word that is part of an addr-spec: touching an "@" or a dot of the address, or inside <...>.
+_WORD_IN_ADDRESS = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=(?=[@.])|(?<=[@.])=\?[^?\s]+\?[bBqQ]\?[^?]*\?=|<[^<>]*>")
+
+
+def _decode_header(name: str, value: str, charset: str | None = None) -> str:
+    """A header's value decoded for reading; in address headers the addresses themselves are left as they
+    came (see _addresses)."""
+    if name not in _ADDRESS_HEADERS or "=?" not in value:
+        return decode_words(value, charset)
+    kept: list[str] = []
+
+    def keep(match: re.Match) -> str:
+        kept.append(match[0])
+        return f"\ue000{len(kept) - 1}\ue001"
+
+    masked = _WORD_IN_ADDRESS.sub(keep, unescape_8bit(value, charset))
+    return re.sub("\ue000(\\d+)\ue001", lambda m: kept[int(m[1])], decode_words(masked, charset))
+
+
+def _declared_charset(message: Message) -> str | None:
+    """The charset the body's first text part declares: the sender's program wrote raw 8-bit headers in it too."""
+    for part in message.walk():
+        if part.get_content_maintype() == "text" and (charset := part.get_param("charset")):
+            return charset if isinstance(charset, str) else None
+    return None
 
 
 def _unique(addresses) -> list[str]:
