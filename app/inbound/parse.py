@@ -6,6 +6,7 @@ charsets, broken MIME, missing headers) degrades gracefully and is listed in `Pa
 """
 from __future__ import annotations
 
+import binascii
 import hashlib
 import mimetypes
 import re
@@ -107,6 +108,9 @@ _ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "sender", "reply-to", "return-pat
 _SENDER_HEADERS = ("from", "sender", "reply-to", "return-path")
 _DEFAULT_NAMES = {"message/rfc822": "message.eml", "text/calendar": "invite.ics", "application/ms-tnef": "winmail.dat",
                   "text/plain": "text.txt", "text/html": "page.html"}
+_UUENCODE = {"x-uuencode", "uuencode", "x-uue", "uue"}
+# A uuencoded file in a text body (`begin 644 name` … `end`), as old mail programs and scripts attach files.
+_UU_BLOCK = re.compile(r"^begin(?:-base64)? [0-7]{3,4} ([^\r\n]+?)[ \t]*\r?\n(.*?)^end[ \t]*$\r?\n?", re.MULTILINE | re.DOTALL)
 _BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)\s*$", re.MULTILINE)
 
 
@@ -280,13 +284,43 @@ class _Body:
             self.copied_headers.append(self._decoded_text(part, ctype))
         elif ctype == "text/html" and not _is_attachment(part):
             self.html.append(self._decoded_text(part, ctype))
+        elif _transfer_encoding(part) in _UUENCODE:
+            self._uuencoded(part, ctype)
         elif ctype == "text/plain" and not _is_attachment(part):
             text = self._decoded_text(part, ctype)
             if (part.get_param("format") or "").lower() == "flowed":
                 text = _unflow(text, (part.get_param("delsp") or "").lower() == "yes")
-            self.plain.append(text)
+            self.plain.append(self._uu_blocks(text))
         else:
             self._attach(part, ctype, part.get_payload(decode=True) or b"")
+
+    def _uuencoded(self, part: Message, ctype: str) -> None:
+        """A part sent with Content-Transfer-Encoding x-uuencode: a file, named by its `begin` line when the
+        headers do not name it."""
+        raw = part.get_payload()
+        raw = raw if isinstance(raw, str) else ""
+        block = _UU_BLOCK.search(raw)
+        if block:
+            name = unescape_8bit(block[1].strip(), part.get_content_charset())
+            ctype = ctype if ctype not in ("text/plain", "application/octet-stream") else _guess_type(name)
+            self._attach(part, ctype, _uudecode(block[2]), name)
+        else:
+            self.defects.append(f"{ctype}: x-uuencode without a begin line, kept as it came")
+            self._attach(part, ctype, raw.encode("utf-8", "surrogateescape"))
+
+    def _uu_blocks(self, text: str) -> str:
+        """The text without its uuencoded files (`begin 644 name` … `end`), which become attachments."""
+        if "begin " not in text:
+            return text
+
+        def take(block: re.Match) -> str:
+            name = block[1].strip()
+            self.attachments.append(ParsedAttachment(filename=safe_filename(name) or "attachment.bin",
+                                                     content_type=_guess_type(name), payload=_uudecode(block[2])))
+            return ""
+
+        rest, found = _UU_BLOCK.subn(take, text)
+        return re.sub(r"\n{3,}", "\n\n", rest) if found else text
 
     def _decoded_text(self, part: Message, ctype: str) -> str:
         data = part.get_payload(decode=True) or b""
@@ -364,6 +398,32 @@ def _is_attachment(part: Message) -> bool:
     if disposition == "attachment" or part.get_param("name") is not None:
         return True
     return disposition is not None and part.get_param("filename", header="content-disposition") is not None
+
+
+def _transfer_encoding(part: Message) -> str:
+    return str(part.get("content-transfer-encoding", "")).strip().lower()
+
+
+def _guess_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _uudecode(body: str) -> bytes:
+    """The bytes of a uuencoded block's lines; a line with trailing garbage or lost padding (mail
+    programs strip trailing spaces) is read as far as it goes."""
+    out = bytearray()
+    for line in body.splitlines():
+        if not line or line in ("`", " "):
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            length = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+            try:
+                out += binascii.a2b_uu(line[:length].ljust(length))
+            except binascii.Error:
+                continue
+    return bytes(out)
 
 
 def _payload_hash(attachment: ParsedAttachment) -> str:
