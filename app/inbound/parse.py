@@ -481,15 +481,19 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
 def _addresses(values: list[str], charset: str | None = None) -> list[tuple[str, str]]:
     """(decoded display name, lower-case addr-spec) of every address in the headers, in order, deduplicated.
 
-    Encoded words are decoded in display names only: one inside an addr-spec (`=?utf-8?q?boss=40shop.example?=@
-    evil.example`) is a trick to show another address than the one the mail came from, and stays as it came."""
+    Encoded words are decoded in display names only, and not when that would make a name look like an address:
+    one inside an addr-spec (`=?utf-8?q?boss=40shop.example?=@evil.example`) or an encoded address as the name is
+    a trick to show another address than the one the mail came from, and stays as it came."""
     found: list[tuple[str, str]] = []
     if not values:
         return found
     for name, addr in getaddresses([unescape_8bit(value, charset) for value in values]):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr and addr not in (a for _, a in found):
-            found.append((" ".join(decode_words(name, charset).split()).strip("\"' "), addr))
+            shown = decode_words(name, charset)
+            if "@" in shown and "@" not in name:  # a name that decodes into an address shows as it came
+                shown = name
+            found.append((" ".join(shown.split()).strip("\"' "), addr))
     return found
 
 
@@ -503,13 +507,14 @@ def _sender(headers: dict[str, list[str]], charset: str | None) -> tuple[str, st
     return "", "", ""
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
 # An encoded word that is part of an addr-spec: touching an "@" or a dot of the address, or inside <...>.
 _WORD_IN_ADDRESS = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=(?=[@.])|(?<=[@.])=\?[^?\s]+\?[bBqQ]\?[^?]*\?=|<[^<>]*>")
 
 
 def _decode_header(name: str, value: str, charset: str | None = None) -> str:
-    """A header's value decoded for reading; in address headers the addresses themselves are left as they
-    came (see _addresses)."""
+    """A header's value decoded for reading; in address headers the addresses, and encoded words that would
+    read as one, are left as they came (see _addresses)."""
     if name not in _ADDRESS_HEADERS or "=?" not in value:
         return decode_words(value, charset)
     kept: list[str] = []
@@ -518,7 +523,11 @@ def _decode_header(name: str, value: str, charset: str | None = None) -> str:
         kept.append(match[0])
         return f"\ue000{len(kept) - 1}\ue001"
 
+    def keep_address_like(match: re.Match) -> str:
+        return keep(match) if "@" in decode_words(match[0]) else match[0]
+
     masked = _WORD_IN_ADDRESS.sub(keep, unescape_8bit(value, charset))
+    masked = _ENCODED_WORD.sub(keep_address_like, masked)
     return re.sub("\ue000(\\d+)\ue001", lambda m: kept[int(m[1])], decode_words(masked, charset))
 
 
