@@ -50,7 +50,7 @@ ADDITIONS = {
             rf"Dnia\s{ANY}{{4,300}}?\s?{_NAPISAL}\s?:",  # Onet, WP, Interia, iOS
             rf"W\sdniu\s{ANY}{{4,300}}?\s(?:pisze|{_NAPISAL})\s?:",  # Thunderbird, older Gmail
             rf"W\s[^\n\d]{{0,40}}\d{ANY}{{4,300}}?\s{_NAPISAL}\s?:",  # KMail, Evolution
-            rf"[^\n>]{{0,300}}\d{ANY}{{0,300}}?\s{_NAPISAL}\s?:",  # Gmail "pon., 12 mar 2024 o 10:15 X <x> napisał(a):"
+            rf"(?=[^\n]*\d){ANY}{{4,300}}?\s{_NAPISAL}\s?:",  # Gmail "pon., 12 mar 2024 o 10:15 X <x> napisał(a):"
             rf"Wiadomość\snapisana\sprzez\s{ANY}{{4,300}}?\sw\sdniu\s{ANY}{{4,120}}?:",  # Apple Mail
             rf"-{{2,}}\s*{_SEPARATORS['pl']}\s*-{{2,}}",  # Outlook
         ),
@@ -58,7 +58,7 @@ ADDITIONS = {
     },
     "uk": {
         "wrote_header": _wrote(
-            rf"[^\n>]{{0,300}}\d{ANY}{{0,300}}?\s(?:пише|написав|написала|написав\(ла\))\s?:",
+            rf"(?=[^\n]*\d){ANY}{{4,300}}?\s(?:пише|написав|написала|написав\(ла\))\s?:",
             rf"-{{2,}}\s*{_SEPARATORS['uk']}\s*-{{2,}}",
         ),
         "from_header": _from_block("Від|Надіслано|Відправлено|Кому|Тема|Копія|Дата"),
@@ -68,7 +68,7 @@ ADDITIONS = {
     },
     "ru": {
         "wrote_header": _wrote(
-            rf"[^\n>]{{0,300}}\d{ANY}{{0,300}}?\s(?:пишет|написал(?:\(а\)|а)?)\s?:",
+            rf"(?=[^\n]*\d){ANY}{{4,300}}?\s(?:пишет|написал(?:\(а\)|а)?)\s?:",
             # Gmail in Russian has no verb: "пн, 12 мар. 2024 г. в 10:15, Имя <адрес>:"
             rf"[^\n>]{{0,200}}\d{{4}}\sг\.\sв\s\d{{1,2}}:\d{{2}},?\s{ANY}{{0,300}}?<\s?[^<>\s]+@[^<>\s]+>:",
             rf"-{{2,}}\s*{_SEPARATORS['ru']}\s*-{{2,}}",
