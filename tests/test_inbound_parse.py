@@ -648,6 +648,7 @@ def test_replies_in_the_customers_languages_are_split_from_their_history(name, n
     "От: Serwis\nОтправлено: 11 марта 2024 г. 16:45\nКому: Jan\nТема: Naprawa",
     "-----Ursprüngliche Nachricht-----\nVon: Serwis\nAn: Jan",
     "-----Исходное сообщение-----\nОт: Serwis",
+    "El lun, 11 mar 2024 a las 16:45, Serwis (<s@shop.example>) escribió:",
 ])
 def test_attribution_lines_and_header_blocks_of_other_languages(separator):
     new, quoted = split_reply(f"Tak, zgadzam się.\n\n{separator}\n\nTelefon gotowy.")
@@ -658,3 +659,9 @@ def test_attribution_lines_and_header_blocks_of_other_languages(separator):
 def test_a_customers_line_with_a_date_and_a_verb_is_not_taken_for_an_attribution():
     text = "Von: 10:00\nAn: 18:00\nSamstag geschlossen.\n\nGrüße"
     assert split_reply(text) == (text, "")
+
+
+def test_html_without_a_mime_charset_is_read_in_the_charset_its_meta_tag_declares():
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS"></head><body>修理①</body></html>'
+    raw = b"From: a@example.jp\nSubject: x\nContent-Type: text/html\n\n" + html.encode("cp932")
+    assert parse_mail(raw).text == "修理①"

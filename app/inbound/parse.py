@@ -108,6 +108,7 @@ _ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "sender", "reply-to", "return-pat
 _SENDER_HEADERS = ("from", "sender", "reply-to", "return-path")
 _DEFAULT_NAMES = {"message/rfc822": "message.eml", "text/calendar": "invite.ics", "application/ms-tnef": "winmail.dat",
                   "text/plain": "text.txt", "text/html": "page.html"}
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
 _UUENCODE = {"x-uuencode", "uuencode", "x-uue", "uue"}
 # A uuencoded file in a text body (`begin 644 name` … `end`), as old mail programs and scripts attach files.
 _UU_BLOCK = re.compile(r"^begin(?:-base64)? [0-7]{3,4} ([^\r\n]+?)[ \t]*\r?\n(.*?)^end[ \t]*$\r?\n?", re.MULTILINE | re.DOTALL)
@@ -324,7 +325,10 @@ class _Body:
 
     def _decoded_text(self, part: Message, ctype: str) -> str:
         data = part.get_payload(decode=True) or b""
-        text, problem = decode_bytes(data, part.get_content_charset())
+        charset = part.get_content_charset()
+        if charset is None and ctype == "text/html" and (meta := _META_CHARSET.search(data[:4096])):
+            charset = meta[1].decode("ascii")  # HTML that declares its charset only inside itself
+        text, problem = decode_bytes(data, charset)
         if problem:
             self.defects.append(f"{ctype}: {problem}")
         return text.replace("\r\n", "\n").replace("\r", "\n")

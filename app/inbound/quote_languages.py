@@ -8,6 +8,7 @@ Swedish and Chinese. What it lacks, added here as an upstream contribution would
   Outlook's "-----Wiadomość oryginalna-----" and Interia's "Wysłane:"; its "Od:" alone no longer counts as a
   header block (a customer's "Od: 10:00" line would);
 - Ukrainian and Russian (Gmail "… пише:" / "… написал(а):" / "… г. в 10:15, X <x>:", Outlook "Від:/Надіслано:", "От:/Отправлено:");
+- Spanish Gmail's "El … escribió:" (the library's pattern wants two spaces before the verb);
 - Norwegian Outlook ("Fra:/Sendt:"; Danish has the same labels) and the "Original message" separators of
   Outlook in German, Czech, Ukrainian and Russian.
 
@@ -81,6 +82,8 @@ ADDITIONS = {
 }
 # Languages whose existing entries only lack Outlook's "original message" separator line.
 SEPARATOR_ONLY = ("de", "cs", "da")
+# Attribution lines the library's entries miss: its Spanish one wants two spaces before "escribió".
+MORE_WROTE = {"es": _wrote(rf"El\s{ANY}{{4,300}}?\sescribió\s?:")}
 
 # The subject label of Outlook's header block in each language: a block without one is not a header block
 # (opening hours "Od: 10:00 / Do: 18:00" are not).
@@ -109,3 +112,5 @@ def register() -> None:
         separator = _wrote(rf"-{{2,}}\s*{_SEPARATORS[language]}\s*-{{2,}}")
         known = MAIL_LANGUAGES[language]
         known["wrote_header"] = f"{known['wrote_header']}|{separator}" if known.get("wrote_header") else separator
+    for language, pattern in MORE_WROTE.items():
+        MAIL_LANGUAGES[language]["wrote_header"] += "|" + pattern
