@@ -172,7 +172,7 @@ def _unescape_iso2022(value: str) -> str:
         data = value.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:  # already decoded text around the escapes: leave it
         return value
-    if not _ISO2022_ESCAPE.search(data):
+    if not data.isascii() or not _ISO2022_ESCAPE.search(data):  # 8-bit bytes: not ISO-2022
         return value
     return decode_iso2022(data)
 

@@ -111,7 +111,9 @@ _DEFAULT_NAMES = {"message/rfc822": "message.eml", "text/calendar": "invite.ics"
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
 _UUENCODE = {"x-uuencode", "uuencode", "x-uue", "uue"}
 # A uuencoded file in a text body (`begin 644 name` … `end`), as old mail programs and scripts attach files.
-_UU_BLOCK = re.compile(r"^begin(?:-base64)? [0-7]{3,4} ([^\r\n]+?)[ \t]*\r?\n(.*?)^end[ \t]*$\r?\n?", re.MULTILINE | re.DOTALL)
+# Its lines hold only the characters of uuencoding (space to backquote), so a "begin" without its "end" costs
+# one line's look, not a scan of the rest of the mail.
+_UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\r?\n((?:[ -`]{1,90}\r?\n)*)end[ \t]*$\r?\n?", re.MULTILINE)
 _BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)\s*$", re.MULTILINE)
 
 

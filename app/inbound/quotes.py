@@ -22,6 +22,11 @@ _HEADER = EmailMessage(text="", languages=list(quote_languages.LANGUAGES)).HEADE
 # The first line of a header block: a label and its value ("Od: Jan", "From: Jan <jan@…>").
 _LABEL = re.compile(r"^[*>\s]*([^\W\d_]+(?: [^\W\d_]+)?)\s?:\*?(?:\s|$)")
 _UNDERSCORES = re.compile(r"^_{10,}$")
+# How far a pattern may look from where it starts (an attribution wraps over two or three lines, a header block
+# has a handful), and how many places are tried in one mail: a customer's own text has a few lines ending
+# with a colon, not hundreds; a mail built to have them is kept whole rather than read for seconds.
+_WINDOW_LINES = 12
+_MAX_CANDIDATES = 300
 _FORWARD = re.compile(
     r"""^(?:-{2,}\s*(?:forwarded\smessage|wiadomość\sprzekazana(?:\sdalej)?|przekazana\swiadomość
                       |przesłana\swiadomość|weitergeleitete\snachricht|пересланное\sсообщение
@@ -118,8 +123,12 @@ def _headers(lines: list[str], limit: int | None = None, first_only: bool = Fals
     for line in lines[:-1]:
         starts.append(starts[-1] + len(line.strip()) + 1)
     found: dict[int, int] = {}
-    for first in _candidates(lines[: len(lines) if limit is None else limit + 1]):
-        if first in found or (match := _HEADER.match(flat, starts[first])) is None:
+    def match_at(line: int) -> re.Match | None:
+        end = starts[line + _WINDOW_LINES] - 1 if line + _WINDOW_LINES < len(starts) else len(flat)
+        return _HEADER.match(flat, starts[line], end)
+
+    for first in _candidates(lines[: len(lines) if limit is None else limit + 1])[:_MAX_CANDIDATES]:
+        if first in found or (match := match_at(first)) is None:
             continue
         end = match.end() - (len(match[0]) - len(match[0].rstrip("\n")))
         last = bisect_right(starts, max(starts[first], end - 1)) - 1
@@ -127,7 +136,7 @@ def _headers(lines: list[str], limit: int | None = None, first_only: bool = Fals
             if _header_block(lines, first):
                 found.setdefault(first, last)
         else:
-            while first < last and (own := _HEADER.match(flat, starts[first + 1])) and own.end() >= end:
+            while first < last and (own := match_at(first + 1)) and own.end() >= end:
                 first += 1
             found.setdefault(first, last)
         if found and first_only:
