@@ -162,7 +162,7 @@ def _parse(raw: bytes) -> ParsedMail:
         raise UnparseableMail("No mail headers found (From, To, Subject, Date or Message-ID).")
     body = _Body()
     body.read(message)
-    charset = _declared_charset(message)
+    charset = body.charset
 
     subject = " ".join(decode_words(_first(headers, "subject"), charset).split())
     sender_header, from_name, from_address = _sender(headers, charset)
@@ -253,6 +253,8 @@ class _Body:
         self.forwarded: list[str] = []  # forwarded messages (message/rfc822) as text: never a quote to hide
         self.copied_headers: list[str] = []  # headers of mail returned inside a bounce
         self.defects: list[str] = []
+        # The charset the first text part declares: the sender's program wrote raw 8-bit headers in it too.
+        self.charset: str | None = None
 
     def read(self, part: Message, in_report: bool = False) -> None:
         """Take in one part and its children. A part that trips the parser is kept as an attachment
@@ -330,6 +332,7 @@ class _Body:
         charset = part.get_content_charset()
         if charset is None and ctype == "text/html" and (meta := _META_CHARSET.search(data[:4096])):
             charset = meta[1].decode("ascii")  # HTML that declares its charset only inside itself
+        self.charset = self.charset or charset
         text, problem = decode_bytes(data, charset)
         if problem:
             self.defects.append(f"{ctype}: {problem}")
@@ -347,6 +350,7 @@ class _Body:
             self.forwarded += version.forwarded
             self.copied_headers += version.copied_headers
             self.defects += version.defects
+            self.charset = self.charset or version.charset
         self.plain += next((v.plain for v in reversed(versions) if v.plain), [])
         self.html += next((v.html for v in reversed(versions) if v.html), [])
 
@@ -535,14 +539,6 @@ def _decode_header(name: str, value: str, charset: str | None = None) -> str:
     masked = _WORD_IN_ADDRESS.sub(keep, unescape_8bit(value, charset))
     masked = _ENCODED_WORD.sub(keep_address_like, masked)
     return re.sub("\ue000(\\d+)\ue001", lambda m: kept[int(m[1])], decode_words(masked, charset))
-
-
-def _declared_charset(message: Message) -> str | None:
-    """The charset the body's first text part declares: the sender's program wrote raw 8-bit headers in it too."""
-    for part in message.walk():
-        if part.get_content_maintype() == "text" and (charset := part.get_param("charset")):
-            return charset if isinstance(charset, str) else None
-    return None
 
 
 def _unique(addresses) -> list[str]:
