@@ -21,6 +21,7 @@ _GUESSES = ["cp1250", "iso8859_2", "cp1252", "iso8859_15", "cp1251", "koi8_r", "
             "big5hkscs", "utf_16"]
 # A declared charset is read as the superset the sender's mail program really writes (the WHATWG Encoding
 # Standard's choices): Outlook and webmail label Windows code pages with the older standards' names.
+_SAMPLE = 4096  # bytes a guess looks at
 _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932", "euc_kr": "cp949", "big5": "big5hkscs",
               "latin_1": "cp1252", "iso8859_1": "cp1252", "ascii": "cp1252", "tis_620": "cp874",
               "iso8859_9": "cp1254", "iso8859_11": "cp874"}
@@ -80,9 +81,12 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, str | No
             pass
         else:
             if not (_single_byte(declared) and _MOJIBAKE.search(text)):
-                mislabelled = codec_name(charset) == "cp1252" and codecs.lookup(charset.strip().strip("\"'")).name == "ascii"
-                return text, f"declared {charset}, read as cp1252" if mislabelled else None
-    guess = _guess(data, declared)
+                ascii_label = declared == "cp1252" and codecs.lookup(charset.strip().strip("\"'")).name == "ascii"
+                return text, f"declared {charset}, read as cp1252" if ascii_label else None
+            # Garbled Polish (ł as ³, "się" as "siê"): a Polish text under a Western label.
+            if (polish := _polish_codepage(data)) is not None:
+                return data.decode(polish, errors="replace"), f"declared {charset}, read as {polish}"
+    guess = _guess(data)
     problem = f"declared {charset}, read as {guess}" if charset else None
     return data.decode(guess, errors="replace"), problem
 
@@ -91,18 +95,26 @@ def _single_byte(codec: str) -> bool:
     return codec.startswith(("iso8859", "cp12", "latin", "koi8", "mac", "cp874"))
 
 
-def _guess(data: bytes, declared: str | None) -> str:
+def _guess(data: bytes) -> str:
     """The charset the bytes most likely are in, by charset-normalizer. A short text fits many code pages,
-    and a Polish shop's mail is mostly Polish: among its candidates a Polish code page wins when it reads the
-    bytes as clean Polish (Polish letters, no other accented ones, no mojibake); it also decides between
-    Windows-1250 and ISO-8859-2, which charset-normalizer cannot tell apart."""
-    matches = [codec_name(m.encoding) for m in charset_normalizer.from_bytes(data, cp_isolation=_GUESSES)]
-    if not matches or "cp1250" in matches or "iso8859_2" in matches or (declared and _single_byte(declared)):
-        scores = {codec: _polish_score(data.decode(codec, errors="replace")) for codec in ("cp1250", "iso8859_2")}
-        best = max(scores, key=lambda codec: scores[codec])  # ties go to Windows-1250, the commoner one
-        if scores[best] > 0:
-            return best
+    and a Polish shop's mail is mostly Polish: when a Polish code page is among its candidates and reads the
+    bytes as clean Polish (Polish letters, no other accented ones, no mojibake), it wins; it also decides
+    between Windows-1250 and ISO-8859-2, which charset-normalizer cannot tell apart."""
+    sample = data[:_SAMPLE]  # the start of a long text tells as much, in a fraction of the time
+    matches = [codec_name(m.encoding) for m in charset_normalizer.from_bytes(sample, cp_isolation=_GUESSES)]
+    if not matches or "cp1250" in matches or "iso8859_2" in matches:
+        polish = _polish_codepage(sample)
+        if polish is not None:
+            return polish
     return matches[0] if matches else "cp1252"
+
+
+def _polish_codepage(data: bytes) -> str | None:
+    """Windows-1250 or ISO-8859-2, whichever reads the bytes as clean Polish; None when neither does."""
+    sample = data[:_SAMPLE]
+    scores = {codec: _polish_score(sample.decode(codec, errors="replace")) for codec in ("cp1250", "iso8859_2")}
+    best = max(scores, key=lambda codec: scores[codec])  # ties go to Windows-1250, the commoner one
+    return best if scores[best] > 0 else None
 
 
 def _polish_score(text: str) -> int:
