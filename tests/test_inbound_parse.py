@@ -665,3 +665,12 @@ def test_html_without_a_mime_charset_is_read_in_the_charset_its_meta_tag_declare
     html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS"></head><body>修理①</body></html>'
     raw = b"From: a@example.jp\nSubject: x\nContent-Type: text/html\n\n" + html.encode("cp932")
     assert parse_mail(raw).text == "修理①"
+
+
+def test_a_raw_8bit_file_name_is_read_in_the_bodys_charset():
+    raw = ("From: a@example.jp\nSubject: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+           "--b\nContent-Type: text/plain; charset=shift_jis\n\n見積もり\n"
+           "--b\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"見積書①.pdf\"\n"
+           "Content-Transfer-Encoding: base64\n\nJVBERi0=\n--b--\n").encode("cp932")
+    [quote] = parse_mail(raw).attachments
+    assert quote.filename == "見積書①.pdf"

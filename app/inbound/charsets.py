@@ -234,9 +234,10 @@ _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
 _SECTION = re.compile(r"^(.+?)\*(\d+)(\*?)$")
 
 
-def header_param(value: str | None, name: str) -> str | None:
+def header_param(value: str | None, name: str, charset: str | None = None) -> str | None:
     """A parameter of a structured header (`filename` of Content-Disposition, `name` of Content-Type),
-    decoded: RFC 2231 (`filename*=utf-8''...`, continuations), RFC 2047 words, raw 8-bit."""
+    decoded: RFC 2231 (`filename*=utf-8''...`, continuations), RFC 2047 words, raw 8-bit (in `charset`, the
+    body's, before any guess)."""
     if not value:
         return None
     params: dict[str, str] = {}
@@ -247,18 +248,18 @@ def header_param(value: str | None, name: str) -> str | None:
         params.setdefault(key.lower(), raw)
     name = name.lower()
     if name + "*" in params:
-        return _rfc2231([(params[name + "*"], True)])
+        return _rfc2231([(params[name + "*"], True)], charset)
     sections = sorted(
         (int(m[2]), raw, bool(m[3])) for key, raw in params.items() if (m := _SECTION.match(key)) and m[1] == name
     )
     if sections:
-        return _rfc2231([(raw, encoded) for _, raw, encoded in sections])
+        return _rfc2231([(raw, encoded) for _, raw, encoded in sections], charset)
     if name in params:
-        return decode_words(params[name]).strip()
+        return decode_words(params[name], charset).strip()
     return None
 
 
-def _rfc2231(pieces: list[tuple[str, bool]]) -> str:
+def _rfc2231(pieces: list[tuple[str, bool]], fallback: str | None = None) -> str:
     """Join RFC 2231 sections; the first encoded one carries `charset'language'`."""
     charset, data = None, b""
     for index, (raw, encoded) in enumerate(pieces):
@@ -268,4 +269,4 @@ def _rfc2231(pieces: list[tuple[str, bool]]) -> str:
             data += unquote_to_bytes(raw.encode("ascii", "surrogateescape"))
         else:
             data += raw.encode("ascii", "surrogateescape")
-    return decode_words(decode_bytes(data, charset or None)[0]).strip()
+    return decode_words(decode_bytes(data, charset or fallback)[0]).strip()

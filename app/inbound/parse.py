@@ -386,8 +386,8 @@ class _Body:
         self.plain.append(decode_bytes(data, part.get_content_charset())[0])
 
     def _attach(self, part: Message, ctype: str, payload: bytes, default_name: str | None = None) -> None:
-        filename = (header_param(_raw_header(part, "content-disposition"), "filename")
-                    or header_param(_raw_header(part, "content-type"), "name"))
+        filename = (header_param(_raw_header(part, "content-disposition"), "filename", self.charset)
+                    or header_param(_raw_header(part, "content-type"), "name", self.charset))
         if not filename:
             extension = mimetypes.guess_extension(ctype) or ".bin"
             filename = default_name or _DEFAULT_NAMES.get(ctype) or "attachment" + extension
