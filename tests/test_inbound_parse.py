@@ -674,3 +674,12 @@ def test_a_raw_8bit_file_name_is_read_in_the_bodys_charset():
            "Content-Transfer-Encoding: base64\n\nJVBERi0=\n--b--\n").encode("cp932")
     [quote] = parse_mail(raw).attachments
     assert quote.filename == "見積書①.pdf"
+
+
+@pytest.mark.parametrize("label", ["x-user-defined", "utf-8*pl", "\"us-ascii\"", "x-bogus\x00", "iso-2022-jp", "gb2312",
+                                   "shift_jis", "big5", "euc-kr", "ks_c_5601-1987", "windows-874", "unknown-8bit", ""])
+def test_any_label_on_any_bytes_is_read_without_an_error(label):
+    for data in ("café € Zażółć".encode("cp1252", "replace"), "Zażółć".encode("cp1250"), bytes(range(256)),
+                 "日本語".encode("iso2022_jp") + b"\x1b$B", b"\x1b(I\xff\x1b$(D!"):
+        text, _problem = decode_bytes(data, label)
+        assert isinstance(text, str)

@@ -81,14 +81,21 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, str | No
             pass
         else:
             if not (_single_byte(declared) and _MOJIBAKE.search(text)):
-                ascii_label = declared == "cp1252" and codecs.lookup(charset.strip().strip("\"'")).name == "ascii"
-                return text, f"declared {charset}, read as cp1252" if ascii_label else None
+                return text, f"declared {charset}, read as cp1252" if _is_ascii_label(charset) else None
             # Garbled Polish (ł as ³, "się" as "siê"): a Polish text under a Western label.
             if (polish := _polish_codepage(data)) is not None:
                 return data.decode(polish, errors="replace"), f"declared {charset}, read as {polish}"
     guess = _guess(data)
     problem = f"declared {charset}, read as {guess}" if charset else None
     return data.decode(guess, errors="replace"), problem
+
+
+def _is_ascii_label(charset: str | None) -> bool:
+    """True for a US-ASCII label (which 8-bit text never fits: a mislabel, not a choice)."""
+    try:
+        return codecs.lookup((charset or "").strip().strip("\"'").split("*")[0]).name == "ascii"
+    except (LookupError, ValueError):
+        return False
 
 
 def _single_byte(codec: str) -> bool:
