@@ -683,3 +683,8 @@ def test_any_label_on_any_bytes_is_read_without_an_error(label):
                  "日本語".encode("iso2022_jp") + b"\x1b$B", b"\x1b(I\xff\x1b$(D!"):
         text, _problem = decode_bytes(data, label)
         assert isinstance(text, str)
+
+
+def test_8bit_text_under_a_charset_label_with_a_nul_is_still_read():
+    raw = b'From: a@example.com\nSubject: x\nContent-Type: text/plain; charset="utf-8\x00x"\n\nTre\xc5\x9b\xc4\x87\n'
+    assert parse_mail(raw).text == "Treść"

@@ -264,13 +264,13 @@ class _Body:
         except Exception as error:  # noqa: BLE001 - hostile input must not cost the rest of the mail
             ctype = part.get_content_type()
             self.defects.append(f"{ctype} could not be read ({type(error).__name__}: {error})")
-            raw = part.get_payload()
+            raw = _payload(part)
             data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
             self._attach(part, ctype, data)
 
     def _read(self, part: Message, in_report: bool) -> None:
         ctype = part.get_content_type()
-        payload = part.get_payload()
+        payload = _payload(part)
         if ctype in ("message/rfc822", "message/global") and isinstance(payload, list) and payload:
             self.copied_headers.append("".join(f"{k}: {v}\n" for k, v in payload[0].raw_items()))
             if in_report:
@@ -302,7 +302,7 @@ class _Body:
     def _uuencoded(self, part: Message, ctype: str) -> None:
         """A part sent with Content-Transfer-Encoding x-uuencode: a file, named by its `begin` line when the
         headers do not name it."""
-        raw = part.get_payload()
+        raw = _payload(part)
         raw = raw if isinstance(raw, str) else ""
         block = _UU_BLOCK.search(raw)
         if block:
@@ -408,6 +408,15 @@ def _is_attachment(part: Message) -> bool:
     if disposition == "attachment" or part.get_param("name") is not None:
         return True
     return disposition is not None and part.get_param("filename", header="content-disposition") is not None
+
+
+def _payload(part: Message):
+    """The part's payload as the parser holds it (children, or text with raw 8-bit bytes as surrogates); the
+    standard library raises for 8-bit text under a charset label it cannot look up (one with a NUL in it)."""
+    try:
+        return part.get_payload()
+    except (ValueError, LookupError):
+        return (part.get_payload(decode=True) or b"").decode("ascii", "surrogateescape")
 
 
 def _transfer_encoding(part: Message) -> str:
