@@ -375,6 +375,48 @@ def test_automatic_replies_and_bounces_are_labelled_in_the_thread(mailbox, owner
     assert "Returned mail" in page and "Automatic reply" in page
 
 
+def test_a_mail_without_from_is_threaded_by_its_reply_to_and_says_so(mailbox, owner_client):
+    customer = make_customer(name="Ewa Lis", email="ewa.lis@example.com")
+
+    outcome = receive(mailbox, sample("no_from_reply_to.eml"))
+
+    assert outcome.status == "new_thread" and outcome.thread.customer_id == customer.id
+    page = owner_client.get(f"/threads/{outcome.thread.id}").get_data(as_text=True)
+    assert "&lt;ewa.lis@example.com&gt;" in page and "No From header: sender taken from Reply-To" in page
+
+
+def test_a_ukrainian_reply_shows_the_new_part_with_the_history_folded(mailbox, owner_client):
+    customer = make_customer(name="Олена Шевченко", email="olena.shevchenko@example.com")
+    sent = send_mail(customer)
+    receive(mailbox, sample("gmail_uk_reply.eml", sent))
+
+    page = owner_client.get(f"/threads/{sent.thread_id}").get_data(as_text=True)
+
+    new_part, _, folded = page.partition('<details class="mail-quote">')
+    assert "ціна 180 zł мені підходить" in new_part and "пише:" not in new_part
+    assert "пише:" in folded and "wymiana gniazda" in folded
+
+
+def test_a_uuencoded_file_is_stored_as_an_attachment(app, owner_client):
+    make_customer(name="Biuro", email="biuro@example.com")
+    outcome = receive(make_mailbox(store_attachments=True), sample("uuencode_in_text.eml"))
+
+    [attachment] = attachments_of(outcome)
+    assert (attachment.filename, attachment.content_type, attachment.skipped_reason) == (
+        "faktura_1057.pdf", "application/pdf", None)
+    page = owner_client.get(f"/threads/{outcome.thread.id}").get_data(as_text=True)
+    assert "faktura_1057.pdf" in page and "begin 644" not in page
+
+
+def test_a_sender_address_with_encoded_words_is_held_and_kept_as_it_came(mailbox):
+    make_customer(name="Serwis", email="serwis@shop.example.com")
+
+    outcome = receive(mailbox, sample("encoded_word_address.eml"))
+
+    assert outcome.status == "held"
+    assert outcome.item.sender == "=?utf-8?q?serwis=40shop.example?=@evil.example"
+
+
 # --- through a real IMAP server -------------------------------------------------------------------------------
 
 

@@ -531,3 +531,160 @@ def test_rfc2231_parameters():
     assert header_param("attachment; filename*=UTF-8''%C5%BC%C3%B3%C5%82w.txt", "filename") == "żółw.txt"
     assert header_param('attachment; filename="a \\"b\\".txt"', "filename") == 'a "b".txt'
     assert header_param("attachment", "filename") is None
+
+
+# --- mail from outside Poland --------------------------------------------------------------------------
+
+
+def test_declared_cjk_charsets_are_read_as_the_supersets_senders_use():
+    mail = parse_mail(sample("cjk_supersets.eml"))  # GB2312, EUC-KR and Big5 labels on their supersets' text
+    assert mail.text == "请修理，价格 100 € 可以。王䶮\n\n똠방각하 수리 부탁드립니다.\n\n唔該幫我整部電話，啲零件幾錢？"
+    assert (mail.from_name, mail.subject) == ("王䶮", "维修报价 €")  # raw 8-bit headers in the body's charset
+    assert not [d for d in mail.defects if "declared" in d]
+
+
+def test_iso_8859_1_and_mislabelled_us_ascii_are_read_as_windows_1252():
+    mail = parse_mail(sample("outlook_de_reply.eml"))
+    assert "die Reparatur für 120 € ist in Ordnung. Bitte „schnell“ erledigen." in mail.text
+    assert decode_bytes("It’s 20 € – ok".encode("cp1252"), "us-ascii") == (
+        "It’s 20 € – ok", "declared us-ascii, read as cp1252")
+
+
+def test_raw_shift_jis_headers_take_the_bodys_charset_with_its_vendor_characters():
+    mail = parse_mail(sample("shift_jis_8bit_headers.eml"))
+    assert (mail.from_name, mail.subject) == ("髙橋一郎", "見積もり①の件")
+    assert mail.text == "髙橋です。見積もり①で進めてください。"
+
+
+def test_iso_2022_jp_raw_in_headers_and_body_is_decoded():
+    mail = parse_mail(sample("iso2022jp_raw_headers.eml"))
+    assert (mail.from_name, mail.subject) == ("山田太郎", "修理の依頼について")
+    assert mail.headers["from"] == "山田太郎 <yamada@example.jp>"
+    assert mail.text == "修理をお願いします。\n① 部品代は 3000 ｶﾝ"
+    assert decode_words("=?ISO-2022-JP?B?GyRCOSk+bBsoQg==?=") == "工場"
+
+
+def test_an_undeclared_cyrillic_text_is_guessed_not_read_as_polish():
+    text = "Здравствуйте, телефон сломался, экран не работает. Спасибо!"
+    assert decode_bytes(text.encode("cp1251"))[0] == text
+    assert decode_bytes(text.encode("koi8_r"))[0] == text
+
+
+def test_a_uuencoded_block_in_the_text_becomes_an_attachment():
+    mail = parse_mail(sample("uuencode_in_text.eml"))
+    assert mail.text == "Dzień dobry,\nw załączeniu faktura.\n\nPozdrawiam\nBiuro"
+    [invoice] = mail.attachments
+    assert (invoice.filename, invoice.content_type) == ("faktura_1057.pdf", "application/pdf")
+    assert invoice.payload.startswith(b"%PDF-1.4\n") and invoice.payload.endswith(b"%%EOF\n")
+
+
+def test_an_x_uuencode_part_becomes_its_file():
+    mail = parse_mail(sample("uuencode_part.eml"))
+    assert mail.text == "Zdjęcie pękniętej obudowy w załączniku."
+    [photo] = mail.attachments
+    assert (photo.filename, photo.content_type) == ("obudowa.jpg", "image/jpeg")
+    assert photo.payload.startswith(b"\xff\xd8\xff\xe0") and photo.payload.endswith(b"\xff\xd9")
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ("From: Ewa Lis <ewa.lis@example.com>\nSender: forms@example.net\n", ("from", "ewa.lis@example.com")),
+    ("Sender: Ewa Lis <ewa.lis@example.com>\nReply-To: x@example.net\n", ("sender", "ewa.lis@example.com")),
+    ("Reply-To: Ewa Lis <ewa.lis@example.com>\nReturn-Path: <b@example.net>\n", ("reply-to", "ewa.lis@example.com")),
+    ("Return-Path: <ewa.lis@example.com>\n", ("return-path", "ewa.lis@example.com")),
+    ("Return-Path: <>\n", ("", "")),
+])
+def test_a_mail_without_from_takes_its_sender_from_sender_reply_to_then_return_path(headers, expected):
+    mail = parse_mail(f"{headers}To: serwis@shop.example\nSubject: Formularz\n\nTreść\n".encode())
+    assert (mail.sender_header, mail.from_address) == expected
+
+
+def test_a_sample_without_from_says_where_its_sender_came_from():
+    mail = parse_mail(sample("no_from_reply_to.eml"))
+    assert (mail.sender_header, mail.from_name, mail.from_address) == ("reply-to", "Ewa Lis", "ewa.lis@example.com")
+
+
+def test_encoded_words_inside_an_address_are_never_decoded_into_another_address():
+    mail = parse_mail(sample("encoded_word_address.eml"))
+    assert mail.from_address == "=?utf-8?q?serwis=40shop.example?=@evil.example"
+    assert mail.from_name == "=?utf-8?q?serwis=40shop.example?="  # a name that would read as an address
+    assert mail.headers["from"] == '"=?utf-8?q?serwis=40shop.example?=" <=?utf-8?q?serwis=40shop.example?=@evil.example>'
+    assert mail.cc == ["=?utf-8?b?amfuqgv4yw1wbguuy29t?=@evil.example"]
+    assert "jan@example.com" not in mail.headers["cc"]
+
+
+@pytest.mark.parametrize(("name", "new_part", "quote_starts"), [
+    ("gmail_uk_reply.eml", "Добрий день,\n\nтак, ремонтуйте, ціна 180 zł мені підходить. Заберу телефон у п'ятницю."
+                           "\n\nЗ повагою,\nОлена", "вт, 12 бер. 2024 р. о 10:02 Serwis GSM Kowalczyk"),
+    ("outlook_de_reply.eml", "Guten Tag,\n\ndie Reparatur für 120 € ist in Ordnung. Bitte „schnell“ erledigen.\n\n"
+                             "Mit freundlichen Grüßen\nKlaus Müller", "Von: Serwis GSM Kowalczyk"),
+    ("outlook_no_reply.eml", "Hei,\n\nja, det er greit. Jeg henter telefonen på fredag.\n\nHilsen Ingrid",
+     "________________________________\nFra: Serwis GSM Kowalczyk"),
+    ("outlook_uk_reply.eml", "Добрий день,\n\nдякую, заберу кавоварку завтра о 12:00.\n\nАндрій",
+     "Від: Serwis GSM Kowalczyk"),
+    ("thunderbird_ru_reply.eml", "Здравствуйте,\n\nпринтер заберу в субботу. Спасибо!\n\nИван",
+     "12.03.2024 10:02, Serwis GSM Kowalczyk пишет:"),
+    ("gmail_ru_reply.eml", "Добрый день,\n\nда, ремонтируйте, пожалуйста.\n\nМария", "вт, 12 мар. 2024 г. в 10:02"),
+    ("gmail_pl_wrapped_attribution.eml", "Dzień dobry,\n\nproszę o termin w czwartek.\n\nJan Kowalski",
+     "W dniu 12 marca 2024 10:02 użytkownik Serwis GSM Kowalczyk <serwis+TOKEN@shop.example>\nnapisał(a):"),
+])
+def test_replies_in_the_customers_languages_are_split_from_their_history(name, new_part, quote_starts):
+    mail = parse_mail(sample(name))
+    assert mail.text == new_part
+    assert mail.quoted_text.startswith(quote_starts)
+
+
+@pytest.mark.parametrize("separator", [
+    "W dniu 12.03.2024 o 10:15, Jan Kowalski <jan@example.com>\nnapisał(a):",
+    "pon., 12 mar 2024 o 10:15 Serwis GSM <serwis@shop.example>\nnapisał(a):",
+    "пн, 11 бер. 2024 р. о 16:45 Serwis <s@shop.example> пише:",
+    "11.03.2024 16:45, Serwis пишет:",
+    "11 марта 2024 г., в 16:45, Serwis <s@shop.example> написал(а):",
+    "Dne 11. 3. 2024 v 16:45 Serwis <s@shop.example> napsal(a):",
+    "Am 11.03.2024 um 16:45 schrieb Serwis <s@shop.example>:",
+    "Le lun. 11 mars 2024 à 16:45, Serwis <s@shop.example> a écrit :",
+    "Von: Serwis\nGesendet: Montag, 11. März 2024 16:45\nAn: Jan\nBetreff: Naprawa",
+    "Fra: Serwis\nSendt: mandag 11. mars 2024 16:45\nTil: Jan\nEmne: Naprawa",
+    "Від: Serwis\nНадіслано: 11 березня 2024 р. 16:45\nКому: Jan\nТема: Naprawa",
+    "От: Serwis\nОтправлено: 11 марта 2024 г. 16:45\nКому: Jan\nТема: Naprawa",
+    "-----Ursprüngliche Nachricht-----\nVon: Serwis\nAn: Jan",
+    "-----Исходное сообщение-----\nОт: Serwis",
+    "El lun, 11 mar 2024 a las 16:45, Serwis (<s@shop.example>) escribió:",
+])
+def test_attribution_lines_and_header_blocks_of_other_languages(separator):
+    new, quoted = split_reply(f"Tak, zgadzam się.\n\n{separator}\n\nTelefon gotowy.")
+    assert new == "Tak, zgadzam się."
+    assert quoted.startswith(separator.split("\n")[0]) and quoted.endswith("Telefon gotowy.")
+
+
+def test_a_customers_line_with_a_date_and_a_verb_is_not_taken_for_an_attribution():
+    text = "Von: 10:00\nAn: 18:00\nSamstag geschlossen.\n\nGrüße"
+    assert split_reply(text) == (text, "")
+
+
+def test_html_without_a_mime_charset_is_read_in_the_charset_its_meta_tag_declares():
+    html = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS"></head><body>修理①</body></html>'
+    raw = b"From: a@example.jp\nSubject: x\nContent-Type: text/html\n\n" + html.encode("cp932")
+    assert parse_mail(raw).text == "修理①"
+
+
+def test_a_raw_8bit_file_name_is_read_in_the_bodys_charset():
+    raw = ("From: a@example.jp\nSubject: x\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+           "--b\nContent-Type: text/plain; charset=shift_jis\n\n見積もり\n"
+           "--b\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"見積書①.pdf\"\n"
+           "Content-Transfer-Encoding: base64\n\nJVBERi0=\n--b--\n").encode("cp932")
+    [quote] = parse_mail(raw).attachments
+    assert quote.filename == "見積書①.pdf"
+
+
+@pytest.mark.parametrize("label", ["x-user-defined", "utf-8*pl", "\"us-ascii\"", "x-bogus\x00", "iso-2022-jp", "gb2312",
+                                   "shift_jis", "big5", "euc-kr", "ks_c_5601-1987", "windows-874", "unknown-8bit", ""])
+def test_any_label_on_any_bytes_is_read_without_an_error(label):
+    for data in ("café € Zażółć".encode("cp1252", "replace"), "Zażółć".encode("cp1250"), bytes(range(256)),
+                 "日本語".encode("iso2022_jp") + b"\x1b$B", b"\x1b(I\xff\x1b$(D!"):
+        text, _problem = decode_bytes(data, label)
+        assert isinstance(text, str)
+
+
+def test_8bit_text_under_a_charset_label_with_a_nul_is_still_read():
+    raw = b'From: a@example.com\nSubject: x\nContent-Type: text/plain; charset="utf-8\x00x"\n\nTre\xc5\x9b\xc4\x87\n'
+    assert parse_mail(raw).text == "Treść"

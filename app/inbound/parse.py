@@ -6,6 +6,7 @@ charsets, broken MIME, missing headers) degrades gracefully and is listed in `Pa
 """
 from __future__ import annotations
 
+import binascii
 import hashlib
 import mimetypes
 import re
@@ -70,7 +71,7 @@ class ParsedMail:
     in_reply_to: list[str]  # ids without brackets, newest first
     references: list[str]  # ids without brackets, newest (rightmost) first
     subject: str  # decoded, one line
-    from_address: str  # lower-case addr-spec, "" when missing
+    from_address: str  # lower-case addr-spec, "" when missing; encoded words in it are kept as they came
     from_name: str
     to: list[str]  # lower-case addr-specs
     cc: list[str]
@@ -88,6 +89,9 @@ class ParsedMail:
     # Exchange keep it in X-Microsoft-Original-Message-ID).
     message_id_aliases: list[str] = field(default_factory=list)
     read_receipt: bool = False  # a disposition notification (RFC 8098): not a reply, not a bounce
+    # The header the sender was taken from: "from", else (a mail without From) "sender", "reply-to" or
+    # "return-path"; "" when none of them holds an address.
+    sender_header: str = "from"
 
     @property
     def all_recipients(self) -> list[str]:
@@ -98,8 +102,18 @@ _MAIL_HEADERS = {"from", "to", "cc", "subject", "date", "message-id", "received"
 _ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 _REPORT_PARTS = {"message/delivery-status", "message/global-delivery-status", "text/rfc822-headers",
                  "message/global-headers", "message/disposition-notification"}
+_ADDRESS_HEADERS = {"from", "to", "cc", "bcc", "sender", "reply-to", "return-path", "delivered-to", "x-original-to",
+                    "envelope-to", "x-envelope-to", "resent-from", "resent-to", "disposition-notification-to"}
+# Where the sender of a mail without From is found, in this order.
+_SENDER_HEADERS = ("from", "sender", "reply-to", "return-path")
 _DEFAULT_NAMES = {"message/rfc822": "message.eml", "text/calendar": "invite.ics", "application/ms-tnef": "winmail.dat",
                   "text/plain": "text.txt", "text/html": "page.html"}
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
+_UUENCODE = {"x-uuencode", "uuencode", "x-uue", "uue"}
+# A uuencoded file in a text body (`begin 644 name` … `end`), as old mail programs and scripts attach files.
+# Its lines hold only the characters of uuencoding (space to backquote), so a "begin" without its "end" costs
+# one line's look, not a scan of the rest of the mail.
+_UU_BLOCK = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+?)[ \t]*\r?\n((?:[ -`]{1,90}\r?\n)*)end[ \t]*$\r?\n?", re.MULTILINE)
 _BOUNDARY_LINE = re.compile(rb"^--([^\s-][^\r\n]{0,69}?)\s*$", re.MULTILINE)
 
 
@@ -148,10 +162,10 @@ def _parse(raw: bytes) -> ParsedMail:
         raise UnparseableMail("No mail headers found (From, To, Subject, Date or Message-ID).")
     body = _Body()
     body.read(message)
+    charset = body.charset
 
-    subject = " ".join(decode_words(_first(headers, "subject")).split())
-    senders = _addresses(headers.get("from") or headers.get("sender") or [])
-    from_name, from_address = senders[0] if senders else ("", "")
+    subject = " ".join(decode_words(_first(headers, "subject"), charset).split())
+    sender_header, from_name, from_address = _sender(headers, charset)
     date, date_problem = _date(_first(headers, "date"))
     plain = "\n\n".join(chunk for chunk in body.plain if chunk.strip())
     raw_html = "\n".join(body.html)
@@ -176,22 +190,23 @@ def _parse(raw: bytes) -> ParsedMail:
         subject=subject,
         from_address=from_address,
         from_name=from_name,
-        to=[addr for _, addr in _addresses(headers.get("to", []))],
-        cc=[addr for _, addr in _addresses(headers.get("cc", []))],
+        to=[addr for _, addr in _addresses(headers.get("to", []), charset)],
+        cc=[addr for _, addr in _addresses(headers.get("cc", []), charset)],
         envelope_recipients=_unique(
-            addr for name in _ENVELOPE_HEADERS for _, addr in _addresses(headers.get(name, []))
+            addr for name in _ENVELOPE_HEADERS for _, addr in _addresses(headers.get(name, []), charset)
         ),
         date=date,
         text=text,
         quoted_text=quoted,
         html=html,
         attachments=body.attachments,
-        headers={name: " ".join(decode_words(values[0]).split()) for name, values in headers.items()},
+        headers={name: " ".join(_decode_header(name, values[0], charset).split()) for name, values in headers.items()},
         content_hash=hashlib.sha256("\x00".join(content).encode("utf-8", "surrogatepass")).hexdigest(),
         report=report,
         defects=defects,
         message_id_aliases=extract_ids(" ".join(headers.get("x-microsoft-original-message-id", []))),
         read_receipt=report_type == "disposition-notification",
+        sender_header=sender_header,
     )
 
 
@@ -238,6 +253,8 @@ class _Body:
         self.forwarded: list[str] = []  # forwarded messages (message/rfc822) as text: never a quote to hide
         self.copied_headers: list[str] = []  # headers of mail returned inside a bounce
         self.defects: list[str] = []
+        # The charset the first text part declares: the sender's program wrote raw 8-bit headers in it too.
+        self.charset: str | None = None
 
     def read(self, part: Message, in_report: bool = False) -> None:
         """Take in one part and its children. A part that trips the parser is kept as an attachment
@@ -247,13 +264,13 @@ class _Body:
         except Exception as error:  # noqa: BLE001 - hostile input must not cost the rest of the mail
             ctype = part.get_content_type()
             self.defects.append(f"{ctype} could not be read ({type(error).__name__}: {error})")
-            raw = part.get_payload()
+            raw = _payload(part)
             data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
             self._attach(part, ctype, data)
 
     def _read(self, part: Message, in_report: bool) -> None:
         ctype = part.get_content_type()
-        payload = part.get_payload()
+        payload = _payload(part)
         if ctype in ("message/rfc822", "message/global") and isinstance(payload, list) and payload:
             self.copied_headers.append("".join(f"{k}: {v}\n" for k, v in payload[0].raw_items()))
             if in_report:
@@ -272,17 +289,51 @@ class _Body:
             self.copied_headers.append(self._decoded_text(part, ctype))
         elif ctype == "text/html" and not _is_attachment(part):
             self.html.append(self._decoded_text(part, ctype))
+        elif _transfer_encoding(part) in _UUENCODE:
+            self._uuencoded(part, ctype)
         elif ctype == "text/plain" and not _is_attachment(part):
             text = self._decoded_text(part, ctype)
             if (part.get_param("format") or "").lower() == "flowed":
                 text = _unflow(text, (part.get_param("delsp") or "").lower() == "yes")
-            self.plain.append(text)
+            self.plain.append(self._uu_blocks(text))
         else:
             self._attach(part, ctype, part.get_payload(decode=True) or b"")
 
+    def _uuencoded(self, part: Message, ctype: str) -> None:
+        """A part sent with Content-Transfer-Encoding x-uuencode: a file, named by its `begin` line when the
+        headers do not name it."""
+        raw = _payload(part)
+        raw = raw if isinstance(raw, str) else ""
+        block = _UU_BLOCK.search(raw)
+        if block:
+            name = unescape_8bit(block[1].strip(), part.get_content_charset())
+            ctype = ctype if ctype not in ("text/plain", "application/octet-stream") else _guess_type(name)
+            self._attach(part, ctype, _uudecode(block[2]), name)
+        else:
+            self.defects.append(f"{ctype}: x-uuencode without a begin line, kept as it came")
+            self._attach(part, ctype, raw.encode("utf-8", "surrogateescape"))
+
+    def _uu_blocks(self, text: str) -> str:
+        """The text without its uuencoded files (`begin 644 name` … `end`), which become attachments."""
+        if "begin " not in text:
+            return text
+
+        def take(block: re.Match) -> str:
+            name = block[1].strip()
+            self.attachments.append(ParsedAttachment(filename=safe_filename(name) or "attachment.bin",
+                                                     content_type=_guess_type(name), payload=_uudecode(block[2])))
+            return ""
+
+        rest, found = _UU_BLOCK.subn(take, text)
+        return re.sub(r"\n{3,}", "\n\n", rest) if found else text
+
     def _decoded_text(self, part: Message, ctype: str) -> str:
         data = part.get_payload(decode=True) or b""
-        text, problem = decode_bytes(data, part.get_content_charset())
+        charset = part.get_content_charset()
+        if charset is None and ctype == "text/html" and (meta := _META_CHARSET.search(data[:4096])):
+            charset = meta[1].decode("ascii")  # HTML that declares its charset only inside itself
+        self.charset = self.charset or charset
+        text, problem = decode_bytes(data, charset)
         if problem:
             self.defects.append(f"{ctype}: {problem}")
         return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -299,6 +350,7 @@ class _Body:
             self.forwarded += version.forwarded
             self.copied_headers += version.copied_headers
             self.defects += version.defects
+            self.charset = self.charset or version.charset
         self.plain += next((v.plain for v in reversed(versions) if v.plain), [])
         self.html += next((v.html for v in reversed(versions) if v.html), [])
 
@@ -312,7 +364,7 @@ class _Body:
         lines = ["---------- Forwarded message ----------"]
         for label, name in (("From", "from"), ("Date", "date"), ("Subject", "subject"), ("To", "to")):
             if name in headers:
-                lines.append(f"{label}: {' '.join(decode_words(headers[name][0]).split())}")
+                lines.append(f"{label}: {' '.join(_decode_header(name, headers[name][0]).split())}")
         text = "\n\n".join(version.plain) or html_to_text("\n".join(version.html), mark_quote=False)
         self.forwarded.append("\n".join(lines) + "\n\n" + "\n\n".join([text.strip(), *version.forwarded]).strip())
 
@@ -334,8 +386,8 @@ class _Body:
         self.plain.append(decode_bytes(data, part.get_content_charset())[0])
 
     def _attach(self, part: Message, ctype: str, payload: bytes, default_name: str | None = None) -> None:
-        filename = (header_param(_raw_header(part, "content-disposition"), "filename")
-                    or header_param(_raw_header(part, "content-type"), "name"))
+        filename = (header_param(_raw_header(part, "content-disposition"), "filename", self.charset)
+                    or header_param(_raw_header(part, "content-type"), "name", self.charset))
         if not filename:
             extension = mimetypes.guess_extension(ctype) or ".bin"
             filename = default_name or _DEFAULT_NAMES.get(ctype) or "attachment" + extension
@@ -356,6 +408,41 @@ def _is_attachment(part: Message) -> bool:
     if disposition == "attachment" or part.get_param("name") is not None:
         return True
     return disposition is not None and part.get_param("filename", header="content-disposition") is not None
+
+
+def _payload(part: Message):
+    """The part's payload as the parser holds it (children, or text with raw 8-bit bytes as surrogates); the
+    standard library raises for 8-bit text under a charset label it cannot look up (one with a NUL in it)."""
+    try:
+        return part.get_payload()
+    except (ValueError, LookupError):
+        return (part.get_payload(decode=True) or b"").decode("ascii", "surrogateescape")
+
+
+def _transfer_encoding(part: Message) -> str:
+    return str(part.get("content-transfer-encoding", "")).strip().lower()
+
+
+def _guess_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _uudecode(body: str) -> bytes:
+    """The bytes of a uuencoded block's lines; a line with trailing garbage or lost padding (mail
+    programs strip trailing spaces) is read as far as it goes."""
+    out = bytearray()
+    for line in body.splitlines():
+        if not line or line in ("`", " "):
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            length = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+            try:
+                out += binascii.a2b_uu(line[:length].ljust(length))
+            except binascii.Error:
+                continue
+    return bytes(out)
 
 
 def _payload_hash(attachment: ParsedAttachment) -> str:
@@ -410,16 +497,57 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
     return headers.get(name, [""])[0]
 
 
-def _addresses(values: list[str]) -> list[tuple[str, str]]:
-    """(decoded display name, lower-case addr-spec) of every address in the headers, in order, deduplicated."""
+def _addresses(values: list[str], charset: str | None = None) -> list[tuple[str, str]]:
+    """(decoded display name, lower-case addr-spec) of every address in the headers, in order, deduplicated.
+
+    Encoded words are decoded in display names only, and not when that would make a name look like an address:
+    one inside an addr-spec (`=?utf-8?q?boss=40shop.example?=@evil.example`) or an encoded address as the name is
+    a trick to show another address than the one the mail came from, and stays as it came."""
     found: list[tuple[str, str]] = []
     if not values:
         return found
-    for name, addr in getaddresses([unescape_8bit(value) for value in values]):
+    for name, addr in getaddresses([unescape_8bit(value, charset) for value in values]):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr and addr not in (a for _, a in found):
-            found.append((" ".join(decode_words(name).split()).strip("\"' "), addr))
+            shown = decode_words(name, charset)
+            if "@" in shown and "@" not in name:  # a name that decodes into an address shows as it came
+                shown = name
+            found.append((" ".join(shown.split()).strip("\"' "), addr))
     return found
+
+
+def _sender(headers: dict[str, list[str]], charset: str | None) -> tuple[str, str, str]:
+    """(header it came from, display name, address) of the mail's sender: From, else Sender, Reply-To,
+    Return-Path (mail without From is sent by scripts and scanners, and still has someone behind it)."""
+    for name in _SENDER_HEADERS:
+        found = _addresses(headers.get(name, []), charset)
+        if found:
+            return name, *found[0]
+    return "", "", ""
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
+# An encoded word that is part of an addr-spec: touching an "@" or a dot of the address, or inside <...>.
+_WORD_IN_ADDRESS = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=(?=[@.])|(?<=[@.])=\?[^?\s]+\?[bBqQ]\?[^?]*\?=|<[^<>]*>")
+
+
+def _decode_header(name: str, value: str, charset: str | None = None) -> str:
+    """A header's value decoded for reading; in address headers the addresses, and encoded words that would
+    read as one, are left as they came (see _addresses)."""
+    if name not in _ADDRESS_HEADERS or "=?" not in value:
+        return decode_words(value, charset)
+    kept: list[str] = []
+
+    def keep(match: re.Match) -> str:
+        kept.append(match[0])
+        return f"\ue000{len(kept) - 1}\ue001"
+
+    def keep_address_like(match: re.Match) -> str:
+        return keep(match) if "@" in decode_words(match[0]) else match[0]
+
+    masked = _WORD_IN_ADDRESS.sub(keep, unescape_8bit(value, charset))
+    masked = _ENCODED_WORD.sub(keep_address_like, masked)
+    return re.sub("\ue000(\\d+)\ue001", lambda m: kept[int(m[1])], decode_words(masked, charset))
 
 
 def _unique(addresses) -> list[str]:

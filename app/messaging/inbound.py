@@ -267,6 +267,8 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
         meta["defects"] = mail.defects[:20]
     if mail.read_receipt:
         meta["read_receipt"] = True
+    if mail.sender_header != "from":  # no From: staff see where the sender was taken from
+        meta["sender_header"] = mail.sender_header or "none"
     files = _attachments(mail, stored=bool(mailbox and mailbox.store_attachments))
     skipped = sum(1 for file in files if file["skipped_reason"] == OVER_QUOTA)
     if skipped:
