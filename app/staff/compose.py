@@ -27,6 +27,7 @@ from ..messaging.templates import message_templates, refusal_for, render, reply_
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
+from . import fix_url
 from .thread_tools import carried_files, carry_files
 
 bp = Blueprint("compose", __name__)
@@ -67,11 +68,11 @@ def _context():
 
 def _channel_states(customer: Customer | None) -> list[dict]:
     shop = current_shop()
-    return [
-        {"name": name, "label": CHANNEL_LABELS[name],
-         "reason": get_channel(name).unreachable_reason(customer, shop) if customer else None}
-        for name in CHANNELS
-    ]
+    states = []
+    for name in CHANNELS:
+        reason = get_channel(name).unreachable_reason(customer, shop) if customer else None
+        states.append({"name": name, "label": CHANNEL_LABELS[name], "reason": reason, "fix_url": fix_url(reason)})
+    return states
 
 
 def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
