@@ -82,29 +82,29 @@ def test_items_tick_themselves_as_the_shop_is_set_up(owner_client, mailbox, imap
                      f"channels_{status.id}": rules[status.id].channels, f"enabled_{status.id}": "1"}
     assert post(owner_client, "/settings/notifications/", form).status_code == 302
     assert ticked(owner_client) == dict.fromkeys(STEPS, True)
-    assert "setup-banner" not in owner_client.get("/inbox").get_data(as_text=True)  # nothing left to do
+    assert "setup-banner" not in owner_client.get("/").get_data(as_text=True)  # nothing left to do
 
 
 def test_the_banner_shows_to_owners_only_and_stays_away_once_an_owner_hides_it(app, client, owner, staff):
     sign_in(client, staff)
-    assert "setup-banner" not in client.get("/inbox").get_data(as_text=True)
+    assert "setup-banner" not in client.get("/").get_data(as_text=True)
     assert post(client, "/settings/setup/dismiss").status_code == 403
-    client.post("/logout", data={"csrf_token": csrf_token(client, "/inbox")})
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
 
     sign_in(client, owner)
-    html = client.get("/inbox").get_data(as_text=True)
+    html = client.get("/").get_data(as_text=True)
     assert "setup-banner" in html and "Finish setting up the shop: 1 of 7 steps done." in html
     assert client.post("/settings/setup/dismiss").status_code == 400  # no CSRF token
     response = post(client, "/settings/setup/dismiss")
     assert response.status_code == 302
-    assert "setup-banner" not in client.get("/inbox").get_data(as_text=True)
+    assert "setup-banner" not in client.get("/").get_data(as_text=True)
     assert ticked(client)["staff"]  # the checklist itself stays in Settings
 
     # Hiding is per owner: a second owner still sees it.
     other = make_user("second@shop.example", role="owner")
-    client.post("/logout", data={"csrf_token": csrf_token(client, "/inbox")})
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     sign_in(client, other)
-    assert "setup-banner" in client.get("/inbox").get_data(as_text=True)
+    assert "setup-banner" in client.get("/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/settings/", "/settings/templates/", "/settings/notifications/"])
@@ -114,4 +114,4 @@ def test_staff_cannot_open_the_owner_pages(staff_client, path):
 
 def test_staff_cannot_add_the_ready_made_templates(staff_client):
     assert staff_client.post("/settings/templates/starter",
-                             data={"csrf_token": csrf_token(staff_client, "/inbox")}).status_code == 403
+                             data={"csrf_token": csrf_token(staff_client, "/")}).status_code == 403
