@@ -188,6 +188,22 @@ def create_customer(
     return customer
 
 
+def add_contact(*, name: str, email: str | None, phone: str | None, actor: User | str | None,
+                source: str = "staff") -> Customer:
+    """A customer added while writing to them (a new message, a recorded conversation): the rules of
+    create_customer, and an e-mail address or a phone number to reach them by. Every problem at once."""
+    errors = {}
+    if not (email or "").strip() and not (phone or "").strip():
+        errors["email"] = _("Enter an e-mail address or a phone number.")
+    try:
+        _cleaned(dict(name=name, email=email, phone=phone))
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    return create_customer(name=name, email=email, phone=phone, actor=actor, source=source)
+
+
 def update_customer(customer: Customer, *, actor: User | str | None, source: str = "staff", consent_note: str = "",
                     **fields) -> list[str]:
     """Change the given fields (those of create_customer); returns the names of those that changed.

@@ -8,6 +8,7 @@ from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
+from sqlalchemy import select
 
 from .customers import create_customer
 from .extensions import db
@@ -18,8 +19,10 @@ from .mailboxes import create_mailbox
 from .messaging.compose import PREVIEW_CHARS, compose
 from .messaging.inbound import record_mail
 from .messaging.notifications import save_rules
+from .messaging.starter_templates import add_starter_templates
 from .messaging.templates import save_template
 from .models import Customer, Delivery, Mailbox, Message, Repair, RepairStatus, Shop, Thread, User, utcnow
+from .models.templates import MessageTemplate
 from .outbox import dispatch_pass
 from .portal.access import set_panel_state
 from .repairs import add_queue, create_repair, create_ticket, repair_log
@@ -167,14 +170,6 @@ TEMPLATES = [
     ("Powitanie", [], "", "Dzień dobry {{ customer_first_name }},", "header", False),
     ("Podpis", [], "", "Pozdrawiamy,\n{{ shop_name }}\n{{ shop_address }} · tel. {{ shop_phone }}\n{{ opening_hours }}",
      "footer", False),
-    ("Gotowa do odbioru", ["email", "sms", "portal"], "{{ device }} gotowy do odbioru",
-     "Dzień dobry {{ customer_first_name }}, {{ device }} (zlecenie {{ repair_number }}) jest gotowy do odbioru."
-     "{% if price_estimate %} Do zapłaty: {{ price_estimate }}.{% endif %} Zapraszamy: {{ opening_hours }}. "
-     "{{ shop_name }}", "message", False),
-    ("Wycena naprawy", ["email", "portal"], "Wycena naprawy {{ repair_number }}",
-     "Dzień dobry {{ customer_first_name }},\n\nsprawdziliśmy {{ device }}. Usterka: {{ fault }}. "
-     "Koszt naprawy: {{ price_estimate }}. Prosimy o potwierdzenie, czy naprawiamy.\n\n"
-     "Szczegóły i odpowiedź w panelu klienta: {{ panel_link }}", "message", False),
     ("Przegląd sezonowy", ["email"], "Przegląd przed sezonem -20%",
      "Dzień dobry {{ customer_first_name }}, do końca miesiąca przegląd roweru lub hulajnogi taniej o 20%. "
      "Zapraszamy: {{ shop_address }}.", "message", True),
@@ -182,12 +177,16 @@ TEMPLATES = [
 
 
 def _templates() -> None:
-    """Ready texts, the reply header and footer, and an SMS + panel notice when a repair is ready for pickup."""
-    saved = {name: save_template(None, actor=ACTOR, name=name, channels=channels, subject=subject, body=body,
-                                 language="pl", kind=kind, marketing=marketing)
-             for name, channels, subject, body, kind, marketing in TEMPLATES}
+    """The ready-made texts (a fresh shop has them already), the reply header and footer, a marketing text, and an
+    SMS + panel notice switched on when a repair is ready for pickup."""
+    add_starter_templates(language="pl", actor=ACTOR)
+    for name, channels, subject, body, kind, marketing in TEMPLATES:
+        save_template(None, actor=ACTOR, name=name, channels=channels, subject=subject, body=body, language="pl",
+                      kind=kind, marketing=marketing)
+    ready_text = db.session.scalar(select(MessageTemplate).where(MessageTemplate.name == "Gotowa do odbioru",
+                                                                 MessageTemplate.language == "pl"))
     ready = next(s for s in RepairStatus.ordered() if s.name == "gotowa do odbioru")
-    save_rules({ready.id: (saved["Gotowa do odbioru"].id, ["sms", "portal"])}, actor=ACTOR)
+    save_rules({ready.id: (ready_text.id, ["sms", "portal"])}, actor=ACTOR)
 
 
 def _demo_mailbox() -> Mailbox:

@@ -294,6 +294,10 @@ def record_test(mailbox: Mailbox, ok: bool, outcome: str, *, receiving: bool = F
     if ok:
         if receiving_failed(mailbox) == receiving:
             mark_healthy(mailbox)
+        if receiving:
+            mailbox.imap_test_ok_at = utcnow()
+        else:
+            mailbox.smtp_test_ok_at = utcnow()
     else:
         mailbox.last_error = RECEIVING_ERROR + outcome if receiving else outcome
         mailbox.last_error_at = utcnow()

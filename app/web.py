@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from flask import Blueprint, Flask, render_template, request, send_from_directory
+from flask import Blueprint, Flask, g, render_template, request, send_from_directory
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
@@ -12,6 +12,7 @@ from .i18n import current_shop
 from .labels import template_labels
 from .messaging.formatting import html_body
 from .models import utcnow
+from .setup_checklist import setup_done, setup_steps
 
 bp = Blueprint("web", __name__)
 
@@ -50,6 +51,7 @@ def init_web(app: Flask) -> None:
     @app.context_processor
     def _globals():
         return {"shop": current_shop(), "unread_count": _unread_count, "broken_mailboxes": _broken_mailboxes,
+                "setup_banner": _setup_banner,
                 "now": utcnow, **template_labels()}
 
 
@@ -62,6 +64,18 @@ def _unread_count() -> int:
     return db.session.scalar(
         select(func.count(Thread.id)).where(Thread.unread.is_(True), Thread.deleted_at.is_(None))
     ) or 0
+
+
+def _setup_banner() -> list | None:
+    """The setup steps, when the signed-in owner has not finished nor hidden them; None otherwise. Worked out once
+    per request and only for owners, so staff pages cost nothing."""
+    if "setup_banner" not in g:
+        user = current_user
+        g.setup_banner = None
+        if user.is_authenticated and getattr(user, "is_owner", False) and user.setup_dismissed_at is None:
+            steps = setup_steps(current_shop())
+            g.setup_banner = None if setup_done(steps) else steps
+    return g.setup_banner
 
 
 def _broken_mailboxes() -> list:

@@ -130,7 +130,7 @@ def test_a_channel_that_cannot_reach_the_customer_is_skipped_and_noted_on_the_re
     [message] = notifications()
     assert [d.channel for d in message.deliveries] == ["email"]
     texts = log_texts(repair)
-    assert any("SMS skipped" in text and "not set up" in text for text in texts)
+    assert any("SMS skipped" in text and "The SMS account is not configured." in text for text in texts)
     assert any("queued" in text for text in texts)
 
 

@@ -431,12 +431,12 @@ def test_the_panel_channel_publishes_the_message_and_records_it_delivered(app):
 def test_the_panel_channel_refuses_a_customer_without_panel_access(app):
     customer = make_customer(panel_state="invited")
     assert PortalChannel().unreachable_reason(customer, Shop.current()) == (
-        "The customer has not activated the customer panel.")
+        "The panel is not activated for this customer.")
     delivery = make_delivery(make_message(customer), channel="portal")
 
     assert dispatch_pass()["failed"] == 1
     row = reload(delivery)
-    assert row.status == "failed" and row.error == "The customer has not activated the customer panel."
+    assert row.status == "failed" and row.error == "The panel is not activated for this customer."
     assert PortalChannel().unreachable_reason(make_customer(name="Ola", panel_state="active"), Shop.current()) is None
 
 

@@ -77,12 +77,12 @@ def test_a_customer_without_a_phone_number_cannot_get_an_sms(account):
 
 def test_a_landline_cannot_get_an_sms(account):
     assert reason(make_customer(phone=LANDLINE)) == (
-        "The customer's number is not a mobile number; landlines cannot receive SMS.")
+        f"The number {LANDLINE} is a landline: it cannot receive SMS.")
 
 
 def test_a_foreign_number_is_refused_while_the_shop_sends_only_to_poland(account):
     german = make_customer(phone=GERMAN_MOBILE)
-    assert reason(german) == "SMS can go only to numbers in: Poland"
+    assert reason(german) == f"The number {GERMAN_MOBILE} is outside the allowed countries (Poland)."
 
     Shop.current().sms_countries = ["PL", "DE"]
     assert reason(german) is None
@@ -98,11 +98,11 @@ def test_the_allowed_countries_are_named_in_the_shops_language(account):
 
 
 def test_a_customer_who_turned_informational_sms_off_cannot_get_one(account):
-    assert reason(make_customer(sms_informational=False)) == "The customer has turned informational SMS off."
+    assert reason(make_customer(sms_informational=False)) == "The customer turned SMS off."
 
 
 def test_nobody_can_get_an_sms_before_the_shop_sets_up_an_account(customer):
-    assert reason(customer) == "SMS sending is not set up yet (Settings → SMS)."
+    assert reason(customer) == "The SMS account is not configured."
 
 
 # ---------------------------------------------------------------- sending
@@ -227,7 +227,7 @@ def test_an_unsubscribed_number_fails_and_turns_the_customers_sms_off(account, c
                                                               ConsentEvent.source == "provider"))
     assert (consent.kind, consent.value, consent.note) == ("sms_informational", False, "STOP at Twilio (21610)")
     assert neighbour.sms_informational is True
-    assert reason(customer) == "The customer has turned informational SMS off."
+    assert reason(customer) == "The customer turned SMS off."
 
 
 def test_a_wrong_auth_token_gives_a_clear_message_and_the_settings_page_shows_it(customer, twilio_server):

@@ -315,7 +315,7 @@ def test_stop_turns_informational_sms_off_and_compose_then_refuses_sms_with_the_
             "csrf_token": csrf_token(staff_client, f"/compose?repair_id={repair.id}")}
     refused = staff_client.post("/compose", data=data, content_type="multipart/form-data")
     assert refused.status_code == 422
-    assert "The customer has turned informational SMS off." in refused.get_data(as_text=True)
+    assert "The customer turned SMS off." in refused.get_data(as_text=True)
     answer = staff_client.get(f"/compose?thread_id={thread.id}").get_data(as_text=True)
     assert not re.search(r'value="sms"[^>]*checked', answer)  # the STOP reply no longer makes SMS the default
 

@@ -23,6 +23,20 @@ class SendResult:
     sms_account_id: int | None = None  # the SMS account it went through
 
 
+class Unreachable(str):
+    """Why a channel cannot reach a customer, in the shop's words, and what fixes it: `fix` names the place ("customer",
+    "customer_edit", "mailbox", "mailboxes", "sms_settings") and `fix_id` the row, for the web pages to link to.
+    A plain string everywhere else (forms, the API's 422, bulk messages, the repair's log)."""
+
+    fix: str | None
+    fix_id: int | None
+
+    def __new__(cls, text: str, fix: str | None = None, fix_id: int | None = None) -> "Unreachable":
+        reason = super().__new__(cls, text)
+        reason.fix, reason.fix_id = fix, fix_id
+        return reason
+
+
 class ChannelSession(Protocol):
     """Open connections for one dispatch pass; `send` is called once per claimed delivery.
 
@@ -39,7 +53,7 @@ class ChannelSession(Protocol):
 class Channel(Protocol):
     name: str  # "email" | "sms" | "portal"
 
-    def unreachable_reason(self, customer: "Customer", shop: "Shop") -> str | None:
-        """Why this channel cannot reach the customer (translated, for the form), or None when it can."""
+    def unreachable_reason(self, customer: "Customer", shop: "Shop") -> Unreachable | None:
+        """Why this channel cannot reach the customer (translated, with what fixes it), or None when it can."""
 
     def open_session(self) -> ChannelSession: ...

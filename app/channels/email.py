@@ -30,7 +30,7 @@ from ..mailboxes import default_mailbox, record_failure, record_sent
 from ..messaging.formatting import html_body, plain_text
 from ..models import Customer, Delivery, Mailbox, Message, MessageRef, Shop, Thread, utcnow
 from . import mime
-from .base import SendResult
+from .base import SendResult, Unreachable
 
 MAX_REFERENCES = 20  # enough for every client to thread; long chains make headers some servers refuse
 # What connecting and signing in can raise besides a mail's own refusal.
@@ -38,16 +38,29 @@ CONNECT_ERRORS = (smtplib.SMTPException, OSError, SecretUnreadable, TokenUnavail
 NO_MAILBOX = _l("No mailbox is set up for sending (Settings → Mailboxes).")
 
 
+def _no_mailbox_reason() -> Unreachable:
+    """No active mailbox: either none is set up, or the ones there are switched off (named, to be switched on)."""
+    off = list(db.session.execute(select(Mailbox.id, Mailbox.name).order_by(Mailbox.is_default.desc(), Mailbox.id)))
+    if not off:
+        return Unreachable(str(NO_MAILBOX), "mailboxes")
+    if len(off) == 1:
+        return Unreachable(_("The mailbox %(name)s is switched off.", name=off[0].name), "mailbox", off[0].id)
+    return Unreachable(_("The mailboxes %(names)s are switched off.", names=", ".join(m.name for m in off)),
+                       "mailboxes")
+
+
 class EmailChannel:
     """The e-mail channel (app/channels/base.py): reachability, building mail, sending sessions."""
 
     name = "email"
 
-    def unreachable_reason(self, customer: Customer, shop: Shop) -> str | None:
+    def unreachable_reason(self, customer: Customer, shop: Shop) -> Unreachable | None:
+        """Why no mail can go to the customer, or None: no address, or no mailbox to send from (none set up, or
+        every one switched off, named)."""
         if not customer.email:
-            return _("The customer has no e-mail address.")
+            return Unreachable(_("The customer has no e-mail address."), "customer_edit", customer.id)
         if default_mailbox() is None:
-            return str(NO_MAILBOX)
+            return _no_mailbox_reason()
         return None
 
     def open_session(self) -> "EmailSession":

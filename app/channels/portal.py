@@ -5,15 +5,16 @@ from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
 
-from .base import SendResult
+from .base import SendResult, Unreachable
 
 if TYPE_CHECKING:
     from ..models import Customer, Delivery, Shop
 
 
-def _closed_reason(customer: "Customer | None") -> str | None:
+def _closed_reason(customer: "Customer | None") -> Unreachable | None:
     if customer is None or not customer.panel_active:
-        return _("The customer has not activated the customer panel.")
+        return Unreachable(_("The panel is not activated for this customer."), "customer",
+                           customer.id if customer is not None else None)
     return None
 
 
@@ -23,7 +24,7 @@ class PortalChannel:
     # outbox records it as delivered at once.
     delivered_when_sent = True
 
-    def unreachable_reason(self, customer: "Customer", shop: "Shop") -> str | None:
+    def unreachable_reason(self, customer: "Customer", shop: "Shop") -> Unreachable | None:
         return _closed_reason(customer)
 
     def open_session(self) -> "PortalSession":

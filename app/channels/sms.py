@@ -27,7 +27,7 @@ from ..customers import PHONE_REGION
 from ..extensions import db
 from ..messaging.formatting import markdown_to_text
 from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, SmsAccount, utcnow
-from .base import SendResult
+from .base import SendResult, Unreachable
 from .twilio_http import PassHttpClient
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def without_polish_letters(text: str) -> str:
 
 DEFAULT_COUNTRIES = ["PL"]  # when the shop has not chosen (Shop.sms_countries)
 SMS_CAPABLE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
-NOT_SET_UP = _l("SMS sending is not set up yet (Settings → SMS).")
+NOT_SET_UP = _l("The SMS account is not configured.")
 
 
 def active_account() -> SmsAccount | None:
@@ -211,23 +211,26 @@ class SmsChannel:
     def __init__(self, timeout: float = REQUEST_TIMEOUT):
         self.timeout = timeout
 
-    def unreachable_reason(self, customer: Customer, shop: "Shop") -> str | None:
+    def unreachable_reason(self, customer: Customer, shop: "Shop") -> Unreachable | None:
         """Why no SMS can go to the customer, or None: SMS not set up, no number, an invalid number or a
         landline, a number outside the shop's SMS countries, or informational SMS turned off."""
         if active_account() is None:
-            return str(NOT_SET_UP)
+            return Unreachable(str(NOT_SET_UP), "sms_settings")
         if not customer.phone:
-            return _("The customer has no phone number.")
+            return Unreachable(_("The customer has no phone number."), "customer_edit", customer.id)
         number = _parsed_number(customer.phone)
         if number is None:
-            return _("The customer's phone number is not valid.")
+            return Unreachable(_("The customer's phone number is not valid."), "customer_edit", customer.id)
         if phonenumbers.number_type(number) not in SMS_CAPABLE:
-            return _("The customer's number is not a mobile number; landlines cannot receive SMS.")
+            return Unreachable(_("The number %(number)s is a landline: it cannot receive SMS.",
+                                 number=customer.phone), "customer_edit", customer.id)
         countries = shop.sms_countries or DEFAULT_COUNTRIES
         if phonenumbers.region_code_for_number(number) not in countries:
-            return _("SMS can go only to numbers in: %(countries)s", countries=country_names(countries))
+            return Unreachable(_("The number %(number)s is outside the allowed countries (%(countries)s).",
+                                 number=customer.phone, countries=country_names(countries)),
+                               "customer_edit", customer.id)
         if not customer.sms_informational:
-            return _("The customer has turned informational SMS off.")
+            return Unreachable(_("The customer turned SMS off."), "customer", customer.id)
         return None
 
     def open_session(self) -> "SmsSession":

@@ -130,13 +130,15 @@ def rules_by_status() -> dict[int, StatusNotification]:
     return {rule.status_id: rule for rule in db.session.scalars(select(StatusNotification))}
 
 
-def save_rules(rules: dict[int, tuple[int | None, list[str]]], *, actor) -> None:
-    """Set each status's notification: (template id or None for none, channels). Refuses unknown statuses,
-    templates and channels, and a template without channels (ValidationFailed keyed by `rule.<status id>`)."""
+def save_rules(rules: dict[int, tuple], *, actor) -> None:
+    """Set each status's notification: (template id or None for none, channels[, switched on]); a rule saved
+    without the third value is switched on. Refuses unknown statuses, templates and channels, and a template
+    without channels (ValidationFailed keyed by `rule.<status id>`)."""
     statuses = {s.id for s in RepairStatus.ordered(active_only=False)}
     existing = rules_by_status()
     errors = {}
-    for status_id, (template_id, channels) in rules.items():
+    for status_id, (template_id, channels, *switch) in rules.items():
+        enabled = bool(switch[0]) if switch else True
         if status_id not in statuses:
             errors[f"rule.{status_id}"] = _("Unknown status.")
             continue
@@ -152,9 +154,10 @@ def save_rules(rules: dict[int, tuple[int | None, list[str]]], *, actor) -> None
         elif not channels:
             errors[f"rule.{status_id}"] = _("Choose at least one channel.")
         elif rule is None:
-            db.session.add(StatusNotification(status_id=status_id, template_id=template_id, channels=channels))
+            db.session.add(StatusNotification(status_id=status_id, template_id=template_id, channels=channels,
+                                              enabled=enabled))
         else:
-            rule.template_id, rule.channels, rule.enabled = template_id, channels, True
+            rule.template_id, rule.channels, rule.enabled = template_id, channels, enabled
     if errors:
         raise ValidationFailed(errors)
     record("settings.notifications", by=actor, rules={str(k): v[0] for k, v in rules.items()})

@@ -62,6 +62,8 @@ class Mailbox(db.Model):
     last_poll_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last pass that went through
     last_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last mail the server took
     broken_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the shop was told it broke
+    smtp_test_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the owner's last passed sending test
+    imap_test_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the owner's last passed receiving test
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

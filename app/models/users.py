@@ -61,6 +61,7 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    setup_dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # hid the setup banner (owners)
 
     @property
     def is_owner(self) -> bool:

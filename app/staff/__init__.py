@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, flash
+from flask import abort, flash, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from htmx_flask import request
@@ -45,3 +45,26 @@ def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
 def form_values(form: FlaskForm) -> dict:
     """The form's data as keyword arguments for a domain function."""
     return {name: value for name, value in form.data.items() if name != "csrf_token"}
+
+
+# Where each kind of unreachable channel is fixed (app/channels/base.py Unreachable.fix): the page, and the name of
+# its row's id.
+FIX_PAGES = {
+    "customer": ("customers.show", "customer_id"),
+    "customer_edit": ("customers.edit", "customer_id"),
+    "mailbox": ("mailboxes.edit", "mailbox_id"),
+    "mailboxes": ("mailboxes.index", None),
+    "sms_settings": ("sms_settings.index", None),
+}
+
+
+def fix_url(reason) -> str | None:
+    """The page that fixes an unreachable channel, for owners (staff see just the reason, and ask the owner); None
+    when there is nothing to link to."""
+    page = FIX_PAGES.get(getattr(reason, "fix", None))
+    if page is None or not current_user.is_owner:
+        return None
+    endpoint, id_arg = page
+    if id_arg is None:
+        return url_for(endpoint)
+    return url_for(endpoint, **{id_arg: reason.fix_id}) if reason.fix_id else None

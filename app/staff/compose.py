@@ -27,6 +27,8 @@ from ..messaging.templates import message_templates, refusal_for, render, reply_
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
+from . import fix_url
+from .customers import add_posted_contact, new_contact_form, new_contact_posted
 from .thread_tools import carried_files, carry_files
 
 bp = Blueprint("compose", __name__)
@@ -67,11 +69,11 @@ def _context():
 
 def _channel_states(customer: Customer | None) -> list[dict]:
     shop = current_shop()
-    return [
-        {"name": name, "label": CHANNEL_LABELS[name],
-         "reason": get_channel(name).unreachable_reason(customer, shop) if customer else None}
-        for name in CHANNELS
-    ]
+    states = []
+    for name in CHANNELS:
+        reason = get_channel(name).unreachable_reason(customer, shop) if customer else None
+        states.append({"name": name, "label": CHANNEL_LABELS[name], "reason": reason, "fix_url": fix_url(reason)})
+    return states
 
 
 def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
@@ -82,10 +84,12 @@ def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
 
 
 def _render(
-    form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html", **collision
+    form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html",
+    new_customer=None, **collision
 ):
     return render_template(
         page, form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
+        new_customer=new_customer or new_contact_form(),
         channels=_channel_states(customer), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
         templates=message_templates(), template_id=request.values.get("template_id", type=int),
@@ -118,7 +122,13 @@ def page():
             form.body.data = _framed_reply(customer, repair)
         return _render(form, customer, repair, ticket, thread, chosen)
     if customer is None:
-        abort(400)
+        if not new_contact_posted():
+            abort(400)
+        new_customer = new_contact_form()
+        added = add_posted_contact(new_customer)
+        if added is None:
+            return _render(form, None, repair, ticket, thread, [], status=422, new_customer=new_customer)
+        return redirect(url_for("compose.page", customer_id=added.id))
     chosen = request.form.getlist("channels")
     if not form.validate():
         return _render(form, customer, repair, ticket, thread, chosen, status=422)

@@ -10,6 +10,7 @@ from htmx_flask import request
 from wtforms import BooleanField, EmailField, StringField, TelField, TextAreaField
 
 from ..customers import (
+    add_contact,
     consent_history,
     create_customer,
     format_phone,
@@ -67,6 +68,45 @@ class CustomerForm(FlaskForm):
     crm_note = TextAreaField(_l("CRM note"), render_kw={"rows": 4})
     sms_informational = BooleanField(_l("Send informational SMS"), default=True)
     marketing_consent = BooleanField(_l("Marketing consent"), default=False)
+
+
+class NewContactForm(FlaskForm):
+    """A new customer added where a message or conversation needs one (compose, "Record a conversation"); the
+    app-wide CSRF check covers it, as its fields carry a prefix (NEW_CONTACT) beside the page's own form."""
+
+    class Meta:
+        csrf = False
+
+    name = StringField(_l("Name"), render_kw={"maxlength": 200, "autocomplete": "off"})
+    email = EmailField(_l("E-mail"), render_kw={"autocomplete": "off"})
+    phone = TelField(_l("Phone"), render_kw={"autocomplete": "off"})
+
+
+NEW_CONTACT = "new_customer"
+
+
+def new_contact_form() -> NewContactForm:
+    return NewContactForm(prefix=NEW_CONTACT)
+
+
+def new_contact_posted() -> bool:
+    """Whether this POST is the new-customer form rather than the page's own."""
+    return f"{NEW_CONTACT}-name" in request.form
+
+
+def add_posted_contact(form: NewContactForm) -> Customer | None:
+    """Create the customer the form describes (committed); None, with the messages at the fields, when refused."""
+    form.validate()  # the rules are the domain's; this readies the fields to carry its messages
+    try:
+        customer = add_contact(name=form.name.data or "", email=form.email.data, phone=form.phone.data,
+                               actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        show_errors(form, exc)
+        return None
+    db.session.commit()
+    flash(_("Customer %(name)s saved.", name=customer.name), "success")
+    return customer
 
 
 @bp.app_template_filter("phone")

@@ -28,7 +28,10 @@ def index():
     errors, status = {}, 200
     if request.method == "POST" and FlaskForm().validate_on_submit():
         form = request.form
-        rules = {s.id: (form.get(f"template_{s.id}", type=int), form.getlist(f"channels_{s.id}")) for s in statuses}
+        # The page's "On" switches; a form without them (an older page) switches every chosen notice on.
+        switches = "switches" in form
+        rules = {s.id: (form.get(f"template_{s.id}", type=int), form.getlist(f"channels_{s.id}"),
+                        f"enabled_{s.id}" in form if switches else True) for s in statuses}
         try:
             save_settings(current_shop(), rules=rules, quiet_hours_start=form.get("quiet_hours_start", ""),
                           quiet_hours_end=form.get("quiet_hours_end", ""),

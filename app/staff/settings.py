@@ -17,9 +17,10 @@ from wtforms.validators import Optional
 
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..i18n import LANGUAGE_NAMES
+from ..i18n import LANGUAGE_NAMES, current_shop
 from ..models import Shop, User
 from . import form_values, owner_required, show_errors
+from ..setup_checklist import dismiss_setup_banner, setup_steps
 from ..shop import update_shop
 from .users import create_user, generate_password, reset_password, update_user
 
@@ -107,7 +108,17 @@ def _status(form: FlaskForm) -> int:
 def index():
     sections = [(endpoint, title, text) for endpoint, title, text in SECTIONS
                 if endpoint in current_app.view_functions]
-    return render_template("staff/settings/index.html", sections=sections)
+    return render_template("staff/settings/index.html", sections=sections, steps=setup_steps(current_shop()))
+
+
+@bp.route("/setup/dismiss", methods=["POST"])
+@owner_required
+def dismiss_setup():
+    """Hide the setup banner for the signed-in owner; the checklist stays on this page."""
+    dismiss_setup_banner(current_user)
+    db.session.commit()
+    flash(_("The setup checklist stays here in Settings."), "info")
+    return redirect(url_for("settings.index"))
 
 
 @bp.route("/shop", methods=["GET", "POST"])

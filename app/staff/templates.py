@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from htmx_flask import request
@@ -15,7 +16,9 @@ from ..attachments import store
 from ..channels.sms import count, sms_body
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..i18n import current_shop
 from ..labels import CHANNEL_LABELS
+from ..messaging.starter_templates import add_starter_templates, starter_templates_missing
 from ..messaging.templates import DOCUMENTS, TAGS, all_templates, delete_template, preview, save_template
 from ..models import Repair
 from ..models.conversations import CHANNELS
@@ -61,7 +64,20 @@ def _render_form(form: TemplateForm, template: MessageTemplate | None, status: i
 @bp.route("/")
 @owner_required
 def index():
-    return render_template("staff/templates/index.html", templates=all_templates(), kinds=KIND_LABELS)
+    return render_template("staff/templates/index.html", templates=all_templates(), kinds=KIND_LABELS,
+                           starter_missing=starter_templates_missing())
+
+
+@bp.route("/starter", methods=["POST"])
+@owner_required
+def add_starter():
+    """Add the ready-made templates the shop lacks, with their automatic notices switched off."""
+    added = add_starter_templates(language=current_shop().locale, actor=current_user)
+    db.session.commit()
+    flash(ngettext("%(num)d ready-made template added; its automatic notice is off until you switch it on.",
+                   "%(num)d ready-made templates added; their automatic notices are off until you switch them on.",
+                   len(added)) if added else _("The shop already has every ready-made template."), "success")
+    return redirect(url_for("templates.index"))
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -29,7 +29,7 @@ from ..messaging.thread_actions import (
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, Queue, Repair, Thread, Ticket, User
 from . import owner_required, show_errors, wants_fragment
-from .customers import PANEL_STATE_LABELS
+from .customers import PANEL_STATE_LABELS, add_posted_contact, new_contact_form, new_contact_posted
 
 bp = Blueprint("thread_actions", __name__, url_prefix="/threads")
 
@@ -227,9 +227,15 @@ def record():
     form = RecordForm(source="phone", status="open", repair_id=request.args.get("repair_id", ""),
                       ticket_id=request.args.get("ticket_id", ""))
     if customer is None:
+        new_customer = new_contact_form()
         if request.method == "POST":
-            abort(400)
-        return render_template("staff/threads/record.html", form=form, customer=None)
+            if not new_contact_posted():
+                abort(400)
+            added = add_posted_contact(new_customer)
+            if added is not None:
+                return redirect(url_for("thread_actions.record", customer_id=added.id))
+        return render_template("staff/threads/record.html", form=form, customer=None, new_customer=new_customer), \
+            422 if new_customer.errors else 200
     form.offer(customer)
     if form.validate_on_submit():
         try:
