@@ -10,7 +10,7 @@ from ..attachments import StoredFile, path_for
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Shop
-from ..models.audit import record
+from ..models.audit import apply_changes
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 LOGO_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")  # no SVG: it can carry scripts
@@ -39,10 +39,6 @@ def update_panel_settings(shop: Shop, *, brand_colour: str, allows_attachments: 
         values["panel_logo_path"] = str(path_for(logo.sha256).relative_to(current_app.instance_path))
     elif remove_logo:
         values["panel_logo_path"] = None
-    changed = [name for name, value in values.items() if getattr(shop, name) != value]
-    for name in changed:
-        setattr(shop, name, values[name])
-    if changed:
-        record("settings.panel", by=actor, target=shop, changed=changed)
+    changed = apply_changes(shop, values, "settings.panel", by=actor)
     db.session.flush()
     return changed
