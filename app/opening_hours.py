@@ -140,3 +140,12 @@ def _short(hour: str) -> str:
 def _like(original: datetime, moment: datetime) -> datetime:
     """`moment` (aware UTC) in the form of `original`: naive UTC if it was naive."""
     return moment.replace(tzinfo=None) if original.tzinfo is None else moment.astimezone(original.tzinfo)
+
+
+def opening_text(text: str | None, week: Sequence | None, timezone: str | None, locale: str) -> str:
+    """What customers read as the shop's hours: the owner's own text when there is one, else the weekly hours
+    described in `locale`, else nothing."""
+    if text and text.strip():
+        return text.strip()
+    hours = OpeningHours.from_settings(week, timezone)
+    return hours.describe(locale) if hours else ""

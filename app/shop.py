@@ -7,12 +7,14 @@ from zoneinfo import available_timezones
 
 import phonenumbers
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from .attachments import max_bytes
 from .customers import normalize_email
 from .errors import ValidationFailed
 from .extensions import db
+from .labels import CHANNEL_LABELS, PRIORITY_LABELS
 from .models import Shop, ShopSlug, User
 from .models.audit import apply_changes
 from .models.conversations import CHANNELS
@@ -34,6 +36,16 @@ LIMITS = {
     "response_time": (1, 720),  # hours per priority
     "bulk_rate": (1, 600),  # messages per minute per channel
 }
+# The settings' names, as the messages about them say them (the settings pages use the same words).
+SETTING_LABELS = {
+    "sms_countries": _l("Countries for SMS"), "outbox_retention_days": _l("Days finished entries stay in the outbox"),
+    "max_attempts": _l("Attempts before a delivery fails"), "attachment_quota_mb": _l("Space for received files (MB)"),
+    "response_times": _l("Response time (hours)"), "bulk_rates": _l("Bulk messages per minute"),
+    "panel_attachment_max_mb": _l("Largest file from a customer (MB)"), "opening_week": _l("Opening hours"),
+    "closed_days": _l("Closed days"),
+}
+WEEKDAY_LABELS = [_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Friday"), _l("Saturday"),
+                  _l("Sunday")]
 MAX_SMS_COUNTRIES = 50
 MAX_CLOSED_DAYS = 400
 SHOP_FIELDS = ("name", "slug", "address", "phone", "opening_hours", "locale", "timezone",
@@ -108,8 +120,20 @@ def _checked_shop_values(values: dict) -> dict:
     if "closed_days" in values:
         _check(values, errors, "closed_days", _closed_days)
     if errors:
-        raise ValidationFailed(errors)
+        raise ValidationFailed({name: _named(name, message) for name, message in errors.items()})
     return values
+
+
+def _named(name: str, message: str) -> str:
+    """The message with the setting's name in front, so that it is clear also away from its field (API, CLI)."""
+    field, _dot, key = name.partition(".")
+    label = SETTING_LABELS.get(field)
+    if label is None:
+        return message
+    if key:
+        part = WEEKDAY_LABELS[int(key)] if key.isdigit() else {**PRIORITY_LABELS, **CHANNEL_LABELS}.get(key, key)
+        label = f"{label}, {part}"
+    return _("%(setting)s: %(problem)s", setting=label, problem=message)
 
 
 def max_file_mb() -> int:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from ..opening_hours import opening_text
 from .types import UTCDateTime, utcnow
 
 STATUS_COLOURS = ["grey", "blue", "amber", "violet", "green", "red", "slate"]
@@ -51,6 +52,12 @@ class Shop(db.Model):
     panel_brand_colour: Mapped[str] = mapped_column(String(16), default="#1f6feb")
     panel_logo_path: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def opening_hours_text(self) -> str:
+        """The hours for customers (the {{ opening_hours }} tag, the panel, e-mails): the owner's text, else the
+        weekly hours in the shop's language."""
+        return opening_text(self.opening_hours, self.opening_week, self.timezone, self.locale or "pl")
 
     @classmethod
     def current(cls) -> "Shop":

@@ -14,7 +14,7 @@ from ..customers import normalize_email
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import User
-from ..models.audit import record
+from ..models.audit import apply_changes, record
 from ..models.users import ROLES
 
 MIN_PASSWORD_LENGTH = 10
