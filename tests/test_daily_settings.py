@@ -93,6 +93,8 @@ def test_the_owner_saves_a_messaging_setting_and_the_change_is_audited(owner_cli
     assert audit.user_id == owner.id and audit.details["changed"] == [attribute]
     assert audit.details["changes"] == {attribute: [before, stored]}
     assert posted.split(",")[0].strip().upper() in owner_client.get(MESSAGES).get_data(as_text=True)
+    log = owner_client.get("/audit/?action=settings.shop").get_data(as_text=True)
+    assert f'<span class="muted">{attribute}:</span>' in log and " → " in log
 
 
 @pytest.mark.parametrize("field, posted, named", [

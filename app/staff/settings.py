@@ -34,7 +34,7 @@ ROLE_CHOICES = [SelectChoice("staff", _l("Staff")), SelectChoice("owner", _l("Ow
 
 # The overview lists only sections whose screens are registered: (endpoint, title, description).
 SECTIONS = [
-    ("settings.shop", _l("Shop"), _l("Name, address, opening hours, language, time zone and the panel address.")),
+    ("settings.shop", _l("Shop"), _l("Name, address, language, time zone and the panel address.")),
     ("settings.opening_hours", _l("Opening hours"),
      _l("The weekly hours, closed days and holidays: response times count only open time.")),
     ("settings.messaging", _l("Messages and delivery"),
