@@ -2,6 +2,7 @@
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from app.messaging.due import ResponseRules
 from app.opening_hours import OpeningHours, public_holiday
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -91,3 +92,11 @@ def test_described_in_the_shops_language():
     week = [("09:00", "18:00")] * 5 + [("10:00", "14:00"), None]
     assert hours(week).describe("en") == "Mon–Fri 9:00–18:00, Sat 10:00–14:00"
     assert hours(week).describe("pl") == "pon.–pt. 9:00–18:00, sob. 10:00–14:00"
+
+
+def test_unreadable_stored_hours_give_clock_hours_instead_of_an_error():
+    for week, zone, closed in ((["nonsense"] * 7, "Europe/Warsaw", []), ([["9", "17"]] * 7, "Europe/Warsaw", []),
+                               ([["09:00", "17:00"]] * 7, "Mars/Olympus", []),
+                               ([["09:00", "17:00"]] * 7, "Europe/Warsaw", ["jutro"])):
+        assert ResponseRules.of({"normal": 8}, week, zone, closed).opening_hours is None
+    assert ResponseRules.of(None, [["09:00", "17:00"]] * 7, "Europe/Warsaw", None).opening_hours is not None

@@ -9,6 +9,7 @@ times with it.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
@@ -17,9 +18,10 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from ..models import Shop, Thread
-from ..opening_hours import OpeningHours
+from ..opening_hours import OpeningHours, parse_hour
 from ..transaction_cache import per_transaction
 
+log = logging.getLogger(__name__)
 DEFAULT_HOURS = 8
 _INPUTS = ("status", "priority", "last_inbound_at")
 _SHOP_INPUTS = ("response_times", "opening_week", "closed_days", "timezone")
@@ -34,7 +36,19 @@ class ResponseRules:
 
     @classmethod
     def of(cls, response_times, opening_week, timezone, closed_days) -> "ResponseRules":
-        return cls(response_times or {}, OpeningHours.from_settings(opening_week, timezone, closed_days or ()))
+        """The rules from the shop's stored settings; hours that cannot be read (a row edited by hand) give clock
+        hours, because a broken setting must not stop mail from being received or hide a waiting customer."""
+        try:
+            hours = OpeningHours.from_settings(opening_week, timezone, closed_days or ())
+            for entry in hours.week if hours is not None else ():
+                if entry is not None and (len(entry) != 2 or parse_hour(entry[0]) is None):
+                    raise ValueError(entry)
+                if entry is not None:
+                    parse_hour(entry[1])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("unreadable opening hours %r in %r; due times in clock hours", opening_week, timezone)
+            hours = None
+        return cls(response_times if isinstance(response_times, dict) else {}, hours)
 
 
 def shop_rules(shop: Shop) -> ResponseRules:
