@@ -195,6 +195,7 @@ def test_the_panel_refuses_a_file_over_the_shops_size(app, staff, mailbox):
     client = app.test_client()
     sign_in_customer(client, customer)
     token = panel_csrf(client, f"/threads/{message.thread_id}")
+    assert "up to 1 MB each" in client.get(panel_path(f"/threads/{message.thread_id}")).get_data(as_text=True)
     big = b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 1)
     response = client.post(panel_path(f"/threads/{message.thread_id}/reply"), content_type="multipart/form-data",
                            data={"body": "Faktura", "csrf_token": token, "attachments": [(io.BytesIO(big), "f.pdf")]})
