@@ -17,6 +17,7 @@ from app import web
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.messaging import inbox
+from app.messaging.templates import tag_values
 from app.models import AuditEvent, Customer, Message, Shop, Thread
 from app.shop import update_shop
 from conftest import csrf_token
@@ -151,6 +152,9 @@ def test_the_owner_sets_opening_hours_and_closed_days(owner_client, owner):
     update_shop(shop, locale="pl")
     assert shop.opening_hours_text == "pon.–pt. 9:00–17:00, sob. 10:00–14:00"
     db.session.commit()
+    assert tag_values(shop, None, None, "pl")["opening_hours"] == "pon.–pt. 9:00–17:00, sob. 10:00–14:00"
+    panel = owner_client.application.test_client()
+    assert "pon.–pt. 9:00–17:00, sob. 10:00–14:00" in panel.get(panel_path("/sign-in")).get_data(as_text=True)
     owner_client.post(HOURS, data=hours_form(owner_client, week, opening_hours="Zapraszamy po umówieniu"))
     db.session.expire_all()
     assert Shop.current().opening_hours_text == "Zapraszamy po umówieniu"
