@@ -11,7 +11,8 @@ import pytest
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
 from servers.accounts import mailbox  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from sqlalchemy import select
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import select, text
 
 from app import web
 from app.errors import ValidationFailed
@@ -263,3 +264,17 @@ def test_new_hours_or_response_times_move_the_waiting_threads_due_times(weekday_
     owner_client.post(HOURS, data=hours_form(owner_client))  # no hours: clock hours again
     db.session.expire_all()
     assert db.session.get(Thread, thread.id).due_at == at(2026, 12, 4, 18, 0)
+
+
+def test_the_upgrade_keeps_the_shops_bulk_rate_on_every_channel(app):
+    db.session.remove()
+    downgrade(revision="0007")
+    db.session.execute(text("UPDATE shop SET bulk_rate_per_second = 2"))
+    db.session.commit()
+    db.session.remove()
+
+    upgrade()
+
+    shop = Shop.current()
+    assert shop.bulk_rates == {"email": 120, "sms": 120, "portal": 120}
+    assert (shop.opening_week, shop.closed_days, shop.panel_attachment_max_mb) == (None, [], 10)
