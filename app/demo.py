@@ -38,7 +38,7 @@ SHOP = {
     "slug": "naprawaplus",
     "address": "ul. Długa 12\n31-146 Kraków",
     "phone": "+48 12 345 67 89",
-    "opening_hours": "pn–pt 9:00–18:00, sob 10:00–14:00",
+    "opening_week": [["09:00", "18:00"]] * 5 + [["10:00", "14:00"], None],  # the text is made from these
 }
 
 # name, e-mail, phone, informational SMS, marketing consent

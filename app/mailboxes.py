@@ -17,7 +17,7 @@ from .errors import ValidationFailed
 from .extensions import db
 from .fields import clean_line, gather
 from .models import Mailbox, User, utcnow
-from .models.audit import record
+from .models.audit import apply_changes, record
 from .models.mailboxes import AFTER_FETCH, SECURITY_MODES
 
 # What the settings form changes; the password is handled apart, as it is write-only.
@@ -101,20 +101,16 @@ def update_mailbox(mailbox: Mailbox, *, password: str | None = None, actor: User
     if mailbox.is_default and not values["is_default"]:
         raise ValidationFailed({"is_default": _("Make another mailbox the default instead.")})
 
-    changed = [field for field, value in values.items() if getattr(mailbox, field) != value]
-    for field in changed:
-        setattr(mailbox, field, values[field])
     if password:
         mailbox.password_enc = encrypt(password)
-        changed.append("password")
+    changed = apply_changes(mailbox, values, "mailbox.update", by=actor,
+                            secrets_changed=["password"] if password else [])
     if "is_default" in changed:
         _unset_other_defaults(mailbox)
     if set(changed) & {"imap_host", "username", "imap_folder"}:
         # Another folder (or server) has UIDs of its own: read it from the start; mail already stored is
         # recognised by its content and not stored twice.
         mailbox.uidvalidity, mailbox.last_uid = None, 0
-    if changed:
-        record("mailbox.update", target=mailbox, changed=changed, by=actor)
     db.session.flush()
     return changed
 

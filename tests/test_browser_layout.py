@@ -101,7 +101,7 @@ def staff_pages(customer: Customer) -> list[str]:
         "/outbox/", "/held/", f"/held/{held.id}",
         "/settings/", "/settings/mailboxes/", f"/settings/mailboxes/{mailbox.id}", "/settings/users",
         "/settings/templates/", f"/settings/templates/{template.id}", "/settings/notifications/",
-        "/settings/workflow/",
+        "/settings/workflow/", "/settings/opening-hours", "/settings/messages", "/settings/panel/",
         "/stats/", "/audit/",
     ]
 

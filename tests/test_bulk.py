@@ -19,7 +19,7 @@ from conftest import csrf_token
 
 @pytest.fixture
 def people(app, mailbox, sms_account):
-    Shop.current().bulk_rate_per_second = 2
+    Shop.current().bulk_rates = {"email": 120, "sms": 120, "portal": 120}  # 2 a second
     agreed = create_customer(name="Anna Zgoda", email="anna@example.com", phone="+48600100201", marketing_consent=True)
     no_phone = create_customer(name="Bartek Bezsms", email="bartek@example.com", marketing_consent=True)
     refused = create_customer(name="Celina Niechce", email="celina@example.com", phone="+48600100203")

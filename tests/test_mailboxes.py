@@ -61,6 +61,10 @@ def test_saving_with_an_empty_password_keeps_the_stored_one(owner_client):
     db.session.refresh(mailbox)
     assert decrypt(mailbox.password_enc) == "nowe hasło"
     assert [e.details["changed"] for e in audit("mailbox.update")] == [["smtp_host"], ["password"]]
+    # The audit log says what a setting was and became, but names a new password only.
+    assert [e.details["changes"] for e in audit("mailbox.update")] == [
+        {"smtp_host": ["smtp.shop.example", "mail.shop.example"]}, {}]
+    assert "hasło" not in str([e.details for e in audit("mailbox.update")])
 
 
 def test_wrong_settings_are_shown_next_to_their_fields(owner_client):

@@ -396,7 +396,7 @@ _UNSEEN = object()
 
 
 def _shop_key(shop: Shop) -> tuple:
-    return shop.locale, shop.name, shop.address, shop.phone, shop.opening_hours
+    return shop.locale, shop.name, shop.address, shop.phone, shop.opening_hours_text
 
 
 def _render(name: str, shop: Shop, **values: str) -> str:

@@ -14,6 +14,7 @@ from ..extensions import db
 from ..models import Customer, Message, Repair, Shop, utcnow
 from ..models.audit import record
 from ..models.conversations import CHANNELS
+from ..models.shop import DEFAULT_BULK_RATES
 from ..models.templates import MessageTemplate
 from .compose import channel_problems, compose
 from .templates import Rendered, refusal_for, render
@@ -93,7 +94,8 @@ def plan(template: MessageTemplate | None, channels: Sequence[str], people: Sequ
 
 def send(bulk: BulkPlan, *, actor) -> list[Message]:
     """Queue every planned message in its recipient's thread; on each channel the n-th delivery waits n / rate
-    seconds more than the first (Shop.bulk_rate_per_second), starting after the undo window.
+    seconds more than the first (Shop.bulk_rates: messages per minute for each channel), starting after the undo
+    window.
 
     A message compose refuses (an SMS rendered too long) is added to `bulk.skipped` and the others still go.
     The messages have no author: a mailing must not assign hundreds of threads to whoever sent it (the audit
@@ -101,7 +103,8 @@ def send(bulk: BulkPlan, *, actor) -> list[Message]:
     """
     shop = Shop.current()
     start = utcnow() + timedelta(seconds=shop.undo_seconds)
-    spacing = timedelta(seconds=1 / max(shop.bulk_rate_per_second, 1))
+    rates = {**DEFAULT_BULK_RATES, **(shop.bulk_rates or {})}
+    spacing = {channel: timedelta(seconds=60 / max(int(rate), 1)) for channel, rate in rates.items()}
     position: Counter = Counter()
     messages = []
     for person, channels in bulk.sends:
@@ -115,7 +118,7 @@ def send(bulk: BulkPlan, *, actor) -> list[Message]:
             bulk.skipped.append(Skip(person.customer, None, " ".join(exc.fields.values())))
             continue
         for delivery in message.deliveries:
-            delivery.next_attempt_at = start + position[delivery.channel] * spacing
+            delivery.next_attempt_at = start + position[delivery.channel] * spacing[delivery.channel]
             position[delivery.channel] += 1
         message.send_at = min(d.next_attempt_at for d in message.deliveries)
         messages.append(message)

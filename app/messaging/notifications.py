@@ -18,7 +18,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..labels import CHANNEL_LABELS
 from ..models import Message, Repair, RepairEvent, RepairStatus, Shop, Thread, utcnow
-from ..models.audit import record
+from ..models.audit import apply_changes, record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, StatusNotification
 from .compose import channel_problems, compose
@@ -178,11 +178,7 @@ def save_timing(shop: Shop, *, quiet_hours_start: str, quiet_hours_end: str, not
     if errors:
         raise ValidationFailed(errors)
     values["notify_max_age_hours"] = notify_max_age_hours
-    changed = [field for field, value in values.items() if getattr(shop, field) != value]
-    for field in changed:
-        setattr(shop, field, values[field])
-    if changed:
-        record("settings.shop", by=actor, target=shop, changed=changed)
+    apply_changes(shop, values, "settings.shop", by=actor)
     db.session.flush()
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from flask_babel import gettext as _
 from sqlalchemy import update
 
-from ..attachments import StoredFile
+from ..attachments import StoredFile, max_bytes
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -18,12 +18,23 @@ from .compose import MAX_BODY_CHARS, PREVIEW_CHARS
 from .threads import context_thread, default_subject, open_thread
 
 
+def panel_file_limit(shop: Shop) -> int:
+    """The largest file, in bytes, a customer may send in the panel: the shop's setting, within the upload limit."""
+    return min(shop.panel_attachment_max_mb * 1024 * 1024, max_bytes())
+
+
 def _clean_body(body: str, attachments: Sequence[StoredFile]) -> str:
     body = clean_text(body, "body", MAX_BODY_CHARS)
     if not body and not attachments:
         raise ValidationFailed({"body": _("Write a message.")})
-    if attachments and not Shop.current().panel_allows_attachments:
+    shop = Shop.current()
+    if attachments and not shop.panel_allows_attachments:
         raise ValidationFailed({"attachments": _("The shop does not accept files in the panel.")})
+    limit = panel_file_limit(shop)
+    for file in attachments:
+        if file.size > limit:
+            raise ValidationFailed({"attachments": _("%(name)s is larger than %(limit)d MB.", name=file.filename,
+                                                     limit=limit // (1024 * 1024))})
     return mask_card_numbers(body)  # card numbers are never stored
 
 

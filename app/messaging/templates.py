@@ -114,7 +114,7 @@ def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, lan
     locale = shop.locale or "pl"
     values = dict.fromkeys(TAGS, "")
     values.update(shop_name=shop.name, shop_address=shop.address or "", shop_phone=shop.phone or "",
-                  opening_hours=shop.opening_hours or "", panel_link=panel_url("portal.sign_in", slug=shop.slug))
+                  opening_hours=shop.opening_hours_text, panel_link=panel_url("portal.sign_in", slug=shop.slug))
     if customer is not None:
         values.update(customer_first_name=customer.first_name, customer_name=customer.name)
     if repair is not None:

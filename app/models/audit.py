@@ -1,6 +1,7 @@
 """The audit trail: who did what and when (sign-ins, sends, deletes, exports, erasures, settings)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from flask import has_request_context, request
@@ -48,3 +49,35 @@ def record(action: str, *, by=None, target=None, **details) -> AuditEvent:
     )
     db.session.add(event)
     return event
+
+
+def _jsonable(value):
+    """A value as the audit log's JSON can keep it (dates and times as ISO text)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def apply_changes(target, values: dict, action: str, *, by=None, secrets_changed: Sequence[str] = (),
+                  **details) -> list[str]:
+    """Set on `target` the `values` that differ from what it holds, and record one audit event `action` naming the
+    changed fields (`changed`) and each one's value before and after (`changes`: {field: [old, new]}).
+
+    `secrets_changed` names secrets the caller has already replaced (a password): listed as changed, never their
+    values. Nothing is recorded when nothing changed. Returns the changed fields in the order of `values`, then
+    the secrets.
+    """
+    changed = [name for name, value in values.items() if getattr(target, name) != value]
+    changes = {name: [_jsonable(getattr(target, name)), _jsonable(values[name])] for name in changed}
+    for name in changed:
+        setattr(target, name, values[name])
+    changed += list(secrets_changed)
+    if changed:
+        record(action, by=by, target=target, changed=changed, changes=changes, **details)
+    return changed

@@ -8,9 +8,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from ..opening_hours import opening_text
 from .types import UTCDateTime, utcnow
 
 STATUS_COLOURS = ["grey", "blue", "amber", "violet", "green", "red", "slate"]
+DEFAULT_BULK_RATES = {"email": 60, "sms": 60, "portal": 60}
 
 
 class Shop(db.Model):
@@ -38,13 +40,25 @@ class Shop(db.Model):
     quiet_hours_start: Mapped[str] = mapped_column(String(5), default="20:00")
     quiet_hours_end: Mapped[str] = mapped_column(String(5), default="08:00")
     notify_max_age_hours: Mapped[int] = mapped_column(Integer, default=24)
-    bulk_rate_per_second: Mapped[int] = mapped_column(Integer, default=1)
+    # Bulk messages per minute on each channel (app/messaging/bulk.py spaces them out).
+    bulk_rates: Mapped[dict] = mapped_column(JSON, default=lambda: dict(DEFAULT_BULK_RATES))
     response_times: Mapped[dict] = mapped_column(JSON, default=lambda: {"urgent": 1, "high": 4, "normal": 8, "low": 24})
     merge_notifies_customer: Mapped[bool] = mapped_column(Boolean, default=False)
     panel_allows_attachments: Mapped[bool] = mapped_column(Boolean, default=True)
+    panel_attachment_max_mb: Mapped[int] = mapped_column(Integer, default=10)
+    # Business time (app/opening_hours.py): seven entries from Monday, ["09:00", "17:00"] or null (closed); null
+    # for the whole week means "not set" (response times are then clock hours). Closed days are ISO dates.
+    opening_week: Mapped[list | None] = mapped_column(JSON)
+    closed_days: Mapped[list] = mapped_column(JSON, default=list)
     panel_brand_colour: Mapped[str] = mapped_column(String(16), default="#1f6feb")
     panel_logo_path: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def opening_hours_text(self) -> str:
+        """The hours for customers (the {{ opening_hours }} tag, the panel, e-mails): the owner's text, else the
+        weekly hours in the shop's language."""
+        return opening_text(self.opening_hours, self.opening_week, self.timezone, self.locale or "pl")
 
     @classmethod
     def current(cls) -> "Shop":

@@ -16,7 +16,7 @@ from ..extensions import db, limiter
 from ..i18n import current_shop
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.formatting import markdown_to_text
-from ..messaging.panel import customer_new_thread, customer_reply, mark_read
+from ..messaging.panel import customer_new_thread, customer_reply, mark_read, panel_file_limit
 from ..staff import show_errors
 from ..staff.auth import safe_next
 from . import access, bp, notices
@@ -256,7 +256,9 @@ def thread(thread_id: int):
 
 
 def _stored_files(form: MessageForm) -> list:
-    return [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+    """The uploaded files, stored; one over the shop's panel file size is refused while it streams in."""
+    limit = panel_file_limit(current_shop())
+    return [store(f.stream, f.filename, limit) for f in form.attachments.data or [] if f and f.filename]
 
 
 @bp.route("/threads/<int:thread_id>/reply", methods=["POST"])

@@ -6,13 +6,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FileField, StringField
+from wtforms import BooleanField, FileField, IntegerField, StringField
+from wtforms.validators import Optional
 
 from ..attachments import store
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop
 from ..portal.branding import update_panel_settings
+from ..shop import max_file_mb
 from . import owner_required, show_errors
 
 bp = Blueprint("panel_settings", __name__, url_prefix="/settings/panel")
@@ -23,6 +25,7 @@ class PanelSettingsForm(FlaskForm):
     logo = FileField(_l("Logo"), render_kw={"accept": "image/png,image/jpeg,image/webp,image/gif"})
     remove_logo = BooleanField(_l("Remove the logo"))
     allows_attachments = BooleanField(_l("Customers may send photos and files"))
+    attachment_max_mb = IntegerField(_l("Largest file from a customer (MB)"), validators=[Optional()])
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -30,14 +33,17 @@ class PanelSettingsForm(FlaskForm):
 def index():
     shop = current_shop()
     form = PanelSettingsForm(data={"brand_colour": shop.panel_brand_colour,
-                                   "allows_attachments": shop.panel_allows_attachments})
+                                   "allows_attachments": shop.panel_allows_attachments,
+                                   "attachment_max_mb": shop.panel_attachment_max_mb})
     if form.validate_on_submit():
         upload = form.logo.data
         try:
             logo = store(upload.stream, upload.filename) if upload and upload.filename else None
             changed = update_panel_settings(shop, brand_colour=form.brand_colour.data, logo=logo,
                                             remove_logo=form.remove_logo.data,
-                                            allows_attachments=form.allows_attachments.data, actor=current_user)
+                                            allows_attachments=form.allows_attachments.data,
+                                            attachment_max_mb=form.attachment_max_mb.data,  # empty: unchanged
+                                            actor=current_user)
         except ValidationFailed as exc:
             db.session.rollback()
             show_errors(form, exc)
@@ -45,4 +51,5 @@ def index():
             db.session.commit()
             flash(_("Panel settings saved.") if changed else _("Nothing changed."), "success")
             return redirect(url_for(".index"))
-    return render_template("staff/panel_settings/index.html", form=form), 422 if form.errors else 200
+    return render_template("staff/panel_settings/index.html", form=form, max_file_mb=max_file_mb()), \
+        422 if form.errors else 200

@@ -18,10 +18,14 @@ from wtforms.validators import Optional
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import LANGUAGE_NAMES, current_shop
+from ..labels import CHANNEL_LABELS, PRIORITY_LABELS
 from ..models import Shop, User
 from . import form_values, owner_required, show_errors
+from ..models.conversations import CHANNELS
+from ..models.repairs import PRIORITIES
+from ..opening_hours import WEEKDAYS
 from ..setup_checklist import dismiss_setup_banner, setup_steps
-from ..shop import update_shop
+from ..shop import LIMITS, SETTING_LABELS, WEEKDAY_LABELS, update_shop
 from .users import create_user, generate_password, reset_password, update_user
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -31,7 +35,11 @@ ROLE_CHOICES = [SelectChoice("staff", _l("Staff")), SelectChoice("owner", _l("Ow
 
 # The overview lists only sections whose screens are registered: (endpoint, title, description).
 SECTIONS = [
-    ("settings.shop", _l("Shop"), _l("Name, address, opening hours, language, time zone and the panel address.")),
+    ("settings.shop", _l("Shop"), _l("Name, address, language, time zone and the panel address.")),
+    ("settings.opening_hours", _l("Opening hours"),
+     _l("The weekly hours, closed days and holidays: response times count only open time.")),
+    ("settings.messaging", _l("Messages and delivery"),
+     _l("Response times, SMS countries, delivery attempts, outbox retention, file space and bulk rates.")),
     ("settings.users", _l("Staff accounts"), _l("Who can sign in, their roles, and password resets.")),
     ("workflow.index", _l("Repair statuses & queues"), _l("The steps of a repair and the queues for tickets.")),
     ("mailboxes.index", _l("Mailboxes"), _l("The e-mail accounts the shop sends from, and their health.")),
@@ -64,7 +72,6 @@ class ShopForm(FlaskForm):
     slug = StringField(_l("Short name (slug)"))
     address = TextAreaField(_l("Address"))
     phone = StringField(_l("Phone"))
-    opening_hours = TextAreaField(_l("Opening hours"))
     receipt_terms = TextAreaField(_l("Terms on the acceptance receipt"))
     locale = SelectField(_l("Default language"), choices=LANGUAGE_CHOICES, validate_choice=False)
     timezone = SelectField(_l("Time zone"), validate_choice=False)
@@ -75,6 +82,37 @@ class ShopForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = timezone_names()
+
+
+class OpeningHoursForm(FlaskForm):
+    """Seven days of open/close times (both empty: closed), the owner's closed days and the optional text."""
+
+    closed_days = TextAreaField(SETTING_LABELS["closed_days"])
+    opening_hours = TextAreaField(_l("Text for customers instead (optional)"))
+
+
+for _day in range(WEEKDAYS):
+    setattr(OpeningHoursForm, f"open_{_day}", StringField(_l("Opens"), render_kw={"type": "time"}))
+    setattr(OpeningHoursForm, f"close_{_day}", StringField(_l("Closes"), render_kw={"placeholder": "17:00"}))
+
+
+class MessagingForm(FlaskForm):
+    sms_countries = StringField(SETTING_LABELS["sms_countries"])
+    outbox_retention_days = IntegerField(SETTING_LABELS["outbox_retention_days"], validators=[Optional()])
+    max_attempts = IntegerField(SETTING_LABELS["max_attempts"], validators=[Optional()])
+    attachment_quota_mb = IntegerField(SETTING_LABELS["attachment_quota_mb"], validators=[Optional()])
+
+
+for _priority in PRIORITIES:
+    setattr(MessagingForm, f"response_{_priority}", IntegerField(PRIORITY_LABELS[_priority], validators=[Optional()]))
+for _channel in CHANNELS:
+    setattr(MessagingForm, f"bulk_{_channel}", IntegerField(CHANNEL_LABELS[_channel], validators=[Optional()]))
+
+
+def _field_errors(form: FlaskForm, exc: ValidationFailed, renames: dict[str, str]) -> None:
+    """The domain's messages next to the form's fields; `renames` maps its names ("response_times.low") to ours."""
+    for name, message in exc.fields.items():
+        form[renames.get(name, name)].errors.append(message)
 
 
 class NewUserForm(FlaskForm):
@@ -136,6 +174,65 @@ def shop():
             flash(_("Shop settings saved.") if changed else _("Nothing changed."), "success")
             return redirect(url_for("settings.shop"))
     return render_template("staff/settings/shop.html", form=form), _status(form)
+
+
+@bp.route("/opening-hours", methods=["GET", "POST"])
+@owner_required
+def opening_hours():
+    """The weekly hours, closed days and the text customers read; the setup checklist links here (keep the URL)."""
+    shop = Shop.current()
+    week = shop.opening_week or [None] * WEEKDAYS
+    form = OpeningHoursForm(data={"closed_days": "\n".join(shop.closed_days or []),
+                                  "opening_hours": shop.opening_hours,
+                                  **{f"open_{d}": (week[d] or ["", ""])[0] for d in range(WEEKDAYS)},
+                                  **{f"close_{d}": (week[d] or ["", ""])[1] for d in range(WEEKDAYS)}})
+    if form.validate_on_submit():
+        times = [(form[f"open_{d}"].data or "").strip() for d in range(WEEKDAYS)]
+        closes = [(form[f"close_{d}"].data or "").strip() for d in range(WEEKDAYS)]
+        try:
+            changed = update_shop(shop, actor=current_user, opening_hours=form.opening_hours.data or "",
+                                  closed_days=form.closed_days.data or "",
+                                  opening_week=[[o, c] if o or c else None for o, c in zip(times, closes)])
+            db.session.commit()
+        except ValidationFailed as exc:
+            db.session.rollback()
+            _field_errors(form, exc, {f"opening_week.{d}": f"open_{d}" for d in range(WEEKDAYS)}
+                          | {"opening_week": "open_0"})
+        else:
+            flash(_("Opening hours saved.") if changed else _("Nothing changed."), "success")
+            return redirect(url_for("settings.opening_hours"))
+    return render_template("staff/settings/opening_hours.html", form=form, weekdays=WEEKDAY_LABELS,
+                           shop=shop), _status(form)
+
+
+@bp.route("/messages", methods=["GET", "POST"])
+@owner_required
+def messaging():
+    """Response times, SMS countries, delivery attempts, outbox retention, space for files and bulk rates."""
+    shop = Shop.current()
+    form = MessagingForm(data={
+        "sms_countries": ", ".join(shop.sms_countries or []), "outbox_retention_days": shop.outbox_retention_days,
+        "max_attempts": shop.max_attempts, "attachment_quota_mb": shop.attachment_quota_mb,
+        **{f"response_{p}": (shop.response_times or {}).get(p) for p in PRIORITIES},
+        **{f"bulk_{c}": (shop.bulk_rates or {}).get(c) for c in CHANNELS}})
+    if form.validate_on_submit():
+        try:
+            changed = update_shop(
+                shop, actor=current_user, sms_countries=form.sms_countries.data or "",
+                outbox_retention_days=form.outbox_retention_days.data, max_attempts=form.max_attempts.data,
+                attachment_quota_mb=form.attachment_quota_mb.data,
+                response_times={p: form[f"response_{p}"].data for p in PRIORITIES},
+                bulk_rates={c: form[f"bulk_{c}"].data for c in CHANNELS})
+            db.session.commit()
+        except ValidationFailed as exc:
+            db.session.rollback()
+            _field_errors(form, exc, {f"response_times.{p}": f"response_{p}" for p in PRIORITIES}
+                          | {f"bulk_rates.{c}": f"bulk_{c}" for c in CHANNELS})
+        else:
+            flash(_("Settings saved.") if changed else _("Nothing changed."), "success")
+            return redirect(url_for("settings.messaging"))
+    return render_template("staff/settings/messaging.html", form=form, limits=LIMITS, priorities=PRIORITIES,
+                           channels=CHANNELS), _status(form)
 
 
 @bp.route("/users")

@@ -16,7 +16,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, gather
 from ..models import User
-from ..models.audit import record
+from ..models.audit import apply_changes, record
 from ..models.users import ROLES
 
 MIN_PASSWORD_LENGTH = 10
@@ -70,14 +70,10 @@ def update_user(user: User, *, name: str, email: str, role: str, active: bool, c
 
     new_values = {"name": name, "email": email, "role": role, "active": active,
                   "can_see_outbox": can_see_outbox and role == "staff"}  # owners see the outbox anyway
-    changed = [field for field, value in new_values.items() if getattr(user, field) != value]
-    for field in changed:
-        setattr(user, field, new_values[field])
+    changed = apply_changes(user, new_values, "user.update", by=actor)
     if "active" in changed and not active:
         user.session_version += 1  # signed out everywhere at once, not at their next sign-in
         sign_in_sessions.end_all(user_id=user.id)
-    if changed:
-        record("user.update", target=user, changed=changed, by=actor)
     db.session.flush()
     return changed
 
