@@ -268,7 +268,7 @@ def test_new_hours_or_response_times_move_the_waiting_threads_due_times(weekday_
 
 def test_the_upgrade_keeps_the_shops_bulk_rate_on_every_channel(app):
     db.session.remove()
-    downgrade(revision="0007")
+    downgrade(revision="0010")
     db.session.execute(text("UPDATE shop SET bulk_rate_per_second = 2"))
     db.session.commit()
     db.session.remove()
