@@ -40,7 +40,9 @@ DEFAULTS: dict[str, object] = {
     "OAUTH_MICROSOFT_SMTP_SERVER": "smtp.office365.com:587",
     "OUTBOX_BACKOFF_BASE": 60,  # seconds before the first retry; doubles each time
     "OUTBOX_BACKOFF_CAP": 3600,  # the longest wait between two attempts
-    "OUTBOX_SENDING_STALE": 600,  # a delivery claimed longer ago than this, with no result, is uncertain
+    # A claim older than this with no result was left by a dead dispatcher: queued again if its hand-over never
+    # started, else uncertain.
+    "OUTBOX_SENDING_STALE": 600,
     "DEFAULT_LOCALE": "pl",
     "DEFAULT_TIMEZONE": "Europe/Warsaw",
 }
