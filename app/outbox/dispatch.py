@@ -44,19 +44,19 @@ def default_worker_id() -> str:
 
 def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 200, worker_id: str | None = None,
                   now: datetime | None = None) -> dict[str, int]:
-    """Send the deliveries that are due; returns counts: claimed, sent, retried, failed, uncertain.
+    """Send the deliveries that are due; returns counts: claimed, sent, retried, failed, uncertain, requeued.
 
-    First settles claims older than OUTBOX_SENDING_STALE (a crashed pass left them): those whose hand-over to the
-    provider never started go back to the queue ("requeued"); those whose hand-over had started are flagged
-    uncertain (never sent again by a pass, staff decide). Then claims up to `limit` due deliveries, loads them with their messages
-    in a few queries, sends each through a session of its channel opened once for the pass (connections are
-    reused) and closed at the end even on errors, and records each result in its own short transaction as soon
-    as it is known. A session that can `begin` a send (e-mail) sends in the background while the pass starts the
-    next delivery and records the one before, so at most IN_FLIGHT deliveries are sent but not yet recorded,
-    and a crash leaves at most those in doubt: each delivery's hand-over is committed right before it leaves. A
-    channel that raises is a temporary failure with the exception's text; the pass goes on. If the pass itself
-    is stopped (Ctrl+C, a database error), the claims it had not started yet are given back; those in flight
-    stay `sending` and later show as uncertain.
+    First settles claims older than OUTBOX_SENDING_STALE (a crashed pass left them): those whose hand-over to
+    the provider never started go back to the queue ("requeued"); those whose hand-over had started are flagged
+    uncertain (never sent again by a pass, staff decide). Then claims up to `limit` due deliveries, loads them
+    with their messages in a few queries, sends each through a session of its channel opened once for the pass
+    (connections are reused) and closed at the end even on errors, and records each result in its own short
+    transaction as soon as it is known. A session that can `begin` a send (e-mail) sends in the background while
+    the pass starts the next delivery and records the one before, so at most IN_FLIGHT deliveries are sent but
+    not yet recorded; each delivery's hand-over is committed right before it leaves, so a crash leaves at most
+    those in doubt. A channel that raises is a temporary failure with the exception's text; the pass goes on. If
+    the pass itself is stopped (Ctrl+C, a database error), the claims whose hand-over had not started are given
+    back; those in flight stay `sending` and later show as uncertain.
 
     `registry` maps channel names to channels (default: app.channels); `now` fixes the clock (tests).
     Commits as it goes: call it without pending changes in the session.
