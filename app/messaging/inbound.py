@@ -207,7 +207,8 @@ def _add_copy_facts(kept: InboundItem, mail: ParsedMail, mailbox: Mailbox) -> No
     that the kept copy's did not (a copy of the same mail received by another of the shop's mailboxes)."""
     if kept.message_id is None:
         return
-    message = db.session.get(Message, kept.message_id)
+    # Locked (on PostgreSQL) and read afresh: a third mailbox's copy recorded meanwhile must not be overwritten.
+    message = db.session.get(Message, kept.message_id, with_for_update=True, populate_existing=True)
     if message is None:
         return
     meta, recipients = dict(message.meta or {}), {key: list(value) for key, value in (message.recipients or {}).items()}
