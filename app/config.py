@@ -43,7 +43,9 @@ DEFAULTS: dict[str, object] = {
     "OAUTH_MICROSOFT_SMTP_SERVER": "smtp.office365.com:587",
     "OUTBOX_BACKOFF_BASE": 60,  # seconds before the first retry; doubles each time
     "OUTBOX_BACKOFF_CAP": 3600,  # the longest wait between two attempts
-    "OUTBOX_SENDING_STALE": 600,  # a delivery claimed longer ago than this, with no result, is uncertain
+    # A claim older than this with no result was left by a dead dispatcher: queued again if its hand-over never
+    # started, else uncertain.
+    "OUTBOX_SENDING_STALE": 600,
     "BACKUP_DIR": None,  # a directory turns the daily backup on
     "BACKUP_KEEP": 7,  # the daily backup keeps this many newest files in BACKUP_DIR
     "POSTGRES_BIN_DIR": None,  # where pg_dump, pg_restore and psql are; default: the newest installed

@@ -317,6 +317,29 @@ def test_a_poller_killed_after_fetching_and_before_its_commit_loses_nothing_and_
     assert result.counts["fetched"] == 5 and len(stored(mailbox)) == 5 and len(fetched_uids(mailbox)) == 5
 
 
+def test_a_poller_killed_after_its_commit_and_before_moving_the_mail_loses_nothing_and_doubles_nothing(
+        app, database_url, imap_server, tmp_path):
+    mailbox = imap_server.make_mailbox(after_fetch="move", after_fetch_folder="Archiwum")
+    db.session.commit()
+    imap_server.create_folder("Archiwum")
+    imap_server.append_many(mail(n) for n in range(5))
+
+    # The real `mail poll`, killed after committing its batch, while it would move the mail on the server.
+    with hanging_poller(app, database_url, tmp_path, "app.inbound.poll", "_after_fetch"):
+        pass
+
+    assert len(stored(mailbox)) == 5 and mailbox.last_uid == 5  # committed with the cursor
+    assert len(imap_server.messages()) == 5  # not moved yet
+    db.session.execute(Lease.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()  # its lease expires by itself (LEASE_TTL): nobody has to clear it
+    imap_server.append(mail(5))
+    result = poll(mailbox)
+
+    assert result.error is None and result.counts["fetched"] == 1 and result.counts["duplicates"] == 0
+    assert len(stored(mailbox)) == 6 and len(fetched_uids(mailbox)) == 6  # the five kept once, the new one added
+    assert imap_server.messages() == [] and len(imap_server.messages("Archiwum")) == 6  # the five moved too
+
+
 def test_a_poll_while_another_process_polls_the_same_mailbox_skips_it(app, database_url, imap_server, tmp_path):
     mailbox = imap_server.make_mailbox()
     db.session.commit()

@@ -69,3 +69,33 @@ def test_downgrade_to_base_and_upgrade_again(app):
 
     run_flask(app, "db", "upgrade")
     assert_full_schema_with_seed_rows()
+
+
+def test_upgrading_gives_the_oldest_kept_copy_of_each_mail_its_copy_key(empty_app):
+    from sqlalchemy import text
+
+    from app.inbound.batch import copy_key
+    from app.inbound.parse import ParsedMail
+
+    run_flask(empty_app, "db", "upgrade", "0011")
+    items = [  # (id, status, Message-ID, content hash): two copies a race stored twice, a held mail, a duplicate
+        (1, "accepted", "a@example.com", "h1"), (2, "accepted", "a@example.com", "h1"),
+        (3, "held", None, "h2"), (4, "duplicate", "a@example.com", "h1"),
+    ]
+    with db.engine.begin() as connection:
+        for item_id, status, message_id, content_hash in items:
+            connection.execute(text(
+                "INSERT INTO inbound_items (id, source, status, message_id_header, content_hash, sender, subject,"
+                " received_at) VALUES (:id, 'email', :status, :mid, :hash, '', '', CURRENT_TIMESTAMP)"),
+                {"id": item_id, "status": status, "mid": message_id, "hash": content_hash})
+    db.session.remove()
+
+    run_flask(empty_app, "db", "upgrade")
+
+    keys = dict(db.session.execute(text("SELECT id, copy_key FROM inbound_items ORDER BY id")).tuples().all())
+    mail = ParsedMail.__new__(ParsedMail)
+    mail.message_id, mail.content_hash = "a@example.com", "h1"
+    first = copy_key(mail)
+    mail.message_id, mail.content_hash = "", "h2"
+    assert keys == {1: first, 2: None, 3: copy_key(mail), 4: None}
+    db.session.remove()

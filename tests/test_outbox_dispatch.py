@@ -181,7 +181,7 @@ def test_a_temporary_failure_goes_back_to_the_queue_after_a_backoff_then_succeed
     channel = FakeChannel(script=[BUSY])
 
     counts = dispatch_pass({"email": channel}, now=now)
-    assert counts == {"claimed": 1, "sent": 0, "retried": 1, "failed": 0, "uncertain": 0}
+    assert counts == {"claimed": 1, "sent": 0, "retried": 1, "failed": 0, "uncertain": 0, "requeued": 0}
     row = reload(delivery)
     assert (row.status, row.attempts, row.error, row.error_code) == ("queued", 1, "Server busy, try later", "451")
     assert now + timedelta(seconds=30) <= row.next_attempt_at <= now + timedelta(seconds=60)  # first step: 30–60 s
@@ -280,10 +280,12 @@ def test_one_session_per_channel_serves_the_whole_pass(app):
 # ---------------------------------------------------------------- crashes
 
 
-def test_a_crash_between_claim_and_result_leaves_the_delivery_uncertain_and_it_is_never_resent_by_itself(app, owner):
+def test_a_crash_after_the_hand_over_began_leaves_the_delivery_uncertain_and_it_is_never_resent_by_itself(
+        app, owner):
     delivery = make_delivery(make_message())
     now = utcnow()
-    assert [claim.delivery_id for claim in claim_due(now, "worker-that-dies", limit=10)] == [delivery.id]
+    [claim] = claim_due(now, "worker-that-dies", limit=10)
+    assert claim.delivery_id == delivery.id and claim.hand_over(now)  # then the worker died mid-send
     channel = FakeChannel()
 
     assert dispatch_pass({"email": channel}, now=now + timedelta(minutes=5))["uncertain"] == 0  # may still be sending
@@ -292,7 +294,7 @@ def test_a_crash_between_claim_and_result_leaves_the_delivery_uncertain_and_it_i
     row = reload(delivery)
     assert (row.status, row.uncertain) == ("sending", True)
     assert dispatch_pass({"email": channel}, now=now + timedelta(hours=5)) == dict.fromkeys(
-        ("claimed", "sent", "retried", "failed", "uncertain"), 0)
+        ("claimed", "sent", "retried", "failed", "uncertain", "requeued"), 0)
     assert channel.sent == []
 
     resend(row, owner)
@@ -303,6 +305,33 @@ def test_a_crash_between_claim_and_result_leaves_the_delivery_uncertain_and_it_i
     row = reload(delivery)
     assert (row.status, row.uncertain, row.attempts) == ("sent", False, 2)
     assert events_of(delivery) == ["uncertain", "resent", "sent"]
+
+
+def test_a_crash_before_the_hand_over_began_puts_the_delivery_back_in_the_queue_and_it_is_sent_once(app):
+    delivery = make_delivery(make_message())
+    now = utcnow()
+    assert [claim.delivery_id for claim in claim_due(now, "worker-that-dies", limit=10)] == [delivery.id]
+    channel = FakeChannel()
+
+    assert dispatch_pass({"email": channel}, now=now + timedelta(minutes=5))["requeued"] == 0  # may still be busy
+    counts = dispatch_pass({"email": channel}, now=now + timedelta(minutes=11))
+
+    assert (counts["requeued"], counts["uncertain"], counts["sent"]) == (1, 0, 1)
+    assert channel.sent == [delivery.id]
+    row = reload(delivery)
+    assert (row.status, row.uncertain, row.attempts) == ("sent", False, 1)  # the dead claim's attempt not counted
+    assert events_of(delivery) == ["requeued", "sent"]
+
+
+def test_a_claim_given_back_as_stale_is_skipped_by_the_slow_pass_that_held_it(app):
+    delivery = make_delivery(make_message())
+    now = utcnow()
+    [claim] = claim_due(now, "slow-worker", limit=1)
+    assert dispatch_pass({"email": FakeChannel()}, now=now + timedelta(minutes=11))["sent"] == 1
+
+    assert not claim.hand_over(now + timedelta(minutes=12))  # its turn came: the claim is no longer its own
+    row = reload(delivery)
+    assert (row.status, row.attempts) == ("sent", 1)
 
 
 def test_a_pass_stopped_mid_way_gives_back_the_deliveries_it_had_not_tried(app):
@@ -326,6 +355,7 @@ def test_a_result_arriving_after_staff_resent_the_delivery_does_not_overwrite_th
     delivery = make_delivery(make_message())
     now = utcnow()
     [claim] = claim_due(now, "slow-worker", limit=1)
+    claim.hand_over(now)  # and it hangs on the server
     dispatch_pass({"email": FakeChannel()}, now=now + timedelta(minutes=11))  # flags it uncertain
     resend(reload(delivery), owner)
     db.session.commit()
@@ -388,7 +418,8 @@ def test_resend_is_refused_for_a_delivery_that_went_out(app, owner):
 def test_staff_dismiss_an_uncertain_delivery_as_sent(app, owner):
     delivery = make_delivery(make_message())
     now = utcnow()
-    claim_due(now, "worker-that-dies", limit=1)
+    [claim] = claim_due(now, "worker-that-dies", limit=1)
+    claim.hand_over(now)
     dispatch_pass({"email": FakeChannel()}, now=now + timedelta(minutes=11))
 
     dismiss(reload(delivery), owner)
@@ -465,4 +496,4 @@ def test_the_dispatch_command_runs_one_pass_and_prints_the_counts(app):
 
     result = app.test_cli_runner().invoke(outbox_cli, ["dispatch"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "claimed 1, sent 1, retried 0, failed 0, uncertain 0"
+    assert result.output.strip() == "claimed 1, sent 1, retried 0, failed 0, uncertain 0, requeued 0"

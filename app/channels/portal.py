@@ -23,6 +23,7 @@ class PortalChannel:
     # Nothing travels further than our own database: a published panel message has arrived, so the
     # outbox records it as delivered at once.
     delivered_when_sent = True
+    sends_in_transaction = True  # published in the transaction that records the result: a crash undoes it
 
     def unreachable_reason(self, customer: "Customer", shop: "Shop") -> Unreachable | None:
         return _closed_reason(customer)

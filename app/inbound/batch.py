@@ -11,11 +11,12 @@ decision on one held mail) or for something the batch did not read, each lookup 
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..mail_ids import parse_message_id, token_from_address
@@ -31,9 +32,9 @@ class _Batch:
     mailbox_id: int
     uidvalidity: int | None
     uids: set[int]
-    copies: set[tuple[str | None, str]]  # (Message-ID header, content hash) of the batch's readable mails
+    copies: set[str]  # the copy keys (copy_key) of the batch's readable mails
     uid_items: dict[int | None, list[InboundItem]]  # earlier items with one of those UIDs, then the batch's own
-    copy_items: dict[tuple[str | None, str], list[InboundItem]]  # the same by copy, each list oldest first
+    copy_items: dict[str, list[InboundItem]]  # the mail kept for each of those copy keys, stored or the batch's
     customers: dict[str, list[Customer]]
     tokens: dict[str, Thread | None]
     refs: dict[str, int | None]  # stored Message-ID -> its thread, None when not stored
@@ -44,6 +45,15 @@ class _Batch:
 def message_id_header(mail: ParsedMail) -> str | None:
     """The mail's Message-ID as the items keep it."""
     return (mail.message_id or None) and mail.message_id[:998]
+
+
+def copy_key(mail: ParsedMail) -> str:
+    """What makes two fetched mails one mail (its Message-ID header and content hash, or the content hash alone
+    for mail without a Message-ID), as one short value: the item that keeps the mail carries it, and a unique
+    index on it lets one item per mail hold it, however many polls, processes or mailboxes record copies of the
+    mail at the same time (InboundItem.copy_key)."""
+    identity = f"{message_id_header(mail) or ''}\x00{mail.content_hash}"
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def referenced_ids(mail: ParsedMail) -> list[str]:
@@ -57,7 +67,7 @@ def preloaded(mailbox_id: int, uidvalidity: int | None, mails: list[tuple[int, P
     mailbox from what is read here at once."""
     readable = [mail for _uid, mail in mails if mail is not None]
     uids = {uid for uid, _mail in mails}
-    copies = {(message_id_header(mail), mail.content_hash) for mail in readable}
+    copies = {copy_key(mail) for mail in readable}
     tokens = {token for mail in readable for address in mail.all_recipients if (token := token_from_address(address))}
     refs = {ref for mail in readable for ref in referenced_ids(mail)}
     ours = {ids[0] for ref in refs if (ids := parse_message_id(ref)) is not None}
@@ -89,9 +99,9 @@ def _batch() -> _Batch | None:
 
 def earlier_items(mailbox_id: int, uidvalidity: int | None, uid: int | None, mail: ParsedMail | None,
                   ) -> list[InboundItem]:
-    """Items, oldest first, that may be this mail fetched before: the same UID of the mailbox, or the same
-    Message-ID header and content hash. The caller decides which of them count."""
-    copy = (message_id_header(mail), mail.content_hash) if mail is not None else None
+    """Items, oldest first, that may be this mail fetched before: the same UID of the mailbox, or the item that
+    keeps the same mail (its copy key). The caller decides which of them count."""
+    copy = copy_key(mail) if mail is not None else None
     batch = _batch()
     if (batch is not None and (batch.mailbox_id, batch.uidvalidity) == (mailbox_id, uidvalidity)
             and (uid is None or uid in batch.uids) and (copy is None or copy in batch.copies)):
@@ -109,7 +119,8 @@ def remember_item(item: InboundItem) -> None:
 def _index(batch: _Batch, item: InboundItem) -> None:
     if (item.mailbox_id, item.uidvalidity) == (batch.mailbox_id, batch.uidvalidity):
         batch.uid_items.setdefault(item.uid, []).append(item)
-    batch.copy_items.setdefault((item.message_id_header, item.content_hash), []).append(item)
+    if item.copy_key is not None:
+        batch.copy_items.setdefault(item.copy_key, []).append(item)
 
 
 def customers_with_address(address: str) -> list[Customer]:
@@ -194,18 +205,13 @@ def customers_by_address(addresses: Iterable[str]) -> dict[str, list[Customer]]:
     return found
 
 
-def _items(mailbox_id: int, uidvalidity: int | None, uids: set[int],
-           copies: set[tuple[str | None, str]]) -> list[InboundItem]:
+def _items(mailbox_id: int, uidvalidity: int | None, uids: set[int], copies: set[str]) -> list[InboundItem]:
     same = []
     if uids:
         same.append(and_(InboundItem.mailbox_id == mailbox_id, InboundItem.uidvalidity == uidvalidity,
                          InboundItem.uid.in_(uids)))
-    with_id = [copy for copy in copies if copy[0] is not None]
-    if with_id:  # the (Message-ID header, content hash) index
-        same.append(tuple_(InboundItem.message_id_header, InboundItem.content_hash).in_(with_id))
-    without_id = [content_hash for message_id, content_hash in copies if message_id is None]
-    if without_id:
-        same.append(and_(InboundItem.message_id_header.is_(None), InboundItem.content_hash.in_(without_id)))
+    if copies:
+        same.append(InboundItem.copy_key.in_(copies))
     if not same:
         return []
     return list(db.session.scalars(select(InboundItem).where(or_(*same)).order_by(InboundItem.id)))

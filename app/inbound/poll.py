@@ -13,6 +13,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..extensions import db
 from ..mailboxes import record_polled, record_receive_failure
@@ -28,6 +29,8 @@ BATCH_MESSAGES = 100  # mail per FETCH and per commit
 BATCH_BYTES = 16 * 1024 * 1024  # and at most this much of it (a bigger mail is a batch of its own)
 LEASE_TTL = timedelta(minutes=5)  # renewed with every batch; a dead pass's lease is taken over after this
 POLL_WORKERS = 4  # mailboxes polled at the same time
+RECORD_ATTEMPTS = 5  # times a batch is recorded again after another pass stored some of its mail first
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for a deadlock it broke by failing one side
 COUNTS = ("fetched", "threaded", "new_threads", "held", "duplicates", "errors")
 # What each outcome of record_mail adds to.
 COUNTED_AS = {"threaded": "threaded", "new_thread": "new_threads", "held": "held", "duplicate": "duplicates",
@@ -163,21 +166,43 @@ def _record_batch(mailbox: Mailbox, mails: list[tuple[int, bytes]], read: list, 
     recorded straight, and only when a mail makes the recorder raise is it rolled back and recorded again with
     each mail in a savepoint of its own, so that mail alone ends as an error item (raw kept) and the rest go in.
     """
-    try:
-        outcomes = record_batch(mailbox, mails, uidvalidity, read)
-    except Exception:
-        log.warning("mailbox %s: a mail of the batch could not be recorded, recording the batch mail by mail",
-                    mailbox.id)
-        db.session.rollback()
-        outcomes = [_record_isolated(mailbox, raw, uidvalidity, uid) for uid, raw in mails]
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            outcomes = record_batch(mailbox, mails, uidvalidity, read)
+            db.session.flush()  # a mail another pass kept meanwhile conflicts here, before the cursor moves
+            break
+        except Exception as exc:
+            db.session.rollback()
+            if not lost_race(exc) or attempt == RECORD_ATTEMPTS:
+                log.warning("mailbox %s: a mail of the batch could not be recorded, recording the batch mail by "
+                            "mail", mailbox.id)
+                outcomes = [_record_isolated(mailbox, raw, uidvalidity, uid) for uid, raw in mails]
+                break
+            # Another poll (another mailbox, process or machine) kept one of these mails first; recorded again,
+            # its copy here becomes a duplicate of that one.
+            log.info("mailbox %s: another pass stored a mail of this batch first, recording the batch again",
+                     mailbox.id)
     return {uid: _count(mailbox, uid, raw, outcome, counts) for (uid, raw), outcome in zip(mails, outcomes)}
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether a write failed only because another transaction wrote the same thing first: a unique key (the
+    copy key of a mail, a Message-ID) or, on PostgreSQL, a deadlock between two such writers. Done again, the
+    work sees what the other one committed."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == DEADLOCK
 
 
 def _record_isolated(mailbox: Mailbox, raw: bytes, uidvalidity: int, uid: int) -> InboundOutcome:
     """Record one mail in a savepoint of its own: if the recorder raises, an error item keeps the raw mail."""
     try:
-        with db.session.begin_nested():
-            return record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
+        try:
+            with db.session.begin_nested():
+                return record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
+        except IntegrityError:  # another pass kept this mail meanwhile: now its copy is seen
+            with db.session.begin_nested():
+                return record_mail(mailbox, raw, uidvalidity=uidvalidity, uid=uid)
     except Exception as exc:  # one bad mail never blocks the mailbox
         log.exception("mailbox %s: recording UID %s failed", mailbox.id, uid)
         with db.session.begin_nested():

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("threaded", "new_thread", "held", "duplicate", "error")
 HELD_STATUSES = ("held", "error")  # items waiting for a staff decision (the held list)
-COPIED = ("accepted", "held", "discarded")  # statuses of an item whose copies, fetched again, are duplicates
 # Why an attachment was listed and not stored (Attachment.skipped_reason); the thread view words them.
 NOT_STORED, OVER_QUOTA, PROGRAM = "not stored", "over quota", "program"
 # Delivery statuses a bounce may replace: the mail left us, and a bounce proves it did not arrive.
@@ -124,9 +123,11 @@ def _record_read(mailbox: Mailbox, raw: bytes, mail: ParsedMail | Exception, uid
             db.session.flush()
         item.status, item.message_id = "duplicate", earlier.message_id
         item.reason = f"#{earlier.id}"  # the item this one repeats
+        _add_copy_facts(earlier, mail, mailbox)
         outcome = InboundOutcome("duplicate", item, _thread_of(earlier))
     else:
-        item.raw = compress(raw)
+        # The mail's own item: the unique copy key lets only one item per mail be it (see InboundItem).
+        item.raw, item.copy_key = compress(raw), batch.copy_key(mail)
         outcome = route(item, mail, mailbox)
     db.session.add(item)  # added once decided: one INSERT, and no flush of it before each routing query
     batch.remember_item(item)
@@ -198,9 +199,30 @@ def _fetched_before(mailbox: Mailbox, uidvalidity: int | None, uid: int | None,
             return found
     if mail is None:
         return None
-    copy = (batch.message_id_header(mail), mail.content_hash)
-    return next((item for item in candidates
-                 if (item.message_id_header, item.content_hash) == copy and item.status in COPIED), None)
+    copy = batch.copy_key(mail)
+    return next((item for item in candidates if item.copy_key == copy), None)
+
+
+def _add_copy_facts(kept: InboundItem, mail: ParsedMail, mailbox: Mailbox) -> None:
+    """What a copy of a kept mail adds to its message: the mailbox it arrived in and anyone its To and CC name
+    that the kept copy's did not (a copy of the same mail received by another of the shop's mailboxes)."""
+    if kept.message_id is None:
+        return
+    # Locked (on PostgreSQL) and read afresh: a third mailbox's copy recorded meanwhile must not be overwritten.
+    message = db.session.get(Message, kept.message_id, with_for_update=True, populate_existing=True)
+    if message is None:
+        return
+    meta, recipients = dict(message.meta or {}), {key: list(value) for key, value in (message.recipients or {}).items()}
+    mailboxes = list(meta.get("mailboxes") or [])
+    if mailbox.email and mailbox.email.lower() not in mailboxes:
+        meta["mailboxes"] = [*mailboxes, mailbox.email.lower()]
+    for field, addresses in (("to", mail.to), ("cc", mail.cc)):
+        known = {address.lower() for value in recipients.values() for address in value}
+        recipients[field] = recipients.get(field, []) + [a for a in dict.fromkeys(addresses) if a.lower() not in known]
+    if meta != message.meta:
+        message.meta = meta
+    if recipients != message.recipients:
+        message.recipients = recipients
 
 
 def _thread_of(item: InboundItem) -> Thread | None:
@@ -263,6 +285,8 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
     author = next((c for c in customers if c.id == thread.customer_id), customers[0] if customers else None)
     meta = {"message_id": mail.message_id, "from_name": mail.from_name,
             "date": mail.date.isoformat() if mail.date else None}
+    if mailbox is not None and mailbox.email:
+        meta["mailboxes"] = [mailbox.email.lower()]  # the shop's mailboxes it arrived in (_add_copy_facts)
     if mail.defects:
         meta["defects"] = mail.defects[:20]
     if mail.read_receipt:

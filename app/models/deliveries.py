@@ -46,6 +46,9 @@ class Delivery(db.Model):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # requested
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the claimed attempt began handing the delivery to the provider (SMTP, Twilio); None while it has not:
+    # a crash then leaves nothing in doubt (outbox.claim.settle_stale_claims).
+    handover_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # executed
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,15 +15,17 @@ INBOUND_STATUSES = ("accepted", "held", "duplicate", "discarded", "error")
 class InboundItem(db.Model):
     """One fetched mail or received SMS. Held items are the "not accepted" list staff review.
 
-    Uniqueness: mailbox + UIDVALIDITY + UID for IMAP; the provider id (MessageSid) for SMS;
-    Message-ID plus a content hash recognises the same mail arriving twice by other ways.
+    Uniqueness: mailbox + UIDVALIDITY + UID for IMAP; the provider id (MessageSid) for SMS; and one item per
+    mail (`copy_key`: Message-ID plus a content hash) keeps it, so the same mail arriving by other ways (a second
+    mailbox in CC, a reply to all) is stored once even when two polls record it at the same moment: the second
+    to commit fails on the index and records its copy again, as a duplicate of the first.
     """
 
     __tablename__ = "inbound_items"
     __table_args__ = (
         UniqueConstraint("mailbox_id", "uidvalidity", "uid"),
         UniqueConstraint("source", "provider_id"),
-        Index("ix_inbound_items_dedupe", "message_id_header", "content_hash"),
+        Index("ix_inbound_items_copy_key", "copy_key", unique=True),
         Index("ix_inbound_items_status", "status", "received_at"),
     )
 
@@ -36,6 +38,9 @@ class InboundItem(db.Model):
     provider_id: Mapped[str | None] = mapped_column(String(64))
     message_id_header: Mapped[str | None] = mapped_column(String(998))
     content_hash: Mapped[str] = mapped_column(String(64))
+    # sha256 of Message-ID and content hash (app.inbound.batch.copy_key) on the item that keeps the mail; None on
+    # its duplicates, on mail that could not be read, on SMS, and once the mail was erased.
+    copy_key: Mapped[str | None] = mapped_column(String(64))
     sender: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(String(998), default="")
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib-compressed original

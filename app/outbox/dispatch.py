@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Delivery, DeliveryEvent, Mailbox, Message, Shop, Thread, utcnow
 from ..repairs import log_sent
 from .backoff import configured_retry_delay
-from .claim import Claim, claim_due, flag_stale_claims, release
+from .claim import Claim, claim_due, release, settle_stale_claims
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +44,19 @@ def default_worker_id() -> str:
 
 def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 200, worker_id: str | None = None,
                   now: datetime | None = None) -> dict[str, int]:
-    """Send the deliveries that are due; returns counts: claimed, sent, retried, failed, uncertain.
+    """Send the deliveries that are due; returns counts: claimed, sent, retried, failed, uncertain, requeued.
 
-    First flags claims older than OUTBOX_SENDING_STALE as uncertain (a crashed pass left them: they are never
-    sent again by a pass, staff decide). Then claims up to `limit` due deliveries, loads them with their messages
-    in a few queries, sends each through a session of its channel opened once for the pass (connections are
-    reused) and closed at the end even on errors, and records each result in its own short transaction as soon
-    as it is known. A session that can `begin` a send (e-mail) sends in the background while the pass starts the
-    next delivery and records the one before, so at most IN_FLIGHT deliveries are sent but not yet recorded. A
-    channel that raises is a temporary failure with the exception's text; the pass goes on. If the pass itself
-    is stopped (Ctrl+C, a database error), the claims it had not started yet are given back; those in flight
-    stay `sending` and later show as uncertain.
+    First settles claims older than OUTBOX_SENDING_STALE (a crashed pass left them): those whose hand-over to
+    the provider never started go back to the queue ("requeued"); those whose hand-over had started are flagged
+    uncertain (never sent again by a pass, staff decide). Then claims up to `limit` due deliveries, loads them
+    with their messages in a few queries, sends each through a session of its channel opened once for the pass
+    (connections are reused) and closed at the end even on errors, and records each result in its own short
+    transaction as soon as it is known. A session that can `begin` a send (e-mail) sends in the background while
+    the pass starts the next delivery and records the one before, so at most IN_FLIGHT deliveries are sent but
+    not yet recorded; each delivery's hand-over is committed right before it leaves, so a crash leaves at most
+    those in doubt. A channel that raises is a temporary failure with the exception's text; the pass goes on. If
+    the pass itself is stopped (Ctrl+C, a database error), the claims whose hand-over had not started are given
+    back; those in flight stay `sending` and later show as uncertain.
 
     `registry` maps channel names to channels (default: app.channels); `now` fixes the clock (tests).
     Commits as it goes: call it without pending changes in the session.
@@ -62,8 +64,8 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     worker = worker_id or default_worker_id()
     stale_after = timedelta(seconds=current_app.config.get("OUTBOX_SENDING_STALE", DEFAULT_SENDING_STALE))
-    counts = dict.fromkeys(("claimed", "sent", "retried", "failed", "uncertain"), 0)
-    counts["uncertain"] = flag_stale_claims(clock(), stale_after)
+    counts = dict.fromkeys(("claimed", "sent", "retried", "failed", "uncertain", "requeued"), 0)
+    counts["requeued"], counts["uncertain"] = settle_stale_claims(clock(), stale_after)
     claims = claim_due(clock(), worker, limit)
     counts["claimed"] = len(claims)
     if not claims:
@@ -74,7 +76,7 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
     in_flight: deque[_Sending] = deque()
 
     def record_oldest() -> None:
-        outcome = _record(in_flight.popleft(), clock(), max_attempts)
+        outcome = _record(in_flight.popleft(), clock, max_attempts)
         if outcome in COUNTED_AS:
             counts[COUNTED_AS[outcome]] += 1
 
@@ -84,7 +86,7 @@ def dispatch_pass(registry: Mapping[str, Channel] | None = None, limit: int = 20
             claims = _failing_mailboxes_last(claims, deliveries)
             for claim in claims:
                 started += 1
-                sending = _start(claim, deliveries.get(claim.delivery_id), sessions)
+                sending = _start(claim, deliveries.get(claim.delivery_id), sessions, clock)
                 if sending is not None:
                     in_flight.append(sending)
                 if len(in_flight) >= IN_FLIGHT:
@@ -192,37 +194,69 @@ class _Sending:
     delivered_when_sent: bool = False
 
 
-def _start(claim: Claim, delivery: Delivery | None, sessions: _Sessions) -> _Sending | None:
+def _start(claim: Claim, delivery: Delivery | None, sessions: _Sessions,
+           clock: Callable[[], datetime]) -> _Sending | None:
     """Start sending one claimed delivery; None when the claim was lost meanwhile.
 
     A session that can `begin` starts its send now (e-mail: the mail is built here and goes out in the
     background); any other sends when its outcome is asked for, so that its writes to the database and a
-    rollback after its failure concern that delivery alone.
+    rollback after its failure concern that delivery alone. Right before a delivery leaves for its provider its
+    hand-over is written down and committed (Claim.hand_over), so that a crash leaves in doubt only deliveries
+    that had started leaving: at most IN_FLIGHT. A channel whose send is committed with its result (the panel)
+    needs no such mark: a crash undoes its send.
     """
-    if delivery is None or not claim.holds():
-        log.info("delivery %s was taken back before its turn (resent, cancelled or dismissed)", claim.delivery_id)
-        return None
+    if delivery is None:
+        return _taken_back(claim)
     try:
         channel, session = sessions.get(delivery.channel)
-        delivered_when_sent = getattr(channel, "delivered_when_sent", False)
-        if hasattr(session, "begin"):
-            return _Sending(claim, delivery, session.begin(delivery), True, delivered_when_sent)
-        return _Sending(claim, delivery, functools.partial(session.send, delivery), False, delivered_when_sent)
     except Exception as exc:
-        return _Sending(claim, delivery, functools.partial(_reraise, exc))
+        return _Sending(claim, delivery, functools.partial(_reraise, exc)) if claim.holds() else _taken_back(claim)
+    delivered_when_sent = getattr(channel, "delivered_when_sent", False)
+    if getattr(channel, "sends_in_transaction", False):
+        if not claim.holds():
+            return _taken_back(claim)
+        return _Sending(claim, delivery, functools.partial(session.send, delivery), False, delivered_when_sent)
+    if hasattr(session, "begin"):
+        if not claim.hand_over(clock()):
+            return _taken_back(claim)
+        try:
+            return _Sending(claim, delivery, session.begin(delivery), True, delivered_when_sent)
+        except Exception as exc:
+            return _Sending(claim, delivery, functools.partial(_reraise, exc))
+    return _Sending(claim, delivery, functools.partial(_hand_over, claim, session, delivery, clock), False,
+                    delivered_when_sent)
+
+
+def _hand_over(claim: Claim, session: ChannelSession, delivery: Delivery, clock: Callable[[], datetime]) -> SendResult:
+    """Send through a session without `begin`, its hand-over written down first (Claim.hand_over)."""
+    if not claim.hand_over(clock()):
+        raise _ClaimLost
+    return session.send(delivery)
+
+
+class _ClaimLost(Exception):
+    """The claim was taken back between the delivery's start and its send: nothing was sent, nothing to record."""
+
+
+def _taken_back(claim: Claim) -> None:
+    log.info("delivery %s was taken back before its turn (resent, cancelled or dismissed)", claim.delivery_id)
+    return None
 
 
 def _reraise(exc: Exception) -> SendResult:
     raise exc
 
 
-def _record(sending: _Sending, now: datetime, max_attempts: int) -> str:
+def _record(sending: _Sending, clock: Callable[[], datetime], max_attempts: int) -> str:
     """Wait for a started delivery's result and record it (see record_result); returns the outcome."""
     delivery = sending.delivery
     try:
         result = sending.outcome()
         if result.ok:
             log_sent(delivery)  # the repair card's log, committed with the result
+    except _ClaimLost:
+        _taken_back(sending.claim)
+        return "taken back"
     except Exception as exc:
         db.session.rollback()  # whatever the channel had changed is as unreliable as its send
         log.warning("sending delivery %s over %s raised", delivery.id, delivery.channel, exc_info=exc)
@@ -232,7 +266,7 @@ def _record(sending: _Sending, now: datetime, max_attempts: int) -> str:
             error_raw="".join(traceback.format_exception_only(exc)).strip(),
             error_code=type(exc).__name__[:32],
         )
-    return record_result(sending.claim, result, now, max_attempts, sending.delivered_when_sent)
+    return record_result(sending.claim, result, clock(), max_attempts, sending.delivered_when_sent)
 
 
 def record_result(claim: Claim, result: SendResult, now: datetime, max_attempts: int,

@@ -116,7 +116,8 @@ def _erase_inbound(message_ids: list[int], addresses: list[str]) -> None:
     """Raw copies of their received mail and SMS emptied; held and discarded ones from their addresses deleted."""
     for chunk in _chunks(message_ids):
         db.session.execute(update(InboundItem).where(InboundItem.message_id.in_(chunk)).values(
-            raw=None, sender="", subject="", reason=None, error=None, message_id_header=None))
+            raw=None, sender="", subject="", reason=None, error=None, message_id_header=None,
+            copy_key=None))
     addresses = [value.lower() for value in addresses]
     db.session.execute(delete(InboundItem).where(InboundItem.message_id.is_(None),
                                                  func.lower(InboundItem.sender).in_(addresses)))

@@ -94,6 +94,9 @@ class SmtpServer:
     reject_auth: bool = False  # refuse every login, even with the right password
     introspection_url: str | None = None  # where XOAUTH2 bearer tokens are checked (RFC 7662); None: refused
     oauth_logins: list[str] = field(default_factory=list)  # the users XOAUTH2 let in
+    stall_at: int | None = None  # the mail with this number (1: the first) is taken in, its answer held (stall)
+    stalled: threading.Event = field(default_factory=threading.Event, repr=False)  # set once that mail came in
+    _resume: threading.Event = field(default_factory=threading.Event, repr=False)
     _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _sessions: list = field(default_factory=list, repr=False)  # (event loop, SMTP protocol) per connection
 
@@ -103,6 +106,14 @@ class SmtpServer:
             if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout):
                 pytest.fail(f"expected {count} mail(s) on the SMTP server, got {len(self.messages)}")
             return self.messages[:count]
+
+    def stall(self, number: int) -> None:
+        """Take in mail `number` (counting every mail this server got, 1 for the first) and then answer nothing
+        until `resume()` (or a minute): a server that hangs after DATA. `stalled` is set when it came in."""
+        self.stall_at = number
+
+    def resume(self) -> None:
+        self._resume.set()
 
     def drop_connections(self) -> None:
         """Close every open client connection from the server's side, as servers do with idle clients."""
@@ -170,7 +181,11 @@ class SmtpServer:
     async def handle_DATA(self, server, session, envelope) -> str:
         with self._arrived:
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            number = len(self.messages)
             self._arrived.notify_all()
+        if number == self.stall_at:
+            self.stalled.set()
+            await asyncio.get_running_loop().run_in_executor(None, self._resume.wait, 60)
         return "250 Message accepted for delivery"
 
 
@@ -220,6 +235,7 @@ def smtp_server(smtp_certificate):
         server._sessions.clear()
         yield server
     finally:
+        server.resume()
         for controller in started:
             controller.stop()
 

@@ -80,6 +80,9 @@ class TwilioServer:
     landlines: set[str] = field(default_factory=set)
     requests: list[Recorded] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
+    hold_at: int | None = None  # the request with this number (1: the first) is taken in, its answer held (hold)
+    holding: threading.Event = field(default_factory=threading.Event)  # set once that request came in
+    _release: threading.Event = field(default_factory=threading.Event)
     _forced: deque[Forced] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
@@ -105,6 +108,14 @@ class TwilioServer:
         """Answer the next request not yet answered with `status` and `body` (JSON), after `delay` seconds."""
         with self._lock:
             self._forced.append(Forced(status, body, delay))
+
+    def hold(self, number: int) -> None:
+        """Take in request `number` (counting every request, 1 for the first) and keep it open without an answer
+        until `release()` (or a minute): an SMS whose request reached Twilio. `holding` is set when it came in."""
+        self.hold_at = number
+
+    def release(self) -> None:
+        self._release.set()
 
     def fail_next(self, status: int = 500, code: int | None = None, message: str = "Internal Server Error") -> None:
         """The next request fails with `status` and Twilio's error JSON (code defaults to 20000 + status)."""
@@ -164,7 +175,11 @@ class TwilioServer:
     def _answer(self, request: Recorded) -> tuple[int, dict | None]:
         with self._lock:
             self.requests.append(request)
+            number = len(self.requests)
             forced = self._forced.popleft() if self._forced else None
+        if number == self.hold_at:
+            self.holding.set()
+            self._release.wait(60)
         if forced is not None:
             time.sleep(forced.delay)
             return forced.status, forced.body
@@ -249,6 +264,7 @@ def twilio_server():
     try:
         yield server
     finally:
+        server.release()
         server.stop()
 
 
