@@ -19,7 +19,7 @@ from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read
 from ..staff import show_errors
 from ..staff.auth import safe_next
-from . import access, bp, notices
+from . import access, bp, branding, notices
 
 POLL_FIRST = 10  # seconds before a thread asks for new messages
 POLL_MAX = 120  # the longest wait once nothing has changed for a while
@@ -311,10 +311,11 @@ def attachment(attachment_id: int):
 @bp.route("/brand.css")
 def brand_css():
     """The shop's colour as a CSS custom property (inline styles are forbidden by the CSP)."""
-    colour = current_shop().panel_brand_colour or "#1f6feb"
+    colour = current_shop().panel_brand_colour or branding.DEFAULT_COLOUR
     if not _is_hex_colour(colour):
-        colour = "#1f6feb"
-    css = f":root {{ --brand: {colour}; }}\n"
+        colour = branding.DEFAULT_COLOUR
+    palette = branding.brand_palette(colour)
+    css = ":root { " + " ".join(f"{name}: {value};" for name, value in palette.items()) + " }\n"
     return Response(css, mimetype="text/css", headers={"Cache-Control": "public, no-cache"})  # the same for all
 
 
