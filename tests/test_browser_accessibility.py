@@ -42,15 +42,33 @@ def report(found: dict[str, list[str]]) -> str:
 
 
 def open_page(page, url: str) -> None:
+    """Open the page with every folded part unfolded (tools, quotes, filters), so the checks see those too."""
     response = page.goto(url)
     assert response.ok, url
     page.wait_for_load_state("networkidle")  # parts that htmx loads after the page
+    page.evaluate("document.querySelectorAll('main details').forEach((d) => { d.open = true; })")
+    page.wait_for_load_state("networkidle")
+
+
+def submit_empty(page, url: str) -> None:
+    """Open a form and send it empty past the browser's own checks, so the page shows the server's errors."""
+    open_page(page, url)
+    form = page.locator("main form:has(button[type=submit])").last
+    form.evaluate("(form) => { form.noValidate = true; form.querySelectorAll('input:not([type=hidden]), textarea')"
+                  ".forEach((field) => { if (field.type !== 'checkbox') field.value = ''; }); }")
+    with page.expect_navigation():
+        form.locator("button[type=submit]").last.click()
+    expect(page.locator(".error").first).to_be_visible()
 
 
 @pytest.fixture
 def demo(app):
     seed(PASSWORD)
     db.session.commit()
+
+
+FORMS = ["/customers/new", "/repairs/new", "/tickets/new", "/settings/users/new", "/settings/mailboxes/new",
+         "/settings/templates/new"]
 
 
 def staff_pages() -> list[str]:
@@ -88,6 +106,29 @@ def test_the_staff_pages_pass_the_wcag_checks(browser, request, live_server, dem
         check(page, "/login", found)
         sign_in_browser(page, live_server, owner, PASSWORD)
         for path in staff_pages():
+            open_page(page, live_server.url + path)
+            check(page, path, found)
+        for path in FORMS:
+            submit_empty(page, live_server.url + path)
+            check(page, f"{path} with errors", found)
+    assert not found, report(found)
+
+
+@pytest.mark.shop_locale("pl")
+def test_the_staff_pages_pass_the_wcag_checks_on_a_phone(browser, request, live_server, demo):
+    """The lists stacked into labelled rows, the menu and the filters unfolded."""
+    owner = db.session.scalar(db.select(User).where(User.email == OWNER_EMAIL))
+    paths = [path for path in staff_pages() if path.startswith(("/?view=open", "/threads/", "/customers/", "/repairs/",
+                                                                 "/compose", "/outbox/", "/held/", "/settings/"))]
+    found = {}
+    with _browser_page(browser, request, viewport=PHONE, is_mobile=True, bypass_csp=True) as page:
+        sign_in_browser(page, live_server, owner, PASSWORD)
+        open_page(page, live_server.url + "/")
+        page.locator(".nav-toggle summary").click()
+        page.locator(".filters-toggle-button").click()
+        expect(page.locator("#filter-status")).to_be_visible()
+        check(page, "/ with the menu and filters open", found)
+        for path in paths:
             open_page(page, live_server.url + path)
             check(page, path, found)
     assert not found, report(found)
