@@ -20,6 +20,32 @@ WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 AXE = Axe()
 
 
+# What axe-core leaves aside: ids used twice (its own rule is no longer part of WCAG 2.2's tags, but a label or
+# aria-describedby then points at the wrong element), and the contrast of text too short for axe to judge
+# (a number in a badge), measured here from the computed colours of such short text on a solid background.
+OWN_CHECKS = """() => {
+    const found = [];
+    const seen = new Map();
+    for (const el of document.querySelectorAll("[id]")) seen.set(el.id, (seen.get(el.id) || 0) + 1);
+    for (const [id, n] of seen) if (n > 1) found.push(["duplicate-id", "#" + id, `used ${n} times`]);
+    const rgb = (colour) => colour.match(/[\\d.]+/g).map(Number);
+    const luminance = (colour) => {
+        const [r, g, b] = rgb(colour).slice(0, 3).map((c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    for (const el of document.querySelectorAll(".counter, .badge")) {
+        const style = getComputedStyle(el);
+        if (style.display === "none" || !el.offsetParent || el.textContent.trim().length > 3) continue;
+        const background = style.backgroundColor;
+        if (rgb(background)[3] === 0) continue;  // transparent: axe itself judges it against what lies under it
+        const [light, dark] = [luminance(style.color), luminance(background)].sort((a, b) => b - a);
+        const ratio = (light + 0.05) / (dark + 0.05);
+        if (ratio < 4.5) found.push(["short-text-contrast", el.className, `${ratio.toFixed(2)}:1, ${style.color} on ${background}`]);
+    }
+    return found;
+}"""
+
+
 def violations(page) -> list[str]:
     """axe-core's WCAG 2 A/AA violations on the page as it is now, one readable line per element."""
     results = AXE.run(page, options={"runOnly": {"type": "tag", "values": WCAG_A_AA}, "resultTypes": ["violations"]})
@@ -28,6 +54,7 @@ def violations(page) -> list[str]:
         for node in violation["nodes"]:
             why = "; ".join(check["message"] for kind in ("any", "all", "none") for check in node[kind])
             found.append(f"  {violation['id']} at {' '.join(map(str, node['target']))}: {why}")
+    found.extend(f"  {rule} at {where}: {why}" for rule, where, why in page.evaluate(OWN_CHECKS))
     return found
 
 
