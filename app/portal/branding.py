@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -54,20 +55,32 @@ LIGHT_SURFACE = "#f5f6f8"  # the stylesheet's --bg, the darkest surface the bran
 READABLE = 4.5  # WCAG 2 AA contrast for normal text
 
 
-def brand_palette(colour: str) -> dict[str, str]:
+class BrandPalette(NamedTuple):
     """The panel's colours derived from the shop's brand colour, all readable whatever the shop picked.
 
-    `--brand` is the colour itself (the bar, buttons, borders); `--on-brand` is white or dark text, whichever
-    reads better on it; `--brand-ink` is the colour darkened until it reads as text on the panel's light
-    surfaces (a pale yellow brand would otherwise vanish there).
+    `colour` is the brand colour itself (the bar, buttons, borders); `on_colour` is white or dark text, whichever
+    reads on it; `ink` is the colour darkened until it reads as text on the panel's light surfaces (a pale yellow
+    brand would otherwise vanish there).
     """
-    # White or black always reaches 4.58:1 on any colour, so the loop always finds one.
-    on_brand = next(text for text in ("#ffffff", DARK_TEXT, "#000000") if contrast(colour, text) >= READABLE)
+    colour: str
+    on_colour: str
+    ink: str
+
+
+def brand_palette(shop: Shop) -> BrandPalette:
+    """The shop's palette; the default blue when the shop has no colour, or a stored one that is not #rrggbb."""
+    colour = shop.panel_brand_colour or ""
+    return palette_of(colour if COLOUR.fullmatch(colour) else DEFAULT_COLOUR)
+
+
+def palette_of(colour: str) -> BrandPalette:
+    """The palette of a #rrggbb colour."""
+    # White or black always reaches 4.58:1 on any colour, so one of these always qualifies.
+    on_colour = next(text for text in ("#ffffff", DARK_TEXT, "#000000") if contrast(colour, text) >= READABLE)
     ink = colour
     while contrast(ink, LIGHT_SURFACE) < READABLE:
         ink = _darker(ink)
-    return {"--brand": colour, "--on-brand": on_brand, "--brand-ink": ink}
-
+    return BrandPalette(colour, on_colour, ink)
 
 def contrast(first: str, second: str) -> float:
     """The WCAG contrast ratio of two #rrggbb colours (1 to 21)."""
@@ -77,8 +90,6 @@ def contrast(first: str, second: str) -> float:
 
 def _channels(colour: str) -> tuple[int, int, int]:
     digits = colour.lstrip("#")
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
     return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
 
 

@@ -311,17 +311,9 @@ def attachment(attachment_id: int):
 @bp.route("/brand.css")
 def brand_css():
     """The shop's colour as a CSS custom property (inline styles are forbidden by the CSP)."""
-    colour = current_shop().panel_brand_colour or branding.DEFAULT_COLOUR
-    if not _is_hex_colour(colour):
-        colour = branding.DEFAULT_COLOUR
-    palette = branding.brand_palette(colour)
-    css = ":root { " + " ".join(f"{name}: {value};" for name, value in palette.items()) + " }\n"
+    palette = branding.brand_palette(current_shop())
+    css = f":root {{ --brand: {palette.colour}; --on-brand: {palette.on_colour}; --brand-ink: {palette.ink}; }}\n"
     return Response(css, mimetype="text/css", headers={"Cache-Control": "public, no-cache"})  # the same for all
-
-
-def _is_hex_colour(value: str) -> bool:
-    digits = value[1:]
-    return value.startswith("#") and len(digits) in (3, 6) and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 @bp.route("/logo")
