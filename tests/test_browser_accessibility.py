@@ -1,5 +1,6 @@
 """The main staff pages and the customer panel pass axe-core's WCAG 2.0/2.1 A and AA checks (contrast, names of
-fields and buttons, landmarks, ids, ARIA) on the demo shop's data, at desktop size and the panel also on a phone."""
+fields and buttons, landmarks, ids, ARIA) on the demo shop's data, on a desktop and on a phone: with their folded
+parts open, forms showing their errors, and the panel in a pale brand colour too."""
 from __future__ import annotations
 
 import pytest
