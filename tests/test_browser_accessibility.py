@@ -31,7 +31,8 @@ OWN_CHECKS = """() => {
     for (const [id, n] of seen) if (n > 1) found.push(["duplicate-id", "#" + id, `used ${n} times`]);
     const rgb = (colour) => colour.match(/[\\d.]+/g).map(Number);
     const luminance = (colour) => {
-        const [r, g, b] = rgb(colour).slice(0, 3).map((c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+        const linear = (c) => (c /= 255) <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        const [r, g, b] = rgb(colour).slice(0, 3).map(linear);
         return 0.2126 * r + 0.7152 * g + 0.0722 * b;
     };
     for (const el of document.querySelectorAll(".counter, .badge")) {
@@ -41,7 +42,9 @@ OWN_CHECKS = """() => {
         if (rgb(background)[3] === 0) continue;  // transparent: axe itself judges it against what lies under it
         const [light, dark] = [luminance(style.color), luminance(background)].sort((a, b) => b - a);
         const ratio = (light + 0.05) / (dark + 0.05);
-        if (ratio < 4.5) found.push(["short-text-contrast", el.className, `${ratio.toFixed(2)}:1, ${style.color} on ${background}`]);
+        if (ratio < 4.5) {
+            found.push(["short-text-contrast", el.className, `${ratio.toFixed(2)}:1, ${style.color} on ${background}`]);
+        }
     }
     return found;
 }"""
@@ -66,7 +69,8 @@ def check(page, name: str, found: dict[str, list[str]]) -> None:
 
 def report(found: dict[str, list[str]]) -> str:
     count = sum(len(lines) for lines in found.values())
-    return f"{count} WCAG 2 A/AA violations:\n" + "\n".join(f"{page}:\n" + "\n".join(lines) for page, lines in found.items())
+    pages = "\n".join(f"{page}:\n" + "\n".join(lines) for page, lines in found.items())
+    return f"{count} WCAG 2 A/AA violations:\n{pages}"
 
 
 def open_page(page, url: str) -> None:
