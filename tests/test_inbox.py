@@ -50,6 +50,10 @@ def listed(client, query: str = "") -> list[int]:
     return [int(n) for n in re.findall(r'<tr id="thread-(\d+)"', response.get_data(as_text=True))]
 
 
+def row(html: str, thread_id: int) -> str:
+    return re.search(rf'<tr id="thread-{thread_id}".*?</tr>', html, re.S).group(0)
+
+
 def count(html: str, name: str) -> int:
     match = re.search(rf'id="count-{name}">([\d\s\u00a0,]+)<', html)
     assert match, f"no count {name}"
@@ -176,6 +180,8 @@ def test_unread_threads_are_bold_and_the_counter_refreshes_itself(staff_client, 
 
     html = staff_client.get("/").get_data(as_text=True)
     assert re.search(rf'<tr id="thread-{unread.id}" class="is-unread', html)
+    # Not told by boldness alone: a screen reader hears it, and only on the unread row.
+    assert "Unread</span>" in row(html, unread.id) and html.count("Unread</span>") == 1
 
     fragment = staff_client.get("/inbox/unread").get_data(as_text=True)
     assert 'data-unread="1"' in fragment and 'hx-trigger="every 20s"' in fragment
@@ -226,6 +232,9 @@ def test_overdue_threads_are_highlighted_filtered_and_sorted(staff_client, anna)
 
     assert re.search(rf'<tr id="thread-{late.id}" class="[^"]*is-overdue', html)
     assert not re.search(rf'<tr id="thread-{soon.id}" class="[^"]*is-overdue', html)
+    # Said in words and a sign, not by the red colour alone.
+    assert "Overdue:</span>" in row(html, late.id) and "⚠" in row(html, late.id)
+    assert "Overdue" not in row(html, soon.id)
     assert count(html, "overdue") == 1
     assert listed(staff_client, "?overdue=1") == [late.id]
     assert listed(staff_client, "?sort=due") == [late.id, soon.id, other.id]

@@ -1,13 +1,20 @@
 """The owner's side of the panel: its colour and logo, files from customers, and the repair receipt's access code."""
 from __future__ import annotations
 
+import email
+import email.policy
 import io
+import re
 
-from panel_helpers import panel_path
+import pytest
+from panel_helpers import dispatch_now, panel_path
+from servers.accounts import mailbox  # noqa: F401  (fixture)
+from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Shop
+from app.portal.branding import contrast
 from app.repairs import create_repair
 from conftest import csrf_token
 
@@ -30,6 +37,32 @@ def test_the_owner_brands_the_panel_with_a_colour_and_a_logo(owner_client):
     assert 'class="panel-logo"' in page and "style=" not in page
     logo = panel.get(panel_path("/logo"))
     assert logo.data == PNG and logo.mimetype == "image/png"
+
+
+@pytest.mark.parametrize("colour, text, ink", [
+    ("#1f6feb", "#ffffff", "#1b63d3"),  # the default blue: white text; a shade darker to read as text on grey
+    ("#ffd23f", "#1d2330", "#866e20"),  # a pale yellow: dark text on it, and much darker as text elsewhere
+    ("#ffffff", "#1d2330", "#6c6c6c"),
+    ("#777777", "#000000", "#6b6b6b"),  # mid grey: neither white nor the usual dark reads well enough, black does
+])
+def test_the_panels_text_stays_readable_on_any_brand_colour_the_shop_picks(app, colour, text, ink):
+    Shop.current().panel_brand_colour = colour
+    db.session.commit()
+    css = app.test_client().get(panel_path("/brand.css")).get_data(as_text=True)
+    assert f"--brand: {colour};" in css and f"--on-brand: {text};" in css and f"--brand-ink: {ink};" in css
+    assert contrast(colour, text) >= 4.5 and contrast(ink, "#f5f6f8") >= 4.5
+
+
+def test_the_panel_invitations_button_in_a_pale_brand_colour_carries_dark_text(app, staff_client, mailbox, smtp_server):
+    Shop.current().panel_brand_colour = "#ffd23f"
+    customer = create_customer(name="Jan Kowalski", email="jan@example.com")
+    db.session.commit()
+    card = f"/customers/{customer.id}"
+    staff_client.post(f"{card}/panel/invite", data={"channel": "email", "csrf_token": csrf_token(staff_client, card)})
+    assert dispatch_now()["sent"] == 1
+    [received] = smtp_server.wait_for(1)
+    html = email.message_from_bytes(received.data, policy=email.policy.default).get_body(("html",)).get_content()
+    assert re.search(r"background: #ffd23f;\s*color: #1d2330 !important;", html)
 
 
 def test_panel_settings_refuse_a_bad_colour_and_a_logo_that_is_no_picture(owner_client):

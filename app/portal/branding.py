@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -51,3 +52,60 @@ def update_panel_settings(shop: Shop, *, brand_colour: str, allows_attachments: 
     changed = apply_changes(shop, values, "settings.panel", by=actor)
     db.session.flush()
     return changed
+
+
+DEFAULT_COLOUR = "#1f6feb"
+DARK_TEXT = "#1d2330"  # the stylesheet's --text
+LIGHT_SURFACE = "#f5f6f8"  # the stylesheet's --bg, the darkest surface the brand colour is written on
+READABLE = 4.5  # WCAG 2 AA contrast for normal text
+
+
+class BrandPalette(NamedTuple):
+    """The panel's colours derived from the shop's brand colour, all readable whatever the shop picked.
+
+    `colour` is the brand colour itself (the bar, buttons, borders); `on_colour` is white or dark text, whichever
+    reads on it; `ink` is the colour darkened until it reads as text on the panel's light surfaces (a pale yellow
+    brand would otherwise vanish there).
+    """
+    colour: str
+    on_colour: str
+    ink: str
+
+
+def brand_palette(shop: Shop) -> BrandPalette:
+    """The shop's palette; the default blue when the shop has no colour, or a stored one that is not #rrggbb."""
+    colour = shop.panel_brand_colour or ""
+    return palette_of(colour if COLOUR.fullmatch(colour) else DEFAULT_COLOUR)
+
+
+def palette_of(colour: str) -> BrandPalette:
+    """The palette of a #rrggbb colour."""
+    # White or black always reaches 4.58:1 on any colour, so one of these always qualifies.
+    on_colour = next(text for text in ("#ffffff", DARK_TEXT, "#000000") if contrast(colour, text) >= READABLE)
+    ink = colour
+    while contrast(ink, LIGHT_SURFACE) < READABLE:
+        ink = _darker(ink)
+    return BrandPalette(colour, on_colour, ink)
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two #rrggbb colours (1 to 21)."""
+    lighter, darker = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _channels(colour: str) -> tuple[int, int, int]:
+    digits = colour.lstrip("#")
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def _luminance(colour: str) -> float:
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in _channels(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _darker(colour: str) -> str:
+    return "#" + "".join(f"{int(c * 0.9):02x}" for c in _channels(colour))

@@ -21,7 +21,7 @@ from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
 from ..models import Customer, Delivery, Mailbox, Message, Shop, Thread, utcnow
 from ..models.audit import record
 from ..urls import absolute_url
-from . import access
+from . import access, branding
 
 ACCESS_CATEGORY = "customer-panel"  # the thread that keeps a customer's invitations and sign-in messages
 SIGN_IN_MESSAGES_PER_HOUR = 5  # whatever the form's rate limits allow, no more sign-in SMS than this to a person
@@ -158,8 +158,8 @@ def _context(delivery: Delivery, shop: Shop) -> dict:
     message = delivery.message
     thread = message.thread
     customer = thread.customer
-    context = {"shop": shop, "customer": customer, "thread": thread, "message": message,
-               "repair": thread.repair, "sign_in_url": panel_url("portal.sign_in", slug=shop.slug)}
+    context = {"shop": shop, "brand": branding.brand_palette(shop), "customer": customer, "thread": thread,
+               "message": message, "repair": thread.repair, "sign_in_url": panel_url("portal.sign_in", slug=shop.slug)}
     if delivery.purpose == "panel_invite":
         context["link"] = panel_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "invite"))
     elif delivery.purpose == "panel_sign_in":

@@ -19,7 +19,7 @@ from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read, panel_file_limit
 from ..staff import show_errors
 from ..staff.auth import safe_next
-from . import access, bp, notices
+from . import access, bp, branding, notices
 
 POLL_FIRST = 10  # seconds before a thread asks for new messages
 POLL_MAX = 120  # the longest wait once nothing has changed for a while
@@ -316,16 +316,9 @@ def attachment(attachment_id: int):
 @bp.route("/brand.css")
 def brand_css():
     """The shop's colour as a CSS custom property (inline styles are forbidden by the CSP)."""
-    colour = current_shop().panel_brand_colour or "#1f6feb"
-    if not _is_hex_colour(colour):
-        colour = "#1f6feb"
-    css = f":root {{ --brand: {colour}; }}\n"
+    palette = branding.brand_palette(current_shop())
+    css = f":root {{ --brand: {palette.colour}; --on-brand: {palette.on_colour}; --brand-ink: {palette.ink}; }}\n"
     return Response(css, mimetype="text/css", headers={"Cache-Control": "public, no-cache"})  # the same for all
-
-
-def _is_hex_colour(value: str) -> bool:
-    digits = value[1:]
-    return value.startswith("#") and len(digits) in (3, 6) and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 @bp.route("/logo")

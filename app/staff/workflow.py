@@ -26,13 +26,13 @@ COLOUR_LABELS = {
 
 
 class StatusForm(FlaskForm):
-    name = StringField(_l("Name"))
+    name = StringField(_l("Name"), id="status-name")  # both forms share one page: ids of their own
     colour = SelectField(_l("Colour"), choices=[SelectChoice(c, COLOUR_LABELS.get(c, c)) for c in STATUS_COLOURS])
     is_final = BooleanField(_l("Final (the repair is over, e.g. handed back)"))
 
 
 class QueueForm(FlaskForm):
-    name = StringField(_l("Name"))
+    name = StringField(_l("Name"), id="queue-name")
 
 
 def _page(status_form: StatusForm | None = None, queue_form: QueueForm | None = None):
