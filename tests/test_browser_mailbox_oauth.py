@@ -68,7 +68,7 @@ def test_owner_connects_gmail_receives_and_replies_then_sees_it_turn_red_when_th
     expect(row).to_contain_text("Google refused the refresh token: the consent was revoked or has expired; "
                                 "reconnect the mailbox.")
     expect(row.get_by_role("link", name="Reconnect")).to_be_visible()
-    expect(page.locator(".banner")).to_contain_text(f"The mailbox {gmail.user} is not working")
+    expect(page.locator(".banner[role=alert]")).to_contain_text(f"The mailbox {gmail.user} is not working")
     other = page.locator("tbody tr", has_text="Warsztat")
     expect(other.locator(".badge-green")).to_have_text("Working")
     assert db.session.get(Mailbox, password_mailbox.id).broken_at is None
@@ -78,4 +78,4 @@ def test_owner_connects_gmail_receives_and_replies_then_sees_it_turn_red_when_th
     row.get_by_role("link", name="Reconnect").click()
     expect(page.locator(".flash-success")).to_contain_text(f"{gmail.user} is connected")
     page.goto(live_server.url + "/settings/mailboxes/")
-    expect(page.locator(".banner")).to_have_count(0)
+    expect(page.locator(".banner[role=alert]")).to_have_count(0)
