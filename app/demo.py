@@ -164,19 +164,19 @@ def seed(password: str) -> None:
 
 # name, channels, subject, body, kind, marketing
 TEMPLATES = [
-    ("Powitanie", [], "", "Dzień dobry {{ customer_first_name }},", "header", False),
+    ("Powitanie", [], "", "Dzień dobry {{ customer_first_name_vocative }},", "header", False),
     ("Podpis", [], "", "Pozdrawiamy,\n{{ shop_name }}\n{{ shop_address }} · tel. {{ shop_phone }}\n{{ opening_hours }}",
      "footer", False),
     ("Gotowa do odbioru", ["email", "sms", "portal"], "{{ device }} gotowy do odbioru",
-     "Dzień dobry {{ customer_first_name }}, {{ device }} (zlecenie {{ repair_number }}) jest gotowy do odbioru."
+     "Dzień dobry {{ customer_first_name_vocative }}, {{ device }} (zlecenie {{ repair_number }}) jest gotowy do odbioru."
      "{% if price_estimate %} Do zapłaty: {{ price_estimate }}.{% endif %} Zapraszamy: {{ opening_hours }}. "
      "{{ shop_name }}", "message", False),
     ("Wycena naprawy", ["email", "portal"], "Wycena naprawy {{ repair_number }}",
-     "Dzień dobry {{ customer_first_name }},\n\nsprawdziliśmy {{ device }}. Usterka: {{ fault }}. "
+     "Dzień dobry {{ customer_first_name_vocative }},\n\nsprawdziliśmy {{ device }}. Usterka: {{ fault }}. "
      "Koszt naprawy: {{ price_estimate }}. Prosimy o potwierdzenie, czy naprawiamy.\n\n"
      "Szczegóły i odpowiedź w panelu klienta: {{ panel_link }}", "message", False),
     ("Przegląd sezonowy", ["email"], "Przegląd przed sezonem -20%",
-     "Dzień dobry {{ customer_first_name }}, do końca miesiąca przegląd roweru lub hulajnogi taniej o 20%. "
+     "Dzień dobry {{ customer_first_name_vocative }}, do końca miesiąca przegląd roweru lub hulajnogi taniej o 20%. "
      "Zapraszamy: {{ shop_address }}.", "message", True),
 ]
 

@@ -8,12 +8,14 @@ from flask import (Response, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import MultipleFileField, PasswordField, StringField, TextAreaField
+from flask_babel import refresh
+from wtforms import MultipleFileField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 
 from ..attachments import SNIFF_BYTES, path_for, sniff, store
+from ..customers import update_customer
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
-from ..i18n import current_shop
+from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read
@@ -51,6 +53,11 @@ class MessageForm(FlaskForm):
 class PasswordForm(FlaskForm):
     current_password = PasswordField(_l("Current password"), render_kw={"autocomplete": "current-password"})
     password = PasswordField(_l("New password"), render_kw={"required": True, "autocomplete": "new-password"})
+
+
+class LanguageForm(FlaskForm):
+    # Each language named in itself: whoever cannot read the current one still finds theirs.
+    language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in CUSTOMER_LANGUAGE_NAMES.items()], validate_choice=False)
 
 
 def _login_key() -> str:
@@ -207,7 +214,30 @@ def account():
             flash(_("Your password is set."), "success")
             return redirect(url_for("portal.inbox"))
     return render_template("portal/account.html", form=form, customer=customer,
+                           language_form=LanguageForm(language=customer.language_or(current_shop().locale)),
                            welcome=bool(request.args.get("welcome")))
+
+
+@bp.route("/account/language", methods=["POST"])
+@access.customer_required
+def language():
+    """The customer chooses the language of the panel, their sign-in messages and the shop's notifications.
+    Like the password, only in a full session: a receipt's access code opens one repair, never the account."""
+    customer = access.current_customer()
+    if not access.full_session():
+        return redirect(url_for("portal.account")), 303
+    form = LanguageForm()
+    if form.validate_on_submit():
+        try:
+            update_customer(customer, actor=f"customer:{customer.id}", source="panel", language=form.language.data)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            flash(" ".join(exc.fields.values()), "error")
+        else:
+            db.session.commit()
+            refresh()  # the confirmation already in the new language
+            flash(_("The panel now speaks your language."), "success")
+    return redirect(url_for("portal.account"))
 
 
 # --- reading and writing ----------------------------------------------------------------------
