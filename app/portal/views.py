@@ -8,7 +8,6 @@ from flask import (Response, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_babel import refresh
 from wtforms import MultipleFileField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 
 from ..attachments import SNIFF_BYTES, path_for, sniff, store
@@ -154,6 +153,7 @@ def link(token: str):
     next_page = _next_in_panel(request.args.get("next"))
     form = FlaskForm()
     if request.method == "GET" and access.link_works(token):
+        access.speak_language_of_link(token)
         return render_template("portal/link.html", form=form)
     try:
         if not form.validate_on_submit():
@@ -235,7 +235,7 @@ def language():
             flash(" ".join(exc.fields.values()), "error")
         else:
             db.session.commit()
-            refresh()  # the confirmation already in the new language
+            access.remember_language(customer)  # the confirmation already in the new language
             flash(_("The panel now speaks your language."), "success")
     return redirect(url_for("portal.account"))
 
