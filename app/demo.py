@@ -168,7 +168,8 @@ TEMPLATES = [
     ("Podpis", [], "", "Pozdrawiamy,\n{{ shop_name }}\n{{ shop_address }} · tel. {{ shop_phone }}\n{{ opening_hours }}",
      "footer", False),
     ("Gotowa do odbioru", ["email", "sms", "portal"], "{{ device }} gotowy do odbioru",
-     "Dzień dobry {{ customer_first_name_vocative }}, {{ device }} (zlecenie {{ repair_number }}) jest gotowy do odbioru."
+     "Dzień dobry {{ customer_first_name_vocative }}, {{ device }} (zlecenie {{ repair_number }}) jest gotowy "
+     "do odbioru."
      "{% if price_estimate %} Do zapłaty: {{ price_estimate }}.{% endif %} Zapraszamy: {{ opening_hours }}. "
      "{{ shop_name }}", "message", False),
     ("Wycena naprawy", ["email", "portal"], "Wycena naprawy {{ repair_number }}",
@@ -180,12 +181,25 @@ TEMPLATES = [
      "Zapraszamy: {{ shop_address }}.", "message", True),
 ]
 
+# "Gotowa do odbioru" in the other languages customers read: the notification picks the customer's version.
+READY_VERSIONS = [
+    ("en", "{{ device }} ready for pickup",
+     "Hello {{ customer_first_name }}, your {{ device }} (order {{ repair_number }}) is ready for pickup. "
+     "{{ shop_name }}, {{ opening_hours }}"),
+    ("uk", "{{ device }} готовий до видачі",
+     "Вітаємо, {{ customer_first_name }}! Ваш {{ device }} (замовлення {{ repair_number }}) готовий до видачі. "
+     "{{ shop_name }}, {{ opening_hours }}"),
+]
+
 
 def _templates() -> None:
     """Ready texts, the reply header and footer, and an SMS + panel notice when a repair is ready for pickup."""
     saved = {name: save_template(None, actor=ACTOR, name=name, channels=channels, subject=subject, body=body,
                                  language="pl", kind=kind, marketing=marketing)
              for name, channels, subject, body, kind, marketing in TEMPLATES}
+    for language, subject, body in READY_VERSIONS:  # the same message for customers who read English or Ukrainian
+        save_template(None, actor=ACTOR, name="Gotowa do odbioru", channels=["email", "sms", "portal"],
+                      subject=subject, body=body, language=language, kind="message")
     ready = next(s for s in RepairStatus.ordered() if s.name == "gotowa do odbioru")
     save_rules({ready.id: (saved["Gotowa do odbioru"].id, ["sms", "portal"])}, actor=ACTOR)
 

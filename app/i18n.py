@@ -1,4 +1,5 @@
-"""Polish and English for staff (and Ukrainian for customers): which language and time zone a request gets, and locale-aware filters."""
+"""Polish and English for staff, and Ukrainian too for customers: which language and time zone a request gets, and
+locale-aware filters."""
 from __future__ import annotations
 
 from datetime import datetime

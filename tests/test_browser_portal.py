@@ -167,7 +167,8 @@ def test_a_ukrainian_customer_reads_and_answers_in_ukrainian_on_a_phone(phone_pa
     customer.language = "uk"
     repair = create_repair(customer=customer, device="Samsung Galaxy S21")
     db.session.commit()
-    message = compose(customer=customer, channels=["portal"], body="Ваш телефон готовий до видачі.", repair=repair)
+    message = compose(customer=customer, channels=["portal"], body="Ваш телефон готовий до видачі.",
+                      repair=repair)
     db.session.commit()
     assert dispatch_later(Shop.current().undo_seconds + 1)["sent"] == 1
     token = access.issue_link(customer, "login")

@@ -52,11 +52,12 @@ def test_a_ukrainian_customers_panel_is_in_ukrainian_with_ukrainian_dates(app, c
     assert "Надіслати" in thread  # the reply button
 
 
-def test_a_customer_without_a_language_reads_the_shops(client):
-    customer = panel_customer("Jan Kowalski", "jan@example.com")
+def test_a_customer_without_a_language_reads_the_shops_and_is_greeted_by_the_vocative(client):
+    customer = panel_customer("Katarzyna Nowak", "kasia@example.com")
     sign_in_customer(client, customer)
     html = client.get(panel_path("/")).get_data(as_text=True)
     assert '<html lang="pl">' in html and "Wyloguj" in html
+    assert "Dzień dobry, Katarzyno" in client.get(panel_path("/account")).get_data(as_text=True)
 
 
 def test_the_customer_sets_their_language_in_the_panel(client):
@@ -101,7 +102,8 @@ def test_a_ukrainian_customers_sign_in_mail_is_ukrainian(client, mailbox, smtp_s
     dispatch_now()
     received = smtp_server.wait_for(1)[0]
     text = mail_text(received)
-    assert "Вітаємо, Оксана!" in text and "Або введіть цей код на сторінці входу:" in text
+    assert "Вітаємо, Оксана!" in text
+    assert "Або введіть цей код на сторінці входу:" in text
     assert re.search(r"\b\d{6}\b", text)
     assert "Dzień dobry" not in text
 

@@ -5,13 +5,14 @@ from pathlib import Path
 
 from flask import (Response, current_app, flash, redirect, render_template, request, send_file, session,
                    url_for)
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import MultipleFileField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 
 from ..attachments import SNIFF_BYTES, path_for, sniff, store
-from ..customers import update_customer
+from ..customers import first_name_vocative, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
@@ -56,7 +57,8 @@ class PasswordForm(FlaskForm):
 
 class LanguageForm(FlaskForm):
     # Each language named in itself: whoever cannot read the current one still finds theirs.
-    language = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in CUSTOMER_LANGUAGE_NAMES.items()], validate_choice=False)
+    language = SelectField(_l("Language"), validate_choice=False,
+                           choices=[SelectChoice(code, name) for code, name in CUSTOMER_LANGUAGE_NAMES.items()])
 
 
 def _login_key() -> str:
@@ -398,9 +400,14 @@ def _preview(message) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS] or ", ".join(a.filename for a in message.attachments)
 
 
+def _greeting_name(customer) -> str:
+    """The name a greeting on a panel page uses: in Polish the vocative ("Dzień dobry, Katarzyno")."""
+    return first_name_vocative(customer) if str(get_locale()) == "pl" else customer.first_name
+
+
 @bp.app_context_processor
 def _panel_globals():
-    return {"panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
+    return {"panel_greeting_name": _greeting_name, "panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
             "panel_preview": _preview, "panel_travelled": _travelled,
             "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
 

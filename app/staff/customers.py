@@ -68,9 +68,9 @@ class CustomerForm(FlaskForm):
     crm_note = TextAreaField(_l("CRM note"), render_kw={"rows": 4})
     sms_informational = BooleanField(_l("Send informational SMS"), default=True)
     marketing_consent = BooleanField(_l("Marketing consent"), default=False)
-    language = SelectField(_l("Language"), choices=[SelectChoice("", _l("The shop's language")),
-                                                   *(SelectChoice(c, n) for c, n in CUSTOMER_LANGUAGE_NAMES.items())], default="",
-                          validate_choice=False)
+    language = SelectField(_l("Language"), default="", validate_choice=False, choices=[
+        SelectChoice("", _l("The shop's language")),
+        *(SelectChoice(code, name) for code, name in CUSTOMER_LANGUAGE_NAMES.items())])
     vocative = StringField(_l("First name in the vocative"), render_kw={"maxlength": 120})
 
     def validate_language(self, field):  # the domain checks the value; an empty choice stands for None
