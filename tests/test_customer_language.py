@@ -3,7 +3,9 @@ the sign-in messages and the automatic notifications follow it (Ukrainian includ
 language; and Polish greetings call the customer by the vocative of their first name."""
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -242,3 +244,19 @@ def test_the_card_sets_the_language_and_the_staff_switch_offers_no_ukrainian(sta
     staff_client.post("/account/language", data={"locale": "uk", "next": "/account/", "csrf_token": token})
     assert "Українська" not in staff_client.get("/account/").get_data(as_text=True)
     assert "Moje konto" in staff_client.get("/account/").get_data(as_text=True)
+
+
+def test_erasing_a_customer_drops_their_vocative_and_the_export_shows_both_fields(owner_client):
+    customer = create_customer(name="Kuba Nowak", email="kuba@example.com", language="uk", vocative="Kubusiu")
+    db.session.commit()
+    exported = owner_client.get(f"/customers/{customer.id}/export")
+    assert exported.status_code == 200 and b'"vocative": "Kubusiu"' in _archive_text(exported.data)
+
+    token = csrf_token(owner_client, f"/customers/{customer.id}/erase")
+    owner_client.post(f"/customers/{customer.id}/erase", data={"confirmation": "Kuba Nowak", "csrf_token": token})
+    assert db.session.get(Customer, customer.id).vocative is None
+
+
+def _archive_text(data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return b"".join(archive.read(name) for name in archive.namelist() if name.endswith(".json"))
