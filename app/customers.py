@@ -5,6 +5,7 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+import polish_inflection
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -14,12 +15,14 @@ from .errors import ValidationFailed
 from .fields import clean_line, clean_text
 from .extensions import db
 from .models import ConsentEvent, Customer, Repair, Ticket, User
+from .models.customers import CUSTOMER_LANGUAGES
 from .models.audit import record
 
 PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
 NAME_MAX = 200
 CONSENT_NOTE_MAX = 500
 CRM_NOTE_MAX = 5_000  # shown beside every thread of the customer
+VOCATIVE_MAX = 120
 SOURCES = ("staff", "api", "cli", "import", "sms_keyword", "panel")
 # Customer attribute → the ConsentEvent kind that records its changes.
 CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
@@ -98,6 +101,45 @@ def _clean_note(raw: str | None) -> str:
     return clean_text(raw, "crm_note", CRM_NOTE_MAX)
 
 
+def _clean_language(raw) -> str | None:
+    """One of CUSTOMER_LANGUAGES, or None (empty) for the shop's language."""
+    if raw is None or raw == "":
+        return None
+    if raw not in CUSTOMER_LANGUAGES:
+        raise ValidationFailed({"language": _("Choose Polish, English or Ukrainian.")})
+    return raw
+
+
+def _clean_vocative(raw) -> str | None:
+    """Staff's spelling of the first name's vocative, on one line; None (empty) lets the dictionary decide."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed({"vocative": _("Must be text.")})
+    return clean_line(raw, "vocative", VOCATIVE_MAX) or None
+
+
+@lru_cache(maxsize=4096)
+def _dictionary_vocative(first_name: str) -> str:
+    """The vocative of a Polish first name from the SGJP dictionary ("Katarzyna" → "Katarzyno"), or the name
+    itself when the dictionary does not know it (a foreign name is better left as it is than declined wrongly)."""
+    if not first_name:
+        return ""
+    try:
+        form = polish_inflection.odmien_lub_none(first_name, polish_inflection.WOŁACZ)
+    except Exception:  # noqa: BLE001  (any odd input the dictionary chokes on: keep the plain name)
+        form = None
+    if not form:
+        return first_name
+    return form[:1].upper() + form[1:] if first_name[:1].isupper() else form
+
+
+def first_name_vocative(customer: Customer) -> str:
+    """How a Polish greeting addresses the customer ("Dzień dobry Katarzyno"): staff's correction on the card
+    when there is one, else the dictionary's form of the first name, else the first name as it is."""
+    return customer.vocative or _dictionary_vocative(customer.first_name)
+
+
 def _flag(field: str):
     """A cleaner for a yes/no field: real booleans only, so "false" or 0 from a JSON client is refused."""
 
@@ -114,6 +156,8 @@ _CLEANERS = {
     "email": normalize_email,
     "phone": parse_phone,
     "crm_note": _clean_note,
+    "language": _clean_language,
+    "vocative": _clean_vocative,
     **{field: _flag(field) for field in CONSENTS},
 }
 
@@ -165,6 +209,8 @@ def create_customer(
     crm_note: str = "",
     sms_informational: bool = True,
     marketing_consent: bool = False,
+    language: str | None = None,
+    vocative: str | None = None,
     actor: User | str | None = None,
     source: str = "staff",
 ) -> Customer:
@@ -176,7 +222,8 @@ def create_customer(
     _check_source(source)
     fields = _cleaned(
         dict(name=name, email=email, phone=phone, crm_note=crm_note,
-             sms_informational=sms_informational, marketing_consent=marketing_consent)
+             sms_informational=sms_informational, marketing_consent=marketing_consent,
+             language=language, vocative=vocative)
     )
     customer = Customer(**fields)
     db.session.add(customer)

@@ -167,12 +167,20 @@ def seed(password: str) -> None:
 
 # name, channels, subject, body, kind, marketing
 TEMPLATES = [
-    ("Powitanie", [], "", "Dzień dobry {{ customer_first_name }},", "header", False),
+    ("Powitanie", [], "", "Dzień dobry {{ customer_first_name_vocative }},", "header", False),
     ("Podpis", [], "", "Pozdrawiamy,\n{{ shop_name }}\n{{ shop_address }} · tel. {{ shop_phone }}\n{{ opening_hours }}",
      "footer", False),
     ("Przegląd sezonowy", ["email"], "Przegląd przed sezonem -20%",
-     "Dzień dobry {{ customer_first_name }}, do końca miesiąca przegląd roweru lub hulajnogi taniej o 20%. "
+     "Dzień dobry {{ customer_first_name_vocative }}, do końca miesiąca przegląd roweru lub hulajnogi taniej o 20%. "
      "Zapraszamy: {{ shop_address }}.", "message", True),
+]
+
+# "Gotowa do odbioru" in Ukrainian (the ready-made templates bring Polish and English): the notification picks
+# the customer's version.
+READY_VERSIONS = [
+    ("uk", "{{ device }} готовий до видачі",
+     "Вітаємо, {{ customer_first_name }}! Ваш {{ device }} (замовлення {{ repair_number }}) готовий до видачі. "
+     "{{ shop_name }}, {{ opening_hours }}"),
 ]
 
 
@@ -185,6 +193,9 @@ def _templates() -> None:
                       kind=kind, marketing=marketing)
     ready_text = db.session.scalar(select(MessageTemplate).where(MessageTemplate.name == "Gotowa do odbioru",
                                                                  MessageTemplate.language == "pl"))
+    for language, subject, body in READY_VERSIONS:  # the same message for customers who read Ukrainian
+        save_template(None, actor=ACTOR, name="Gotowa do odbioru", channels=["email", "sms", "portal"],
+                      subject=subject, body=body, language=language, kind="message")
     ready = next(s for s in RepairStatus.ordered() if s.name == "gotowa do odbioru")
     save_rules({ready.id: (ready_text.id, ["sms", "portal"])}, actor=ACTOR)
 

@@ -1,4 +1,5 @@
-"""Polish and English: which language and time zone a request gets, and locale-aware filters."""
+"""Polish and English for staff, and Ukrainian too for customers: which language and time zone a request gets, and
+locale-aware filters."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,9 +12,13 @@ from flask_babel import (
 from flask_login import current_user
 from markupsafe import Markup
 
+from .models.customers import CUSTOMER_LANGUAGES
 from .models.users import LOCALES
 
-LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}
+PANEL_LANGUAGE_KEY = "panel_language"  # the panel session's language, kept across sign-out for the sign-in pages
+
+LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}  # the staff interface's languages
+CUSTOMER_LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}  # customers read these too
 
 
 def current_shop():
@@ -30,6 +35,12 @@ def select_locale() -> str:
         return current_shop().locale or "pl"
     if request.blueprint == "api":  # other systems read English unless they ask for Polish
         return request.accept_languages.best_match(LOCALES) or "en"
+    if request.blueprint == "portal":  # the panel speaks the customer's language (the panel loads them first)
+        customer = g.get("panel_customer")
+        if customer is not None:
+            return customer.language_or(current_shop().locale)
+        language = g.get("panel_language") or session.get(PANEL_LANGUAGE_KEY)
+        return language if language in CUSTOMER_LANGUAGES else current_shop().locale or "pl"
     if current_user and current_user.is_authenticated and getattr(current_user, "locale", None) in LOCALES:
         return current_user.locale
     if session.get("locale") in LOCALES:
@@ -87,7 +98,8 @@ def init_i18n(app: Flask, babel: Babel) -> None:
 
     @app.context_processor
     def _languages():
-        return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "current_locale": select_locale}
+        return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "CUSTOMER_LANGUAGE_NAMES": CUSTOMER_LANGUAGE_NAMES,
+                "current_locale": select_locale}
 
 
 @lru_cache(maxsize=4096)

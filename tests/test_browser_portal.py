@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime
 from inbound_helpers import make_mailbox, receive, sample, send_mail
 from panel_helpers import link_in, mail_text, panel_customer, panel_path
 from playwright.sync_api import expect
@@ -153,3 +155,42 @@ def test_a_customer_reads_their_email_and_sms_conversation_on_a_phone(phone_page
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
     assert console_errors == []
     screenshot(phone, "panel-conversation")
+
+
+def test_a_ukrainian_customer_reads_and_answers_in_ukrainian_on_a_phone(phone_page, live_server, app):
+    """The panel in Ukrainian at phone size: the sign-in button, the inbox, a thread with a Ukrainian date, the
+    reply, and the language chosen back on the account page, without sideways scrolling."""
+    phone = phone_page
+    console_errors = []
+    phone.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    customer = panel_customer("Оксана Шевченко", "oksana@example.com", phone=MOBILE)
+    customer.language = "uk"
+    repair = create_repair(customer=customer, device="Samsung Galaxy S21")
+    db.session.commit()
+    message = compose(customer=customer, channels=["portal"], body="Ваш телефон готовий до видачі.",
+                      repair=repair)
+    db.session.commit()
+    assert dispatch_later(Shop.current().undo_seconds + 1)["sent"] == 1
+    token = access.issue_link(customer, "login")
+    db.session.commit()
+
+    phone.goto(live_server.url + panel_path(f"/s/{token}"))
+    expect(phone.locator("html")).to_have_attribute("lang", "uk")
+    phone.locator("button", has_text="Увійти").click()
+    expect(phone.locator("h1")).to_contain_text("Ваші повідомлення")
+    phone.locator(".panel-thread a").first.click()
+    expect(phone.locator(".panel-message")).to_contain_text("Ваш телефон готовий до видачі.")
+    shown = format_datetime(message.created_at, "short", tzinfo=ZoneInfo(Shop.current().timezone), locale="uk")
+    expect(phone.locator(".panel-message time").first).to_have_text(shown)
+    phone.locator("textarea[name=body]").fill("Дякую, заберу завтра.")
+    phone.locator("#reply button[type=submit]", has_text="Надіслати").click()
+    expect(phone.locator(".panel-message.is-mine")).to_contain_text("Дякую, заберу завтра.")
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    screenshot(phone, "panel-thread-uk")
+
+    phone.locator(".panel-who").click()
+    phone.locator("select[name=language]").select_option("pl")
+    phone.locator("button", has_text="Зберегти мову").click()
+    expect(phone.locator(".flash-success")).to_contain_text("Panel mówi teraz w Twoim języku.")
+    expect(phone.locator("html")).to_have_attribute("lang", "pl")
+    assert console_errors == []

@@ -80,7 +80,8 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     expect(page.locator(".banner[role=alert]")).to_have_count(0)  # a mailbox with example servers is not "broken"
     screenshot(page, "mailbox")
 
-    ready = db.session.scalar(db.select(MessageTemplate).where(MessageTemplate.name == "Gotowa do odbioru"))
+    ready = db.session.scalar(db.select(MessageTemplate).where(MessageTemplate.name == "Gotowa do odbioru",
+                                                               MessageTemplate.language == "pl"))
     page.goto(f"{live_server.url}/settings/templates/{ready.id}")
     page.select_option("#preview-repair", index=1)
     page.click("#preview-button")

@@ -8,7 +8,7 @@ from test_migrations import empty_app, run_flask  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
-from app.messaging.starter_templates import STARTER_TEMPLATES
+from app.messaging.starter_templates import starter_rows
 from app.models import Message, RepairStatus, StatusNotification
 from app.models.templates import MessageTemplate
 from app.repairs import change_status, create_repair
@@ -29,7 +29,8 @@ def notices() -> dict[str, tuple[str, bool]]:
 def test_a_freshly_migrated_shop_has_the_templates_and_switched_off_notices(empty_app):
     run_flask(empty_app, "db", "upgrade")
 
-    assert names() == {(name, language) for _p, language, name, *_rest in STARTER_TEMPLATES}
+    assert names() == {(name, language) for _p, language, name, *_rest in starter_rows("pl")}
+    assert ("Gotowa do odbioru", "en") in names()  # one message in two languages: a notice picks the customer's
     assert {language for _name, language in names()} == {"pl", "en"}
     assert notices() == {"przyjęta": ("Przyjęcie naprawy", False), "gotowa do odbioru": ("Gotowa do odbioru", False)}
     db.session.remove()

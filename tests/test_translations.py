@@ -1,4 +1,5 @@
-"""The Polish catalogue: complete, in step with the code's strings, and what the pages actually show."""
+"""The Polish catalogue: complete, in step with the code's strings, and what the pages actually show. The Ukrainian
+catalogue: complete for everything a customer reads (staff use Polish or English only)."""
 from __future__ import annotations
 
 import re
@@ -18,6 +19,16 @@ TRANSLATIONS = ROOT / "app" / "translations"
 TEMPLATE = TRANSLATIONS / "messages.pot"
 POLISH = TRANSLATIONS / "pl" / "LC_MESSAGES" / "messages.po"
 COMPILED = POLISH.with_suffix(".mo")
+UKRAINIAN = TRANSLATIONS / "uk" / "LC_MESSAGES" / "messages.po"
+# What customers read: the panel's pages and views, the mails and SMS sent to them (not those to the shop), the
+# panel's notices, the receipt, and the validation messages the panel's forms show.
+CUSTOMER_FACING = (
+    "templates/portal/*.html", "templates/emails/*.html", "templates/emails/*.txt", "templates/partials/forms.html",
+    "app/portal/views.py", "app/portal/notices.py", "app/portal/access.py", "app/messaging/receipt.py",
+    "app/messaging/panel.py", "app/fields.py", "app/attachments.py",
+)
+FOR_THE_SHOP = {"templates/emails/mailbox_broken.txt", "templates/emails/panel_shop_notice.html",
+                "templates/emails/panel_shop_notice.txt"}
 PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]
 # The same extraction as `make translations-update`; `_l` is our alias of lazy_gettext.
 EXTRACT = ["extract", "-F", "babel.cfg", "-k", "_l", "--project", "Repair Inbox"]
@@ -102,6 +113,43 @@ def test_the_template_lists_exactly_the_strings_in_the_code_and_templates(tmp_pa
     extracted, committed = live_ids(read_catalogue(fresh)), live_ids(read_catalogue(TEMPLATE))
     refuse(extracted - committed, "strings in the code that the catalogue does not have")
     refuse(committed - extracted, "strings in the catalogue that the code no longer uses")
+
+
+def customer_facing_strings() -> set:
+    """(msgid, context) of every string in the customer-facing files, extracted as babel.cfg says."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
+
+    keywords = {**DEFAULT_KEYWORDS, "_l": None}
+    files = sorted({str(path.relative_to(ROOT)) for pattern in CUSTOMER_FACING for path in ROOT.glob(pattern)}
+                   - FOR_THE_SHOP)
+    assert "templates/portal/sign_in.html" in files and "app/messaging/receipt.py" in files
+    found = set()
+    for name in files:
+        method = "python" if name.endswith(".py") else "jinja2"
+        for _line, message, _comments, context in extract_from_file(method, ROOT / name, keywords=keywords):
+            found.add((message if isinstance(message, str) else message[0], context))
+    return found
+
+
+def test_every_string_customers_read_has_a_ukrainian_translation():
+    ukrainian = read_catalogue(UKRAINIAN)
+    missing, wrong = [], []
+    for msgid, context in customer_facing_strings():
+        message = ukrainian.get(msgid, context=context)
+        if message is None or message.fuzzy or not message.string:
+            missing.append((msgid, context))
+        elif placeholders(message.string) != placeholders(msgid):
+            wrong.append((msgid, message.string))
+    refuse(missing, "customer-facing strings without a Ukrainian translation",
+           "add them with their Ukrainian text to app/translations/uk/LC_MESSAGES/messages.po")
+    refuse(wrong, "Ukrainian entries whose placeholders differ from the English", "keep the English placeholders")
+
+
+def test_the_staff_interface_offers_no_ukrainian():
+    from app.i18n import LANGUAGE_NAMES
+    from app.models.users import LOCALES
+
+    assert set(LOCALES) == set(LANGUAGE_NAMES) == {"pl", "en"}
 
 
 # ---------------------------------------------------------------- the pages

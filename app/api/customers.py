@@ -23,6 +23,8 @@ def customer_json(customer: Customer) -> dict:
         "sms_informational": customer.sms_informational,
         "marketing_consent": customer.marketing_consent,
         "panel_state": customer.panel_state,
+        "language": customer.language,  # null: the shop's language
+        "vocative": customer.vocative,  # null: the dictionary's vocative of the first name
         "created_at": customer.created_at.isoformat(),
     }
 
@@ -33,7 +35,7 @@ def _given(data: dict, key: str, default):
     return default if value is None else value
 
 
-CUSTOMER_FIELDS = ("name", "email", "phone", "sms_opt_out", "marketing_consent", "crm_note")
+CUSTOMER_FIELDS = ("name", "email", "phone", "sms_opt_out", "marketing_consent", "crm_note", "language", "vocative")
 
 
 @bp.post("/customers")
@@ -50,6 +52,8 @@ def post_customer():
             # A non-boolean goes through as it is, so the domain refuses it along with any other bad field.
             sms_informational=not opt_out if isinstance(opt_out, bool) else opt_out,
             marketing_consent=_given(data, "marketing_consent", False),
+            language=data.get("language"),
+            vocative=data.get("vocative"),
             actor=api_actor(),
             source="api",
         )

@@ -375,8 +375,10 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
         headers += ["Auto-Submitted: auto-generated", "X-Auto-Response-Suppress: OOF, AutoReply"]
     headers.append(f"{INSTANCE_HEADER}: {instance_id()}")
 
-    text = _render("emails/message.txt", shop, body=plain_text(message))
-    html = _render("emails/message.html", shop, body=html_body(message), subject=subject)
+    # The signature's words in the reader's language: the customer's, or the shop's for anyone else.
+    language = thread.customer.language_or(shop.locale) if thread.customer is not None else shop.locale
+    text = _render("emails/message.txt", shop, language, body=plain_text(message))
+    html = _render("emails/message.html", shop, language, body=html_body(message), subject=subject)
     recipients = [delivery.recipient, *delivery.cc]
     international = not all(address.isascii() for address in (via.email, *recipients))
     data = mime.mail_bytes(headers, text, html, _files(message), encoding="utf-8" if international else "ascii")
@@ -399,16 +401,17 @@ def _shop_key(shop: Shop) -> tuple:
     return shop.locale, shop.name, shop.address, shop.phone, shop.opening_hours_text
 
 
-def _render(name: str, shop: Shop, **values: str) -> str:
-    """The mail template `name` rendered for the shop (in its language) with `values` (escaped as the template's
-    autoescaping says); needs no request context."""
+def _render(name: str, shop: Shop, language: str | None, **values: str) -> str:
+    """The mail template `name` rendered for the shop in `language` (the shop's when None) with `values` (escaped
+    as the template's autoescaping says); needs no request context."""
     template = current_app.jinja_env.get_template(name)
-    key = (template, tuple(values), _shop_key(shop))
+    language = language or shop.locale
+    key = (template, tuple(values), _shop_key(shop), language)
     pieces = _frames.get(key, _UNSEEN)  # one lookup: another thread (the web, the dispatcher) may clear
     if pieces is _UNSEEN:
         if len(_frames) >= _MAX_FRAMES:
             _frames.clear()
-        with force_locale(shop.locale):
+        with force_locale(language):
             output = template.render(shop=shop, **{value: _MARKER.format(value) for value in values})
         pieces = re.split("\x00(%s)\x00" % "|".join(values), output)
         # Each marker once and no NUL left over: else a template repeats or changes a value, or the shop's own
@@ -416,7 +419,7 @@ def _render(name: str, shop: Shop, **values: str) -> str:
         whole = sorted(pieces[1::2]) == sorted(values) and "\x00" not in "".join(pieces[::2])
         pieces = _frames[key] = pieces if whole else None
     if pieces is None:
-        with force_locale(shop.locale):
+        with force_locale(language):
             return template.render(shop=shop, **values)
     if current_app.select_jinja_autoescape(name):
         values = {value: escape(text) for value, text in values.items()}

@@ -17,7 +17,7 @@ from ..models.conversations import CHANNELS
 from ..models.shop import DEFAULT_BULK_RATES
 from ..models.templates import MessageTemplate
 from .compose import channel_problems, compose
-from .templates import Rendered, refusal_for, render
+from .templates import Rendered, refusal_for, render, version_for
 
 MAX_RECIPIENTS = 500
 PREVIEWS = 3
@@ -50,7 +50,8 @@ class BulkPlan:
 
     def previews(self, shop: Shop) -> list[tuple[Recipient, Rendered]]:
         """The first few messages as they will read."""
-        return [(recipient, render(self.template, shop=shop, customer=recipient.customer, repair=recipient.repair))
+        return [(recipient, render(version_for(self.template, recipient.customer, shop), shop=shop,
+                                   customer=recipient.customer, repair=recipient.repair))
                 for recipient, _channels in self.sends[:PREVIEWS]]
 
 
@@ -108,7 +109,8 @@ def send(bulk: BulkPlan, *, actor) -> list[Message]:
     position: Counter = Counter()
     messages = []
     for person, channels in bulk.sends:
-        rendered = render(bulk.template, shop=shop, customer=person.customer, repair=person.repair)
+        rendered = render(version_for(bulk.template, person.customer, shop), shop=shop, customer=person.customer,
+                          repair=person.repair)
         try:
             with db.session.begin_nested():
                 message = compose(customer=person.customer, channels=channels, body=rendered.body,

@@ -22,7 +22,7 @@ from ..models.audit import apply_changes, record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, StatusNotification
 from .compose import channel_problems, compose
-from .templates import refusal_for, render
+from .templates import refusal_for, render, version_for
 
 MAX_AGE_HOURS = 24 * 30
 HOUR_FORMAT = "%H:%M"
@@ -83,7 +83,7 @@ def notify_status_change(repair: Repair, status: RepairStatus, *, changed_at: da
     if rule is None or not rule.channels:
         return None
     shop, customer = Shop.current(), repair.customer
-    template = db.session.get(MessageTemplate, rule.template_id)
+    template = version_for(db.session.get(MessageTemplate, rule.template_id), customer, shop)
     with force_locale(shop.locale or "pl"):
         about = _("Automatic notification “%(template)s”", template=template.name)
         if utcnow() - changed_at > timedelta(hours=shop.notify_max_age_hours):

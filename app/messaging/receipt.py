@@ -15,7 +15,7 @@ from fpdf import FPDF
 
 from ..models import Repair, Shop
 from ..urls import absolute_url
-from .templates import CURRENCY
+from .templates import CURRENCY, babel_locale
 
 # Debian's fonts-dejavu-core (installed by scripts/install-system-packages.sh and the Dockerfile): the core PDF
 # fonts know only Latin-1, which has no ą, ę, ł, ś, ż.
@@ -38,8 +38,9 @@ def acceptance_receipt(repair: Repair, shop: Shop, layout: str = "copy") -> byte
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown receipt layout {layout!r}")
-    with force_locale(shop.locale or "pl"):
-        receipt = _Receipt(repair, shop, shop.locale or "pl")
+    language = repair.customer.language_or(shop.locale)  # the customer keeps it; the shop reads its copy as well
+    with force_locale(language):
+        receipt = _Receipt(repair, shop, babel_locale(language))
         if layout == "80mm":
             return receipt.roll()
         return receipt.a4(copies=(_("Customer's copy"), _("Shop's copy")) if layout == "a4" else (_("Customer's copy"),))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import RepairStatus
+from ..models import RepairStatus, Shop
 from ..models.audit import record
 from ..models.templates import MessageTemplate, StatusNotification
 
@@ -19,14 +19,14 @@ READY_STATUS = "gotowa do odbioru"
 # (purpose, language, name, channels, subject, body); purpose "quote" has no automatic notice.
 STARTER_TEMPLATES = [
     ("accepted", "pl", "Przyjęcie naprawy", ["email", "sms", "portal"], "Przyjęliśmy {{ device }} do naprawy",
-     "Dzień dobry {{ customer_first_name }},\n\nprzyjęliśmy {{ device }} do naprawy (zlecenie {{ repair_number }})."
+     "Dzień dobry {{ customer_first_name_vocative }},\n\nprzyjęliśmy {{ device }} do naprawy (zlecenie {{ repair_number }})."
      "{% if fault %} Zgłoszona usterka: {{ fault }}.{% endif %} Damy znać, gdy będziemy wiedzieć więcej.\n\n"
      "{{ shop_name }}{% if shop_phone %}, tel. {{ shop_phone }}{% endif %}"),
     ("quote", "pl", "Wycena naprawy", ["email", "sms", "portal"], "Wycena naprawy {{ repair_number }}",
-     "Dzień dobry {{ customer_first_name }},\n\nsprawdziliśmy {{ device }} (zlecenie {{ repair_number }}). "
+     "Dzień dobry {{ customer_first_name_vocative }},\n\nsprawdziliśmy {{ device }} (zlecenie {{ repair_number }}). "
      "Koszt naprawy: {{ price_estimate }}. Prosimy o odpowiedź, czy naprawiamy.\n\n{{ shop_name }}"),
     ("ready", "pl", "Gotowa do odbioru", ["email", "sms", "portal"], "{{ device }} gotowy do odbioru",
-     "Dzień dobry {{ customer_first_name }},\n\n{{ device }} (zlecenie {{ repair_number }}) jest gotowy do "
+     "Dzień dobry {{ customer_first_name_vocative }},\n\n{{ device }} (zlecenie {{ repair_number }}) jest gotowy do "
      "odbioru.{% if price_estimate %} Do zapłaty: {{ price_estimate }}.{% endif %}"
      "{% if opening_hours %} Zapraszamy: {{ opening_hours }}.{% endif %}\n\n{{ shop_name }}"),
     ("accepted", "en", "Repair accepted", ["email", "sms", "portal"], "We have accepted your {{ device }}",
@@ -57,10 +57,19 @@ def notice_statuses(statuses: list[RepairStatus]) -> dict[str, RepairStatus]:
     return found
 
 
+def starter_rows(shop_language: str) -> list[tuple]:
+    """STARTER_TEMPLATES with every language version of a message under one name, the one in the shop's language
+    (else the Polish one): templates sharing a name are one message's versions, and a notice picks the customer's."""
+    names = {purpose: name for purpose, language, name, *_rest in STARTER_TEMPLATES if language == "pl"}
+    names.update({purpose: name for purpose, language, name, *_rest in STARTER_TEMPLATES if language == shop_language})
+    return [(purpose, language, names[purpose], *rest) for purpose, language, _name, *rest in STARTER_TEMPLATES]
+
+
 def starter_templates_missing() -> bool:
     """Whether some ready-made template (by name and language) is not among the shop's templates."""
     have = set(db.session.execute(select(MessageTemplate.name, MessageTemplate.language)).all())
-    return any((name, language) not in have for _purpose, language, name, *_rest in STARTER_TEMPLATES)
+    return any((name, language) not in have
+               for _purpose, language, name, *_rest in starter_rows(Shop.current().locale))
 
 
 def add_starter_templates(*, language: str, actor) -> list[MessageTemplate]:
@@ -69,7 +78,7 @@ def add_starter_templates(*, language: str, actor) -> list[MessageTemplate]:
     Templates the shop already has are left alone; returns the templates added."""
     have = {(t.name, t.language): t for t in db.session.scalars(select(MessageTemplate))}
     added, by_purpose = [], {}
-    for purpose, lang, name, channels, subject, body in STARTER_TEMPLATES:
+    for purpose, lang, name, channels, subject, body in starter_rows(language):
         template = have.get((name, lang))
         if template is None:
             template = MessageTemplate(name=name, language=lang, channels=channels, subject=subject, body=body,

@@ -20,6 +20,7 @@ from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 
+from ..customers import first_name_vocative
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
@@ -27,7 +28,7 @@ from ..models import Customer, Repair, Shop
 from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, TemplateAttachment
-from ..models.users import LOCALES
+from ..models.customers import CUSTOMER_LANGUAGES
 
 CURRENCY = "PLN"  # the shop has no currency setting; every shop using the app so far counts in złoty
 NAME_MAX = 120
@@ -39,6 +40,7 @@ DOCUMENTS = {"acceptance_receipt": _l("Acceptance receipt (PDF)")}
 # The tags a template can use, in the picker's order, with the label staff see.
 TAGS = {
     "customer_first_name": _l("Customer's first name"),
+    "customer_first_name_vocative": _l("Customer's first name in the vocative (Katarzyno, Tomaszu)"),
     "customer_name": _l("Customer's full name"),
     "repair_number": _l("Repair number"),
     "device": _l("Device"),
@@ -106,17 +108,18 @@ def check_text(text: str, field: str) -> None:
 
 
 def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, language: str) -> dict[str, str]:
-    """Every tag's text for this customer and repair; what is unknown is empty. Amounts and dates in the shop's
-    locale, the hint in the template's language."""
+    """Every tag's text for this customer and repair; what is unknown is empty. Amounts, dates and the hint in
+    the template's language (the customer reads them in it)."""
     from ..channels.sms import active_account  # the SMS channel imports the messaging package
     from ..portal.notices import panel_url
 
-    locale = shop.locale or "pl"
+    locale = babel_locale(language if language in CUSTOMER_LANGUAGES else shop.locale or "pl")
     values = dict.fromkeys(TAGS, "")
     values.update(shop_name=shop.name, shop_address=shop.address or "", shop_phone=shop.phone or "",
                   opening_hours=shop.opening_hours_text, panel_link=panel_url("portal.sign_in", slug=shop.slug))
     if customer is not None:
-        values.update(customer_first_name=customer.first_name, customer_name=customer.name)
+        values.update(customer_first_name=customer.first_name, customer_name=customer.name,
+                      customer_first_name_vocative=first_name_vocative(customer))
     if repair is not None:
         values.update(repair_number=repair.number, device=repair.device, fault=repair.description or "",
                       status=repair.status.name if repair.status else "")
@@ -133,6 +136,11 @@ def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, lan
 def render_text(text: str, values: dict[str, str]) -> str:
     """A checked template text with these tag values."""
     return _environment().from_string(text).render(values)
+
+
+def babel_locale(language: str) -> str:
+    """The Babel locale for a language code: Ukrainian dates and amounts as written in Ukraine."""
+    return {"uk": "uk_UA", "pl": "pl_PL"}.get(language, language)
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,8 @@ def preview(*, subject: str, body: str, language: str, repair: Repair | None) ->
     if errors:
         raise ValidationFailed(errors)
     shop = Shop.current()
-    values = tag_values(shop, repair.customer if repair else None, repair, language if language in LOCALES else "pl")
+    values = tag_values(shop, repair.customer if repair else None, repair,
+                        language if language in CUSTOMER_LANGUAGES else "pl")
     return Rendered(" ".join(render_text(subject or "", values).split()), render_text(body or "", values).strip())
 
 
@@ -186,6 +195,20 @@ def all_templates() -> list[MessageTemplate]:
                                                                     MessageTemplate.id)))
 
 
+def version_for(template: MessageTemplate, customer: Customer, shop: Shop) -> MessageTemplate:
+    """The version of `template` the customer reads. Templates of one kind with the same name are one message
+    written in several languages ("Gotowe do odbioru" in Polish, English and Ukrainian): the customer's
+    language's version, else the shop's language's, else `template` itself."""
+    wanted = customer.language_or(shop.locale)
+    if template.language == wanted:
+        return template
+    versions = {}
+    for version in db.session.scalars(select(MessageTemplate).where(
+            MessageTemplate.kind == template.kind, MessageTemplate.name == template.name).order_by(MessageTemplate.id)):
+        versions.setdefault(version.language, version)
+    return versions.get(wanted) or versions.get(shop.locale or "pl") or template
+
+
 def reply_frame(language: str, kind: str) -> MessageTemplate | None:
     """The shop's reply header or footer in this language, if it has one."""
     return db.session.scalar(select(MessageTemplate).where(MessageTemplate.kind == kind,
@@ -198,8 +221,8 @@ def checked_fields(*, name, channels, subject, body, language, kind, marketing=F
     name = gather(errors, clean_line, name, "name", NAME_MAX, _l("Enter a name."))
     if kind not in KINDS:
         errors["kind"] = _("Choose one of: %(values)s.", values=", ".join(KINDS))
-    if language not in LOCALES:
-        errors["language"] = _("Choose Polish or English.")
+    if language not in CUSTOMER_LANGUAGES:
+        errors["language"] = _("Choose Polish, English or Ukrainian.")
     channels = [c for c in CHANNELS if c in (channels or [])]
     if kind == "message" and not channels:
         errors["channels"] = _("Choose at least one channel.")
@@ -214,7 +237,7 @@ def checked_fields(*, name, channels, subject, body, language, kind, marketing=F
             errors.update(exc.fields)
     if not body.strip():
         errors.setdefault("body", _("Write the text."))
-    if kind in ("header", "footer") and language in LOCALES and "language" not in errors:
+    if kind in ("header", "footer") and language in CUSTOMER_LANGUAGES and "language" not in errors:
         other = reply_frame(language, kind)
         if other is not None and other is not template:
             errors["kind"] = _("The shop already has a reply %(kind)s in this language: “%(name)s”.",

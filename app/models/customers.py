@@ -10,6 +10,8 @@ from ..extensions import db
 from .types import UTCDateTime, utcnow
 
 PANEL_STATES = ("none", "invited", "active", "disabled")
+# The languages a customer can read the panel, sign-in messages and notifications in (staff use Polish or English).
+CUSTOMER_LANGUAGES = ("pl", "en", "uk")
 
 
 class Customer(db.Model):
@@ -24,6 +26,8 @@ class Customer(db.Model):
     sms_informational: Mapped[bool] = mapped_column(Boolean, default=True)
     marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     panel_state: Mapped[str] = mapped_column(String(16), default="none")
+    language: Mapped[str | None] = mapped_column(String(8))  # one of CUSTOMER_LANGUAGES; None: the shop's
+    vocative: Mapped[str | None] = mapped_column(String(120))  # staff's correction of the first name's vocative
     panel_password_hash: Mapped[str | None] = mapped_column(String(255))
     panel_session_version: Mapped[int] = mapped_column(default=1)
     panel_last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -44,6 +48,10 @@ class Customer(db.Model):
     @property
     def first_name(self) -> str:
         return self.name.split()[0] if self.name.strip() else ""
+
+    def language_or(self, shop_language: str | None) -> str:
+        """The language the customer reads: their own when set, else the shop's (Polish when neither is)."""
+        return self.language if self.language in CUSTOMER_LANGUAGES else (shop_language or "pl")
 
 
 class CustomerEmail(db.Model):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import ShopSlug
-from .access import AreaSessionInterface
+from .access import AreaSessionInterface, current_customer
 
 bp = Blueprint("portal", __name__, url_prefix="/p/<slug>")
 
@@ -37,6 +37,12 @@ def _shop_from_slug(endpoint, values):
 def _redirect_old_slug():
     if "panel_redirect" in g:
         return redirect(request.script_root + g.panel_redirect, 301)
+
+
+@bp.before_request
+def _load_customer():
+    """Know who is signed in before anything is said: the panel's words follow the customer's language."""
+    current_customer()
 
 
 @bp.url_defaults

@@ -11,6 +11,7 @@ from functools import wraps
 from flask import abort, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
+from flask_babel import refresh
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased, defer, joinedload
 
@@ -19,6 +20,7 @@ from ..attachments import servable
 from ..customers import normalize_email, parse_phone, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..i18n import PANEL_LANGUAGE_KEY
 from ..models import Attachment, Customer, CustomerEmail, Delivery, Message, PanelToken, Repair, Thread, utcnow
 from ..models.audit import record
 from ..messaging.merge import live_thread
@@ -136,6 +138,23 @@ def link_works(token: str) -> bool:
         PanelToken.used_at.is_(None), PanelToken.expires_at > utcnow()))
     customer = db.session.get(Customer, row.customer_id) if row else None
     return customer is not None and customer.panel_state in ("invited", "active") and not customer.anonymized_at
+
+
+def speak_language_of_link(token: str) -> None:
+    """Let the page of a working one-time link speak its customer's language (they are not signed in yet)."""
+    row = db.session.scalar(select(PanelToken).where(PanelToken.token_hash == _digest(token or ""),
+                                                     PanelToken.purpose.in_(("invite", "login"))))
+    customer = db.session.get(Customer, row.customer_id) if row else None
+    if customer is not None and customer.language:
+        g.panel_language = customer.language
+        refresh()
+
+
+def remember_language(customer: Customer) -> None:
+    """Keep the customer's language in this browser's panel session: the pages after signing out (and the rest
+    of this request) speak it too."""
+    session[PANEL_LANGUAGE_KEY] = g.panel_language = customer.language
+    refresh()
 
 
 def redeem_link(token: str) -> tuple[Customer, str]:
@@ -299,6 +318,7 @@ def sign_in(customer: Customer, *, how: str, repair: Repair | None = None) -> No
     session.permanent = True
     g.pop("panel_customer", None)
     g.pop("panel_session", None)
+    remember_language(customer)
     customer.panel_state = "active"  # whoever proved to be the customer has the panel from now on
     customer.panel_last_sign_in_at = utcnow()
     record("panel.sign_in", by=f"customer:{customer.id}", target=customer, how=how)
@@ -311,7 +331,12 @@ def _session_token() -> str | None:
 def sign_out() -> None:
     """End this browser's panel session, on the server too: a copy of the cookie stops working."""
     sign_in_sessions.end(_session_token())
+    language = session.get(PANEL_LANGUAGE_KEY)
     session.clear()
+    if language:
+        session[PANEL_LANGUAGE_KEY] = g.panel_language = language
+    g.pop("panel_customer", None)
+    refresh()
 
 
 def current_customer() -> Customer | None:

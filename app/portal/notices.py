@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from ..channels import get_channel
-from ..customers import refuse_erased
+from ..customers import first_name_vocative, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
@@ -153,13 +153,22 @@ def queue_shop_notice(message: Message) -> Delivery | None:
 # --- rendering at send time ----------------------------------------------------------------------
 
 
+def notice_language(delivery: Delivery, shop: Shop) -> str:
+    """The language a notice is written in: the customer's for customer notices, the shop's for the shop's."""
+    if delivery.purpose in CUSTOMER_NOTICES:
+        return delivery.message.thread.customer.language_or(shop.locale)
+    return shop.locale or "pl"
+
+
 def _context(delivery: Delivery, shop: Shop) -> dict:
     """What the templates of a notice need; makes the one-time link (and code) of customer notices now."""
     message = delivery.message
     thread = message.thread
     customer = thread.customer
+    polish = notice_language(delivery, shop) == "pl"  # a Polish greeting calls the customer by the vocative
     context = {"shop": shop, "brand": branding.brand_palette(shop), "customer": customer, "thread": thread,
-               "message": message, "repair": thread.repair, "sign_in_url": panel_url("portal.sign_in", slug=shop.slug)}
+               "message": message, "greeting_name": first_name_vocative(customer) if polish else customer.first_name,
+               "repair": thread.repair, "sign_in_url": panel_url("portal.sign_in", slug=shop.slug)}
     if delivery.purpose == "panel_invite":
         context["link"] = panel_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "invite"))
     elif delivery.purpose == "panel_sign_in":
@@ -195,7 +204,7 @@ def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) 
     from ..channels import mime  # the e-mail channel imports this module
     from ..channels.email import OutgoingMail
 
-    with force_locale(shop.locale):
+    with force_locale(notice_language(delivery, shop)):
         context = _context(delivery, shop)
         subject = _subject(delivery, context)
         name = delivery.purpose.removeprefix("panel_")
@@ -225,7 +234,7 @@ def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) 
 def notice_sms(delivery: Delivery) -> str:
     """The SMS text of a customer notice delivery: short, with the link (and the code for sign-ins)."""
     shop = Shop.current()
-    with force_locale(shop.locale):
+    with force_locale(notice_language(delivery, shop)):
         context = _context(delivery, shop)
         if delivery.purpose == "panel_invite":
             return _("%(shop)s: your customer panel is ready. Open it within 7 days: %(link)s",

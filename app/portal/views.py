@@ -5,15 +5,17 @@ from pathlib import Path
 
 from flask import (Response, current_app, flash, redirect, render_template, request, send_file, session,
                    url_for)
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import MultipleFileField, PasswordField, StringField, TextAreaField
+from wtforms import MultipleFileField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 
 from ..attachments import SNIFF_BYTES, path_for, sniff, store
+from ..customers import first_name_vocative, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
-from ..i18n import current_shop
+from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read, panel_file_limit
@@ -51,6 +53,12 @@ class MessageForm(FlaskForm):
 class PasswordForm(FlaskForm):
     current_password = PasswordField(_l("Current password"), render_kw={"autocomplete": "current-password"})
     password = PasswordField(_l("New password"), render_kw={"required": True, "autocomplete": "new-password"})
+
+
+class LanguageForm(FlaskForm):
+    # Each language named in itself: whoever cannot read the current one still finds theirs.
+    language = SelectField(_l("Language"), validate_choice=False,
+                           choices=[SelectChoice(code, name) for code, name in CUSTOMER_LANGUAGE_NAMES.items()])
 
 
 def _login_key() -> str:
@@ -147,6 +155,7 @@ def link(token: str):
     next_page = _next_in_panel(request.args.get("next"))
     form = FlaskForm()
     if request.method == "GET" and access.link_works(token):
+        access.speak_language_of_link(token)
         return render_template("portal/link.html", form=form)
     try:
         if not form.validate_on_submit():
@@ -207,7 +216,30 @@ def account():
             flash(_("Your password is set."), "success")
             return redirect(url_for("portal.inbox"))
     return render_template("portal/account.html", form=form, customer=customer,
+                           language_form=LanguageForm(language=customer.language_or(current_shop().locale)),
                            welcome=bool(request.args.get("welcome")))
+
+
+@bp.route("/account/language", methods=["POST"])
+@access.customer_required
+def language():
+    """The customer chooses the language of the panel, their sign-in messages and the shop's notifications.
+    Like the password, only in a full session: a receipt's access code opens one repair, never the account."""
+    customer = access.current_customer()
+    if not access.full_session():
+        return redirect(url_for("portal.account")), 303
+    form = LanguageForm()
+    if form.validate_on_submit():
+        try:
+            update_customer(customer, actor=f"customer:{customer.id}", source="panel", language=form.language.data)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            flash(" ".join(exc.fields.values()), "error")
+        else:
+            db.session.commit()
+            access.remember_language(customer)  # the confirmation already in the new language
+            flash(_("The panel now speaks your language."), "success")
+    return redirect(url_for("portal.account"))
 
 
 # --- reading and writing ----------------------------------------------------------------------
@@ -363,9 +395,14 @@ def _preview(message) -> str:
     return " ".join(text.split())[:PREVIEW_CHARS] or ", ".join(a.filename for a in message.attachments)
 
 
+def _greeting_name(customer) -> str:
+    """The name a greeting on a panel page uses: in Polish the vocative ("Dzień dobry, Katarzyno")."""
+    return first_name_vocative(customer) if str(get_locale()) == "pl" else customer.first_name
+
+
 @bp.app_context_processor
 def _panel_globals():
-    return {"panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
+    return {"panel_greeting_name": _greeting_name, "panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
             "panel_preview": _preview, "panel_travelled": _travelled,
             "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
 

@@ -138,6 +138,7 @@ def _erase_customer_row(customer: Customer, now) -> None:
     customer.name = anonymised_name(customer)
     customer.email = customer.phone = None
     customer.crm_note = ""
+    customer.vocative = None  # a form of their name
     customer.sms_informational = customer.marketing_consent = False
     customer.panel_state, customer.panel_password_hash = "none", None
     customer.panel_session_version = (customer.panel_session_version or 0) + 1  # any open panel session ends

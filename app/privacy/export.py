@@ -128,6 +128,7 @@ def _customer(customer: Customer) -> dict:
     return {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
             "extra_emails": [extra.address for extra in customer.extra_emails],
             "sms_informational": customer.sms_informational, "marketing_consent": customer.marketing_consent,
+            "language": customer.language, "vocative": customer.vocative,
             "panel_state": customer.panel_state, "panel_last_sign_in_at": _iso(customer.panel_last_sign_in_at),
             "email_bounced_at": _iso(customer.email_bounced_at), "created_at": _iso(customer.created_at)}
 

@@ -23,7 +23,7 @@ from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
 from ..messaging.merge import live_thread
 from ..messaging.presence import arrived_since, latest_message_id
-from ..messaging.templates import message_templates, refusal_for, render, reply_frame
+from ..messaging.templates import message_templates, refusal_for, render, reply_frame, version_for
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
@@ -104,10 +104,12 @@ def _chosen_template() -> MessageTemplate | None:
 
 
 def _framed_reply(customer: Customer, repair: Repair | None) -> str:
-    """An empty reply: the shop's header and footer in its language, with room to write between them."""
+    """An empty reply: the shop's header and footer in the customer's language (else the shop's), with room to
+    write between them."""
     shop = current_shop()
-    parts = [render(frame, shop=shop, customer=customer, repair=repair).body
-             for kind in ("header", "footer") if (frame := reply_frame(shop.locale, kind)) is not None]
+    language = customer.language_or(shop.locale)
+    parts = [render(frame, shop=shop, customer=customer, repair=repair).body for kind in ("header", "footer")
+             if (frame := reply_frame(language, kind) or reply_frame(shop.locale, kind)) is not None]
     return "\n\n\n\n".join(parts)
 
 
@@ -173,6 +175,7 @@ def fill():
         if refusal := refusal_for(template, customer):
             errors["template_id"] = refusal
         else:
+            template = version_for(template, customer, current_shop())
             rendered = render(template, shop=current_shop(), customer=customer, repair=repair)
             form.subject.data, form.body.data = rendered.subject, rendered.body
     return _render(form, customer, repair, ticket, thread, [], errors, page="staff/compose/_text.html")

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from htmx_flask import request
-from wtforms import BooleanField, EmailField, StringField, TelField, TextAreaField
+from wtforms import BooleanField, SelectChoice, EmailField, SelectField, StringField, TelField, TextAreaField
 
 from ..customers import (
     add_contact,
@@ -22,6 +22,7 @@ from ..customers import (
 from ..errors import ValidationFailed
 from ..messaging.threads import threads_of
 from ..extensions import db
+from ..i18n import CUSTOMER_LANGUAGE_NAMES
 from ..models import Customer
 from ..portal.access import set_panel_state
 from ..portal.notices import invite
@@ -68,6 +69,13 @@ class CustomerForm(FlaskForm):
     crm_note = TextAreaField(_l("CRM note"), render_kw={"rows": 4})
     sms_informational = BooleanField(_l("Send informational SMS"), default=True)
     marketing_consent = BooleanField(_l("Marketing consent"), default=False)
+    language = SelectField(_l("Language"), default="", validate_choice=False, choices=[
+        SelectChoice("", _l("The shop's language")),
+        *(SelectChoice(code, name) for code, name in CUSTOMER_LANGUAGE_NAMES.items())])
+    vocative = StringField(_l("First name in the vocative"), render_kw={"maxlength": 120})
+
+    def validate_language(self, field):  # the domain checks the value; an empty choice stands for None
+        field.data = field.data or None
 
 
 class NewContactForm(FlaskForm):

@@ -16,7 +16,7 @@ from ..attachments import store
 from ..channels.sms import count, sms_body
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..i18n import current_shop
+from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..labels import CHANNEL_LABELS
 from ..messaging.starter_templates import add_starter_templates, starter_templates_missing
 from ..messaging.templates import DOCUMENTS, TAGS, all_templates, delete_template, preview, save_template
@@ -24,7 +24,6 @@ from ..models import Repair
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
 from . import owner_required, show_errors
-from .settings import LANGUAGE_CHOICES
 
 bp = Blueprint("templates", __name__, url_prefix="/settings/templates")
 
@@ -39,7 +38,10 @@ class TemplateForm(FlaskForm):
                        validate_choice=False)
     channels = SelectMultipleField(_l("Channels"), choices=[SelectChoice(c, CHANNEL_LABELS[c]) for c in CHANNELS],
                                    validate_choice=False)
-    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES, validate_choice=False)
+    # A template may be written for customers in any of their languages; versions share the template's name.
+    language = SelectField(_l("Language"), choices=[SelectChoice(code, name)
+                                                    for code, name in CUSTOMER_LANGUAGE_NAMES.items()],
+                           validate_choice=False)
     subject = StringField(_l("Subject (e-mail)"), render_kw={"maxlength": 255})
     body = TextAreaField(_l("Text"), render_kw={"rows": 10})
     marketing = BooleanField(_l("Marketing (only for customers who agreed to marketing messages)"))

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from alembic import op
 import sqlalchemy as sa
 
-from app.messaging.starter_templates import NOTICE_CHANNELS, READY_STATUS, STARTER_TEMPLATES
+from app.messaging.starter_templates import NOTICE_CHANNELS, READY_STATUS, starter_rows
 
 revision = '0010'
 down_revision = '0009'
@@ -44,7 +44,7 @@ def _starter_templates_for_a_fresh_shop():
     locale = bind.execute(sa.text("SELECT locale FROM shop ORDER BY id LIMIT 1")).scalar() or "pl"
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     chosen = {}
-    for purpose, language, name, channels, subject, body in STARTER_TEMPLATES:
+    for purpose, language, name, channels, subject, body in starter_rows(locale):
         template_id = bind.execute(templates.insert().values(
             name=name, channels=channels, subject=subject, body=body, language=language, marketing=False,
             kind="message", created_at=now, updated_at=now).returning(templates.c.id)).scalar()
