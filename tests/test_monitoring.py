@@ -16,7 +16,7 @@ from app.extensions import db
 from app.inbound.poll import poll_mailbox
 from app.mailboxes import create_mailbox, record_failure, record_polled
 from app.models import InboundItem, utcnow
-from conftest import sign_in
+from conftest import free_port, sign_in
 from inbound_helpers import plain_mail
 from servers.imap import dovecot, imap_server  # noqa: F401
 from test_outbox_dispatch import make_delivery, make_message
@@ -294,3 +294,31 @@ def test_with_log_format_json_every_log_line_is_one_json_object(database_url, tm
     assert entry["method"] == "GET" and entry["path"] == "/login?email" and entry["status"] == 200
     assert entry["user"] == "-" and entry["duration_ms"] >= 0 and entry["level"] == "INFO"
     assert "anna.nowak" not in done.stderr
+
+
+@pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)  # answer a bug with the 500 page, as in production
+def test_a_request_that_fails_with_a_500_is_logged_with_its_id_too(app, caplog):
+    def boom():
+        raise RuntimeError("bug")
+
+    app.add_url_rule("/boom-for-the-test", "boom", boom)
+    caplog.set_level("INFO", logger="app.requests")
+
+    response = app.test_client().get("/boom-for-the-test")
+
+    assert response.status_code == 500
+    assert request_lines(caplog)[-1].startswith(f"request {response.headers['X-Request-ID']} GET /boom-for-the-test 500")
+
+
+@pytest.mark.app_config(METRICS_TOKEN=TOKEN)
+def test_a_pass_that_could_not_connect_shows_as_a_last_pass_that_fetched_nothing(client):
+    unreachable = receiving_mailbox()
+    unreachable.imap_port = free_port()
+    db.session.commit()
+
+    assert poll_mailbox(unreachable).error
+
+    metrics = scrape(client)
+    labels = (("mailbox", unreachable.email), ("mailbox_id", str(unreachable.id)))
+    assert metrics[("repair_inbox_mailbox_last_poll_items", (*labels, ("outcome", "fetched")))] == 0
+    assert metrics[("repair_inbox_mailbox_consecutive_failures", labels)] == 1
