@@ -5,7 +5,9 @@ bind = os.environ.get("BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("WEB_WORKERS", "1"))
 threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = 60
-accesslog = "-"
+# No access log of gunicorn's: it writes query strings whole (names, addresses); the app logs each request
+# itself with a request id and without query values (app/monitoring/request_log.py).
+accesslog = None
 errorlog = "-"
 
 

@@ -49,11 +49,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     from .cli import register_cli
     from .jobs import scheduler_cli
+    from .monitoring import init_monitoring
     from .web import init_web
 
     init_web(app)
     register_cli(app)
     app.cli.add_command(scheduler_cli)
+    init_monitoring(app)  # request logs, /metrics, `flask status`
     return app
 
 

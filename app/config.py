@@ -49,6 +49,8 @@ DEFAULTS: dict[str, object] = {
     "BACKUP_DIR": None,  # a directory turns the daily backup on
     "BACKUP_KEEP": 7,  # the daily backup keeps this many newest files in BACKUP_DIR
     "POSTGRES_BIN_DIR": None,  # where pg_dump, pg_restore and psql are; default: the newest installed
+    "METRICS_TOKEN": None,  # set: GET /metrics answers Prometheus with this bearer token; unset: 404
+    "LOG_FORMAT": "text",  # or "json": one JSON object per log line
     "DEFAULT_LOCALE": "pl",
     "DEFAULT_TIMEZONE": "Europe/Warsaw",
 }

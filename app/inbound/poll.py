@@ -90,7 +90,8 @@ def poll_mailbox(mailbox: Mailbox) -> PollResult:
             if result.error is not None:
                 db.session.rollback()
                 record_receive_failure(mailbox, result.error)
-                db.session.commit()
+            mailbox.last_poll_counts = dict(result.counts)  # for monitoring (app/monitoring)
+            db.session.commit()
     finally:
         leases.release(lease_name(mailbox), owner)
     log.info("mail poll of mailbox %s: %s%s", mailbox.id, result.counts, f" ({result.error})" if result.error else "")

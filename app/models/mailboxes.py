@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -60,6 +60,7 @@ class Mailbox(db.Model):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last pass, whatever its outcome
     last_poll_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last pass that went through
+    last_poll_counts: Mapped[dict | None] = mapped_column(JSON)  # what the last pass did (app/inbound/poll.py COUNTS)
     last_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last mail the server took
     broken_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the shop was told it broke
     smtp_test_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the owner's last passed sending test
