@@ -106,6 +106,7 @@ def list_threads():
         if args[name] is not None:
             query = query.where(getattr(Thread, name) == args[name])
     query = filter_threads(query, request.args.get("q", ""))
+    query = query.options(selectinload(Thread.repair), selectinload(Thread.ticket))  # their numbers in thread_json
     page = db.paginate(query.order_by(Thread.last_activity_at.desc(), Thread.id.desc()),
                        page=args["page"] or 1, per_page=PER_PAGE, error_out=False)
     return jsonify(threads=[thread_json(t) for t in page.items], page=page.page, pages=page.pages, total=page.total)
