@@ -101,3 +101,22 @@ def test_an_erased_customer_shows_only_dates_and_numbers(jan, owner, owner_clien
     db.session.commit()
     assert "Sekret" not in "".join(e.detail + e.label for e in customer_history(jan).entries
                                    if e.what != "status")
+
+
+def test_a_long_history_is_one_query_that_the_database_cuts(app, jan):
+    """However long the history, a page is one statement returning at most a page (plus one) of rows."""
+    from sqlalchemy import event
+    base = utcnow() - timedelta(days=30)
+    db.session.add_all([ConsentEvent(customer_id=jan.id, kind="marketing", value=True, source="staff",
+                                     created_at=base + timedelta(minutes=i)) for i in range(300)])
+    db.session.commit()
+    db.session.refresh(jan)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        page = customer_history(jan, page=3)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(statements) == 1 and "UNION ALL" in statements[0]
+    assert len(page.entries) == 30 and page.has_older

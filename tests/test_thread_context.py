@@ -159,6 +159,8 @@ def test_moving_a_thread_asks_first_then_moves_detaches_and_the_panels_follow(ap
 def test_a_thread_cannot_move_to_an_erased_customer(staff_client, owner, thread, ola):
     from app.privacy.erasure import erase_customer
     erase_customer(ola, actor=owner, confirmation="Ola Nowak")
+    asked = staff_client.get(f"/threads/{thread.id}/move?customer_id={ola.id}").get_data(as_text=True)
+    assert "data has been erased" in asked and "data-move-confirm" not in asked
     response = post(staff_client, f"/threads/{thread.id}/move", customer_id=str(ola.id))
     assert response.status_code == 422
     assert "data has been erased" in response.get_data(as_text=True)

@@ -227,6 +227,9 @@ def move(thread_id: int):
         return redirect(url_for("threads.show", thread_id=thread.id))
     elif request.method == "POST":
         abort(400)
+    if customer is not None and customer.anonymized_at is not None:
+        flash(_("This customer's data has been erased: nothing can be added or changed for them."), "error")
+        customer = None
     form.customer_id.data = str(customer.id) if customer else ""
     return render_template("staff/threads/move.html", thread=thread, form=form, customer=customer)
 
