@@ -404,9 +404,12 @@ def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fiel
     Returns the names of the changed fields; refuses bad fields like create_ticket, before touching it.
     """
     refuse_erased(ticket.customer)
+    previous_status = ticket.status
     changed = _apply(ticket, _cleaned(_TICKET_CLEANERS, fields))
     if changed:
-        record("ticket.update", by=actor, target=ticket, source=source, fields=changed)
+        # The status's way is kept (the customer's history shows it); the other fields are named only.
+        status = {"status": [previous_status, ticket.status]} if "status" in changed else {}
+        record("ticket.update", by=actor, target=ticket, source=source, fields=changed, **status)
         db.session.flush()
     return changed
 

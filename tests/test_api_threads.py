@@ -59,7 +59,7 @@ def test_threads_come_newest_activity_first_without_deleted_ones(api, anna, ewa)
     assert [t["id"] for t in body["threads"]] == [new.id, old.id]
     assert body["threads"][1] == {
         "id": old.id, "subject": "Old", "status": "open", "customer_id": anna.id, "repair_id": None,
-        "ticket_id": None, "last_activity_at": old.last_activity_at.isoformat(), "unread": True, "preview": "Thanks",
+        "repair_number": None, "ticket_id": None, "ticket_number": None, "last_activity_at": old.last_activity_at.isoformat(), "unread": True, "preview": "Thanks",
     }
     assert (body["page"], body["pages"], body["total"]) == (1, 1, 2)
 

@@ -10,10 +10,11 @@ from werkzeug.exceptions import NotFound
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.inbound import HELD_STATUSES
+from ..messaging.thread_actions import UNCHANGED, change_context
 from ..messaging.threads import thread_for_staff
-from ..models import InboundItem, Message, Thread
+from ..models import Customer, InboundItem, Message, Repair, Thread, Ticket
 from ..search import search_thread_ids
-from . import bp, token_required
+from . import api_actor, bp, json_body, token_required
 from .messages import delivery_summary, iso
 
 PER_PAGE = 50
@@ -37,7 +38,9 @@ def thread_json(thread: Thread) -> dict:
         "status": thread.status,
         "customer_id": thread.customer_id,
         "repair_id": thread.repair_id,
+        "repair_number": thread.repair.number if thread.repair else None,
         "ticket_id": thread.ticket_id,
+        "ticket_number": thread.ticket.number if thread.ticket else None,
         "last_activity_at": iso(thread.last_activity_at),
         "unread": thread.unread,
         "preview": thread.last_message_preview,
@@ -103,6 +106,7 @@ def list_threads():
         if args[name] is not None:
             query = query.where(getattr(Thread, name) == args[name])
     query = filter_threads(query, request.args.get("q", ""))
+    query = query.options(selectinload(Thread.repair), selectinload(Thread.ticket))  # their numbers in thread_json
     page = db.paginate(query.order_by(Thread.last_activity_at.desc(), Thread.id.desc()),
                        page=args["page"] or 1, per_page=PER_PAGE, error_out=False)
     return jsonify(threads=[thread_json(t) for t in page.items], page=page.page, pages=page.pages, total=page.total)
@@ -123,6 +127,46 @@ def get_thread(thread_id: int):
         .options(selectinload(Message.attachments), selectinload(Message.deliveries), selectinload(Message.author))
     ).all()
     return jsonify({**thread_json(thread), "messages": [message_json(m) for m in messages]})
+
+
+CONTEXT_FIELDS = {"customer_id": Customer, "repair_id": Repair, "ticket_id": Ticket}
+
+
+def _context(data: dict) -> dict:
+    """The JSON body's customer, repair and ticket as rows for change_context (null: detach; a field left out:
+    unchanged). Refuses (422 naming each field) anything but a JSON integer, and ids that name no row."""
+    parts, errors = {}, {}
+    for field, model in CONTEXT_FIELDS.items():
+        part = field.removesuffix("_id")
+        if field not in data:
+            parts[part] = UNCHANGED
+            continue
+        value = data[field]
+        if value is None:
+            parts[part] = None
+        elif not isinstance(value, int) or isinstance(value, bool):
+            errors[field] = _("Must be a whole number or null.")
+        elif not 1 <= value <= LARGEST_ID or (row := db.session.get(model, value)) is None:
+            errors[field] = _("No such id.")
+        else:
+            parts[part] = row
+    if errors:
+        raise ValidationFailed(errors)
+    return parts
+
+
+@bp.patch("/threads/<int:thread_id>")
+@token_required
+def patch_thread(thread_id: int):
+    """Re-attach the thread: `customer_id` moves it to another customer (a repair or ticket of the old one is
+    detached), `repair_id` and `ticket_id` attach it (null detaches). Answers with the thread."""
+    try:
+        thread = thread_for_staff(thread_id)
+    except NotFound:
+        raise NotFound("thread not found") from None
+    change_context(thread, api_actor(), **_context(json_body(tuple(CONTEXT_FIELDS))))
+    db.session.commit()
+    return jsonify(thread_json(thread))
 
 
 @bp.get("/held")

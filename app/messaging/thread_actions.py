@@ -1,5 +1,5 @@
-"""What staff do to a thread (assign, queue, status, priority, category, tags, follow, notes, delete), each change
-written down as a system event in its timeline."""
+"""What staff do to a thread (assign, queue, status, priority, category, tags, follow, notes, its customer, repair
+and ticket, delete), each change written down as a system event in its timeline."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +14,8 @@ from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text
-from ..models import Customer, Message, Queue, Repair, Tag, Thread, ThreadFollower, User, utcnow
-from ..models.audit import record
+from ..models import Customer, Message, Queue, Repair, Tag, Thread, ThreadFollower, Ticket, User, utcnow
+from ..models.audit import apply_changes, record
 from ..models.conversations import THREAD_STATUSES
 from ..models.repairs import PRIORITIES
 
@@ -24,7 +24,8 @@ CATEGORY_MAX = 80  # Thread.category's column
 NOTE_MAX = 50_000
 OTHER_THREADS = 3  # the side panel's "other threads of this customer"
 # The events these actions write (Message.meta["event"]); staff/threads/_event.html words each of them.
-EVENTS = ("assigned", "queue", "status", "priority", "category", "tag_added", "tag_removed")
+EVENTS = ("assigned", "queue", "status", "priority", "category", "tag_added", "tag_removed", "customer", "repair",
+          "ticket")
 
 
 def add_event(thread: Thread, actor: User | None, event: str, **details) -> Message:
@@ -170,6 +171,72 @@ def remove_tag(thread: Thread, tag_id: int, actor: User | None) -> Message | Non
     return add_event(thread, actor, "tag_removed", tag=tag.name)
 
 
+UNCHANGED = object()  # change_context: leave this part of the context as it is
+
+
+def change_context(thread: Thread, actor: User | str | None, *, customer=UNCHANGED, repair=UNCHANGED,
+                   ticket=UNCHANGED) -> list[Message]:
+    """Re-attach the thread: to another `customer`, to a `repair` or `ticket` (None detaches either). Returns the
+    timeline events written (one per part that changed; none when nothing did) and audits the change.
+
+    The thread's reply token and Message-IDs stay with it, so e-mail and SMS replies follow it to its new context;
+    the panel shows it to its customer only. Moving it to another customer also detaches a repair or ticket of
+    the old one. Refuses (ValidationFailed naming the field) a thread of an erased customer, a move to an erased
+    customer, taking the customer away (`customer_id`: a thread keeps one), and a repair or ticket of a customer
+    other than the thread's (its new one, on a move).
+    """
+    refuse_erased(thread.customer, "customer_id")
+    errors = {}
+    if customer is UNCHANGED:
+        customer = thread.customer
+    elif customer is None:
+        errors["customer_id"] = _("A thread belongs to a customer: choose the customer to move it to.")
+    else:
+        refuse_erased(customer, "customer_id")
+    if repair is UNCHANGED:
+        repair = thread.repair if customer is not None and thread.repair is not None \
+            and thread.repair.customer_id == customer.id else None
+    elif repair is not None and (customer is None or repair.customer_id != customer.id):
+        errors["repair_id"] = _("This repair belongs to another customer than the thread's.")
+    if ticket is UNCHANGED:
+        ticket = thread.ticket if customer is not None and thread.ticket is not None \
+            and thread.ticket.customer_id == customer.id else None
+    elif ticket is not None and (customer is None or ticket.customer_id != customer.id):
+        errors["ticket_id"] = _("This ticket belongs to another customer than the thread's.")
+    if errors:
+        raise ValidationFailed(errors)
+    before = {"customer": thread.customer_id, "repair": thread.repair, "ticket": thread.ticket}
+    changed = apply_changes(thread, {"customer_id": customer.id, "repair_id": repair.id if repair else None,
+                                     "ticket_id": ticket.id if ticket else None},
+                            "thread.context", by=actor)
+    events = []
+    # Events name customers by id only: a name written here would outlive the customer's erasure.
+    if "customer_id" in changed:
+        thread.customer = customer
+        events.append(add_event(thread, actor if isinstance(actor, User) else None, "customer",
+                                to_id=customer.id, previous_id=before["customer"]))
+    for part, row in (("repair", repair), ("ticket", ticket)):
+        if f"{part}_id" in changed:
+            setattr(thread, part, row)
+            previous = before[part]
+            events.append(add_event(thread, actor if isinstance(actor, User) else None, part,
+                                    to=row.number if row else None, to_id=row.id if row else None,
+                                    previous=previous.number if previous else None))
+    db.session.flush()
+    return events
+
+
+def context_choices(customer: Customer | None) -> tuple[list[Repair], list[Ticket]]:
+    """The repairs and tickets a thread of `customer` can be attached to, newest first."""
+    if customer is None:
+        return [], []
+    repairs = db.session.scalars(select(Repair).where(Repair.customer_id == customer.id)
+                                 .order_by(Repair.created_at.desc(), Repair.id.desc()))
+    tickets = db.session.scalars(select(Ticket).where(Ticket.customer_id == customer.id)
+                                 .order_by(Ticket.created_at.desc(), Ticket.id.desc()))
+    return list(repairs), list(tickets)
+
+
 def follow(thread: Thread, user: User) -> None:
     """`user` follows the thread (it shows in their "Followed" view); following twice changes nothing."""
     if db.session.get(ThreadFollower, (thread.id, user.id)) is None:
@@ -214,6 +281,8 @@ class ThreadHeader:
     queues: list[Queue]
     followers: list[User]
     following: bool
+    repairs: list[Repair]
+    tickets: list[Ticket]
 
 
 # The queries of the header and the side panel, built once and run with each thread's values (as
@@ -228,14 +297,17 @@ QUEUES = select(Queue).order_by(Queue.position, Queue.id)
 
 def thread_header(thread: Thread, user: User) -> ThreadHeader:
     """The header's choices for `user` on `thread`: active staff and the thread's followers (former staff
-    included) come in one query, the queues in another."""
+    included) come in one query, the queues in another, the customer's repairs and tickets in two more."""
     rows = db.session.execute(STAFF_AND_FOLLOWERS, {"thread_id": thread.id}).all()
     followers = [u for u, follows in rows if follows]
+    repairs, tickets = context_choices(thread.customer)
     return ThreadHeader(
         staff=[u for u, _follows in rows if u.active],
         queues=list(db.session.scalars(QUEUES)),
         followers=followers,
         following=any(f.id == user.id for f in followers),
+        repairs=repairs,
+        tickets=tickets,
     )
 
 

@@ -19,6 +19,8 @@ from ..customers import (
     tickets_of,
     update_customer,
 )
+from ..customer_history import KINDS as HISTORY_KINDS
+from ..customer_history import customer_history
 from ..errors import ValidationFailed
 from ..messaging.threads import threads_of
 from ..extensions import db
@@ -34,7 +36,7 @@ from .tickets import STATUS_LABELS as TICKET_STATUS_LABELS
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
 PICKER_LIMIT = 10
-TABS = {"details": _l("Details"), "messages": _l("Messages"), "repairs": _l("Repairs"), "tickets": _l("Tickets"),
+TABS = {"details": _l("Details"), "history": _l("History"), "messages": _l("Messages"), "repairs": _l("Repairs"), "tickets": _l("Tickets"),
         "consents": _l("Consent history")}
 TAB_ROWS = {"messages": lambda customer: threads_of(customer=customer), "repairs": repairs_of,
             "tickets": tickets_of, "consents": consent_history}
@@ -42,6 +44,8 @@ TAB_ROWS = {"messages": lambda customer: threads_of(customer=customer), "repairs
 PANEL_STATE_LABELS = {"none": _l("No access"), "invited": _l("Invited"), "active": _l("Active"),
                       "disabled": _l("Disabled")}
 CONSENT_LABELS = {"sms_informational": _l("Informational SMS"), "marketing": _l("Marketing")}
+HISTORY_KIND_LABELS = {"repairs": _l("Repairs"), "tickets": _l("Tickets"), "threads": _l("Threads"),
+                       "consents": _l("Consents"), "panel": _l("Panel access"), "exports": _l("Exports")}
 SOURCE_LABELS = {"staff": _l("Staff"), "api": _l("API"), "cli": _l("Command line"), "import": _l("Import"),
                  "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel")}
 
@@ -125,6 +129,7 @@ def phone_filter(e164: str | None) -> str:
 @bp.context_processor
 def _labels():
     return {"PANEL_STATE_LABELS": PANEL_STATE_LABELS, "CONSENT_LABELS": CONSENT_LABELS,
+            "HISTORY_KIND_LABELS": HISTORY_KIND_LABELS,
             "SOURCE_LABELS": SOURCE_LABELS, "TICKET_STATUS_LABELS": TICKET_STATUS_LABELS}
 
 
@@ -171,11 +176,24 @@ def show(customer_id: int):
     tab = request.args.get("tab", "details")
     if tab not in TABS:
         tab = "details"
+    if tab == "history":
+        return history(customer)
     load_rows = TAB_ROWS.get(tab)
     rows = load_rows(customer) if load_rows else []
     consent_form = ConsentForm(obj=customer) if tab == "consents" else None
     return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows,
                            consent_form=consent_form)
+
+
+def history(customer: Customer):
+    """The History tab: the customer's timeline, of one kind (?kind=) or all, a page (?page=) at a time; htmx
+    asks for the list alone (filter links, "Older")."""
+    kind = request.args.get("kind") if request.args.get("kind") in HISTORY_KINDS else None
+    page = request.args.get("page", 1, type=int)
+    found = customer_history(customer, kind, page if page and page > 0 else 1)
+    template = "staff/customers/_history.html" if wants_fragment() else "staff/customers/show.html"
+    return render_template(template, customer=customer, tab="history", tabs=TABS, rows=[], history=found,
+                           kind=kind, kinds=HISTORY_KINDS), {"Vary": "HX-Request"}
 
 
 @bp.route("/<int:customer_id>/consents", methods=["POST"])

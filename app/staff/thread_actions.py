@@ -23,8 +23,8 @@ from ..extensions import db
 from ..labels import CHANNEL_LABELS, THREAD_STATUS_LABELS
 from ..messaging.record import RECORD_SOURCES, record_conversation
 from ..messaging.thread_actions import (
-    EVENTS, NOTE_MAX, add_note, add_tag, assign, categories_in_use, change_queue, delete_thread, follow, remove_tag,
-    set_category, set_priority, set_status, side_panel, thread_header, unfollow,
+    EVENTS, NOTE_MAX, UNCHANGED, add_note, add_tag, assign, categories_in_use, change_context, change_queue,
+    delete_thread, follow, remove_tag, set_category, set_priority, set_status, side_panel, thread_header, unfollow,
 )
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, Queue, Repair, Thread, Ticket, User
@@ -176,6 +176,62 @@ def crm_note(thread_id: int):
                                saved=error is None, error=error)
     flash(error or _("CRM note saved."), "error" if error else "success")
     return redirect(url_for("threads.show", thread_id=thread.id))
+
+
+# --- what the thread is about: its customer, repair and ticket -----------------------------------
+
+
+@bp.route("/<int:thread_id>/context", methods=["POST"])
+@login_required
+def context(thread_id: int):
+    """Attach the thread to the repair and/or ticket the form names (repair_id, ticket_id; empty detaches; a field
+    left out of the form stays as it is), then back to the thread (the banner, links and side panel change)."""
+    thread = thread_for_staff(thread_id)
+    parts = {name: _row(model, request.form[f"{name}_id"]) if f"{name}_id" in request.form else UNCHANGED
+             for name, model in (("repair", Repair), ("ticket", Ticket))}
+    try:
+        events = change_context(thread, current_user, **parts)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(next(iter(exc.fields.values())), "error")
+    else:
+        db.session.commit()
+        if events:
+            flash(_("The thread's context is changed."), "success")
+    return redirect(url_for("threads.show", thread_id=thread.id))
+
+
+class MoveForm(FlaskForm):
+    customer_id = HiddenField()
+
+
+@bp.route("/<int:thread_id>/move", methods=["GET", "POST"])
+@login_required
+def move(thread_id: int):
+    """Move the thread to another customer: choose them (?customer_id=, the customer picker), read what they will
+    and will not see in their panel, confirm."""
+    thread = thread_for_staff(thread_id)
+    form = MoveForm()
+    customer = _row(Customer, request.values.get("customer_id"))
+    if customer is not None and customer.id == thread.customer_id:
+        customer = None
+    if request.method == "POST" and customer is not None and form.validate_on_submit():
+        try:
+            change_context(thread, current_user, customer=customer)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            flash(next(iter(exc.fields.values())), "error")
+            return render_template("staff/threads/move.html", thread=thread, form=form, customer=None), 422
+        db.session.commit()
+        flash(_("The thread now belongs to %(name)s.", name=customer.name), "success")
+        return redirect(url_for("threads.show", thread_id=thread.id))
+    elif request.method == "POST":
+        abort(400)
+    if customer is not None and customer.anonymized_at is not None:
+        flash(_("This customer's data has been erased: nothing can be added or changed for them."), "error")
+        customer = None
+    form.customer_id.data = str(customer.id) if customer else ""
+    return render_template("staff/threads/move.html", thread=thread, form=form, customer=customer)
 
 
 @bp.route("/<int:thread_id>/delete", methods=["GET", "POST"])
