@@ -606,6 +606,19 @@ def staff_page(page, live_server, staff):
     return sign_in_browser(page, live_server, staff)
 
 
+def pdf_screenshot(pdf: bytes, name: str) -> Path | None:
+    """The first page of a PDF as $SCREENSHOTS_DIR/<name>.png, like screenshot(); without the variable, nothing."""
+    directory = os.environ.get("SCREENSHOTS_DIR")
+    if not directory:
+        return None
+    import pypdfium2
+
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pypdfium2.PdfDocument(pdf)[0].render(scale=1.5).to_pil().save(path)
+    return path
+
+
 def screenshot(page, name: str) -> Path | None:
     """Save a full-page PNG as $SCREENSHOTS_DIR/<name>.png (the README's pictures); without the variable, nothing."""
     directory = os.environ.get("SCREENSHOTS_DIR")

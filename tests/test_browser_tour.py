@@ -8,7 +8,7 @@ from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
 from app.models import Customer, Mailbox, Message, MessageTemplate, Repair, Shop, User
 from app.portal.access import issue_link
-from conftest import screenshot, sign_in_browser
+from conftest import pdf_screenshot, screenshot, sign_in_browser
 
 PASSWORD = "demo-password-1"
 
@@ -42,6 +42,11 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
 
     page.goto(f"{live_server.url}/repairs/{repair.id}?tab=messages")
     screenshot(page, "repair-messages")
+
+    receipt = page.request.get(live_server.url + page.locator("#repair-head a", has_text="Drukuj potwierdzenie")
+                               .get_attribute("href"))
+    assert receipt.ok and receipt.headers["content-type"] == "application/pdf"
+    pdf_screenshot(receipt.body(), "receipt")
 
     page.goto(f"{live_server.url}/compose?repair_id={repair.id}")
     expect(page.locator("#compose-body")).to_be_visible()
