@@ -6,7 +6,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, FileField, StringField
+from flask_wtf.file import FileField  # ignores a text value sent under the file's name
+from wtforms import BooleanField, StringField
 
 from ..attachments import store
 from ..errors import ValidationFailed

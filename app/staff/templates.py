@@ -6,9 +6,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField  # ignores text values sent under the files' name
 from htmx_flask import request
 from sqlalchemy import select
-from wtforms import (BooleanField, MultipleFileField, SelectChoice, SelectField, SelectMultipleField, StringField,
+from wtforms import (BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
 
 from ..attachments import store
@@ -20,6 +21,7 @@ from ..messaging.templates import DOCUMENTS, TAGS, all_templates, delete_templat
 from ..models import Repair
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
+from ..request_input import whole_number
 from . import owner_required, show_errors
 from .settings import LANGUAGE_CHOICES
 
@@ -78,7 +80,7 @@ def edit(template_id: int | None = None):
         files = [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
         template = save_template(
             template, actor=current_user, files=files, receipt=form.receipt.data,
-            remove_attachments=request.form.getlist("remove_attachment", type=int),
+            remove_attachments=request.form.getlist("remove_attachment", type=whole_number),
             name=form.name.data, channels=form.channels.data, subject=form.subject.data, body=form.body.data,
             language=form.language.data, marketing=form.marketing.data, kind=form.kind.data,
         )
@@ -107,7 +109,7 @@ def delete(template_id: int):
 def show_preview():
     """The form's text rendered for the chosen repair, with the SMS counter when SMS is one of the channels."""
     form = TemplateForm()
-    repair = db.session.get(Repair, request.form.get("preview_repair_id", type=int) or 0)
+    repair = db.session.get(Repair, request.form.get("preview_repair_id", type=whole_number) or 0)
     errors, rendered = {}, None
     try:
         rendered = preview(subject=form.subject.data, body=form.body.data, language=form.language.data,

@@ -1,0 +1,260 @@
+"""No input gives a server error: every registered route, as every role, with hostile values in its path, its
+query string and its body answers 404, 400/422 with a message, a redirect, or the page (any status below 500).
+
+How the routes and names are found, so that a new route or field is covered without anyone remembering it:
+- routes: `app.url_map` (staff pages, the customer panel, the API, webhooks, assets); every method of each;
+- path parameters: each rule's own, each replaced in turn by the hostile values while the others name an
+  existing row (ids from a seeded shop, the shop's slug);
+- query and form field names: read from the code and templates (`QUERY_AND_FORM_NAMES`): every string literal
+  in `request.args/form/values` and `args/form/values/data.get(...)` calls under app/, every WTForms field of a
+  form class, every `name="..."` in templates/; each hostile value is sent in all names at once;
+- forms shown by the route's own GET page (parsed from its HTML) are sent back with one field at a time
+  replaced by a hostile value, so a field's check is reached with the others valid;
+- JSON bodies (the API): each of its field names (`JSON_NAMES`: every `..._FIELDS` tuple in app/api/) alone with each hostile JSON value, the fields of
+  `BASE_JSON` (a valid body per API endpoint) with one field at a time replaced, and bodies that are not objects.
+POST bodies carry the role's valid CSRF token (else only the CSRF check would be tested).
+"""
+from __future__ import annotations
+
+import re
+import traceback
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from route_helpers import (ROLES, WRITE_METHODS, RoleClient, build_path, good_value, methods_of, open_shop,
+                           routes)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HUGE = "99999999999999999999"
+HOSTILE_TEXT = [
+    HUGE, str(2**31), "-1", "²", "٣", "9999-12-31", "0001-01-01", "\x00", "x" * 5000,
+    "{% autoescape false %}{{ 7*7 }}", "", "Zażółć 🙂",
+]
+HOSTILE_PATH = [HUGE, str(2**31), "-1", "²", "٣", "\x00", "x" * 2000, "{{7*7}}"]
+HOSTILE_JSON = [
+    int(HUGE), 2**31, -1, True, None, "1", "٣", "9999-12-31", "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00", "\x00", "x" * 5000, "{% autoescape false %}", [], [1, "a", None], {"id": 1}, 1.5,
+]
+NOT_OBJECTS = [b"", b"null", b"[]", b"42", b'"text"', b"{", b'{"a": 1e999}', b"\xff\xfe"]
+
+# Valid bodies of the API's write endpoints: each field is replaced in turn, so its own check is reached.
+# `{name}` values are filled from the seeded shop's ids.
+BASE_JSON = {
+    "api.post_customer": {"name": "Jan Kowalski", "email": "jan@example.com", "phone": "+48600700800"},
+    "api.patch_customer": {"name": "Jan Kowalski", "email": "jan@example.com"},
+    "api.post_repair": {"customer_id": "{customer_id}", "device": "Laptop", "description": "Fan",
+                        "pickup_date": "2026-03-01"},
+    "api.patch_repair": {"status": "ready"},
+    "api.post_message": {"customer_id": "{customer_id}", "repair_id": "{repair_id}", "channels": ["portal"],
+                         "subject": "Hello", "body": "Ready", "send_at": "2026-03-01T10:00:00+01:00"},
+}
+
+
+def _names_in_code() -> list[str]:
+    names = set()
+    call = re.compile(r"""\b(?:args|form|values|data|body)\.get(?:list)?\(\s*f?["']([A-Za-z_][\w-]*)["']""")
+    wtforms_field = re.compile(r"^\s+([a-z_]\w*)\s*=\s*\w*Field\(", re.M)
+    for path in (ROOT / "app").rglob("*.py"):
+        text = path.read_text()
+        names.update(call.findall(text))
+        names.update(wtforms_field.findall(text))
+    for path in (ROOT / "templates").rglob("*.html"):
+        names.update(re.findall(r"""\bname=["']([A-Za-z_][\w-]*)["']""", path.read_text()))
+    names.discard("csrf_token")
+    return sorted(names)
+
+
+def _json_names() -> list[str]:
+    """The API's JSON field names: the string literals of every `..._FIELDS = (...)` tuple in app/api/."""
+    names = set()
+    for path in (ROOT / "app" / "api").glob("*.py"):
+        for body in re.findall(r"\w*FIELDS\w*\s*=\s*\(([^)]*)\)", path.read_text()):
+            names.update(re.findall(r"""["'](\w+)["']""", body))
+    return sorted(names)
+
+
+QUERY_AND_FORM_NAMES = _names_in_code()
+JSON_NAMES = _json_names()
+
+
+class _Forms(HTMLParser):
+    """The POST forms of a page: (action, [(name, value)]) with each field's shown value."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms: list[tuple[str, list[tuple[str, str]]]] = []
+        self._current = None
+        self._select = None
+        self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self._current = (attrs.get("action") or "", [])
+            if (attrs.get("method") or "get").lower() == "post":
+                self.forms.append(self._current)
+            return
+        if self._current is None or not attrs.get("name"):
+            if tag == "option" and self._select is not None and ("selected" in attrs or not self._select[2]):
+                self._select[2] = attrs.get("value") or ""
+            return
+        name = attrs["name"]
+        if tag == "input":
+            kind = (attrs.get("type") or "text").lower()
+            if kind in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            if kind not in ("submit", "button", "file", "image", "reset"):
+                self._current[1].append((name, attrs.get("value") or ""))
+        elif tag == "select":
+            self._select = [name, None, ""]
+        elif tag == "textarea":
+            self._textarea = [name, ""]
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._current = None
+        elif tag == "select" and self._select is not None:
+            if self._current is not None:
+                self._current[1].append((self._select[0], self._select[2]))
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            if self._current is not None:
+                self._current[1].append(tuple(self._textarea))
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+
+def _forms_posting_to(html: str, path: str) -> list[list[tuple[str, str]]]:
+    parser = _Forms()
+    parser.feed(html)
+    return [fields for action, fields in parser.forms if (urlsplit(action).path or path) == path]
+
+
+def _order(rule) -> tuple:
+    """Routes that end a session or remove the seeded rows go last, so the others still find them."""
+    last = re.search(r"logout|sign_out|delete|erase|discard|disable|deactivate|merge|split|redact|move|untag",
+                     rule.endpoint)
+    return (bool(last), rule.rule, rule.endpoint)
+
+
+@pytest.fixture(scope="module")
+def shopfronts(databases, tmp_path_factory):
+    """One seeded shop (own app and database) per role, for the whole module."""
+    opened = {}
+    try:
+        for role in ROLES:
+            opened[role] = open_shop(databases, tmp_path_factory.mktemp(f"sweep-{role}"))
+            opened[role][2].pop()  # each test pushes its role's context again
+        yield {role: front for role, (front, _url, _context) in opened.items()}
+    finally:
+        for front, url, _context in opened.values():
+            with front.app.app_context():
+                from app.extensions import db
+
+                db.session.remove()
+                db.engine.dispose()
+            databases.drop(url)
+
+
+class Sweep:
+    """Sends the requests of one role and collects every 5xx, one line per route, method and kind of error."""
+
+    def __init__(self, front, role: str):
+        self.front = front
+        self.role = role
+        self.user = RoleClient(front, role)
+        self.failures: dict[tuple, str] = {}
+        self.sent = 0
+
+    def send(self, rule, method: str, path: str, what: str, **kwargs) -> None:
+        self.sent += 1
+        try:
+            response = self.user.open(method, path, **kwargs)
+        except Exception as exc:  # TESTING propagates exceptions: that is a 500 in production
+            from app.extensions import db
+
+            db.session.rollback()
+            where = next((f"{Path(frame.filename).name}:{frame.lineno}" for frame in
+                          reversed(traceback.extract_tb(exc.__traceback__)) if f"{ROOT}/app/" in frame.filename), "")
+            problem = f"{type(exc).__name__} at {where}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+        else:
+            if response.status_code < 500:
+                return
+            problem = str(response.status_code)
+        key = (rule.endpoint, method, problem.split(":")[0])
+        self.failures.setdefault(key, f"{method} {rule.endpoint} ({rule.rule}) with {what[:80]}: {problem}")
+
+    def route(self, rule) -> None:
+        good = {name: good_value(self.front, rule, name) for name in rule.arguments}
+        for method in methods_of(rule):
+            for name in rule.arguments:
+                for value in HOSTILE_PATH:
+                    self.send(rule, method, build_path(rule, {**good, name: value}), f"path {name}={value!r}")
+            path = build_path(rule, good)
+            for index, value in enumerate(HOSTILE_TEXT):
+                htmx = {"HX-Request": "true"} if index % 2 else {}
+                self.send(rule, method, path, f"every query name={value!r}", headers=htmx,
+                          query_string={name: value for name in QUERY_AND_FORM_NAMES})
+            if method in WRITE_METHODS:
+                self.bodies(rule, method, path)
+
+    def bodies(self, rule, method: str, path: str) -> None:
+        token = self.user.token_for(path)
+        self.send(rule, method, path, "an empty body")
+        for value in HOSTILE_TEXT:
+            self.send(rule, method, path, f"every form field={value!r}",
+                      data={"csrf_token": token, **{name: value for name in QUERY_AND_FORM_NAMES}})
+        if "GET" in rule.methods:
+            page = self.user.open("GET", path)
+            if page.status_code == 200:
+                for fields in _forms_posting_to(page.get_data(as_text=True), path):
+                    self.form_fields(rule, method, path, fields, token)
+        if rule.rule.startswith("/api/"):
+            self.json_bodies(rule, method, path)
+
+    def form_fields(self, rule, method: str, path: str, fields: list[tuple[str, str]], token: str) -> None:
+        names = [name for name, _value in fields if name != "csrf_token"]
+        for position, name in enumerate(dict.fromkeys(names)):
+            for value in HOSTILE_TEXT[position % 3::3]:  # a third of the values per field, rotating
+                data = [(n, value if n == name else v) for n, v in fields if n != "csrf_token"]
+                self.send(rule, method, path, f"the page's form with {name}={value!r}",
+                          data=MultiDict([("csrf_token", token), *data]))
+
+    def json_bodies(self, rule, method: str, path: str) -> None:
+        for raw in NOT_OBJECTS:
+            self.send(rule, method, path, f"JSON body {raw!r}", data=raw, content_type="application/json")
+        for name in JSON_NAMES:
+            for value in HOSTILE_JSON:
+                self.send(rule, method, path, f"JSON {{{name!r}: {value!r}}}", json={name: value})
+        base = {name: value.format(**self.front.ids) if isinstance(value, str) and "{" in value else value
+                for name, value in BASE_JSON.get(rule.endpoint, {}).items()}
+        base = {name: int(value) if name.endswith("_id") else value for name, value in base.items()}
+        for name in base:
+            for value in HOSTILE_JSON:
+                self.send(rule, method, path, f"a valid JSON body with {name}={value!r}", json={**base, name: value})
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_route_answers_a_server_error(shopfronts, role):
+    front = shopfronts[role]
+    with front.app.app_context():
+        sweep = Sweep(front, role)
+        for rule in sorted(routes(front.app), key=_order):
+            sweep.route(rule)
+    assert sweep.sent > 1000
+    assert not sweep.failures, f"server errors ({sweep.sent} requests sent):\n" + "\n".join(sweep.failures.values())
+
+
+def test_the_names_read_from_the_code_include_the_known_ones():
+    """The name collection itself works: a few names the app is known to read."""
+    for name in ("page", "q", "status", "repair_id", "customer_id", "thread_id", "before", "next", "body",
+                 "pickup_date", "send_at"):
+        assert name in QUERY_AND_FORM_NAMES, name
