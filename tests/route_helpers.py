@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Flask
 from werkzeug.routing import Rule
@@ -38,7 +38,7 @@ def open_shop(databases, directory: Path):
     message, template, tag, trusted domain, API token. Returns the shop, its database URL and the pushed app
     context (the caller pops it and drops the database)."""
     url = databases.create(directory / "instance")
-    app = build_app(directory / "instance", url)
+    app = build_app(directory / "instance", url, RATELIMIT_ENABLED=False)  # a sweep is no attack on sign-in
     app.test_client_class = FreshGlobalsClient
     context = app.app_context()
     context.push()
@@ -122,3 +122,11 @@ def good_value(front: Shopfront, rule: Rule, name: str) -> str:
 def build_path(rule: Rule, values: dict[str, str]) -> str:
     """The rule's URL with each parameter replaced by its (URL-quoted) value."""
     return PARAMETER.sub(lambda m: quote(values[m.group(2)], safe="/" if m.group(1) == "path" else ""), rule.rule)
+
+
+def refused(response) -> bool:
+    """The answer of a route to a role that may not use it: 401, 403, or a redirect to a sign-in page."""
+    if response.status_code in (401, 403):
+        return True
+    location = urlsplit(response.headers.get("Location", "")).path
+    return response.status_code in (301, 302, 303) and (location == "/login" or location.endswith("/sign-in"))
