@@ -3,11 +3,13 @@ client per role (anonymous, staff, owner, panel customer, API token), and URLs b
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from flask import Flask
+from flask_wtf.csrf import CSRFError
 from werkzeug.routing import Rule
 
 from app.extensions import db
@@ -16,6 +18,7 @@ from app.repairs import create_repair, create_ticket
 from conftest import FreshGlobalsClient, build_app, csrf_token, make_user, sign_in
 from panel_helpers import panel_csrf, panel_customer, publish, sign_in_customer
 
+CSRF_REFUSED = "X-Test-CSRF-Refused"
 ROLES = ("anonymous", "staff", "owner", "panel", "api")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 PARAMETER = re.compile(r"<(?:([a-zA-Z_]+)(?:\([^)]*\))?:)?(\w+)>")
@@ -33,12 +36,34 @@ class Shopfront:
     customer: object = None
 
 
+@contextmanager
+def shops_per_role(databases, tmp_path_factory, prefix: str):
+    """{role: Shopfront}: one seeded shop with its own app and database per role, so that what one role's requests
+    change (a deleted thread, a signed-out session) cannot hide a route from another. Dropped afterwards."""
+    opened = {}
+    try:
+        for role in ROLES:
+            front, url, context = open_shop(databases, tmp_path_factory.mktemp(f"{prefix}-{role}"))
+            context.pop()  # each test pushes its role's app context again
+            opened[role] = (front, url)
+        yield {role: front for role, (front, _url) in opened.items()}
+    finally:
+        for front, url in opened.values():
+            with front.app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+            databases.drop(url)
+
+
 def open_shop(databases, directory: Path):
     """A migrated database with one of each: owner, staff, panel customer with a repair, ticket, thread and
     message, template, tag, trusted domain, API token. Returns the shop, its database URL and the pushed app
     context (the caller pops it and drops the database)."""
     url = databases.create(directory / "instance")
     app = build_app(directory / "instance", url, RATELIMIT_ENABLED=False)  # a sweep is no attack on sign-in
+    # A refused CSRF token is the test's mistake (it must send the role's own), so it must be told apart from the
+    # other 400s; the error page itself does not say.
+    app.register_error_handler(CSRFError, lambda error: ("CSRF refused", 400, {CSRF_REFUSED: "1"}))
     app.test_client_class = FreshGlobalsClient
     context = app.app_context()
     context.push()
@@ -103,6 +128,15 @@ class RoleClient:
 def routes(app: Flask) -> list[Rule]:
     """Every registered route, in a stable order."""
     return sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint))
+
+
+def in_safe_order(rules: list[Rule]) -> list[Rule]:
+    """Routes that remove the seeded rows go last, so that the others still find them; those that end the
+    session go after them."""
+    ends_session = re.compile(r"logout|sign_out")
+    removes = re.compile(r"delete|erase|discard|disable|deactivate|merge|split|redact|move|untag")
+    return sorted(rules, key=lambda rule: (bool(ends_session.search(rule.endpoint)),
+                                           bool(removes.search(rule.endpoint)), rule.rule, rule.endpoint))
 
 
 def methods_of(rule: Rule) -> list[str]:

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from route_helpers import (ROLES, WRITE_METHODS, RoleClient, build_path, good_value, methods_of, open_shop,
-                           refused, routes)
+from route_helpers import (ROLES, WRITE_METHODS, RoleClient, build_path, good_value, in_safe_order, methods_of,
+                           refused, routes, shops_per_role)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,30 +145,11 @@ def _forms_posting_to(html: str, path: str) -> list[list[tuple[str, str]]]:
     return [fields for action, fields in parser.forms if (urlsplit(action).path or path) == path]
 
 
-def _order(rule) -> tuple:
-    """Routes that end a session or remove the seeded rows go last, so the others still find them."""
-    last = re.search(r"logout|sign_out|delete|erase|discard|disable|deactivate|merge|split|redact|move|untag",
-                     rule.endpoint)
-    return (bool(last), rule.rule, rule.endpoint)
-
-
 @pytest.fixture(scope="module")
 def shopfronts(databases, tmp_path_factory):
     """One seeded shop (own app and database) per role, for the whole module."""
-    opened = {}
-    try:
-        for role in ROLES:
-            opened[role] = open_shop(databases, tmp_path_factory.mktemp(f"sweep-{role}"))
-            opened[role][2].pop()  # each test pushes its role's context again
-        yield {role: front for role, (front, _url, _context) in opened.items()}
-    finally:
-        for front, url, _context in opened.values():
-            with front.app.app_context():
-                from app.extensions import db
-
-                db.session.remove()
-                db.engine.dispose()
-            databases.drop(url)
+    with shops_per_role(databases, tmp_path_factory, "sweep") as fronts:
+        yield fronts
 
 
 class Sweep:
@@ -260,7 +241,7 @@ def test_no_route_answers_a_server_error(shopfronts, role):
     front = shopfronts[role]
     with front.app.app_context():
         sweep = Sweep(front, role)
-        for rule in sorted(routes(front.app), key=_order):
+        for rule in in_safe_order(routes(front.app)):
             sweep.route(rule)
     assert sweep.sent > 1000
     assert not sweep.failures, f"server errors ({sweep.sent} requests sent):\n" + "\n".join(sweep.failures.values())
