@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Flask, abort, request
+from flask import Flask, request
 from flask_babel import gettext as _
+from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
 # Ids are 32-bit integers on PostgreSQL (and pages end long before); a larger number names no row.
@@ -97,10 +98,19 @@ def _nul_in_json(value, where: str) -> str | None:
     return None
 
 
+class UnreadableInput(BadRequest):
+    """A 400 whose description people may read: the error pages and the API show it (it names the field)."""
+
+    @property
+    def explanation(self) -> str:
+        return self.description
+
+
 def _refuse_nul(endpoint, values) -> None:
     field = _nul_field()
     if field is not None:
-        abort(400, description=_("%(field)s: no text may contain a NUL character (\\0).", field=field))
+        raise UnreadableInput(_("The field %(field)s contains a NUL character, which no text may hold.",
+                                field=field))
 
 
 def init_request_input(app: Flask) -> None:
