@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from flask import Flask, request
 from flask_babel import gettext as _
+from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
@@ -41,6 +42,13 @@ def whole_number(raw) -> int:
     if not (text.isascii() and text.isdecimal() and len(text) <= 10) or int(text) > LARGEST_ID:
         raise ValueError(f"not a whole number from 0 to {LARGEST_ID}: {raw!r}")
     return int(text)
+
+
+def uploads(data) -> list[FileStorage]:
+    """The files of a form's file field that were really uploaded (with a name). A text value sent under the
+    field's name, or what a form filled from a row put there, is not a file and is left out."""
+    items = data if isinstance(data, list | tuple) else [data]
+    return [item for item in items if isinstance(item, FileStorage) and item.filename]
 
 
 def json_id(raw) -> int | None:

@@ -8,8 +8,7 @@ from flask import (Response, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField  # ignores text values sent under the files' name
-from wtforms import PasswordField, StringField, TextAreaField
+from wtforms import MultipleFileField, PasswordField, StringField, TextAreaField
 
 from ..attachments import SNIFF_BYTES, path_for, sniff, store
 from ..errors import ValidationFailed
@@ -18,7 +17,7 @@ from ..i18n import current_shop
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read
-from ..request_input import whole_number
+from ..request_input import uploads, whole_number
 from ..staff import show_errors
 from ..staff.auth import safe_next
 from . import access, bp, notices
@@ -236,7 +235,7 @@ def thread(thread_id: int):
 
 
 def _stored_files(form: MessageForm) -> list:
-    return [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+    return [store(f.stream, f.filename) for f in uploads(form.attachments.data)]
 
 
 @bp.route("/threads/<int:thread_id>/reply", methods=["POST"])

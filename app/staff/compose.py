@@ -9,9 +9,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField  # ignores text values sent under the files' name
 from htmx_flask import request
-from wtforms import BooleanField, DateTimeLocalField, HiddenField, StringField, TextAreaField
+from wtforms import BooleanField, DateTimeLocalField, HiddenField, MultipleFileField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from ..attachments import store
@@ -28,7 +27,7 @@ from ..messaging.templates import message_templates, refusal_for, render, reply_
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
-from ..request_input import whole_number
+from ..request_input import uploads, whole_number
 from .thread_tools import carried_files, carry_files
 
 bp = Blueprint("compose", __name__)
@@ -126,7 +125,7 @@ def page():
         return _render(form, customer, repair, ticket, thread, chosen, status=422)
     try:
         files = carried_files(request.form.get("kept_files", "")) + [
-            store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+            store(f.stream, f.filename) for f in uploads(form.attachments.data)]
         newer = arrived_since(thread, request.form.get("seen_message_id", type=whole_number)) \
             if thread is not None and request.form.get("seen_message_id") else []
         if newer:  # someone wrote while this reply was written: show it first, send only when asked again

@@ -6,14 +6,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField  # ignores a text value sent under the file's name
-from wtforms import BooleanField, StringField
+from wtforms import BooleanField, FileField, StringField
 
 from ..attachments import store
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop
 from ..portal.branding import update_panel_settings
+from ..request_input import uploads
 from . import owner_required, show_errors
 
 bp = Blueprint("panel_settings", __name__, url_prefix="/settings/panel")
@@ -33,9 +33,8 @@ def index():
     form = PanelSettingsForm(data={"brand_colour": shop.panel_brand_colour,
                                    "allows_attachments": shop.panel_allows_attachments})
     if form.validate_on_submit():
-        upload = form.logo.data
         try:
-            logo = store(upload.stream, upload.filename) if upload and upload.filename else None
+            logo = next((store(f.stream, f.filename) for f in uploads(form.logo.data)), None)
             changed = update_panel_settings(shop, brand_colour=form.brand_colour.data, logo=logo,
                                             remove_logo=form.remove_logo.data,
                                             allows_attachments=form.allows_attachments.data, actor=current_user)

@@ -6,10 +6,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from flask_wtf.file import MultipleFileField  # ignores text values sent under the files' name
 from htmx_flask import request
 from sqlalchemy import select
-from wtforms import (BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField,
+from wtforms import (BooleanField, MultipleFileField, SelectChoice, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
 
 from ..attachments import store
@@ -21,7 +20,7 @@ from ..messaging.templates import DOCUMENTS, TAGS, all_templates, delete_templat
 from ..models import Repair
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
-from ..request_input import whole_number
+from ..request_input import uploads, whole_number
 from . import owner_required, show_errors
 from .settings import LANGUAGE_CHOICES
 
@@ -77,7 +76,7 @@ def edit(template_id: int | None = None):
     if not form.validate_on_submit():
         return _render_form(form, template, 422 if form.errors else 200)
     try:
-        files = [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+        files = [store(f.stream, f.filename) for f in uploads(form.attachments.data)]
         template = save_template(
             template, actor=current_user, files=files, receipt=form.receipt.data,
             remove_attachments=request.form.getlist("remove_attachment", type=whole_number),
