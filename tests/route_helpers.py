@@ -13,12 +13,15 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.routing import Rule
 
 from app.extensions import db
-from app.models import ApiToken, MessageTemplate, Shop, Tag, TrustedDomain
+from app.models import ApiToken, Delivery, MessageTemplate, Shop, Tag, TrustedDomain
 from app.repairs import create_repair, create_ticket
-from conftest import FreshGlobalsClient, build_app, csrf_token, make_user, sign_in
+from app.sms_accounts import configure_sms
+from conftest import FreshGlobalsClient, build_app, csrf_token, free_port, make_user, sign_in
 from panel_helpers import panel_csrf, panel_customer, publish, sign_in_customer
 
 CSRF_REFUSED = "X-Test-CSRF-Refused"
+TWILIO_TOKEN = "sweep-auth-token"
+SMS_SID = "SM" + "1" * 32
 ROLES = ("anonymous", "staff", "owner", "panel", "api")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 PARAMETER = re.compile(r"<(?:([a-zA-Z_]+)(?:\([^)]*\))?:)?(\w+)>")
@@ -83,6 +86,11 @@ def open_shop(databases, directory: Path):
     db.session.add_all([template, tag, domain])
     db.session.commit()
     _row, plain = ApiToken.issue("erp")
+    # An SMS account (its API on a closed port: nothing is sent) and an SMS it sent, for signed webhook calls.
+    configure_sms("AC" + "0" * 32, TWILIO_TOKEN, from_number="+48500100200", api_base_url=f"http://127.0.0.1:{free_port()}",
+                  actor="test")
+    db.session.add(Delivery(message=message, channel="sms", recipient="+48600100200", status="sent",
+                            provider_id=SMS_SID))
     db.session.commit()
     front = Shopfront(app=app, slug=shop.slug, api_token=plain)
     delivery = message.deliveries[0]

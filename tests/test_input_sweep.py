@@ -13,6 +13,7 @@ How the routes and names are found, so that a new route or field is covered with
 - JSON bodies (the API): the field names (`JSON_NAMES`: every `..._FIELDS` tuple in app/api/) that the endpoint
   does not refuse as unknown, all at once with each hostile JSON value, then one at a time in `BASE_JSON` (a valid
   body per API endpoint; {} for a new one), and bodies that are not JSON objects.
+Webhooks get `WEBHOOK_BASES` signed with the seeded SMS account's token, each field replaced in turn.
 POST bodies carry the role's valid CSRF token (else only the CSRF check would be tested). Where a route refuses
 the role (the sign-in page, 401, 403), a few values show the refusal comes first, and the rest are skipped.
 """
@@ -25,10 +26,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
-from route_helpers import (ROLES, WRITE_METHODS, RoleClient, build_path, good_value, in_safe_order, methods_of,
+from route_helpers import (SMS_SID, TWILIO_TOKEN, ROLES, WRITE_METHODS, RoleClient, build_path, good_value, in_safe_order, methods_of,
                            refused, routes, shops_per_role)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,13 @@ HOSTILE_JSON = [
     "9999-12-31T23:59:59-01:00", "\x00", "x" * 5000, "{% autoescape false %}", [], [1, "a", None], {"id": 1}, 1.5,
 ]
 NOT_OBJECTS = [b"", b"null", b"[]", b"42", b'"text"', b"{", b'{"a": 1e999}', b"\xff\xfe"]
+
+# Valid calls of the provider's webhooks; sent signed, with each field replaced in turn (and all at once).
+WEBHOOK_BASES = {
+    "webhooks.twilio_sms": {"MessageSid": "SM" + "2" * 32, "From": "+48600100200", "To": "+48500100200",
+                            "Body": "Is it ready?", "NumMedia": "1", "MediaUrl0": "https://api.twilio.com/m/1"},
+    "webhooks.twilio_status": {"MessageSid": SMS_SID, "MessageStatus": "undelivered", "ErrorCode": "30003"},
+}
 
 # Valid bodies of the API's write endpoints: each field is replaced in turn, so its own check is reached.
 # `{name}` values are filled from the seeded shop's ids.
@@ -171,6 +180,7 @@ class Sweep:
         self.user = RoleClient(front, role)
         self.failures: dict[tuple, str] = {}
         self.sent = 0
+        self.webhook_answers: set[int] = set()
 
     def send(self, rule, method: str, path: str, what: str, **kwargs):
         """The response, or None (and a line in the report) when it was a server error."""
@@ -218,6 +228,8 @@ class Sweep:
                         self.form_fields(rule, method, path, fields, token)
             if rule.rule.startswith("/api/") and method in WRITE_METHODS:
                 self.json_bodies(rule, method, path, allowed)
+            if rule.endpoint in WEBHOOK_BASES:
+                self.signed_webhooks(rule, method, path)
 
     def form_fields(self, rule, method: str, path: str, fields: list[tuple[str, str]], token: str) -> None:
         values = HOSTILE_TEXT + FIELD_ONLY
@@ -227,6 +239,19 @@ class Sweep:
                 data = [(n, value if n == name else v) for n, v in fields if n != "csrf_token"]
                 self.send(rule, method, path, f"the page's form with {name}={value!r}",
                           data=MultiDict([("csrf_token", token), *data]))
+
+    def signed_webhooks(self, rule, method: str, path: str) -> None:
+        """Twilio's calls carry a signature over the URL and fields; signed, the hostile fields reach the view."""
+        base = WEBHOOK_BASES[rule.endpoint]
+        bodies = [dict.fromkeys(base, value) for value in HOSTILE_TEXT]
+        bodies += [{**base, name: value} for position, name in enumerate(base)
+                   for value in (HOSTILE_TEXT + FIELD_ONLY)[position % 2::2]]
+        for body in bodies:
+            signature = RequestValidator(TWILIO_TOKEN).compute_signature("http://shop.example" + path, body)
+            response = self.send(rule, method, path, f"a signed call with {body}", data=body,
+                                 headers={"X-Twilio-Signature": signature})
+            if response is not None:
+                self.webhook_answers.add(response.status_code)
 
     def json_bodies(self, rule, method: str, path: str, allowed: bool) -> None:
         for raw in NOT_OBJECTS:
@@ -255,6 +280,7 @@ def test_no_route_answers_a_server_error(shopfronts, role):
         for rule in in_safe_order(routes(front.app)):
             sweep.route(rule)
     assert sweep.sent > 500  # the walk did walk
+    assert {200, 204} <= sweep.webhook_answers, "the signed webhook calls were not let in"
     pending = {key: line for key, line in sweep.failures.items() if key[:2] in PENDING_ELSEWHERE
                and "StringDataRightTruncation" in line}
     failures = {key: line for key, line in sweep.failures.items() if key not in pending}

@@ -10,6 +10,7 @@ from ..channels.sms import active_account, public_url, record_status_report
 from ..crypto import SecretUnreadable, decrypt
 from ..extensions import db
 from ..inbound.sms import IncomingSms, receive_sms
+from ..request_input import whole_number, without_nul
 from . import bp
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,11 @@ def twilio_status():
         log.warning("refused a Twilio status callback from %s: missing or wrong X-Twilio-Signature",
                     request.remote_addr)
         return "", 403
-    sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
+    form = without_nul(request.form)
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
     if not sid or not status:
         return "", 400
-    outcome = record_status_report(sid, status, request.form.get("ErrorCode"), detail=request.form.to_dict())
+    outcome = record_status_report(sid, status, form.get("ErrorCode"), detail=form.to_dict())
     db.session.commit()
     if outcome == "unknown":
         log.info("Twilio reported %s for %s, which is no SMS of ours; ignored", status, sid)
@@ -76,12 +78,12 @@ def twilio_sms():
     if not signed_by_twilio():
         log.warning("refused an inbound SMS from %s: missing or wrong X-Twilio-Signature", request.remote_addr)
         return "", 403
-    form = request.form
+    form = without_nul(request.form)  # PostgreSQL text cannot hold NUL; refusing would lose the SMS
     sid, sender = form.get("MessageSid", ""), form.get("From", "")
     if not sid or not sender:
         return "", 400
-    media_count = min(int(form["NumMedia"]) if form.get("NumMedia", "").isdigit() else 0, MAX_MEDIA)
-    body = form.get("Body", "").replace("\x00", "")  # PostgreSQL text cannot hold NUL; refusing would lose the SMS
+    media_count = min(form.get("NumMedia", 0, type=whole_number), MAX_MEDIA)
+    body = form.get("Body", "")
     sms = IncomingSms(sid=sid, sender=sender, to=form.get("To", ""), body=body,
                       media_urls=[url for i in range(media_count) if (url := form.get(f"MediaUrl{i}"))])
     outcome = receive_sms(sms)
