@@ -58,6 +58,14 @@ def shops_per_role(databases, tmp_path_factory, prefix: str):
             databases.drop(url)
 
 
+def set_up_sms() -> None:
+    """The shop's SMS account with TWILIO_TOKEN (again: an owner's sweep of the SMS settings changes it); its API
+    is on a closed port, so nothing is sent."""
+    configure_sms("AC" + "0" * 32, TWILIO_TOKEN, from_number="+48500100200",
+                  api_base_url=f"http://127.0.0.1:{free_port()}", actor="test")
+    db.session.commit()
+
+
 def open_shop(databases, directory: Path):
     """A migrated database with one of each: owner, staff, panel customer with a repair, ticket, thread and
     message, template, tag, trusted domain, API token. Returns the shop, its database URL and the pushed app
@@ -87,8 +95,7 @@ def open_shop(databases, directory: Path):
     db.session.commit()
     _row, plain = ApiToken.issue("erp")
     # An SMS account (its API on a closed port: nothing is sent) and an SMS it sent, for signed webhook calls.
-    configure_sms("AC" + "0" * 32, TWILIO_TOKEN, from_number="+48500100200", api_base_url=f"http://127.0.0.1:{free_port()}",
-                  actor="test")
+    set_up_sms()
     db.session.add(Delivery(message=message, channel="sms", recipient="+48600100200", status="sent",
                             provider_id=SMS_SID))
     db.session.commit()

@@ -8,7 +8,8 @@ How the routes and names are found, so that a new route or field is covered with
 - query and form field names: read from the code and templates (`QUERY_AND_FORM_NAMES`): every string literal
   in `request.args/form/values` and `args/form/values/data.get(...)` calls under app/, every WTForms field of a
   form class, every `name="..."` in templates/; each hostile value is sent in all names at once;
-- forms shown by the route's own GET page (parsed from its HTML) are sent back with one field at a time
+- forms shown by the route's own GET page (parsed from its HTML; as owner and panel customer, staff see the
+  owner's forms) are sent back with one field at a time
   replaced by a hostile value, so a field's check is reached with the others valid;
 - JSON bodies (the API): the field names (`JSON_NAMES`: every `..._FIELDS` tuple in app/api/) that the endpoint
   does not refuse as unknown, all at once with each hostile JSON value, then one at a time in `BASE_JSON` (a valid
@@ -30,8 +31,8 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
-from route_helpers import (SMS_SID, TWILIO_TOKEN, ROLES, WRITE_METHODS, RoleClient, build_path, good_value, in_safe_order, methods_of,
-                           refused, routes, shops_per_role)
+from route_helpers import (ROLES, SMS_SID, TWILIO_TOKEN, WRITE_METHODS, RoleClient, build_path, good_value,
+                           in_safe_order, methods_of, refused, routes, set_up_sms, shops_per_role)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,10 +40,9 @@ HUGE = "99999999999999999999"
 # Sent in every query and form name at once: kept short, as 150 names times 5,000 characters cost more to parse
 # than the rest of the sweep. A page's own form fields also get FIELD_ONLY, one field at a time.
 HOSTILE_TEXT = [
-    HUGE, str(2**31), "-1", "²", "٣", "9999-12-31", "0001-01-01", "\x00", "x" * 300,
-    "{% autoescape false %}{{ 7*7 }}", "", "Zażółć 🙂",
+    HUGE, str(2**31), "²", "٣", "9999-12-31", "0001-01-01", "\x00", "x" * 300, "{% autoescape false %}{{ 7*7 }}",
 ]
-FIELD_ONLY = ["x" * 5000, "9999-12-31T23:59", "1e400"]
+FIELD_ONLY = ["x" * 5000, "9999-12-31T23:59", "1e400", "-1", "", "Zażółć 🙂"]
 # For a role the route refuses (sign-in page, 401, 403) a few values show that the refusal comes before the input.
 REFUSED_TEXT = [HUGE, "²", "\x00"]
 # In a path: numbers no id column holds, digits that are not ASCII ("٣" was Arabic-Indic 3 to Werkzeug's `\\d`),
@@ -221,7 +221,8 @@ class Sweep:
                               query_string=everywhere, data={"csrf_token": token, **everywhere})
                 else:
                     self.send(rule, method, path, f"every query name={value!r}", headers=htmx, query_string=everywhere)
-            if allowed and method in WRITE_METHODS and "GET" in rule.methods:
+            # Staff see the same forms as the owner, whose sweep sends them back field by field.
+            if allowed and method in WRITE_METHODS and "GET" in rule.methods and self.role != "staff":
                 page = self.user.open("GET", path)
                 if page.status_code == 200:
                     for fields in _forms_posting_to(page.get_data(as_text=True), path):
@@ -242,6 +243,7 @@ class Sweep:
 
     def signed_webhooks(self, rule, method: str, path: str) -> None:
         """Twilio's calls carry a signature over the URL and fields; signed, the hostile fields reach the view."""
+        set_up_sms()
         base = WEBHOOK_BASES[rule.endpoint]
         bodies = [dict.fromkeys(base, value) for value in HOSTILE_TEXT]
         bodies += [{**base, name: value} for position, name in enumerate(base)
