@@ -4,12 +4,14 @@ test_input_sweep.py sends such values to every route; these are the stories behi
 from __future__ import annotations
 
 import pytest
+from twilio.request_validator import RequestValidator
 
 from app.extensions import db
 from app.models import Customer, Thread, utcnow
 from app.request_input import LARGEST_ID, whole_number
 from conftest import csrf_token
 from panel_helpers import panel_csrf, panel_path
+from route_helpers import TWILIO_TOKEN, set_up_sms
 
 
 @pytest.fixture
@@ -115,3 +117,16 @@ def test_a_panel_sign_in_form_without_the_login_field_asks_for_it(client, anna):
     response = client.post(panel_path("/sign-in"), data={"csrf_token": panel_csrf(client, "/sign-in")})
     assert response.status_code == 200
     assert "Required." in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path, fields", [
+    ("/webhooks/twilio/sms", {"MessageSid": "SM" + "x" * 100, "From": "+48600100200", "Body": "Hi"}),
+    ("/webhooks/twilio/sms", {"MessageSid": "SM" + "1" * 32, "From": "+4" + "8" * 400, "Body": "Hi"}),
+    ("/webhooks/twilio/status", {"MessageSid": "SM" + "1" * 32, "MessageStatus": "x" * 40}),
+    ("/webhooks/twilio/status", {"MessageSid": "SM" + "1" * 32, "MessageStatus": "failed", "ErrorCode": "3" * 40}),
+])
+def test_a_signed_twilio_call_with_a_field_no_twilio_value_has_is_refused(client, path, fields):
+    set_up_sms()
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature("http://shop.example" + path, fields)
+    response = client.post(path, data=fields, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 400
