@@ -130,3 +130,16 @@ def test_a_signed_twilio_call_with_a_field_no_twilio_value_has_is_refused(client
     signature = RequestValidator(TWILIO_TOKEN).compute_signature("http://shop.example" + path, fields)
     response = client.post(path, data=fields, headers={"X-Twilio-Signature": signature})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("body", ["{% autoescape false %}{{ customer_name }}{% endautoescape %}",
+                                  "{% autoescape false %}", "{{ 7*7 }}", "{% for x in y %}{% endfor %}"])
+def test_template_syntax_beyond_tags_is_refused_naming_the_field(owner_client, body):
+    token = csrf_token(owner_client, "/settings/templates/new")
+    preview = owner_client.post("/settings/templates/preview", data={"csrf_token": token, "body": body})
+    assert preview.status_code == 200
+    saved = owner_client.post("/settings/templates/new", data={"csrf_token": token, "name": "Ready", "body": body,
+                                                                "channels": "email", "language": "en",
+                                                                "kind": "message"})
+    assert saved.status_code in (200, 422)
+    assert "Line 1" in saved.get_data(as_text=True)
