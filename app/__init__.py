@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import models  # noqa: F401  (registers the tables)
     from .i18n import init_i18n
     from .portal import init_portal
+    from .request_input import init_request_input
     from .security import init_security
     from .staff.auth import init_login
 
@@ -44,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_login(app, login_manager)
     init_i18n(app, babel)
     init_security(app)
+    init_request_input(app)  # before the routes: it replaces the `int` converter
     _register_blueprints(app)
     init_portal(app)
 

@@ -22,6 +22,7 @@ from .portal.access import ensure_access_code
 from .messaging.notifications import notify_status_change
 from .models.repairs import PRIORITIES, TICKET_STATUSES
 from .models.shop import STATUS_COLOURS
+from .request_input import iso_date, json_id, whole_number
 
 NUMBER_MAX = 32
 DEVICE_MAX = 200
@@ -77,12 +78,13 @@ def _choice(field: str, allowed: tuple[str, ...]) -> Callable[[object], str]:
 
 
 def _id(raw) -> int | None:
-    """A row id from an int or a string of digits; None for anything else (also for ids no column can hold)."""
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw.strip())
-    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 2**63:
-        return raw
-    return None
+    """A row id from an int or a string of ASCII digits; None for anything else (also for ids no column holds)."""
+    if isinstance(raw, str):
+        try:
+            raw = whole_number(raw.strip())
+        except ValueError:
+            return None
+    return json_id(raw)
 
 
 def _price(raw) -> Decimal | None:
@@ -117,10 +119,10 @@ def _pickup_date(raw) -> date | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, date) and not isinstance(raw, datetime):
-        return raw
+        raw = raw.isoformat()  # from a form's date field: still checked against the calendar's range
     if isinstance(raw, str):
         try:
-            return date.fromisoformat(raw.strip())
+            return iso_date(raw)
         except ValueError:
             pass
     raise ValidationFailed({"pickup_date": _("Enter a date like 2026-03-01.")})

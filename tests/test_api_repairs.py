@@ -65,7 +65,7 @@ def test_a_repair_can_start_in_a_status_given_by_name_or_id_and_keep_its_own_num
     by_name = api.post("/api/v1/repairs", json={"customer_id": customer.id, "device": "Laptop",
                                                 "status": "Gotowa do odbioru", "number": "ERP-1001"}).get_json()
     second = RepairStatus.ordered()[1]
-    by_id = api.post("/api/v1/repairs", json={"customer_id": str(customer.id), "device": "Tablet",
+    by_id = api.post("/api/v1/repairs", json={"customer_id": customer.id, "device": "Tablet",
                                               "status": second.id}).get_json()
 
     assert (by_name["status"], by_name["number"]) == ("gotowa do odbioru", "ERP-1001")

@@ -11,6 +11,7 @@ from ..extensions import db
 from ..messaging.compose import compose
 from ..models import Customer, Delivery, Message, Repair, Thread, Ticket
 from ..repairs import row_by_id
+from ..request_input import iso_datetime
 from . import api_actor, bp, json_body, token_required
 
 MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
@@ -103,7 +104,7 @@ def _time(data: dict, field: str, errors: dict) -> datetime | None:
     if value is None:
         return None
     try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+        when = iso_datetime(value)
     except ValueError:
         when = None
     if when is None:

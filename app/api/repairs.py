@@ -9,6 +9,7 @@ from .. import repairs as rules
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Repair
+from ..request_input import iso_datetime
 from . import api_actor, bp, json_body, token_required
 
 CREATE_FIELDS = ("customer_id", "number", "device", "description", "status", "price_estimate", "pickup_date")
@@ -36,8 +37,8 @@ def _timestamp(raw) -> datetime | None:
     if raw is None:
         return None
     try:
-        return datetime.fromisoformat(raw)
-    except (TypeError, ValueError):
+        return iso_datetime(raw)
+    except ValueError:
         raise ValidationFailed({"status_changed_at": "expected an ISO 8601 time, e.g. 2026-03-01T10:00:00+01:00"}) \
             from None
 

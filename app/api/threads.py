@@ -13,13 +13,13 @@ from ..messaging.inbound import HELD_STATUSES
 from ..messaging.thread_actions import UNCHANGED, change_context
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, InboundItem, Message, Repair, Thread, Ticket
+from ..request_input import LARGEST_ID
 from ..search import search_thread_ids
 from . import api_actor, bp, json_body, token_required
 from .messages import delivery_summary, iso
 
 PER_PAGE = 50
 HELD_LIMIT = 100
-LARGEST_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL: a larger one names no row (and pages end long before)
 THREAD_FILTERS = ("customer_id", "repair_id", "ticket_id")
 
 

@@ -170,7 +170,8 @@ def public_url(path: str) -> str:
 
 def error_meaning(code: int | str) -> str:
     """What a Twilio error code means, for people; "Twilio error N" for codes we have no words for."""
-    meaning = ERROR_MEANINGS.get(int(code)) if str(code).isdigit() else None
+    text = str(code)
+    meaning = ERROR_MEANINGS.get(int(text)) if text.isascii() and text.isdigit() and len(text) <= 9 else None
     return str(meaning) if meaning else _("Twilio error %(code)s", code=code)
 
 

@@ -69,24 +69,26 @@ def _environment() -> ImmutableSandboxedEnvironment:
 # --- checking ------------------------------------------------------------------------------------
 
 
-def _refusal(node: nodes.Node) -> str | None:
-    """Why `node` (or anything in it) is not allowed in a template, or None when it is."""
+def _refusal(node: nodes.Node, line: int = 1) -> str | None:
+    """Why `node` (or anything in it) is not allowed in a template, or None when it is. `line` is the nearest
+    line known above it: some nodes (an autoescape block's) carry none of their own."""
+    line = getattr(node, "lineno", None) or line
     if isinstance(node, nodes.Template | nodes.Output):
         children = node.body if isinstance(node, nodes.Template) else node.nodes
-        return next((why for child in children if (why := _refusal(child))), None)
+        return next((why for child in children if (why := _refusal(child, line))), None)
     if isinstance(node, nodes.TemplateData):
         return None
     if isinstance(node, nodes.Name):
         if node.name not in TAGS:
-            return _("Line %(line)d: there is no tag %(tag)s.", line=node.lineno, tag=node.name)
+            return _("Line %(line)d: there is no tag %(tag)s.", line=line, tag=node.name)
         return None
     if isinstance(node, nodes.If):
         test = node.test.node if isinstance(node.test, nodes.Not) else node.test
         if not isinstance(test, nodes.Name):
-            return _("Line %(line)d: an if-block can only test one tag, like: if pickup_date.", line=node.lineno)
+            return _("Line %(line)d: an if-block can only test one tag, like: if pickup_date.", line=line)
         parts = [test, *node.body, *node.elif_, *node.else_]
-        return next((why for part in parts if (why := _refusal(part))), None)
-    return _("Line %(line)d: only tags and if-blocks are allowed here.", line=node.lineno)
+        return next((why for part in parts if (why := _refusal(part, line))), None)
+    return _("Line %(line)d: only tags and if-blocks are allowed here.", line=line)
 
 
 def check_text(text: str, field: str) -> None:

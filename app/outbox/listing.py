@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import Delivery, Mailbox, Message, SmsAccount, Thread
 from ..models.conversations import CHANNELS
 from ..models.deliveries import DELIVERY_STATUSES, WAITING_STATUSES
+from ..request_input import iso_date
 from .actions import is_uncertain
 
 # Statuses as the outbox shows them: an uncertain delivery is a `sending` one that a crash left behind.
@@ -52,7 +53,7 @@ class OutboxFilters:
 
 def _day(raw: str | None) -> date | None:
     try:
-        return date.fromisoformat(raw) if raw else None
+        return iso_date(raw) if raw else None
     except ValueError:
         return None
 

@@ -19,6 +19,7 @@ from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..messaging.compose import PREVIEW_CHARS
 from ..messaging.formatting import markdown_to_text
 from ..messaging.panel import customer_new_thread, customer_reply, mark_read, panel_file_limit
+from ..request_input import uploads, whole_number
 from ..staff import show_errors
 from ..staff.auth import safe_next
 from . import access, bp, branding, notices
@@ -105,8 +106,10 @@ def sign_in():
         return redirect(url_for("portal.inbox"))
     form = SignInForm()
     if form.validate_on_submit():
-        login = form.login.data.strip()
-        if form.password.data:
+        login = (form.login.data or "").strip()  # None when the form did not send the field at all
+        if not login:
+            form.login.errors.append(_("Required."))
+        elif form.password.data:
             customer = access.check_password(login, form.password.data)
             if customer is not None:
                 access.sign_in(customer, how="password")
@@ -264,7 +267,7 @@ def _next_wait(state: str | int) -> int:
     POLL_MAX while the page's `seen` state is still what it shows."""
     if not request.headers.get("HX-Request") or request.args.get("seen") != str(state):
         return POLL_FIRST
-    return min(max(request.args.get("wait", POLL_FIRST, type=int), POLL_FIRST // 2) * 2, POLL_MAX)
+    return min(max(request.args.get("wait", POLL_FIRST, type=whole_number), POLL_FIRST // 2) * 2, POLL_MAX)
 
 
 @bp.route("/threads/<int:thread_id>")
@@ -290,7 +293,7 @@ def thread(thread_id: int):
 def _stored_files(form: MessageForm) -> list:
     """The uploaded files, stored; one over the shop's panel file size is refused while it streams in."""
     limit = panel_file_limit(current_shop())
-    return [store(f.stream, f.filename, limit) for f in form.attachments.data or [] if f and f.filename]
+    return [store(f.stream, f.filename, limit) for f in uploads(form.attachments.data)]
 
 
 @bp.route("/threads/<int:thread_id>/reply", methods=["POST"])
@@ -318,7 +321,7 @@ def reply(thread_id: int):
 def new_thread():
     """A new conversation about one of the customer's repairs (chosen by ?repair_id=)."""
     customer = access.current_customer()
-    repair = access.repair_for_customer(request.args.get("repair_id", type=int) or 0, customer)
+    repair = access.repair_for_customer(request.args.get("repair_id", type=whole_number) or 0, customer)
     form = MessageForm()
     if form.validate_on_submit():
         try:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
@@ -10,6 +10,7 @@ from sqlalchemy import Select, or_, select
 
 from ..extensions import db
 from ..models import AuditEvent, Shop
+from ..request_input import iso_date, whole_number
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,11 @@ def audit_events(query: AuditQuery) -> tuple[Select, dict[str, str]]:
     problems: dict[str, str] = {}
     if query.user == "none":
         statement = statement.where(AuditEvent.user_id.is_(None))
-    elif query.user.isdigit():
-        statement = statement.where(AuditEvent.user_id == int(query.user))
+    elif query.user:
+        try:
+            statement = statement.where(AuditEvent.user_id == whole_number(query.user))
+        except ValueError:
+            problems["user"] = _("No such person.")
     if query.action:
         statement = statement.where(or_(AuditEvent.action == query.action,
                                         AuditEvent.action.startswith(query.action + ".", autoescape=True)))
@@ -49,7 +53,7 @@ def audit_events(query: AuditQuery) -> tuple[Select, dict[str, str]]:
         if not day:
             continue
         try:
-            moment = datetime.combine(date.fromisoformat(day) + timedelta(days=shift), time.min, zone)
+            moment = datetime.combine(iso_date(day) + timedelta(days=shift), time.min, zone)
         except ValueError:
             problems[name] = _("Not a date: %(value)s", value=day)
             continue
@@ -58,9 +62,9 @@ def audit_events(query: AuditQuery) -> tuple[Select, dict[str, str]]:
     if query.target_type:
         statement = statement.where(AuditEvent.target_type == query.target_type)
     if query.target_id:
-        if query.target_id.isdigit():
-            statement = statement.where(AuditEvent.target_id == int(query.target_id))
-        else:
+        try:
+            statement = statement.where(AuditEvent.target_id == whole_number(query.target_id))
+        except ValueError:
             problems["target_id"] = _("The target's number must be a whole number.")
     return statement, problems
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import User
 from ..privacy.audit_log import AuditQuery, audit_events, recorded_actions, recorded_target_types
+from ..request_input import whole_number
 from . import PER_PAGE, owner_required, wants_fragment
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -31,7 +32,7 @@ TARGET_LABELS = {"customers": _l("Customer"), "threads": _l("Thread"), "messages
 def index():
     query = AuditQuery.from_args(request.args)
     statement, problems = audit_events(query)
-    page = db.paginate(statement, page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+    page = db.paginate(statement, page=request.args.get("page", 1, type=whole_number), per_page=PER_PAGE, error_out=False)
     template = "staff/audit/_results.html" if wants_fragment() else "staff/audit/index.html"
     actions = recorded_actions()
     context = dict(

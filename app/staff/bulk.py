@@ -15,13 +15,14 @@ from ..messaging.bulk import MAX_RECIPIENTS, plan, recipients, send
 from ..messaging.templates import message_templates
 from ..models import Customer, MessageTemplate, Repair
 from ..models.conversations import CHANNELS
+from ..request_input import whole_number
 from . import wants_fragment
 
 bp = Blueprint("bulk", __name__, url_prefix="/bulk")
 
 
 def _selected(model, name: str) -> list:
-    ids = request.values.getlist(name, type=int)[:MAX_RECIPIENTS + 1]  # one more lets the rule say "too many"
+    ids = request.values.getlist(name, type=whole_number)[:MAX_RECIPIENTS + 1]  # one more lets the rule say "too many"
     rows = {row.id: row for row in db.session.scalars(select(model).where(model.id.in_(ids)))} if ids else {}
     return [rows[i] for i in dict.fromkeys(ids) if i in rows]
 
@@ -32,7 +33,7 @@ def page():
     """GET: choose the template and channels for the selection; POST: preview it, or send it when confirmed."""
     repairs, customers = _selected(Repair, "repair_id"), _selected(Customer, "customer_id")
     people = recipients(repairs=repairs, customers=customers)
-    template_id = request.form.get("template_id", type=int)
+    template_id = request.form.get("template_id", type=whole_number)
     chosen = request.form.getlist("channels")
     bulk, errors = None, {}
     if request.method == "POST":

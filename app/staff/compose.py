@@ -29,6 +29,7 @@ from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
 from . import fix_url
 from .customers import add_posted_contact, new_contact_form, new_contact_posted
+from ..request_input import uploads, whole_number
 from .thread_tools import carried_files, carry_files
 
 bp = Blueprint("compose", __name__)
@@ -55,10 +56,10 @@ def _context():
     """Customer, repair, ticket and thread named by the request (query string or form), each checked to exist."""
     values = request.values
     # A reply begun in a thread that was merged meanwhile goes to the thread it was merged into.
-    thread = live_thread(thread_for_staff(values.get("thread_id", type=int))) if values.get("thread_id") else None
-    repair = db.get_or_404(Repair, values.get("repair_id", type=int)) if values.get("repair_id") else None
-    ticket = db.get_or_404(Ticket, values.get("ticket_id", type=int)) if values.get("ticket_id") else None
-    customer_id = values.get("customer_id", type=int)
+    thread = live_thread(thread_for_staff(values.get("thread_id", type=whole_number))) if values.get("thread_id") else None
+    repair = db.get_or_404(Repair, values.get("repair_id", type=whole_number)) if values.get("repair_id") else None
+    ticket = db.get_or_404(Ticket, values.get("ticket_id", type=whole_number)) if values.get("ticket_id") else None
+    customer_id = values.get("customer_id", type=whole_number)
     customer_id = customer_id or (thread.customer_id if thread else None) or (repair.customer_id if repair else None) \
         or (ticket.customer_id if ticket else None)
     customer = db.get_or_404(Customer, customer_id) if customer_id else None
@@ -92,13 +93,13 @@ def _render(
         new_customer=new_customer or new_contact_form(),
         channels=_channel_states(customer), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
-        templates=message_templates(), template_id=request.values.get("template_id", type=int),
+        templates=message_templates(), template_id=request.values.get("template_id", type=whole_number),
         **collision,
     ), status
 
 
 def _chosen_template() -> MessageTemplate | None:
-    template_id = request.values.get("template_id", type=int)
+    template_id = request.values.get("template_id", type=whole_number)
     template = db.session.get(MessageTemplate, template_id) if template_id else None
     return template if template is not None and template.kind == "message" else None
 
@@ -136,8 +137,8 @@ def page():
         return _render(form, customer, repair, ticket, thread, chosen, status=422)
     try:
         files = carried_files(request.form.get("kept_files", "")) + [
-            store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
-        newer = arrived_since(thread, request.form.get("seen_message_id", type=int)) \
+            store(f.stream, f.filename) for f in uploads(form.attachments.data)]
+        newer = arrived_since(thread, request.form.get("seen_message_id", type=whole_number)) \
             if thread is not None and request.form.get("seen_message_id") else []
         if newer:  # someone wrote while this reply was written: show it first, send only when asked again
             return _render(form, customer, repair, ticket, thread, chosen, status=409, newer=newer,

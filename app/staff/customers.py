@@ -30,6 +30,7 @@ from ..portal.access import set_panel_state
 from ..portal.notices import invite
 from ..privacy.erasure import erase_customer
 from ..privacy.export import export_customer
+from ..request_input import whole_number
 from . import PER_PAGE, form_values, owner_required, show_errors, wants_fragment
 from .tickets import STATUS_LABELS as TICKET_STATUS_LABELS
 
@@ -137,7 +138,7 @@ def _labels():
 @login_required
 def index():
     q = request.args.get("q", "").strip()
-    page = db.paginate(search_customers(q), page=request.args.get("page", 1, type=int), per_page=PER_PAGE,
+    page = db.paginate(search_customers(q), page=request.args.get("page", 1, type=whole_number), per_page=PER_PAGE,
                        error_out=False)
     template = "staff/customers/_results.html" if wants_fragment() else "staff/customers/index.html"
     # The same URL answers with a fragment or a page: caches must tell them apart.
@@ -189,7 +190,7 @@ def history(customer: Customer):
     """The History tab: the customer's timeline, of one kind (?kind=) or all, a page (?page=) at a time; htmx
     asks for the list alone (filter links, "Older")."""
     kind = request.args.get("kind") if request.args.get("kind") in HISTORY_KINDS else None
-    page = request.args.get("page", 1, type=int)
+    page = request.args.get("page", 1, type=whole_number)
     found = customer_history(customer, kind, page if page and page > 0 else 1)
     template = "staff/customers/_history.html" if wants_fragment() else "staff/customers/show.html"
     return render_template(template, customer=customer, tab="history", tabs=TABS, rows=[], history=found,

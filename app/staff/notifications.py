@@ -16,6 +16,7 @@ from ..messaging.notifications import rules_by_status, save_settings
 from ..messaging.templates import message_templates
 from ..models import RepairStatus
 from ..models.conversations import CHANNELS
+from ..request_input import whole_number
 from . import owner_required
 
 bp = Blueprint("notifications", __name__, url_prefix="/settings/notifications")
@@ -30,12 +31,12 @@ def index():
         form = request.form
         # The page's "On" switches; a form without them (an older page) switches every chosen notice on.
         switches = "switches" in form
-        rules = {s.id: (form.get(f"template_{s.id}", type=int), form.getlist(f"channels_{s.id}"),
+        rules = {s.id: (form.get(f"template_{s.id}", type=whole_number), form.getlist(f"channels_{s.id}"),
                         f"enabled_{s.id}" in form if switches else True) for s in statuses}
         try:
             save_settings(current_shop(), rules=rules, quiet_hours_start=form.get("quiet_hours_start", ""),
                           quiet_hours_end=form.get("quiet_hours_end", ""),
-                          notify_max_age_hours=form.get("notify_max_age_hours", type=int), actor=current_user)
+                          notify_max_age_hours=form.get("notify_max_age_hours", type=whole_number), actor=current_user)
         except ValidationFailed as exc:
             db.session.rollback()
             errors, status = exc.fields, 422

@@ -27,6 +27,7 @@ from ..outbox.listing import (
     shown_status,
     waits,
 )
+from ..request_input import whole_number
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
 
@@ -60,7 +61,7 @@ def _vocabulary():
 def index():
     filters = OutboxFilters.from_args(request.args)
     page = db.paginate(find_deliveries(filters, current_shop().timezone),
-                       page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+                       page=request.args.get("page", 1, type=whole_number), per_page=PER_PAGE, error_out=False)
     if not wants_fragment():
         template = "staff/outbox.html"
     elif request.htmx.target == ROWS_TARGET:

@@ -15,6 +15,7 @@ from ..extensions import db
 from ..i18n import current_shop
 from ..portal.branding import update_panel_settings
 from ..shop import max_file_mb
+from ..request_input import uploads
 from . import owner_required, show_errors
 
 bp = Blueprint("panel_settings", __name__, url_prefix="/settings/panel")
@@ -36,9 +37,8 @@ def index():
                                    "allows_attachments": shop.panel_allows_attachments,
                                    "attachment_max_mb": shop.panel_attachment_max_mb})
     if form.validate_on_submit():
-        upload = form.logo.data
         try:
-            logo = store(upload.stream, upload.filename) if upload and upload.filename else None
+            logo = next((store(f.stream, f.filename) for f in uploads(form.logo.data)), None)
             changed = update_panel_settings(shop, brand_colour=form.brand_colour.data, logo=logo,
                                             remove_logo=form.remove_logo.data,
                                             allows_attachments=form.allows_attachments.data,

@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Customer, Repair, RepairStatus, Shop
 from ..portal.access import ensure_access_code
 from ..repairs import change_status, create_repair, find_repairs, repair_log, row_by_id, update_repair
+from ..request_input import whole_number
 from . import PER_PAGE, show_errors, wants_fragment
 
 bp = Blueprint("repairs", __name__, url_prefix="/repairs")
@@ -48,8 +49,8 @@ class NewRepairForm(RepairForm):
 @login_required
 def index():
     q = request.args.get("q", "").strip()
-    status_id = request.args.get("status", type=int)
-    page = db.paginate(find_repairs(q, status_id), page=request.args.get("page", 1, type=int),
+    status_id = request.args.get("status", type=whole_number)
+    page = db.paginate(find_repairs(q, status_id), page=request.args.get("page", 1, type=whole_number),
                        per_page=PER_PAGE, error_out=False)
     template = "staff/repairs/_results.html" if wants_fragment() else "staff/repairs/index.html"
     # The same URL answers with a fragment or a page: caches must tell them apart.

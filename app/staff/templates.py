@@ -23,6 +23,7 @@ from ..messaging.templates import DOCUMENTS, TAGS, all_templates, delete_templat
 from ..models import Repair
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
+from ..request_input import uploads, whole_number
 from . import owner_required, show_errors
 
 bp = Blueprint("templates", __name__, url_prefix="/settings/templates")
@@ -93,10 +94,10 @@ def edit(template_id: int | None = None):
     if not form.validate_on_submit():
         return _render_form(form, template, 422 if form.errors else 200)
     try:
-        files = [store(f.stream, f.filename) for f in form.attachments.data or [] if f and f.filename]
+        files = [store(f.stream, f.filename) for f in uploads(form.attachments.data)]
         template = save_template(
             template, actor=current_user, files=files, receipt=form.receipt.data,
-            remove_attachments=request.form.getlist("remove_attachment", type=int),
+            remove_attachments=request.form.getlist("remove_attachment", type=whole_number),
             name=form.name.data, channels=form.channels.data, subject=form.subject.data, body=form.body.data,
             language=form.language.data, marketing=form.marketing.data, kind=form.kind.data,
         )
@@ -125,7 +126,7 @@ def delete(template_id: int):
 def show_preview():
     """The form's text rendered for the chosen repair, with the SMS counter when SMS is one of the channels."""
     form = TemplateForm()
-    repair = db.session.get(Repair, request.form.get("preview_repair_id", type=int) or 0)
+    repair = db.session.get(Repair, request.form.get("preview_repair_id", type=whole_number) or 0)
     errors, rendered = {}, None
     try:
         rendered = preview(subject=form.subject.data, body=form.body.data, language=form.language.data,

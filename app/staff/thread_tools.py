@@ -24,6 +24,7 @@ from ..messaging.presence import heartbeat, latest_message_id, others_present
 from ..messaging.split import split_message
 from ..messaging.threads import thread_for_staff
 from ..models import Message
+from ..request_input import whole_number
 from . import show_errors
 
 bp = Blueprint("thread_tools", __name__, url_prefix="/threads")
@@ -67,7 +68,7 @@ def _file_signer() -> URLSafeSerializer:
 def merge(thread_id: int):
     """Merge the chosen thread (`source_id`) of the same customer into this one, then show this one."""
     thread = thread_for_staff(thread_id)
-    source = thread_for_staff(request.form.get("source_id", type=int) or 0)
+    source = thread_for_staff(request.form.get("source_id", type=whole_number) or 0)
     try:
         merge_threads(thread, source, current_user)
     except ValidationFailed as exc:
@@ -83,7 +84,7 @@ def merge(thread_id: int):
 @login_required
 def split():
     """Copy one message (`message_id`) into a new thread of its own, then show the new thread."""
-    message = db.get_or_404(Message, request.form.get("message_id", type=int) or 0)
+    message = db.get_or_404(Message, request.form.get("message_id", type=whole_number) or 0)
     thread = thread_for_staff(message.thread_id)
     try:
         new = split_message(message, current_user)
@@ -126,7 +127,7 @@ def print_view(thread_id: int):
     entries = forwardable(thread, include_notes=True)
     if not request.args.get("show"):
         return render_template("staff/threads/print_choose.html", thread=thread, entries=entries)
-    chosen = set(request.args.getlist("m", type=int))
+    chosen = set(request.args.getlist("m", type=whole_number))
     messages = [m for m in entries if m.id in chosen]
     return render_template("staff/threads/print.html", thread=thread, messages=messages)
 

@@ -22,6 +22,7 @@ from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import cancel_message as stop_message
 from ..privacy.redaction import redact_message
+from ..request_input import whole_number
 from ..security import CSP
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
@@ -46,7 +47,7 @@ def show(thread_id: int):
         return redirect(url_for("threads.show", thread_id=live_thread(thread).id))
     undo_ids = get_flashed_messages(category_filter=["undo"])
     undoable = db.session.get(Message, int(undo_ids[-1])) if undo_ids else None
-    images_for = request.args.get("images", type=int)
+    images_for = request.args.get("images", type=whole_number)
     if thread.unread:
         thread.unread = False
         db.session.commit()
@@ -65,7 +66,7 @@ def show(thread_id: int):
 def earlier(thread_id: int):
     """The messages before `?before=<message id>`, as timeline entries for htmx to put above it."""
     thread = thread_for_staff(thread_id)
-    before = db.session.get(Message, request.args.get("before", type=int) or 0)
+    before = db.session.get(Message, request.args.get("before", type=whole_number) or 0)
     if before is None or before.thread_id != thread.id:
         abort(404)
     messages, more = timeline(thread, before=before, limit=PAGE_MESSAGES)
@@ -187,7 +188,7 @@ def move(thread_id: int, message_id: int):
     message = db.get_or_404(Message, message_id)
     if message.thread_id != thread.id:
         return redirect(url_for("threads.show", thread_id=thread.id))
-    to_thread = thread_for_staff(request.form.get("to_thread_id", type=int) or 0)
+    to_thread = thread_for_staff(request.form.get("to_thread_id", type=whole_number) or 0)
     try:
         move_message(message, to_thread, current_user)
     except ValidationFailed as exc:

@@ -14,6 +14,7 @@ from ..extensions import db
 from ..models import Customer, Ticket
 from ..labels import PRIORITY_LABELS
 from ..repairs import create_ticket, find_tickets, queues, row_by_id, update_ticket
+from ..request_input import whole_number
 from . import PER_PAGE, show_errors, wants_fragment
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
@@ -56,7 +57,7 @@ class EditTicketForm(TicketForm):
 def index():
     q = request.args.get("q", "").strip()
     status = request.args.get("status") if request.args.get("status") in STATUS_LABELS else None
-    page = db.paginate(find_tickets(q, status), page=request.args.get("page", 1, type=int),
+    page = db.paginate(find_tickets(q, status), page=request.args.get("page", 1, type=whole_number),
                        per_page=PER_PAGE, error_out=False)
     template = "staff/tickets/_results.html" if wants_fragment() else "staff/tickets/index.html"
     return render_template(template, page=page, q=q, status=status), {"Vary": "HX-Request"}

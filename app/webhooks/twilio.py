@@ -10,6 +10,8 @@ from ..channels.sms import active_account, public_url, record_status_report
 from ..crypto import SecretUnreadable, decrypt
 from ..extensions import db
 from ..inbound.sms import IncomingSms, receive_sms
+from ..models import DeliveryEvent, InboundItem
+from ..request_input import whole_number, without_nul
 from . import bp
 
 log = logging.getLogger(__name__)
@@ -17,6 +19,16 @@ log = logging.getLogger(__name__)
 # "Received, no answer": Twilio sends nothing back to the customer. (Twilio answers STOP by itself.)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA = 10  # Twilio's limit of pictures on one MMS
+# Twilio's fields kept in columns, and those columns: a longer value is no value Twilio sends, and is refused (400)
+# rather than failing the insert.
+STORED_FIELDS = {"MessageSid": (InboundItem.provider_id, DeliveryEvent.provider_ref), "From": (InboundItem.sender,),
+                 "MessageStatus": (DeliveryEvent.status,), "ErrorCode": (DeliveryEvent.error_code,)}
+
+
+def _too_long(form) -> str | None:
+    """The first of STORED_FIELDS whose value does not fit its columns, or None."""
+    return next((name for name, columns in STORED_FIELDS.items()
+                 if len(form.get(name, "")) > min(column.type.length for column in columns)), None)
 
 
 def signed_by_twilio() -> bool:
@@ -52,10 +64,11 @@ def twilio_status():
         log.warning("refused a Twilio status callback from %s: missing or wrong X-Twilio-Signature",
                     request.remote_addr)
         return "", 403
-    sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
-    if not sid or not status:
+    form = without_nul(request.form)
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    if not sid or not status or _too_long(form):
         return "", 400
-    outcome = record_status_report(sid, status, request.form.get("ErrorCode"), detail=request.form.to_dict())
+    outcome = record_status_report(sid, status, form.get("ErrorCode"), detail=form.to_dict())
     db.session.commit()
     if outcome == "unknown":
         log.info("Twilio reported %s for %s, which is no SMS of ours; ignored", status, sid)
@@ -68,20 +81,20 @@ def twilio_status():
 def twilio_sms():
     """Take in an SMS a customer sent to the shop's number and answer with empty TwiML at once.
 
-    403 without a valid signature, 400 without MessageSid or From. The SMS is kept and matched in one short
-    transaction (app.inbound.sms.receive_sms); the same MessageSid posted again stores nothing new and gets
-    the same answer, so Twilio's retries are harmless. Pictures of an MMS are counted and their URLs kept,
+    403 without a valid signature, 400 without MessageSid or From, or with a field too long to be Twilio's. The
+    SMS is kept and matched in one short transaction (app.inbound.sms.receive_sms); the same MessageSid posted
+    again stores nothing new and gets the same answer, so Twilio's retries are harmless. Pictures of an MMS are counted and their URLs kept,
     not downloaded.
     """
     if not signed_by_twilio():
         log.warning("refused an inbound SMS from %s: missing or wrong X-Twilio-Signature", request.remote_addr)
         return "", 403
-    form = request.form
+    form = without_nul(request.form)  # PostgreSQL text cannot hold NUL; refusing would lose the SMS
     sid, sender = form.get("MessageSid", ""), form.get("From", "")
-    if not sid or not sender:
+    if not sid or not sender or _too_long(form):
         return "", 400
-    media_count = min(int(form["NumMedia"]) if form.get("NumMedia", "").isdigit() else 0, MAX_MEDIA)
-    body = form.get("Body", "").replace("\x00", "")  # PostgreSQL text cannot hold NUL; refusing would lose the SMS
+    media_count = min(form.get("NumMedia", 0, type=whole_number), MAX_MEDIA)
+    body = form.get("Body", "")
     sms = IncomingSms(sid=sid, sender=sender, to=form.get("To", ""), body=body,
                       media_urls=[url for i in range(media_count) if (url := form.get(f"MediaUrl{i}"))])
     outcome = receive_sms(sms)
