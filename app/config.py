@@ -14,6 +14,7 @@ DEFAULTS: dict[str, object] = {
     # Reverse proxies in front of the app (Caddy, nginx...): how many hops' X-Forwarded-For/-Proto/-Host headers
     # to believe. 0 (no proxy) ignores them all: a client could write anything there.
     "TRUSTED_PROXIES": 0,
+    "RATELIMIT_ENABLED": True,  # set, not left out: the limiter object is shared and keeps the last app's choice
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_LIMIT_PER_IP": "20 per minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute",
