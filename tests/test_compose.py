@@ -21,7 +21,7 @@ from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, AuditEvent, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
-from conftest import csrf_token
+from conftest import csrf_token, sign_in
 
 MOBILE = "+48600100200"
 
@@ -117,8 +117,14 @@ def test_undo_within_the_window_takes_the_message_back_for_editing(staff_client,
     message = db.session.scalars(db.select(Message)).one()
     response = staff_client.post(f"/messages/{message.id}/undo",
                                  data={"csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")})
-    assert response.status_code == 200
-    assert "Pomyłka w kwocie: 100 zł" in response.get_data(as_text=True)  # back in the editor
+    assert response.status_code == 302  # Post/Redirect/Get: the address bar shows the compose page, not /undo
+    location = response.headers["Location"]
+    assert location.startswith("/compose?") and f"customer_id={customer.id}" in location
+    page = staff_client.get(location)
+    assert page.status_code == 200
+    assert "Pomyłka w kwocie: 100 zł" in page.get_data(as_text=True)  # back in the editor
+    again = staff_client.get(location).get_data(as_text=True)  # reloading shows the text again, undoes nothing
+    assert "Pomyłka w kwocie: 100 zł" in again
     assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
     assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 0
     assert db.session.scalar(db.select(db.func.count(Thread.id))) == 0  # opened for it alone
@@ -134,6 +140,38 @@ def test_undo_is_refused_once_the_dispatcher_has_claimed_the_message(staff_clien
                                  follow_redirects=True)
     assert db.session.get(Message, message.id) is not None
     assert "Too late to undo" in response.get_data(as_text=True) or "Za późno" in response.get_data(as_text=True)
+
+
+def test_the_draft_taken_back_is_only_its_authors_and_sending_it_again_forgets_it(
+        app, staff_client, owner, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Tekst do poprawy")
+    message = db.session.scalars(db.select(Message)).one()
+    location = staff_client.post(f"/messages/{message.id}/undo", data={
+        "csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")}).headers["Location"]
+    draft = re.search(r"draft=([\w-]+)", location).group(1)
+
+    other = app.test_client()
+    sign_in(other, owner)
+    assert "Tekst do poprawy" not in other.get(location).get_data(as_text=True)  # someone else's draft
+    assert "Tekst do poprawy" not in staff_client.get("/compose?customer_id=%s&draft=..%%2F..%%2Fx" % customer.id
+                                                      ).get_data(as_text=True)
+
+    page = staff_client.get(location).get_data(as_text=True)
+    assert f'name="draft" value="{draft}"' in page
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Tekst poprawiony",
+                            draft=draft)
+    assert response.status_code == 302
+    assert "Tekst do poprawy" not in staff_client.get(location).get_data(as_text=True)  # sent: forgotten
+
+
+def test_after_sending_the_thread_shows_the_undo_toast_and_no_empty_notice(staff_client, mailbox, customer):
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Gotowe")
+    message = db.session.scalars(db.select(Message)).one()
+    html = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "data-undo-toast" in html
+    assert 'class="flashes"' not in html and f">{message.id}</div>" not in html
+    later = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "data-undo-toast" not in later  # once
 
 
 def _undo(client, message_id: int, thread_id: int):

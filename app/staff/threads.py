@@ -3,8 +3,7 @@ files, and stopping what has not gone yet."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, abort, flash, g, get_flashed_messages, make_response, redirect, render_template, request, send_file,
-    url_for,
+    Blueprint, abort, flash, g, make_response, redirect, render_template, request, send_file, session, url_for,
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -21,6 +20,7 @@ from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import cancel_message as stop_message
 from ..privacy.redaction import redact_message
+from .compose import UNDO_KEY
 from ..security import CSP
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
@@ -43,8 +43,8 @@ def show(thread_id: int):
     thread = thread_for_staff(thread_id, THREAD_PAGE)
     if thread.merged_into_id is not None:  # an old link, or a bookmark, of a thread merged into another
         return redirect(url_for("threads.show", thread_id=live_thread(thread).id))
-    undo_ids = get_flashed_messages(category_filter=["undo"])
-    undoable = db.session.get(Message, int(undo_ids[-1])) if undo_ids else None
+    undo_id = session.pop(UNDO_KEY, None)
+    undoable = db.session.get(Message, undo_id) if isinstance(undo_id, int) else None
     images_for = request.args.get("images", type=int)
     if thread.unread:
         thread.unread = False
