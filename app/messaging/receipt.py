@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from babel.dates import format_date
-from babel.numbers import format_currency
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from fpdf import FPDF
 
+from ..i18n import money, shown_date
 from ..models import Repair, Shop
-from .templates import CURRENCY
 
 # Debian's fonts-dejavu-core (installed by scripts/install-system-packages.sh and the Dockerfile): the core PDF
 # fonts know only Latin-1, which has no ą, ę, ł, ś, ż.
@@ -45,10 +43,9 @@ def acceptance_receipt(repair: Repair, shop: Shop) -> bytes:
         pdf.multi_cell(width, 9, _("Acceptance receipt %(number)s", number=repair.number),
                        new_x="LMARGIN", new_y="NEXT")
         pdf.ln(3)
-        estimate = (format_currency(repair.price_estimate, CURRENCY, locale=locale)
-                    if repair.price_estimate is not None else "—")
+        estimate = money(repair.price_estimate, locale) if repair.price_estimate is not None else "—"
         rows = [
-            (_("Date"), format_date(repair.created_at.date(), "long", locale=locale)),
+            (_("Date"), shown_date(repair.created_at.date(), locale)),
             (_("Customer"), repair.customer.name),
             (_("E-mail"), repair.customer.email or "—"),
             (_("Device"), repair.device),

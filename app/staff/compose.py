@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -23,7 +22,7 @@ from ..channels import get_channel
 from ..channels.sms import count, sms_body
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..i18n import current_shop
+from ..i18n import current_shop, shown_datetime
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
 from ..messaging.merge import live_thread
@@ -159,7 +158,7 @@ def page():
     if form.send_at.data is None:
         session[UNDO_KEY] = message.id  # the thread page shows the Undo toast for it, once
     else:
-        flash(_("Message scheduled for %(when)s.", when=format_datetime(_send_at_in_shop_zone(form.send_at.data))),
+        flash(_("Message scheduled for %(when)s.", when=shown_datetime(_send_at_in_shop_zone(form.send_at.data))),
               "success")
     return redirect(url_for("threads.show", thread_id=message.thread_id))
 
