@@ -171,7 +171,7 @@ TEMPLATES = [
      "Dzień dobry {{ customer_first_name }}, {{ device }} (zlecenie {{ repair_number }}) jest gotowy do odbioru."
      "{% if price_estimate %} Do zapłaty: {{ price_estimate }}.{% endif %} Zapraszamy: {{ opening_hours }}. "
      "{{ shop_name }}", "message", False),
-    ("Wycena naprawy", ["email", "portal"], "Wycena naprawy {{ repair_number }}",
+    ("Wycena naprawy", ["email", "portal"], "Wycena naprawy",
      "Dzień dobry {{ customer_first_name }},\n\nsprawdziliśmy {{ device }}. Usterka: {{ fault }}. "
      "Koszt naprawy: {{ price_estimate }}. Prosimy o potwierdzenie, czy naprawiamy.\n\n"
      "Szczegóły i odpowiedź w panelu klienta: {{ panel_link }}", "message", False),

@@ -57,7 +57,7 @@ def test_a_message_from_a_repair_card_lands_in_the_repairs_thread_on_email_and_s
     assert response.headers["Location"].endswith(f"/threads/{thread.id}")
     assert thread.repair_id == repair.id and thread.customer_id == customer.id
     message = thread.messages[0]
-    assert message.subject == repair.label  # the mail adds "[#R-…]" on the way out (test_email_channel)
+    assert message.subject == repair.device  # the mail adds "[#R-…]" on the way out (test_email_channel), once
     deliveries = {d.channel: d for d in message.deliveries}
     assert set(deliveries) == {"email", "sms"}
     assert deliveries["email"].recipient == "jan@example.com" and deliveries["sms"].recipient == MOBILE

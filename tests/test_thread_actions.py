@@ -176,7 +176,7 @@ def test_recording_a_phone_call_opens_a_thread_and_sends_nothing(customer, staff
     db.session.commit()
     thread = message.thread
     assert (message.direction, message.channel, message.author_user_id) == ("in", "phone", staff.id)
-    assert thread.source_channel == "phone" and thread.subject == repair.label and thread.repair_id == repair.id
+    assert thread.source_channel == "phone" and thread.subject == repair.device and thread.repair_id == repair.id
     assert thread.status == "waiting_us" and thread.due_at is not None
     assert thread.last_message_preview == "Pyta, czy może odebrać w sobotę."
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
