@@ -9,7 +9,7 @@ from babel.dates import format_date as _babel_date
 from babel import Locale
 from babel.numbers import format_currency
 from flask_babel import (
-    Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations,
+    Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations, gettext,
 )
 from flask_login import current_user
 from markupsafe import Markup
@@ -43,6 +43,12 @@ def shown_date(value, locale=None) -> str:
 def shown_datetime(value: datetime) -> str:
     """A moment as people read it, in the current locale and the shop's time zone."""
     return format_datetime(value, datetime_pattern(get_locale()))
+
+
+def quoted(text: str) -> str:
+    """A name quoted inside a sentence, with the language's own marks: “iPhone 12” in English, „iPhone 12” in
+    Polish."""
+    return gettext("“%(text)s”", text=text)
 
 
 def money(amount, locale=None) -> str:
