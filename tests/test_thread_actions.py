@@ -243,6 +243,23 @@ def test_an_event_is_worded_when_shown_in_each_readers_language(staff_client, st
     assert "changed the priority from Normal to Urgent." in event_line()
 
 
+@pytest.mark.shop_locale("pl")
+@pytest.mark.usefixtures("compiled_catalogue")
+def test_polish_events_name_people_and_queues_so_that_no_name_needs_declension(staff_client, staff, thread, queues):
+    colleague = make_user("piotr@shop.example", name="Piotr Nowak")
+    post(staff_client, thread, "assign", assignee_id=colleague.id)
+    post(staff_client, thread, "assign", assignee_id="")
+    post(staff_client, thread, "queue", queue_id=queues[1].id)
+    post(staff_client, thread, "priority", priority="urgent")
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    lines = [" ".join(line.split()) for line in re.findall(r'data-event="\w+">.*?<span>(.*?)</span>', page, re.S)]
+    assert "Stefan Staff: przypisanie wątku. Osoba przypisana: Piotr Nowak." in lines
+    assert "Stefan Staff: usunięcie przypisania (było: Piotr Nowak)." in lines
+    assert f"Stefan Staff: dodanie wątku do kolejki „{queues[1].name}”." in lines
+    assert "Stefan Staff: zmiana priorytetu (było: Normalny, jest: Pilny)." in lines
+    assert "do Piotr Nowak" not in page
+
+
 def test_events_of_other_kinds_keep_their_own_entry(staff_client, thread):
     db.session.add(Message(thread_id=thread.id, kind="event", direction="internal", visible_to_customer=False,
                            body_text="SMS from +48600100200 moved here.", meta={"event": "message_moved"}))
