@@ -132,7 +132,7 @@ def init_i18n(app: Flask, babel: Babel) -> None:
 
     @app.context_processor
     def _languages():
-        return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "current_locale": select_locale}
+        return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "current_locale": select_locale, "quoted": quoted}
 
 
 @lru_cache(maxsize=4096)
