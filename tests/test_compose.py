@@ -345,3 +345,43 @@ def test_resend_now_from_the_outbox_really_sends_a_delivery_waiting_for_its_retr
     assert len(smtp_server.wait_for(1)) == 1  # the mail reached the server: not just a status flipped
     db.session.expire_all()
     assert db.session.get(Delivery, delivery.id).status == "sent"
+
+
+def test_the_thread_ends_with_a_reply_box_by_the_threads_channels_and_the_note_as_a_second_tab(
+        staff_client, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Pierwsza")
+    thread = db.session.scalars(db.select(Thread)).one()
+    html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    box = html[html.index('class="composer"'):]
+    assert box.index('id="reply-form"') < box.index('id="note-form"')  # Reply first, the note behind a tab
+    assert re.search(r'id="composer-tab-reply"[^>]*checked', box)
+    reply_form = box[box.index('id="reply-form"'):box.index("</form>", box.index('id="reply-form"'))]
+    assert re.search(r'value="email" id="reply-channel-email"\s+checked', reply_form)
+    assert f'name="thread_id" value="{thread.id}"' in reply_form
+
+    data = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', reply_form))
+    response = staff_client.post("/compose", data={**data, "channels": ["email"], "body": "Druga odpowiedź"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/threads/{thread.id}")
+    assert "data-undo-toast" in staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert [m.body_text for m in thread.messages][-1] == "Druga odpowiedź"
+
+
+def test_a_thread_without_a_customer_has_only_the_note(staff_client):
+    thread = Thread(subject="Notatki zespołu")
+    db.session.add(thread)
+    db.session.commit()
+    html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert 'id="note-form"' in html and 'id="reply-form"' not in html and "composer-tab" not in html
+
+
+def test_a_messages_tools_are_in_a_small_menu_and_redact_is_called_masking_in_polish(
+        staff_client, staff, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Treść")
+    thread = db.session.scalars(db.select(Thread)).one()
+    staff.locale = "pl"
+    db.session.commit()
+    html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    menu = html[html.index('<details class="entry-menu">'):]
+    menu = menu[:menu.index("</details>\n</details>") if "</details>\n</details>" in menu else 2000]
+    assert "data-split" in menu and "Wydziel do nowego wątku" in menu
+    assert "Zamaskuj fragment…" in menu and "Ukryj" not in html

@@ -82,6 +82,16 @@ def _channel_states(customer: Customer | None) -> list[dict]:
     ]
 
 
+def reply_box(thread) -> dict | None:
+    """What the reply box at the bottom of a thread's page needs: the channels that can reach the thread's customer,
+    those a reply goes by unless changed, and the text it starts with; None for a thread without a customer."""
+    customer = thread.customer
+    if customer is None:
+        return None
+    return {"channels": _channel_states(customer), "chosen": default_channels(customer, thread, current_shop()),
+            "body": _framed_reply(customer, thread.repair)}
+
+
 def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
     """The form's date and time, read in the shop's time zone (the form has no zone of its own)."""
     if local is None:

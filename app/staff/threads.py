@@ -20,7 +20,7 @@ from ..models import Attachment, Message
 from ..errors import ValidationFailed
 from ..outbox import cancel_message as stop_message
 from ..privacy.redaction import redact_message
-from .compose import UNDO_KEY
+from .compose import UNDO_KEY, reply_box
 from ..security import CSP
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
@@ -53,7 +53,7 @@ def show(thread_id: int):
     messages, more = timeline(thread, limit=None if everything else PAGE_MESSAGES)
     response = make_response(render_template(
         "staff/threads/show.html", thread=thread, messages=messages, more=more, images_for=images_for,
-        undoable=undoable if undoable and undoable.thread_id == thread.id else None))
+        undoable=undoable if undoable and undoable.thread_id == thread.id else None, reply=reply_box(thread)))
     if images_for:
         response.headers["Content-Security-Policy"] = CSP_REMOTE_IMAGES
     return response
