@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
-from flask import Flask, g, has_request_context, request, session
-from babel.dates import format_date as _babel_date
 from babel import Locale
+from babel.dates import format_date as _babel_date
 from babel.numbers import format_currency
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import (
     Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations, gettext,
 )
@@ -52,7 +52,7 @@ def quoted(text: str) -> str:
 
 
 def money(amount, locale=None) -> str:
-    """An amount with its currency, as the locale writes it: "149,99 zł", "PLN 149.99"."""
+    """An amount with its currency, as the locale writes it: "149,99 zł", "PLN149.99"."""
     return format_currency(amount, CURRENCY, locale=locale or get_locale())
 
 

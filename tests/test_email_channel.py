@@ -256,7 +256,7 @@ def test_subjects_end_with_the_repair_or_ticket_number_so_headerless_replies_fin
     send(new_delivery(about_repair), new_delivery(about_repair, subject=f"Re: Wycena [#{repair.number}] – pilne"),
          new_delivery(about_ticket, subject="Odpowiedź w sprawie reklamacji"), new_delivery(about_nothing),
          new_delivery(about_repair, subject=f"Naprawa {repair.number} gotowa do odbioru"),
-         new_delivery(about_repair, subject=f"Naprawa R-2026-00421"))
+         new_delivery(about_repair, subject="Naprawa R-2026-00421"))
 
     subjects = sorted(parse(received)["Subject"] for received in smtp_server.wait_for(6))
     assert subjects == sorted([
