@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 
+from babel import Locale
+from babel.dates import format_date as _babel_date
+from babel.numbers import format_currency
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import (
-    Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations,
+    Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, get_translations, gettext,
 )
 from flask_login import current_user
 from markupsafe import Markup
@@ -19,6 +22,43 @@ PANEL_LANGUAGE_KEY = "panel_language"  # the panel session's language, kept acro
 
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}  # the staff interface's languages
 CUSTOMER_LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}  # customers read these too
+CURRENCY = "PLN"  # the shop has no currency setting; every shop using the app so far counts in złoty
+
+
+@lru_cache(maxsize=8)
+def date_pattern(locale) -> str:
+    """The one form of a date shown to people, on pages, in mail, SMS and receipts: the locale's numeric date
+    with the full year (10.12.2026, 2.01.2030 in Polish; 12/10/2026 in English)."""
+    return Locale.parse(str(locale)).datetime_skeletons["yMd"].pattern
+
+
+@lru_cache(maxsize=8)
+def datetime_pattern(locale) -> str:
+    """A moment in the same form: that date and the short time (10.12.2026, 10:00; 12/10/2026, 10:00 AM)."""
+    parsed = Locale.parse(str(locale))
+    return (parsed.datetime_formats["short"].replace("{1}", date_pattern(locale))
+            .replace("{0}", parsed.time_formats["short"].pattern))
+
+
+def shown_date(value, locale=None) -> str:
+    """A date as people read it, in `locale` (default: the request's or the job's)."""
+    return _babel_date(value, date_pattern(locale or get_locale()), locale=locale or get_locale())
+
+
+def shown_datetime(value: datetime) -> str:
+    """A moment as people read it, in the current locale and the shop's time zone."""
+    return format_datetime(value, datetime_pattern(get_locale()))
+
+
+def quoted(text: str) -> str:
+    """A name quoted inside a sentence, with the language's own marks: “iPhone 12” in English, „iPhone 12” in
+    Polish."""
+    return gettext("“%(text)s”", text=text)
+
+
+def money(amount, locale=None) -> str:
+    """An amount with its currency, as the locale writes it: "149,99 zł", "PLN149.99"."""
+    return format_currency(amount, CURRENCY, locale=locale or get_locale())
 
 
 def current_shop():
@@ -76,17 +116,22 @@ def init_i18n(app: Flask, babel: Babel) -> None:
     app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"]
 
     @app.template_filter("datetime")
-    def _datetime(value: datetime | None, fmt: str = "short") -> str:
-        return _formatted_datetime(value, fmt, get_locale(), get_timezone()) if value else ""
+    def _datetime(value: datetime | None) -> str:
+        return _formatted_datetime(value, get_locale(), get_timezone()) if value else ""
 
     @app.template_filter("time_tag")
-    def _time_tag(value: datetime | None, fmt: str = "short") -> Markup:
+    def _time_tag(value: datetime | None) -> Markup:
         """A moment as a <time> element: exact in its attribute, shown as |datetime shows it."""
-        return _time_element(value, fmt, get_locale(), get_timezone()) if value else Markup("")
+        return _time_element(value, get_locale(), get_timezone()) if value else Markup("")
 
     @app.template_filter("date")
-    def _date(value, fmt: str = "medium") -> str:
-        return format_date(value, fmt) if value else ""
+    def _date(value, fmt: str | None = None) -> str:
+        """The one form of a date (shown_date); a chart's axis may ask for a shorter pattern of its own."""
+        return format_date(value, fmt or date_pattern(get_locale())) if value else ""
+
+    @app.template_filter("money")
+    def _money(value) -> str:
+        return money(value) if value is not None else ""
 
     @app.template_filter("number")
     def _number(value) -> str:
@@ -99,14 +144,14 @@ def init_i18n(app: Flask, babel: Babel) -> None:
     @app.context_processor
     def _languages():
         return {"LANGUAGE_NAMES": LANGUAGE_NAMES, "CUSTOMER_LANGUAGE_NAMES": CUSTOMER_LANGUAGE_NAMES,
-                "current_locale": select_locale}
+                "current_locale": select_locale, "quoted": quoted}
 
 
 @lru_cache(maxsize=4096)
-def _formatted_datetime(value: datetime, fmt: str, locale, timezone) -> str:
+def _formatted_datetime(value: datetime, locale, timezone) -> str:
     """format_datetime in the request's locale and time zone (part of the key, so the cache never mixes them up):
     a long thread's page shows the same few hundred times on every visit, and Babel is slow at formatting."""
-    return format_datetime(value, fmt)
+    return shown_datetime(value)
 
 
 @lru_cache(maxsize=4096)
@@ -127,7 +172,7 @@ def _formatted_size(size: int, locale) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _time_element(value: datetime, fmt: str, locale, timezone) -> Markup:
+def _time_element(value: datetime, locale, timezone) -> Markup:
     """|time_tag's element, kept like _formatted_datetime's text: a timeline shows one for every entry."""
-    shown = _formatted_datetime(value, fmt, locale, timezone)
+    shown = _formatted_datetime(value, locale, timezone)
     return Markup('<time datetime="%s">%s</time>') % (value.isoformat(), shown)

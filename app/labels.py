@@ -22,6 +22,64 @@ THREAD_STATUS_COLOURS = {"open": "blue", "waiting_us": "amber", "waiting_custome
 # Threads' and tickets' priorities (models.repairs.PRIORITIES), most pressing last.
 PRIORITY_LABELS = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
 
+# What each action of the audit log means, and the areas the filter groups them in (AuditEvent.action,
+# "area.verb"). An action missing here is shown by its code (audit_action_label).
+AUDIT_AREA_LABELS = {
+    "api_token": _l("API tokens"), "auth": _l("Signing in"), "backup": _l("Backups"), "customer": _l("Customers"),
+    "inbound": _l("Held mail and SMS"), "mailbox": _l("Mailboxes"), "message": _l("Messages"),
+    "oauth_client": _l("OAuth clients"), "outbox": _l("Outbox"), "panel": _l("Customer panel"),
+    "queue": _l("Queues"), "repair": _l("Repairs"), "settings": _l("Settings"), "sms": _l("SMS"),
+    "status": _l("Repair statuses"), "template": _l("Message templates"), "thread": _l("Threads"),
+    "ticket": _l("Tickets"), "trusted_domain": _l("Trusted domains"), "user": _l("Staff accounts"),
+}
+AUDIT_ACTION_LABELS = {
+    "api_token.create": _l("API token created"), "api_token.revoke": _l("API token revoked"),
+    "auth.login": _l("Signed in"), "auth.login_failed": _l("Failed sign-in"), "auth.logout": _l("Signed out"),
+    "backup.create": _l("Backup made"), "backup.download": _l("Backup downloaded"),
+    "backup.restore": _l("Backup restored"),
+    "customer.add_email": _l("Customer's e-mail address added"), "customer.create": _l("Customer added"),
+    "customer.erase": _l("Customer anonymised"), "customer.export": _l("Customer's data exported"),
+    "customer.update": _l("Customer changed"),
+    "inbound.accept": _l("Held mail or SMS accepted"), "inbound.discard": _l("Held mail or SMS discarded"),
+    "mailbox.broken": _l("Mailbox stopped working"), "mailbox.connect": _l("Mailbox connected"),
+    "mailbox.create": _l("Mailbox added"), "mailbox.update": _l("Mailbox changed"),
+    "message.bulk": _l("Bulk message sent"), "message.move": _l("Message moved to another thread"),
+    "message.redact": _l("Text masked in a message"), "message.send": _l("Message sent"),
+    "message.undo": _l("Sending undone"),
+    "oauth_client.save": _l("OAuth client saved"),
+    "outbox.cancel": _l("Delivery cancelled"), "outbox.dismiss": _l("Failed delivery dismissed"),
+    "outbox.hide": _l("Delivery removed from the outbox"), "outbox.resend": _l("Delivery sent again"),
+    "panel.invite": _l("Invited to the customer panel"), "panel.password": _l("Panel password set"),
+    "panel.reply": _l("Customer wrote in the panel"), "panel.sign_in": _l("Customer signed in to the panel"),
+    "panel.state": _l("Panel access changed"),
+    "queue.create": _l("Queue added"), "queue.delete": _l("Queue deleted"), "queue.rename": _l("Queue renamed"),
+    "repair.create": _l("Repair added"), "repair.status": _l("Repair status changed"),
+    "repair.update": _l("Repair changed"),
+    "settings.notifications": _l("Notification settings changed"), "settings.panel": _l("Panel settings changed"),
+    "settings.shop": _l("Shop settings changed"),
+    "sms.configure": _l("SMS account set up"), "sms.test": _l("Test SMS sent"),
+    "status.create": _l("Repair status added"), "status.deactivate": _l("Repair status retired"),
+    "status.move": _l("Repair status moved"), "status.reactivate": _l("Repair status brought back"),
+    "status.update": _l("Repair status changed"),
+    "template.delete": _l("Template deleted"), "template.save": _l("Template saved"),
+    "thread.delete": _l("Thread deleted"), "thread.forward": _l("Thread forwarded"),
+    "thread.merge": _l("Threads merged"), "thread.record": _l("Conversation recorded by hand"),
+    "thread.split": _l("Message split into a new thread"),
+    "ticket.create": _l("Ticket added"), "ticket.update": _l("Ticket changed"),
+    "trusted_domain.add": _l("Trusted domain added"), "trusted_domain.remove": _l("Trusted domain removed"),
+    "user.create": _l("Staff account added"), "user.password_change": _l("Password changed"),
+    "user.password_reset": _l("Password reset"), "user.update": _l("Staff account changed"),
+}
+
+
+def audit_action_label(action: str) -> str:
+    """An audit action in words; an action without a label (a newer one) by its code."""
+    return str(AUDIT_ACTION_LABELS.get(action, action))
+
+
+def audit_area_label(area: str) -> str:
+    return str(AUDIT_AREA_LABELS.get(area, area))
+
 
 def template_labels() -> dict:
     return {

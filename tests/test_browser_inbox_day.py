@@ -44,16 +44,19 @@ def test_a_day_at_the_counter_take_an_unassigned_thread_note_reply_by_email_and_
     header.locator("select[name=priority]").select_option("urgent")
     expect(page.locator(".timeline [data-event=priority]")).to_contain_text("from Normal to Urgent")
 
+    expect(page.locator("#reply-body")).to_be_visible()  # a thread with a customer opens on Reply
+    expect(page.locator("#note-body")).to_be_hidden()
+    page.locator("label[for=composer-tab-note]").click()
     page.locator("#note-body").fill("Ekran zamówiony, będzie w czwartek.")
     page.locator("#note-form button[type=submit]").click()
     expect(page.locator(".timeline .entry-note")).to_contain_text("Ekran zamówiony, będzie w czwartek.")
     expect(page.locator("#note-body")).to_have_value("")
     screenshot(page, "thread-actions")
 
-    page.locator(".page-head a", has_text="Reply").click()
-    expect(page.locator("#channel-email")).to_be_checked()  # the customer wrote by e-mail
-    page.locator("#compose-body").fill("Tak, telefon czeka na odbiór.")
-    page.locator("#compose-form button[type=submit]").click()
+    page.locator("label[for=composer-tab-reply]").click()  # the reply box at the bottom of the thread
+    expect(page.locator("#reply-channel-email")).to_be_checked()  # the customer wrote by e-mail
+    page.locator("#reply-body").fill("Tak, telefon czeka na odbiór.")
+    page.locator("#reply-form button[type=submit]").click()
     expect(page.locator("[data-undo-toast]")).to_be_visible()
     assert dispatch_pass(now=utcnow() + timedelta(seconds=Shop.current().undo_seconds + 1))["sent"] == 1
     received = smtp_server.wait_for(1)

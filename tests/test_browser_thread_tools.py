@@ -47,7 +47,8 @@ def test_staff_merge_a_customers_second_thread_and_split_a_message_out_again(sta
     db.session.expire_all()
     assert db.session.get(Thread, source.id).merged_into_id == target.id
 
-    page.locator(f"#message-{question.id} .entry-tools button").click()
+    page.locator(f"#message-{question.id} .entry-menu > summary").click()  # the message's own small menu
+    page.locator(f"#message-{question.id} [data-split]").click()
     expect(page.locator(".flash-success")).to_contain_text("The message now has a thread of its own.")
     new = db.session.scalar(db.select(Thread).where(Thread.id.not_in([target.id, source.id])))
     expect(page).to_have_url(f"{live_server.url}/threads/{new.id}")

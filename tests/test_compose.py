@@ -21,7 +21,7 @@ from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, AuditEvent, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
-from conftest import csrf_token
+from conftest import csrf_token, sign_in
 
 MOBILE = "+48600100200"
 
@@ -57,7 +57,7 @@ def test_a_message_from_a_repair_card_lands_in_the_repairs_thread_on_email_and_s
     assert response.headers["Location"].endswith(f"/threads/{thread.id}")
     assert thread.repair_id == repair.id and thread.customer_id == customer.id
     message = thread.messages[0]
-    assert message.subject == repair.label  # the mail adds "[#R-…]" on the way out (test_email_channel)
+    assert message.subject == repair.device  # the mail adds "[#R-…]" on the way out (test_email_channel), once
     deliveries = {d.channel: d for d in message.deliveries}
     assert set(deliveries) == {"email", "sms"}
     assert deliveries["email"].recipient == "jan@example.com" and deliveries["sms"].recipient == MOBILE
@@ -117,8 +117,14 @@ def test_undo_within_the_window_takes_the_message_back_for_editing(staff_client,
     message = db.session.scalars(db.select(Message)).one()
     response = staff_client.post(f"/messages/{message.id}/undo",
                                  data={"csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")})
-    assert response.status_code == 200
-    assert "Pomyłka w kwocie: 100 zł" in response.get_data(as_text=True)  # back in the editor
+    assert response.status_code == 302  # Post/Redirect/Get: the address bar shows the compose page, not /undo
+    location = response.headers["Location"]
+    assert location.startswith("/compose?") and f"customer_id={customer.id}" in location
+    page = staff_client.get(location)
+    assert page.status_code == 200
+    assert "Pomyłka w kwocie: 100 zł" in page.get_data(as_text=True)  # back in the editor
+    again = staff_client.get(location).get_data(as_text=True)  # reloading shows the text again, undoes nothing
+    assert "Pomyłka w kwocie: 100 zł" in again
     assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
     assert db.session.scalar(db.select(db.func.count(Delivery.id))) == 0
     assert db.session.scalar(db.select(db.func.count(Thread.id))) == 0  # opened for it alone
@@ -134,6 +140,38 @@ def test_undo_is_refused_once_the_dispatcher_has_claimed_the_message(staff_clien
                                  follow_redirects=True)
     assert db.session.get(Message, message.id) is not None
     assert "Too late to undo" in response.get_data(as_text=True) or "Za późno" in response.get_data(as_text=True)
+
+
+def test_the_draft_taken_back_is_only_its_authors_and_sending_it_again_forgets_it(
+        app, staff_client, owner, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Tekst do poprawy")
+    message = db.session.scalars(db.select(Message)).one()
+    location = staff_client.post(f"/messages/{message.id}/undo", data={
+        "csrf_token": csrf_token(staff_client, f"/threads/{message.thread_id}")}).headers["Location"]
+    draft = re.search(r"draft=([\w-]+)", location).group(1)
+
+    other = app.test_client()
+    sign_in(other, owner)
+    assert "Tekst do poprawy" not in other.get(location).get_data(as_text=True)  # someone else's draft
+    assert "Tekst do poprawy" not in staff_client.get("/compose?customer_id=%s&draft=..%%2F..%%2Fx" % customer.id
+                                                      ).get_data(as_text=True)
+
+    page = staff_client.get(location).get_data(as_text=True)
+    assert f'name="draft" value="{draft}"' in page
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Tekst poprawiony",
+                            draft=draft)
+    assert response.status_code == 302
+    assert "Tekst do poprawy" not in staff_client.get(location).get_data(as_text=True)  # sent: forgotten
+
+
+def test_after_sending_the_thread_shows_the_undo_toast_and_no_empty_notice(staff_client, mailbox, customer):
+    response = post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Gotowe")
+    message = db.session.scalars(db.select(Message)).one()
+    html = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "data-undo-toast" in html
+    assert 'class="flashes"' not in html and f">{message.id}</div>" not in html
+    later = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "data-undo-toast" not in later  # once
 
 
 def _undo(client, message_id: int, thread_id: int):
@@ -307,3 +345,43 @@ def test_resend_now_from_the_outbox_really_sends_a_delivery_waiting_for_its_retr
     assert len(smtp_server.wait_for(1)) == 1  # the mail reached the server: not just a status flipped
     db.session.expire_all()
     assert db.session.get(Delivery, delivery.id).status == "sent"
+
+
+def test_the_thread_ends_with_a_reply_box_by_the_threads_channels_and_the_note_as_a_second_tab(
+        staff_client, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Pierwsza")
+    thread = db.session.scalars(db.select(Thread)).one()
+    html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    box = html[html.index('class="composer"'):]
+    assert box.index('id="reply-form"') < box.index('id="note-form"')  # Reply first, the note behind a tab
+    assert re.search(r'id="composer-tab-reply"[^>]*checked', box)
+    reply_form = box[box.index('id="reply-form"'):box.index("</form>", box.index('id="reply-form"'))]
+    assert re.search(r'value="email" id="reply-channel-email"\s+checked', reply_form)
+    assert f'name="thread_id" value="{thread.id}"' in reply_form
+
+    data = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', reply_form))
+    response = staff_client.post("/compose", data={**data, "channels": ["email"], "body": "Druga odpowiedź"})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/threads/{thread.id}")
+    assert "data-undo-toast" in staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert [m.body_text for m in thread.messages][-1] == "Druga odpowiedź"
+
+
+def test_a_thread_without_a_customer_has_only_the_note(staff_client):
+    thread = Thread(subject="Notatki zespołu")
+    db.session.add(thread)
+    db.session.commit()
+    html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert 'id="note-form"' in html and 'id="reply-form"' not in html and "composer-tab" not in html
+
+
+def test_a_messages_tools_are_in_a_small_menu_and_redact_is_called_masking_in_polish(
+        staff_client, staff, mailbox, customer):
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Treść")
+    thread = db.session.scalars(db.select(Thread)).one()
+    staff.locale = "pl"
+    db.session.commit()
+    html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    menu = html[html.index('<details class="entry-menu">'):]
+    menu = menu[:menu.index("</details>\n</details>") if "</details>\n</details>" in menu else 2000]
+    assert "data-split" in menu and "Wydziel do nowego wątku" in menu
+    assert "Zamaskuj fragment…" in menu and "Ukryj" not in html

@@ -254,15 +254,19 @@ def test_subjects_end_with_the_repair_or_ticket_number_so_headerless_replies_fin
     db.session.commit()
 
     send(new_delivery(about_repair), new_delivery(about_repair, subject=f"Re: Wycena [#{repair.number}] – pilne"),
-         new_delivery(about_ticket, subject="Odpowiedź w sprawie reklamacji"), new_delivery(about_nothing))
+         new_delivery(about_ticket, subject="Odpowiedź w sprawie reklamacji"), new_delivery(about_nothing),
+         new_delivery(about_repair, subject=f"Naprawa {repair.number} gotowa do odbioru"),
+         new_delivery(about_repair, subject="Naprawa R-2026-00421"))
 
-    subjects = [parse(received)["Subject"] for received in smtp_server.wait_for(4)]
-    assert subjects == [
+    subjects = sorted(parse(received)["Subject"] for received in smtp_server.wait_for(6))
+    assert subjects == sorted([
         f"{SUBJECT} [#R-2026-0042]",
         "Re: Wycena [#R-2026-0042] – pilne",  # named already: not twice
         "Odpowiedź w sprawie reklamacji [#Z-2026-0001]",
         SUBJECT,
-    ]
+        "Naprawa [#R-2026-0042] gotowa do odbioru",  # a template naming the number: marked there, not repeated
+        "Naprawa R-2026-00421 [#R-2026-0042]",  # another number that only begins the same
+    ])
 
 
 def test_long_polish_headers_and_names_are_folded_and_parse_back_without_defects(mailbox, customer, smtp_server):

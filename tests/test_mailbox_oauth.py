@@ -304,3 +304,11 @@ def test_connecting_the_address_of_a_password_mailbox_switches_that_mailbox_to_o
     assert mailbox.password_enc is None and mailbox.oauth_refresh_token_enc
     assert mailbox.last_uid == 7  # the same IMAP server: mail already fetched is not fetched again
     assert poll_mailbox(mailbox).error is None
+
+
+@pytest.mark.shop_locale("pl")
+def test_the_client_secret_is_called_a_client_secret_not_a_password_in_polish(owner_client):
+    """"Secret" and "password" are two words in Polish: the OAuth client's key is no mailbox password."""
+    page = owner_client.get("/settings/mailboxes/oauth").get_data(as_text=True)
+    assert "Klucz tajny klienta" in page and "Klucz tajny jest przechowywany" in page
+    assert "Hasło" not in page and "Sekret" not in page and "sekret" not in page

@@ -215,3 +215,24 @@ def test_an_uncertain_delivery_does_not_keep_the_rows_polling(owner_client, outb
     # Only what the page shows counts: the queued delivery exists, but this filter hides it.
     rows = owner_client.get("/outbox/?status=uncertain", headers=ROWS).get_data(as_text=True)
     assert len(listed(rows)) == 1 and "every 5s" not in rows
+
+
+def test_a_scheduled_entry_offers_send_now_and_a_failed_one_resend_now(owner_client, outbox):
+    later = make_delivery(make_message(make_customer(name="Celina", email="celina@example.com")),
+                          recipient="celina@example.com", status="scheduled", due=utcnow() + timedelta(hours=5))
+    html = owner_client.get("/outbox/").get_data(as_text=True)
+    assert ">Send now<" in row_of(html, later) and "Resend now" not in row_of(html, later)
+    assert ">Send now<" in row_of(html, outbox["queued"])  # waiting its first turn
+    assert ">Resend now<" in row_of(html, outbox["failed"])
+
+
+def test_an_sms_sent_without_polish_letters_is_shown_as_it_went(owner_client):
+    message = make_message(make_customer(name="Żaneta", email="z@example.com", phone="+48511222444"),
+                           body="Zażółć gęślą jaźń: telefon gotowy.")
+    message.meta = {**(message.meta or {}), "sms_plain": True}
+    plain = make_delivery(message, channel="sms", status="sent", sent_at=utcnow(), recipient="+48511222444")
+    polish = make_delivery(make_message(make_customer(name="Ola", email="o@example.com", phone="+48511222555"),
+                                        body="Źdźbło gotowe."), channel="sms", recipient="+48511222555")
+    html = owner_client.get("/outbox/").get_data(as_text=True)
+    assert "Zazolc gesla jazn: telefon gotowy." in row_of(html, plain) and "Zażółć" not in row_of(html, plain)
+    assert "Źdźbło gotowe." in row_of(html, polish)

@@ -88,3 +88,35 @@ def test_staff_cannot_read_the_audit_log(staff_client, client):
 def test_the_audit_log_needs_a_signed_in_owner(client):
     response = client.get("/audit/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def _recorded_action_codes() -> set[str]:
+    """Every action code the app records: `record("area.verb", …)` calls, and the outbox's `_change(…, "outbox.…")`."""
+    import re
+    from pathlib import Path
+
+    source = "\n".join(path.read_text(encoding="utf-8") for path in Path("app").rglob("*.py"))
+    codes = set(re.findall(r"\brecord\(\s*f?\"([a-z_]+\.[a-z_]+)\"", source))
+    codes |= set(re.findall(r"\b_change\([^)]*?\"(outbox\.[a-z_]+)\"", source, flags=re.S))
+    return codes
+
+
+def test_every_action_code_recorded_anywhere_has_a_label_and_its_area_too():
+    from app.labels import AUDIT_ACTION_LABELS, AUDIT_AREA_LABELS
+
+    codes = _recorded_action_codes()
+    assert {"auth.login", "outbox.resend", "message.undo"} <= codes  # the search finds the calls
+    assert codes - set(AUDIT_ACTION_LABELS) == set()
+    assert {code.partition(".")[0] for code in codes} - set(AUDIT_AREA_LABELS) == set()
+
+
+@pytest.mark.shop_locale("pl")
+def test_the_filters_and_rows_show_actions_and_areas_in_words_and_an_unknown_code_as_it_is(owner_client, owner):
+    record("customer.export", by=owner)
+    record("future.thing", by=owner)
+    db.session.commit()
+    page = owner_client.get("/audit/").get_data(as_text=True)
+    assert ">Zalogowano<" in page and ">Wyeksportowano dane klienta<" in page  # options and rows
+    assert 'label="Logowanie"' in page and "Klienci: wszystko" in page
+    assert ">auth.login<" not in page and 'label="auth"' not in page
+    assert ">future.thing<" in page  # no label yet: the code itself

@@ -90,3 +90,21 @@ def test_going_back_to_an_old_slug_does_not_record_it_twice(owner_client):
     for slug in ("nowy-adres", original, "nowy-adres"):
         assert owner_client.post("/settings/shop", data=shop_form(owner_client, slug=slug)).status_code == 302
     assert sorted(db.session.scalars(select(ShopSlug.slug))) == sorted([original, "nowy-adres"])
+
+
+def test_the_time_zone_list_starts_with_the_shops_own_continent(owner_client):
+    import re
+
+    def zones() -> list[str]:
+        page = owner_client.get("/settings/shop").get_data(as_text=True)
+        select_html = re.search(r'<select[^>]*name="timezone".*?</select>', page, re.S).group(0)
+        return re.findall(r'<option[^>]*value="([^"]+)"', select_html)
+
+    listed = zones()
+    assert listed[0].startswith("Europe/") and listed[0] != "Africa/Abidjan"
+    europe = [zone for zone in listed if zone.startswith("Europe/")]
+    assert listed[:len(europe)] == europe and "Europe/Warsaw" in europe and "Africa/Abidjan" in listed
+
+    Shop.current().timezone = "America/Chicago"
+    db.session.commit()
+    assert zones()[0].startswith("America/")

@@ -220,7 +220,7 @@ def test_with_two_repairs_texted_the_reply_goes_to_the_latest_and_staff_move_it_
 
     [message] = inbound_messages()
     assert message.thread_id == laptop_thread.id
-    assert message.meta["may_belong_to"] == [{"id": screen_thread.id, "label": screen_thread.subject}]
+    assert message.meta["may_belong_to"] == [{"id": screen_thread.id, "label": f"{screen.number} · {screen_thread.subject}"}]
     page = staff_client.get(f"/threads/{laptop_thread.id}").get_data(as_text=True)
     assert f"May belong to {screen.number} · iPhone 12" in page
     assert f"Move to {screen.number} · iPhone 12" in page
@@ -238,7 +238,7 @@ def test_with_two_repairs_texted_the_reply_goes_to_the_latest_and_staff_move_it_
     assert {e.thread_id for e in events} == {screen_thread.id, laptop_thread.id}
     assert all(e.author_user_id == staff.id and not e.visible_to_customer for e in events)
     moved_in = next(e for e in events if e.thread_id == screen_thread.id)
-    assert moved_in.body_text == f"SMS from Jan Kowalski moved here from “{laptop_thread.subject}”."
+    assert moved_in.body_text == f"SMS from Jan Kowalski moved here from “{laptop.number} · {laptop_thread.subject}”."
     audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.move")).one()
     assert audit.user_id == staff.id and audit.details == {"from_thread": laptop_thread.id,
                                                            "to_thread": screen_thread.id}

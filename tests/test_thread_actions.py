@@ -176,7 +176,7 @@ def test_recording_a_phone_call_opens_a_thread_and_sends_nothing(customer, staff
     db.session.commit()
     thread = message.thread
     assert (message.direction, message.channel, message.author_user_id) == ("in", "phone", staff.id)
-    assert thread.source_channel == "phone" and thread.subject == repair.label and thread.repair_id == repair.id
+    assert thread.source_channel == "phone" and thread.subject == repair.device and thread.repair_id == repair.id
     assert thread.status == "waiting_us" and thread.due_at is not None
     assert thread.last_message_preview == "Pyta, czy może odebrać w sobotę."
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
@@ -241,6 +241,23 @@ def test_an_event_is_worded_when_shown_in_each_readers_language(staff_client, st
     staff.locale = "en"
     db.session.commit()
     assert "changed the priority from Normal to Urgent." in event_line()
+
+
+@pytest.mark.shop_locale("pl")
+@pytest.mark.usefixtures("compiled_catalogue")
+def test_polish_events_name_people_and_queues_so_that_no_name_needs_declension(staff_client, staff, thread, queues):
+    colleague = make_user("piotr@shop.example", name="Piotr Nowak")
+    post(staff_client, thread, "assign", assignee_id=colleague.id)
+    post(staff_client, thread, "assign", assignee_id="")
+    post(staff_client, thread, "queue", queue_id=queues[1].id)
+    post(staff_client, thread, "priority", priority="urgent")
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    lines = [" ".join(line.split()) for line in re.findall(r'data-event="\w+">.*?<span>(.*?)</span>', page, re.S)]
+    assert "Stefan Staff: przypisanie wątku. Osoba przypisana: Piotr Nowak." in lines
+    assert "Stefan Staff: usunięcie przypisania (było: Piotr Nowak)." in lines
+    assert f"Stefan Staff: dodanie wątku do kolejki „{queues[1].name}”." in lines
+    assert "Stefan Staff: zmiana priorytetu (było: Normalny, jest: Pilny)." in lines
+    assert "do Piotr Nowak" not in page
 
 
 def test_events_of_other_kinds_keep_their_own_entry(staff_client, thread):

@@ -558,3 +558,35 @@ def test_a_second_forward_carries_the_conversation_not_the_first_forward(staff, 
     db.session.commit()
     assert second.meta["forward"]["messages"] == first.meta["forward"]["messages"]
     assert "Pytanie klienta" in second.body_text and "Pierwsza notka" not in second.body_text
+
+
+def test_merge_offers_the_same_repairs_threads_first_and_asks_plainly_before_joining_two_repairs(
+        staff_client, customer):
+    phone, tablet = make_repair(customer, "iPhone 12"), make_repair(customer, "iPad Air")
+    thread = open_thread(customer, subject="Ekran", repair=phone)
+    same = open_thread(customer, subject="Etui do iPhone'a", repair=phone)
+    other = open_thread(customer, subject="Bateria", repair=tablet)
+    db.session.flush()
+    same.last_activity_at = utcnow() - timedelta(days=3)  # older, still first: it is about this repair
+    db.session.commit()
+
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    picker = page[page.index('id="merge-source"'):page.index("</select>", page.index('id="merge-source"'))]
+    assert re.findall(r'<option value="(\d+)"', picker) == [str(same.id), str(other.id)]
+    assert "Other repairs: their conversations would be joined" in picker
+    assert "joins the two repairs' conversations" in page
+
+    token = csrf_token(staff_client, f"/threads/{thread.id}")
+    asked = staff_client.post(f"/threads/{thread.id}/merge", data={"source_id": other.id, "csrf_token": token})
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and asked.headers["HX-Push-Url"] == "false"
+    assert (f"This joins the conversation about {tablet.label} to the conversation about {phone.label}."
+            in html.replace("&amp;", "&").replace("&#39;", "'"))
+    assert db.session.get(Thread, other.id).merged_into_id is None  # nothing merged yet
+
+    done = staff_client.post(f"/threads/{thread.id}/merge",
+                             data={"source_id": other.id, "csrf_token": token, "other_repair": "confirmed"})
+    assert done.status_code == 302 and db.session.get(Thread, other.id).merged_into_id == thread.id
+
+    plain = staff_client.post(f"/threads/{thread.id}/merge", data={"source_id": same.id, "csrf_token": token})
+    assert plain.status_code == 302 and db.session.get(Thread, same.id).merged_into_id == thread.id  # same repair

@@ -222,3 +222,26 @@ def test_a_word_with_two_meanings_is_translated_by_its_context(client):
 
     assert re.search(r"<button[^>]*>Otwórz</button>", html)
     assert "Otwarte" not in html
+
+
+def test_polish_translations_quote_with_polish_marks():
+    """Polish quotes „like this”: never "straight" nor “English” marks around words in a Polish string."""
+    wrong = re.compile(r"\"[^\"]+\"|“[^”]*”|'[^']+'")
+    found = []
+    for message in read_catalogue(POLISH):
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        found += [text for text in strings if text and message.id and wrong.search(text.replace("„", ""))]
+    assert found == []
+
+
+def test_a_thread_named_inside_a_polish_event_is_quoted_with_polish_marks(app):
+    from flask_babel import force_locale
+
+    from app.messaging.events import event_text
+    from app.models import Message
+
+    event = Message(kind="event", meta={"event": "split_from", "label": "Naprawa iPhone 12"})
+    with force_locale("pl"):
+        assert "„Naprawa iPhone 12”" in event_text(event)
+    with force_locale("en"):
+        assert "“Naprawa iPhone 12”" in event_text(event)

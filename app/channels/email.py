@@ -427,12 +427,17 @@ def _render(name: str, shop: Shop, language: str | None, **values: str) -> str:
 
 
 def subject_with_reference(subject: str, thread: Thread) -> str:
-    """The subject ending with the number of the repair or ticket the thread is about, "[#R-2026-0042]", unless
-    it names it already: a reply from a mail program that drops every header still finds its context."""
+    """The subject with the number of the repair or ticket the thread is about, "[#R-2026-0042]": a reply from a
+    mail program that drops every header still finds its context. Added at the end, or, where the subject names
+    the number already (a template's "Wycena naprawy {{ repair_number }}"), put in that place: never twice."""
     context = thread.repair or thread.ticket
     if context is None or f"[#{context.number}]" in subject:
         return subject
-    return f"{subject} [#{context.number}]"
+    reference = f"[#{context.number}]"
+    named = re.compile(rf"(?<![\w#-]){re.escape(context.number)}(?![\w-])")
+    if named.search(subject):
+        return named.sub(lambda _match: reference, subject, count=1)
+    return f"{subject} {reference}"
 
 
 def _files(message: Message) -> list[mime.File]:

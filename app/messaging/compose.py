@@ -60,21 +60,29 @@ def _clean_cc(cc: Sequence[str]) -> list[str]:
 def default_channels(customer: Customer, thread: Thread | None, shop: Shop) -> list[str]:
     """Channels to tick first: how the customer last wrote in this thread, else what we last used, else e-mail.
 
-    A channel that cannot reach the customer now (SMS after they replied STOP) is passed over.
+    A channel that cannot reach the customer now (SMS after they replied STOP) is passed over. Each channel is
+    checked once, however long the thread (a check may ask the database).
     """
+    reachable: dict[str, bool] = {}
+
+    def can_reach(name: str) -> bool:
+        if name not in reachable:
+            reachable[name] = not channel_problems(customer, [name], shop)
+        return reachable[name]
+
     if thread is not None:
         for message in reversed(thread.messages):
             if message.kind != "message":
                 continue
             if message.direction == "in" and message.channel in CHANNELS:
-                if not channel_problems(customer, [message.channel], shop):
+                if can_reach(message.channel):
                     return [message.channel]
             if message.direction == "out" and message.meta.get("channels"):
-                usable = [c for c in message.meta["channels"] if not channel_problems(customer, [c], shop)]
+                usable = [c for c in message.meta["channels"] if can_reach(c)]
                 if usable:
                     return usable
     for name in CHANNELS:
-        if not channel_problems(customer, [name], shop):
+        if can_reach(name):
             return [name]
     return []
 

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from ..extensions import db
+from ..i18n import quoted
 from ..models import Message, Shop, Thread, User
 
 TOOL_EVENTS = ("merged_into", "merged_from", "split_to", "split_from")
@@ -29,7 +30,7 @@ def add_event(thread: Thread, actor: User | str | None, event: str, now: datetim
 def event_text(message: Message) -> str:
     """What the event says, in the current language, the other thread named by its label."""
     meta = message.meta or {}
-    label = f"“{meta.get('label', '')}”"
+    label = quoted(meta.get("label", ""))
     event = meta.get("event")
     if event == "merged_into":
         return _("This thread was merged into %(thread)s.", thread=label)

@@ -3,7 +3,7 @@ their answers come back into the thread through the Reply-To token and Reference
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
-from flask_babel import force_locale, format_datetime
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -11,6 +11,7 @@ from ..channels.email import NO_MAILBOX
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_text, gather
+from ..i18n import shown_datetime
 from ..mailboxes import default_mailbox
 from ..models import Attachment, Delivery, InboundItem, Message, Shop, Thread, User, utcnow
 from ..models.audit import record
@@ -96,7 +97,7 @@ def _transcript(messages: list[Message], note: str) -> str:
     for m in messages:
         who = sender_name(m) if m.direction == "in" else (m.author.name if m.author else _("Automatic"))
         heading = _("Internal note by %(who)s", who=who) if m.kind == "note" else _("From: %(who)s", who=who)
-        lines = [heading, _("Date: %(when)s", when=format_datetime(m.created_at, "medium"))]
+        lines = [heading, _("Date: %(when)s", when=shown_datetime(m.created_at))]
         if m.subject:
             lines.append(_("Subject: %(subject)s", subject=m.subject))
         lines += ["", m.body_text.strip()]

@@ -13,19 +13,20 @@ from ..models.audit import record
 from .compose import PREVIEW_CHARS, compose, default_channels
 from .events import add_event
 from .move import thread_label
+from .thread_actions import same_context_first
 
 
 def merge_candidates(thread: Thread) -> list[Thread]:
     """The customer's other threads that can be merged into `thread`: open ones (not closed, deleted or merged),
-    most recent activity first."""
+    those of the same repair or ticket first, then the others, each most recent activity first."""
     if thread.customer_id is None:
         return []
-    return list(db.session.scalars(
+    return same_context_first(thread, list(db.session.scalars(
         select(Thread)
         .where(Thread.customer_id == thread.customer_id, Thread.id != thread.id, Thread.deleted_at.is_(None),
                Thread.merged_into_id.is_(None), Thread.status != "closed")
         .order_by(Thread.last_activity_at.desc(), Thread.id.desc())
-    ))
+    )))
 
 
 def merge_threads(target: Thread, source: Thread, actor: User | str | None) -> Thread:

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..i18n import quoted
 from ..models import Message, Thread, User, utcnow
 from ..models.audit import record
 from .compose import PREVIEW_CHARS
@@ -73,7 +74,7 @@ def thread_label(thread: Thread) -> str:
 
 
 def _named(thread: Thread) -> str:
-    return f"“{thread_label(thread)}”"
+    return quoted(thread_label(thread))
 
 
 def _event(thread: Thread, actor: User | str | None, now, text: str) -> None:

@@ -6,16 +6,15 @@ from io import BytesIO
 from pathlib import Path
 
 import segno
-from babel.dates import format_date
-from babel.numbers import format_currency
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from fpdf import FPDF
 
+from ..i18n import money, shown_date
 from ..models import Repair, Shop
 from ..urls import absolute_url
-from .templates import CURRENCY, babel_locale
+from .templates import babel_locale
 
 # Debian's fonts-dejavu-core (installed by scripts/install-system-packages.sh and the Dockerfile): the core PDF
 # fonts know only Latin-1, which has no ą, ę, ł, ś, ż.
@@ -51,18 +50,16 @@ class _Receipt:
 
     def __init__(self, repair: Repair, shop: Shop, locale: str):
         self.repair, self.shop = repair, shop
-        estimate = (format_currency(repair.price_estimate, CURRENCY, locale=locale)
-                    if repair.price_estimate is not None else None)
+        estimate = money(repair.price_estimate, locale) if repair.price_estimate is not None else None
         self.rows = [(label, value) for label, value in (
-            (_("Date"), format_date(repair.created_at.date(), "long", locale=locale)),
+            (_("Date"), shown_date(repair.created_at.date(), locale)),
             (_("Customer"), repair.customer.name),
             (_("Device"), repair.device),
             (_("Serial number or IMEI"), repair.serial_number),
             (_("Accessories left"), repair.accessories),
             (_("Fault description"), repair.description),
             (_("Price estimate"), estimate),
-            (_("Expected pickup"), format_date(repair.pickup_date, "long", locale=locale) if repair.pickup_date
-             else None),
+            (_("Expected pickup"), shown_date(repair.pickup_date, locale) if repair.pickup_date else None),
         ) if value]
         self.title = _("Acceptance receipt %(number)s", number=repair.number)
         self.code = repair.access_code

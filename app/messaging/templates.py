@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from functools import cache
 
-from babel.dates import format_date
-from babel.numbers import format_currency
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,13 +22,13 @@ from ..customers import first_name_vocative
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
+from ..i18n import money, shown_date
 from ..models import Customer, Repair, Shop
 from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, TemplateAttachment
 from ..models.customers import CUSTOMER_LANGUAGES
 
-CURRENCY = "PLN"  # the shop has no currency setting; every shop using the app so far counts in złoty
 NAME_MAX = 120
 SUBJECT_MAX = 255
 BODY_MAX = 20_000
@@ -126,9 +124,9 @@ def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, lan
         values.update(repair_number=repair.number, device=repair.device, fault=repair.description or "",
                       status=repair.status.name if repair.status else "")
         if repair.price_estimate is not None:
-            values["price_estimate"] = format_currency(repair.price_estimate, CURRENCY, locale=locale)
+            values["price_estimate"] = money(repair.price_estimate, locale)
         if repair.pickup_date is not None:
-            values["pickup_date"] = format_date(repair.pickup_date, "long", locale=locale)
+            values["pickup_date"] = shown_date(repair.pickup_date, locale)
     if active_account() is not None:
         with force_locale(language):
             values["sms_reply_hint"] = _("You can reply to this SMS.")

@@ -337,6 +337,18 @@ LAST_REPAIR = (select(Repair).where(Repair.customer_id == bindparam("customer_id
                .order_by(Repair.created_at.desc(), Repair.id.desc()).limit(1))
 
 
+def joins_other_context(target: Thread, source: Thread) -> bool:
+    """Whether merging `source` into `target` would join another repair's (or ticket's) conversation to it: a
+    step staff must take knowingly, as the customer's messages about two devices then read as one."""
+    return ((source.repair_id is not None and source.repair_id != target.repair_id)
+            or (source.ticket_id is not None and source.ticket_id != target.ticket_id))
+
+
+def same_context_first(target: Thread, candidates: list[Thread]) -> list[Thread]:
+    """Merge candidates with those of `target`'s own repair or ticket first, each part in its given order."""
+    return sorted(candidates, key=lambda other: joins_other_context(target, other))
+
+
 def side_panel(thread: Thread) -> SidePanel:
     """The customer of the thread, their last three other threads and their latest repair, and their other open
     threads (as merge_candidates in app/messaging/merge.py chooses them), in two queries."""
@@ -345,7 +357,8 @@ def side_panel(thread: Thread) -> SidePanel:
         return SidePanel(None, [], None, [])
     others = list(db.session.scalars(OTHER_THREADS_QUERY, {"customer_id": customer.id, "thread_id": thread.id}))
     last_repair = db.session.scalars(LAST_REPAIR, {"customer_id": customer.id}).first()
-    return SidePanel(customer, others[:OTHER_THREADS], last_repair, [t for t in others if t.status != "closed"])
+    return SidePanel(customer, others[:OTHER_THREADS], last_repair,
+                     same_context_first(thread, [t for t in others if t.status != "closed"]))
 
 
 def followed_by(user: User):

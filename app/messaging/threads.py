@@ -111,8 +111,10 @@ def threads_of(*, customer: Customer | None = None, repair: Repair | None = None
 
 
 def default_subject(repair: Repair | None, ticket: Ticket | None) -> str:
+    """A new thread's subject: the device or the ticket's subject. Not the number: lists show it beside the
+    subject, and mail adds it as "[#R-2026-0042]" (subject_with_reference)."""
     if repair is not None:
-        return repair.label
+        return repair.device
     if ticket is not None:
         return ticket.subject
     return ""

@@ -9,6 +9,7 @@ from htmx_flask import request
 from sqlalchemy import select
 
 from ..extensions import db
+from ..labels import audit_action_label, audit_area_label
 from ..models import User
 from ..privacy.audit_log import AuditQuery, audit_events, recorded_actions, recorded_target_types
 from ..request_input import whole_number
@@ -39,6 +40,6 @@ def index():
         query=query, page=page, problems=problems, target_links=TARGET_LINKS, target_labels=TARGET_LABELS,
         users=db.session.scalars(select(User).order_by(User.name)).all(),
         action_areas=[(area, list(names)) for area, names in groupby(actions, key=lambda a: a.partition(".")[0])],
-        target_types=recorded_target_types(),
+        target_types=recorded_target_types(), action_label=audit_action_label, area_label=audit_area_label,
     )
     return render_template(template, **context), {"Vary": "HX-Request"}

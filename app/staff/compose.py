@@ -1,10 +1,14 @@
 """Writing to a customer: the compose form (from a customer, repair, ticket or thread), its live SMS counter, undo."""
 from __future__ import annotations
 
+import json
+import secrets
+import time
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -18,7 +22,7 @@ from ..channels import get_channel
 from ..channels.sms import count, sms_body
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..i18n import current_shop
+from ..i18n import current_shop, shown_datetime
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
 from ..messaging.merge import live_thread
@@ -33,6 +37,10 @@ from ..request_input import uploads, whole_number
 from .thread_tools import carried_files, carry_files
 
 bp = Blueprint("compose", __name__)
+# How long a message taken back with Undo waits, on the server, to be opened again in the compose form.
+DRAFT_SECONDS = 24 * 3600
+# The session key of the id of the message whose Undo toast the next thread page shows.
+UNDO_KEY = "undo_message_id"
 
 class ComposeForm(FlaskForm):
     subject = StringField(_l("Subject"), render_kw={"maxlength": 200})
@@ -75,6 +83,16 @@ def _channel_states(customer: Customer | None) -> list[dict]:
         reason = get_channel(name).unreachable_reason(customer, shop) if customer else None
         states.append({"name": name, "label": CHANNEL_LABELS[name], "reason": reason, "fix_url": fix_url(reason)})
     return states
+
+
+def reply_box(thread) -> dict | None:
+    """What the reply box at the bottom of a thread's page needs: the channels that can reach the thread's customer,
+    those a reply goes by unless changed, and the text it starts with; None for a thread without a customer."""
+    customer = thread.customer
+    if customer is None:
+        return None
+    return {"channels": _channel_states(customer), "chosen": default_channels(customer, thread, current_shop()),
+            "body": _framed_reply(customer, thread.repair)}
 
 
 def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
@@ -121,7 +139,11 @@ def page():
     form = ComposeForm()
     if request.method == "GET":
         chosen = default_channels(customer, thread, current_shop()) if customer else []
-        if customer is not None and not form.body.data:
+        if (draft := _kept_draft(request.args.get("draft", ""))) is not None:  # back from Undo
+            form = ComposeForm(formdata=None, body=draft["body"], subject=draft["subject"],
+                               sms_plain=draft["sms_plain"], cc=draft["cc"])
+            chosen = draft["channels"]
+        elif customer is not None and not form.body.data:
             form.body.data = _framed_reply(customer, repair)
         return _render(form, customer, repair, ticket, thread, chosen)
     if customer is None:
@@ -155,10 +177,12 @@ def page():
         db.session.rollback()
         return _render(form, customer, repair, ticket, thread, chosen, errors=exc.fields, status=422)
     db.session.commit()
+    _drop_draft(request.form.get("draft", ""))
     if form.send_at.data is None:
-        flash(str(message.id), "undo")  # the thread page turns this into the Undo toast
+        session[UNDO_KEY] = message.id  # the thread page shows the Undo toast for it, once
     else:
-        flash(_("Message scheduled for %(when)s.", when=form.send_at.data.strftime("%Y-%m-%d %H:%M")), "success")
+        flash(_("Message scheduled for %(when)s.", when=shown_datetime(_send_at_in_shop_zone(form.send_at.data))),
+              "success")
     return redirect(url_for("threads.show", thread_id=message.thread_id))
 
 
@@ -197,19 +221,58 @@ def sms_count():
 @bp.route("/messages/<int:message_id>/undo", methods=["POST"])
 @login_required
 def undo_message(message_id: int):
-    """Stop a message in its undo window and open it again in the compose form."""
+    """Stop a message in its undo window and open it again in the compose form. The text waits on the server and
+    the browser is sent to the compose page (Post/Redirect/Get), so the address is that page's and reloading it
+    shows the text again without taking anything back twice."""
     message = db.get_or_404(Message, message_id)
     thread = thread_for_staff(message.thread_id)
-    customer, repair, ticket = thread.customer, thread.repair, thread.ticket
+    context = {"customer_id": thread.customer_id, "repair_id": thread.repair_id, "ticket_id": thread.ticket_id}
     try:
         draft = undo(message, actor=current_user)
     except ValidationFailed as exc:
         db.session.rollback()
         flash(exc.message_for("undo"), "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
-    thread_gone = db.session.get(type(thread), thread.id) is None
+    if db.session.get(type(thread), thread.id) is not None:
+        context["thread_id"] = thread.id
     db.session.commit()
     flash(_("Message not sent. You can edit it and send it again."), "info")
-    form = ComposeForm(formdata=None, body=draft["body"], subject=draft["subject"], sms_plain=draft["sms_plain"],
-                       cc=draft["cc"])
-    return _render(form, customer, repair, ticket, None if thread_gone else thread, draft["channels"])
+    return redirect(url_for("compose.page", draft=_keep_draft(draft),
+                            **{key: value for key, value in context.items() if value is not None}))
+
+
+def _drafts_folder() -> Path:
+    return Path(current_app.instance_path) / "drafts"
+
+
+def _keep_draft(draft: dict) -> str:
+    """Keep what Undo took back for the person who took it, under a new random id; older drafts are dropped.
+    A file, not the session: a message can be far longer than a cookie."""
+    folder = _drafts_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        if old.stat().st_mtime < time.time() - DRAFT_SECONDS:
+            old.unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    (folder / f"{token}.json").write_text(json.dumps({**draft, "user_id": current_user.id}), encoding="utf-8")
+    return token
+
+
+def _draft_path(token: str) -> Path | None:
+    return _drafts_folder() / f"{token}.json" if token and token.replace("-", "").replace("_", "").isalnum() else None
+
+
+def _kept_draft(token: str) -> dict | None:
+    """The draft kept under `token` for the signed-in person; None for anyone else's, an expired or unknown one."""
+    path = _draft_path(token)
+    try:
+        draft = json.loads(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        return None
+    return draft if isinstance(draft, dict) and draft.get("user_id") == current_user.id else None
+
+
+def _drop_draft(token: str) -> None:
+    """Forget a draft once it has been sent again."""
+    if _kept_draft(token) is not None:
+        _draft_path(token).unlink(missing_ok=True)

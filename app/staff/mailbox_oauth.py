@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -25,7 +26,7 @@ FLOW_KEY = "mailbox_oauth_flow"  # the flow in progress (state, PKCE verifier), 
 
 class ClientForm(FlaskForm):
     client_id = StringField(_l("Client ID"))
-    client_secret = PasswordField(_l("Client secret"))  # write-only: never rendered back
+    client_secret = PasswordField(lazy_pgettext("OAuth client secret", "Client secret"))  # write-only: never rendered back
 
 
 def _forms(submitted: str | None = None) -> dict[str, ClientForm]:

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from htmx_flask import request
 
+from ..channels.sms import sms_text
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop
@@ -53,7 +54,7 @@ def outbox_access(view):
 @bp.context_processor
 def _vocabulary():
     return {"SENDING_CHANNELS": CHANNELS, "SHOWN_STATUSES": SHOWN_STATUSES, "shown_status": shown_status, "can_resend": can_resend,
-            "can_cancel": can_cancel, "can_dismiss": can_dismiss, "can_hide": can_hide}
+            "can_cancel": can_cancel, "can_dismiss": can_dismiss, "can_hide": can_hide, "sms_text": sms_text}
 
 
 @bp.route("/")

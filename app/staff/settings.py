@@ -58,9 +58,10 @@ SECTIONS = [
 
 
 @cache
-def timezone_names() -> list[str]:
-    """Every IANA time zone the system knows, for the shop form's list."""
-    return sorted(available_timezones())
+def timezone_names(first_area: str = "Europe") -> list[str]:
+    """Every IANA time zone the system knows, for the shop form's list: those of the shop's own continent first
+    (Europe for a shop in Warsaw, not Africa/Abidjan), then the rest, each part alphabetically."""
+    return sorted(available_timezones(), key=lambda name: (name.partition("/")[0] != first_area, name))
 
 
 # --- forms ------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class ShopForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timezone.choices = timezone_names()
+        self.timezone.choices = timezone_names((self.timezone.data or "Europe/Warsaw").partition("/")[0])
 
 
 class OpeningHoursForm(FlaskForm):

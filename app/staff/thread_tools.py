@@ -22,6 +22,7 @@ from ..messaging.merge import merge_threads
 from ..messaging.move import thread_label
 from ..messaging.presence import heartbeat, latest_message_id, others_present
 from ..messaging.split import split_message
+from ..messaging.thread_actions import joins_other_context
 from ..messaging.threads import thread_for_staff
 from ..models import Message
 from ..request_input import whole_number
@@ -33,6 +34,12 @@ bp.add_app_template_global(others_present)
 bp.add_app_template_global(latest_message_id)
 bp.add_app_template_global(event_text)
 bp.add_app_template_global(thread_label)
+
+
+@bp.app_template_global()
+def other_context_ids(thread, candidates) -> set[int]:
+    """The ids of the merge candidates about another repair or ticket than `thread` (the Merge tool's second group)."""
+    return {other.id for other in candidates if joins_other_context(thread, other)}
 bp.add_app_template_global(TOOL_EVENTS, "TOOL_EVENTS")
 
 
@@ -66,9 +73,14 @@ def _file_signer() -> URLSafeSerializer:
 @bp.route("/<int:thread_id>/merge", methods=["POST"])
 @login_required
 def merge(thread_id: int):
-    """Merge the chosen thread (`source_id`) of the same customer into this one, then show this one."""
+    """Merge the chosen thread (`source_id`) of the same customer into this one, then show this one. A thread of
+    another repair or ticket is merged only once staff confirm that on a page saying so (`other_repair`)."""
     thread = thread_for_staff(thread_id)
     source = thread_for_staff(request.form.get("source_id", type=whole_number) or 0)
+    if joins_other_context(thread, source) and request.form.get("other_repair") != "confirmed":
+        # The address stays the thread's: this page answers a POST and is no place to come back to.
+        return render_template("staff/threads/merge_confirm.html", thread=thread, source=source), {
+            "HX-Push-Url": "false"}
     try:
         merge_threads(thread, source, current_user)
     except ValidationFailed as exc:

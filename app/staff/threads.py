@@ -3,8 +3,7 @@ files, and stopping what has not gone yet."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, abort, flash, g, get_flashed_messages, make_response, redirect, render_template, request, send_file,
-    url_for,
+    Blueprint, abort, flash, g, make_response, redirect, render_template, request, send_file, session, url_for,
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -24,6 +23,7 @@ from ..outbox import cancel_message as stop_message
 from ..privacy.redaction import redact_message
 from ..request_input import whole_number
 from ..security import CSP
+from .compose import UNDO_KEY, reply_box
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
 
@@ -45,8 +45,8 @@ def show(thread_id: int):
     thread = thread_for_staff(thread_id, THREAD_PAGE)
     if thread.merged_into_id is not None:  # an old link, or a bookmark, of a thread merged into another
         return redirect(url_for("threads.show", thread_id=live_thread(thread).id))
-    undo_ids = get_flashed_messages(category_filter=["undo"])
-    undoable = db.session.get(Message, int(undo_ids[-1])) if undo_ids else None
+    undo_id = session.pop(UNDO_KEY, None)
+    undoable = db.session.get(Message, undo_id) if isinstance(undo_id, int) else None
     images_for = request.args.get("images", type=whole_number)
     if thread.unread:
         thread.unread = False
@@ -55,7 +55,7 @@ def show(thread_id: int):
     messages, more = timeline(thread, limit=None if everything else PAGE_MESSAGES)
     response = make_response(render_template(
         "staff/threads/show.html", thread=thread, messages=messages, more=more, images_for=images_for,
-        undoable=undoable if undoable and undoable.thread_id == thread.id else None))
+        undoable=undoable if undoable and undoable.thread_id == thread.id else None, reply=reply_box(thread)))
     if images_for:
         response.headers["Content-Security-Policy"] = CSP_REMOTE_IMAGES
     return response
