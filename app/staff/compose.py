@@ -64,7 +64,7 @@ def _context():
     """Customer, repair, ticket and thread named by the request (query string or form), each checked to exist."""
     values = request.values
     # A reply begun in a thread that was merged meanwhile goes to the thread it was merged into.
-    thread = live_thread(thread_for_staff(values.get("thread_id", type=whole_number))) if values.get("thread_id") else None
+    thread = live_thread(thread_for_staff(values.get("thread_id", type=whole_number) or 0)) if values.get("thread_id") else None
     repair = db.get_or_404(Repair, values.get("repair_id", type=whole_number)) if values.get("repair_id") else None
     ticket = db.get_or_404(Ticket, values.get("ticket_id", type=whole_number)) if values.get("ticket_id") else None
     customer_id = values.get("customer_id", type=whole_number)
