@@ -33,7 +33,7 @@ translations: install
 
 # After adding or changing UI text: refresh the template and the Polish catalogue, then translate what is new.
 translations-update: install
-	$(BIN)/pybabel -q extract -F babel.cfg -k _l --project "Repair Inbox" -o app/translations/messages.pot .
+	$(BIN)/pybabel -q extract -F babel.cfg -k _l -k lazy_pgettext:1c,2 --project "Repair Inbox" -o app/translations/messages.pot .
 	$(BIN)/pybabel -q update --ignore-obsolete -i app/translations/messages.pot -d app/translations
 
 migrate: install

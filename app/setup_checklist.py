@@ -39,7 +39,7 @@ def dismiss_setup_banner(user: User) -> None:
     """Hide the setup banner for this owner (the checklist stays in Settings)."""
     if user.setup_dismissed_at is None:
         user.setup_dismissed_at = utcnow()
-        record("setup.banner_dismissed", by=user, target=user)
+        record("settings.setup_dismissed", by=user, target=user)
     db.session.flush()
 
 

@@ -16,6 +16,7 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
+from app.i18n import datetime_pattern
 from app.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.models import Message, Shop, utcnow
@@ -180,7 +181,8 @@ def test_a_ukrainian_customer_reads_and_answers_in_ukrainian_on_a_phone(phone_pa
     expect(phone.locator("h1")).to_contain_text("Ваші повідомлення")
     phone.locator(".panel-thread a").first.click()
     expect(phone.locator(".panel-message")).to_contain_text("Ваш телефон готовий до видачі.")
-    shown = format_datetime(message.created_at, "short", tzinfo=ZoneInfo(Shop.current().timezone), locale="uk")
+    shown = format_datetime(message.created_at, datetime_pattern("uk"), tzinfo=ZoneInfo(Shop.current().timezone),
+                            locale="uk")
     expect(phone.locator(".panel-message time").first).to_have_text(shown)
     phone.locator("textarea[name=body]").fill("Дякую, заберу завтра.")
     phone.locator("#reply button[type=submit]", has_text="Надіслати").click()

@@ -11,10 +11,12 @@ from app.portal.access import issue_link
 from conftest import pdf_screenshot, screenshot, sign_in_browser
 
 PASSWORD = "demo-password-1"
+LAPTOP = {"width": 1366, "height": 768}  # the most common screen in a small shop; the README's pictures use it
 
 
 @pytest.fixture
 def demo_page(page, live_server):
+    page.set_viewport_size(LAPTOP)
     seed(PASSWORD)
     db.session.commit()
     owner = db.session.scalar(db.select(User).where(User.email == OWNER_EMAIL))
@@ -113,6 +115,21 @@ def test_the_demo_shop_fits_a_phone(phone_page, live_server):
     phone_page.locator(".nav-toggle summary").click()
     expect(phone_page.locator(".mainnav a[href='/repairs/']")).to_be_visible()
     screenshot(phone_page, "phone-menu")
+
+    # The lists as stacked rows, the filters behind one button, the thread in one column: nothing sideways.
+    phone_page.goto(live_server.url + "/")
+    expect(phone_page.locator("tbody")).to_contain_text("Potwierdzenie zamówienia ZAM/2026/1187")
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "phone-inbox")
+    reply = db.session.scalar(db.select(Message).where(Message.direction == "in", Message.quoted_text != ""))
+    phone_page.goto(f"{live_server.url}/threads/{reply.thread_id}")
+    expect(phone_page.locator(".thread-layout")).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "phone-thread")
+    phone_page.goto(live_server.url + "/outbox/")
+    expect(phone_page.locator("h1")).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "phone-outbox")
 
 
 @pytest.mark.shop_locale("pl")

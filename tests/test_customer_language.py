@@ -17,6 +17,7 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
+from app.i18n import datetime_pattern
 from app.messaging.templates import save_template
 from app.models import Customer, Message, RepairStatus, Shop, StatusNotification
 from app.repairs import create_repair
@@ -47,10 +48,10 @@ def test_a_ukrainian_customers_panel_is_in_ukrainian_with_ukrainian_dates(app, c
     assert "Twoje wiadomości" not in inbox and "Wyloguj" not in inbox
 
     thread = client.get(panel_path(f"/threads/{message.thread_id}")).get_data(as_text=True)
-    shown = format_datetime(message.created_at, "short", tzinfo=ZoneInfo(Shop.current().timezone), locale="uk")
-    assert shown in thread
-    assert shown != format_datetime(message.created_at, "short", tzinfo=ZoneInfo(Shop.current().timezone),
-                                    locale="pl")
+    zone = ZoneInfo(Shop.current().timezone)
+    shown = format_datetime(message.created_at, datetime_pattern("uk"), tzinfo=zone, locale="uk")
+    assert shown in thread  # 07.12.2026, 13:42: the day with its zero, unlike Polish and English
+    assert shown != format_datetime(message.created_at, datetime_pattern("en"), tzinfo=zone, locale="en")
     assert "Надіслати" in thread  # the reply button
 
 

@@ -57,7 +57,7 @@ def test_print_receipt_gives_two_copies_on_one_a4_sheet_with_all_the_repair_s_de
     words = flat(text)
     for expected in ("Serwis Naprawa Plus", "ul. Długa 5, 30-001 Kraków", repair.number, "Łucja Żółkiewska",
                      "Samsung Galaxy S23", "356789104567891", "ładowarka, etui", "Pęknięty ekran", "449,00 zł",
-                     "18 grudnia 2026", repair.access_code, TERMS, "Podpis klienta"):
+                     "18.12.2026", repair.access_code, TERMS, "Podpis klienta"):
         assert expected in words, expected
     assert words.count(repair.access_code) >= 2 and "Egzemplarz dla klienta" in words and "Egzemplarz dla serwisu" in words
     assert "600" not in re.sub(r"\s", "", text) and "234" not in text  # never the phone number

@@ -2,6 +2,7 @@
 switched off; a shop in use gets nothing by itself but can add them from Settings → Templates."""
 from __future__ import annotations
 
+import pytest
 from conftest import csrf_token
 from sqlalchemy import select
 from test_migrations import empty_app, run_flask  # noqa: F401  (fixture)
@@ -67,6 +68,7 @@ def test_the_owner_adds_the_missing_templates_with_one_button(owner_client):
     assert notices() == {"przyjęta": ("Repair accepted", False), "gotowa do odbioru": ("Ready for pickup", False)}
 
 
+@pytest.mark.shop_locale("pl")  # the templates are named in the shop's language: "Gotowa do odbioru" is one
 def test_a_shop_that_has_templates_keeps_them_as_they_are(owner_client, owner):
     edited = MessageTemplate(name="Gotowa do odbioru", language="pl", channels=["sms"], subject="",
                              body="Nasz własny tekst", kind="message")

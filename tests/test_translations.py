@@ -30,11 +30,13 @@ CUSTOMER_FACING = (
 FOR_THE_SHOP = {"templates/emails/mailbox_broken.txt", "templates/emails/panel_shop_notice.html",
                 "templates/emails/panel_shop_notice.txt"}
 PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]
-# The same extraction as `make translations-update`; `_l` is our alias of lazy_gettext.
-EXTRACT = ["extract", "-F", "babel.cfg", "-k", "_l", "--project", "Repair Inbox"]
+# The same extraction as `make translations-update`; `_l` is our alias of lazy_gettext, and lazy_pgettext (a
+# form's label with a context) is no keyword Babel knows by itself.
+EXTRACT = ["extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_pgettext:1c,2", "--project", "Repair Inbox"]
 TRANSLATE_HINT = "translate them in app/translations/pl/LC_MESSAGES/messages.po (all three plural forms)"
 UPDATE_HINT = (
-    "run `make translations-update` (pybabel extract -F babel.cfg -k _l -o app/translations/messages.pot . "
+    "run `make translations-update` (pybabel extract -F babel.cfg -k _l -k lazy_pgettext:1c,2 "
+    "-o app/translations/messages.pot . "
     f"&& pybabel update -i app/translations/messages.pot -d app/translations), then {TRANSLATE_HINT}"
 )
 POLISH_PLURALS = "(n==1 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2)"
@@ -119,7 +121,7 @@ def customer_facing_strings() -> set:
     """(msgid, context) of every string in the customer-facing files, extracted as babel.cfg says."""
     from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
 
-    keywords = {**DEFAULT_KEYWORDS, "_l": None}
+    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_pgettext": ((1, "c"), 2)}
     files = sorted({str(path.relative_to(ROOT)) for pattern in CUSTOMER_FACING for path in ROOT.glob(pattern)}
                    - FOR_THE_SHOP)
     assert "templates/portal/sign_in.html" in files and "app/messaging/receipt.py" in files
