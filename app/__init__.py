@@ -32,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import models  # noqa: F401  (registers the tables)
     from .i18n import init_i18n
-    from .portal import init_portal
+    from .panel_pages import init_portal
     from .request_input import init_request_input
     from .security import init_security
     from .staff.auth import init_login

@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from .attachments import storage_root
 from .extensions import db
-from .inbound import leases
+from . import leases
 from .models import utcnow
 
 FORMAT = "repair-inbox-backup"

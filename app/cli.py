@@ -12,6 +12,10 @@ from sqlalchemy import select
 
 from .api_tokens import api_tokens, create_token, revoke_token, token_named
 from .backups import BackupRefused, backup_under_lease, configured_dir, restore_backup
+from .commands.mail import mail, mailbox
+from .commands.outbox import outbox
+from .commands.panel import panel
+from .commands.sms import sms
 from .customers import create_customer
 from .demo import OWNER_EMAIL, STAFF_EMAIL, seed
 from .errors import ValidationFailed
@@ -25,11 +29,6 @@ CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command
 
 
 def register_cli(app: Flask) -> None:
-    from .channels.commands import sms
-    from .inbound.commands import mail, mailbox
-    from .outbox.commands import outbox
-    from .portal.commands import panel
-
     for group in (users, customers, api_token, demo, backup, sms, outbox, panel, mail, mailbox):
         app.cli.add_command(group)
 

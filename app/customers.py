@@ -16,7 +16,7 @@ from .fields import clean_line, clean_text
 from .extensions import db
 from .models import ConsentEvent, Customer, Repair, Ticket, User
 from .models.customers import CUSTOMER_LANGUAGES
-from .models.audit import record
+from .models.audit import apply_changes, record
 
 PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
 NAME_MAX = 200
@@ -263,15 +263,12 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
     refuse_erased(customer)
     note = _clean_consent_note(consent_note)
     cleaned = _cleaned(fields)
-    changed = [field for field, value in cleaned.items() if getattr(customer, field) != value]
+    changed = apply_changes(customer, cleaned, "customer.update", by=actor, with_values=False, source=source)
     for field in changed:
-        setattr(customer, field, cleaned[field])
         if field in CONSENTS:
             _record_consent(customer, field, actor, source, note)
     if "email" in changed:  # a new address has not bounced yet
         customer.email_bounced_at = customer.email_bounce_reason = None
-    if changed:
-        record("customer.update", by=actor, target=customer, source=source, fields=changed)
     db.session.flush()
     return changed
 

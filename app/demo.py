@@ -16,12 +16,14 @@ from .inbound.sms import IncomingSms, receive_sms
 from .inbound.trusted import add_trusted_domain
 from .mail_ids import reply_address
 from .mailboxes import create_mailbox
-from .messaging.compose import PREVIEW_CHARS, compose
-from .messaging.inbound import record_mail
+from .messaging.compose import compose
+from .inbound.record import record_mail
 from .messaging.notifications import save_rules
 from .messaging.starter_templates import add_starter_templates
 from .messaging.templates import save_template
-from .models import Customer, Delivery, Mailbox, Message, Repair, RepairStatus, Shop, Thread, User, utcnow
+from .models import (
+    Customer, Delivery, Mailbox, Message, Repair, RepairStatus, Shop, Thread, User, preview_of, utcnow,
+)
 from .models.templates import MessageTemplate
 from .outbox import dispatch_pass
 from .portal.access import set_panel_state
@@ -331,6 +333,6 @@ def _thread(customer: Customer, subject: str, *, entries: list[Entry], status: s
                 thread.first_response_at = at
         db.session.add(message)
         if entry.direction != "internal":
-            thread.last_message_preview = " ".join(entry.text.split())[:PREVIEW_CHARS]
+            thread.last_message_preview = preview_of(entry.text)
             thread.last_activity_at = at
     return thread

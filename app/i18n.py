@@ -15,6 +15,7 @@ from flask_babel import (
 from flask_login import current_user
 from markupsafe import Markup
 
+from .models import Shop
 from .models.customers import CUSTOMER_LANGUAGES
 from .models.users import LOCALES
 
@@ -56,6 +57,11 @@ def quoted(text: str) -> str:
     return gettext("“%(text)s”", text=text)
 
 
+def babel_locale(language: str) -> str:
+    """The Babel locale for a language code: Ukrainian dates and amounts as written in Ukraine."""
+    return {"uk": "uk_UA", "pl": "pl_PL"}.get(language, language)
+
+
 def money(amount, locale=None) -> str:
     """An amount with its currency, as the locale writes it: "149,99 zł", "PLN149.99"."""
     return format_currency(amount, CURRENCY, locale=locale or get_locale())
@@ -64,8 +70,6 @@ def money(amount, locale=None) -> str:
 def current_shop():
     """The shop row, loaded once per request."""
     if "shop" not in g:
-        from .models import Shop
-
         g.shop = Shop.current()
     return g.shop
 

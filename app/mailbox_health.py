@@ -16,6 +16,7 @@ from .extensions import db
 from .mailboxes import record_failure, record_sent
 from .models import Mailbox, Shop, utcnow
 from .models.audit import record
+from .urls import absolute_url
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ def _working_mailbox(besides: Mailbox) -> Mailbox | None:
 def _send_notice(mailbox: Mailbox, via: Mailbox, shop: Shop) -> bool:
     """Send the notice about `mailbox` through `via` in the shop's language; False when it could not go out (the
     failure counts towards `via`'s health)."""
-    from .portal.notices import panel_url  # absolute under PUBLIC_BASE_URL, outside any request
 
     with force_locale(shop.locale):
         mail = EmailMessage()
@@ -66,7 +66,7 @@ def _send_notice(mailbox: Mailbox, via: Mailbox, shop: Shop) -> bool:
         mail["Message-ID"] = make_msgid(domain=via.email.rpartition("@")[2])
         mail["Auto-Submitted"] = "auto-generated"
         mail.set_content(render_template("emails/mailbox_broken.txt", mailbox=mailbox, shop=shop,
-                                         link=panel_url("mailboxes.edit", mailbox_id=mailbox.id)))
+                                         link=absolute_url("mailboxes.edit", mailbox_id=mailbox.id)))
         try:
             connection = connect(via)
             try:

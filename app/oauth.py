@@ -24,10 +24,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .crypto import SecretUnreadable, decrypt, encrypt
 from .errors import ValidationFailed
 from .extensions import db
-from .inbound import leases
+from . import leases
 from .mailboxes import create_mailbox, mark_healthy
 from .models import Mailbox, OAuthClient, User, utcnow
 from .models.audit import record
+from .urls import absolute_url
 
 TOKEN_FIELDS = ("oauth_access_token_enc", "oauth_refresh_token_enc", "oauth_expires_at")
 REFRESH_LEASE = timedelta(minutes=2)  # a process that died while refreshing holds the lease no longer than this
@@ -86,9 +87,8 @@ def mail_server(name: str, kind: str) -> tuple[str, int]:
 
 def redirect_uri() -> str:
     """The address the providers send the browser back to: register it with the OAuth client."""
-    from .portal.notices import panel_url  # absolute under PUBLIC_BASE_URL, also outside a request
 
-    return panel_url("mailbox_oauth.callback")
+    return absolute_url("mailbox_oauth.callback")
 
 
 # --- the shop's OAuth clients ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from .errors import ValidationFailed
 from .fields import line_field, text_field
 from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
-from .models.audit import record
+from .models.audit import apply_changes, record
 from .portal.access import ensure_access_code
 from .messaging.notifications import notify_status_change
 from .models.repairs import PRIORITIES, TICKET_STATUSES
@@ -225,14 +225,6 @@ def log_sent(delivery) -> None:
             "user_id": message.author_user_id})
 
 
-def _apply(row, cleaned: dict) -> list[str]:
-    """Set the cleaned values that differ from the row's; returns the names of the changed fields."""
-    changed = [field for field, value in cleaned.items() if getattr(row, field) != value]
-    for field in changed:
-        setattr(row, field, cleaned[field])
-    return changed
-
-
 # --- repairs ----------------------------------------------------------------------------------
 
 def _first_status() -> RepairStatus:
@@ -306,9 +298,9 @@ def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fiel
     fields like create_repair, before touching the repair.
     """
     refuse_erased(repair.customer)
-    changed = _apply(repair, _cleaned(_REPAIR_CLEANERS, fields))
+    changed = apply_changes(repair, _cleaned(_REPAIR_CLEANERS, fields), "repair.update", by=actor, with_values=False,
+                            source=source)
     if changed:
-        record("repair.update", by=actor, target=repair, source=source, fields=changed)
         db.session.flush()
     return changed
 
@@ -406,12 +398,12 @@ def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fiel
     Returns the names of the changed fields; refuses bad fields like create_ticket, before touching it.
     """
     refuse_erased(ticket.customer)
-    previous_status = ticket.status
-    changed = _apply(ticket, _cleaned(_TICKET_CLEANERS, fields))
+    cleaned = _cleaned(_TICKET_CLEANERS, fields)
+    # The status's way is kept (the customer's history shows it); the other fields are named only.
+    new_status = cleaned.get("status", ticket.status)
+    status = {"status": [ticket.status, new_status]} if new_status != ticket.status else {}
+    changed = apply_changes(ticket, cleaned, "ticket.update", by=actor, with_values=False, source=source, **status)
     if changed:
-        # The status's way is kept (the customer's history shows it); the other fields are named only.
-        status = {"status": [previous_status, ticket.status]} if "status" in changed else {}
-        record("ticket.update", by=actor, target=ticket, source=source, fields=changed, **status)
         db.session.flush()
     return changed
 
@@ -460,9 +452,8 @@ def update_status(status: RepairStatus, name: str, colour: str, is_final: bool, 
     """
     fields = _status_fields(name, colour, is_final)
     _unique_name("name", RepairStatus, fields["name"], row=status)
-    changed = _apply(status, fields)
+    changed = apply_changes(status, fields, "status.update", by=actor)  # a setting: its old and new value
     if changed:
-        record("status.update", by=actor, target=status, fields=changed)
         db.session.flush()
     return changed
 

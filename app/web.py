@@ -9,10 +9,11 @@ from sqlalchemy import func, select, text
 
 from .extensions import db
 from .i18n import current_shop
+from .formatting import html_body
 from .labels import template_labels
-from .messaging.formatting import html_body
-from .models import utcnow
+from .models import Mailbox, Thread, utcnow
 from .setup_checklist import setup_done, setup_steps
+from .staff.auth import too_many_attempts
 
 bp = Blueprint("web", __name__)
 
@@ -42,7 +43,6 @@ def init_web(app: Flask) -> None:
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)
 
-    from .staff.auth import too_many_attempts
 
     app.register_error_handler(429, _rate_limited(too_many_attempts))
 
@@ -59,7 +59,6 @@ def _unread_count() -> int:
     """Threads waiting to be read by staff; the top navigation shows it."""
     if not current_user.is_authenticated:
         return 0
-    from .models import Thread
 
     return db.session.scalar(
         select(func.count(Thread.id)).where(Thread.unread.is_(True), Thread.deleted_at.is_(None))
@@ -80,7 +79,6 @@ def _setup_banner() -> list | None:
 
 def _broken_mailboxes() -> list:
     """Mailboxes flagged broken after repeated failures; owners see a banner on every page."""
-    from .models import Mailbox
 
     return list(db.session.scalars(
         select(Mailbox).where(Mailbox.active.is_(True), Mailbox.broken_at.is_not(None)).order_by(Mailbox.id)

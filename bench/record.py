@@ -31,7 +31,7 @@ from ingest import SEED, reply, set_up_shop  # noqa: E402 - the same shop and re
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.inbound.parse import read_mails  # noqa: E402
-from app.messaging.inbound import record_batch  # noqa: E402
+from app.inbound.record import record_batch  # noqa: E402
 from app.models import Mailbox  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.mail_ids import instance_id, make_message_id
 from app.mailboxes import create_mailbox
 from app.messaging.compose import compose
-from app.messaging.inbound import record_mail
+from app.inbound.record import record_mail
 from app.models import Delivery, Message, MessageRef, utcnow
 from app.repairs import create_repair
 

@@ -25,7 +25,7 @@ from app.backups import LEASE, daily_backup
 from app.crypto import decrypt, encrypt
 from app.customers import create_customer
 from app.extensions import db
-from app.inbound import leases
+from app import leases
 from app.inbound.poll import poll_mailbox
 from app.jobs import JOBS
 from app.messaging.compose import compose

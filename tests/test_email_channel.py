@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.attachments import path_for
 from app.channels import mime
 from app.channels.email import EmailChannel, describe_failure
-from app.messaging.formatting import markdown_to_text
+from app.formatting import markdown_to_text
 from app.extensions import db
 from app.mail_ids import (
     extract_ids, instance_id, is_our_instance, make_message_id, parse_message_id, reply_address, thread_index,

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from app.customers import create_customer
 from app.extensions import db
 from app.inbound.poll import poll_side_by_side
-from app.messaging import inbound
+from app.inbound import record as inbound
 from app.models import InboundItem, Message, MessageRef, Thread
 from conftest import TEST_CONFIG
 from inbound_helpers import our_id, send_mail
@@ -185,7 +185,7 @@ def _poller(app, database_url: str, meeting: Path, mailbox_id: int) -> subproces
     the other process has made its own (a file each in `meeting`): both look before either writes."""
     script = textwrap.dedent(f"""
         import pathlib, sys, time
-        from app.messaging import inbound
+        from app.inbound import record as inbound
         lookup, meeting, met = inbound._fetched_before, pathlib.Path({str(meeting)!r}), []
         def fetched_before(*args, **kwargs):
             found = lookup(*args, **kwargs)

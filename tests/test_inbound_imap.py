@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from app.crypto import encrypt
 from app.customers import create_customer
 from app.extensions import db
-from app.inbound import leases
+from app import leases
 from app.inbound.imap import ImapFailure, ImapFolder
 from app.inbound.poll import BATCH_MESSAGES, lease_name, poll_due_mailboxes, poll_mailbox
 from app.messaging.compose import compose

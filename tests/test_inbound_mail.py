@@ -17,7 +17,7 @@ from app.inbound.parse import decompress
 from app.inbound.poll import poll_mailbox
 from app.mail_ids import INSTANCE_HEADER, instance_id
 from app.models import Attachment, Customer, CustomerEmail, DeliveryEvent, InboundItem, Message, Shop, Thread, TrustedDomain
-from app.messaging.inbound import record_fetch_error, record_mail
+from app.inbound.record import record_fetch_error, record_mail
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from app.crypto import encrypt
 from app.extensions import db
-from app.inbound import leases
+from app import leases
 from app.inbound.poll import poll_mailbox
 from app.models import AuditEvent, Mailbox, OAuthClient, utcnow
 from app.oauth import TokenUnavailable, access_token, endpoint, save_client

@@ -21,7 +21,7 @@ from app.models import (
 from app.outbox import cancel, dismiss, dispatch_pass, hide, purge_outbox, resend
 from app.outbox.backoff import retry_delay
 from app.outbox.claim import claim_due
-from app.outbox.commands import outbox as outbox_cli
+from app.commands.outbox import outbox as outbox_cli
 
 OK = SendResult(ok=True, provider_id="provider-1")
 BUSY = SendResult(ok=False, error="Server busy, try later", error_raw="451 4.3.0 busy", error_code="451")

@@ -16,7 +16,7 @@ from app.errors import ValidationFailed
 from app.extensions import db
 from app.inbound.sms import IncomingSms, receive_sms
 from app.messaging.compose import compose
-from app.messaging.inbound import accept_held
+from app.inbound.record import accept_held
 from app.messaging.merge import merge_threads
 from app.messaging.move import move_message
 from app.messaging.record import record_conversation

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.inbound.sms import IncomingSms, receive_sms
-from app.messaging.panel import customer_reply
+from app.portal.conversation import customer_reply
 from app.models import AuditEvent, InboundItem, Message
-from app.privacy.masking import is_card_number, mask_card_numbers
+from app.inbound.masking import is_card_number, mask_card_numbers
 from app.privacy.redaction import redact_message
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -212,7 +212,7 @@ def test_a_mail_that_cannot_be_read_is_kept_with_the_card_number_masked():
 
 
 def test_a_mail_too_broken_to_rewrite_is_masked_byte_for_byte(monkeypatch):
-    from app.privacy import masking
+    from app.inbound import masking
 
     def broken(raw, change):
         raise ValueError("cannot rewrite")

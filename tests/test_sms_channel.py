@@ -9,7 +9,8 @@ import pytest
 from flask_babel import refresh
 from sqlalchemy import select
 
-from app.channels.sms import MAX_BODY, SmsChannel, active_account
+from app.channels.sms import SmsChannel, active_account
+from app.channels.sms_text import MAX_BODY
 from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass

@@ -1,7 +1,7 @@
 """The SMS counter: encoding and parts decide what a shop pays for, so the edges are exact."""
 import pytest
 
-from app.channels.sms import count, without_polish_letters
+from app.channels.sms_text import count, without_polish_letters
 
 
 @pytest.mark.parametrize(

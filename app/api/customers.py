@@ -8,7 +8,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer
 from ..privacy.export import export_customer
-from . import api_actor, bp, error, json_body, token_required
+from .base import api_actor, bp, error, json_body, token_required
 
 # Where the JSON name differs from the domain's field name (the flag is inverted, too).
 JSON_NAMES = {"sms_informational": "sms_opt_out"}

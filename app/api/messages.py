@@ -12,7 +12,7 @@ from ..messaging.compose import compose
 from ..models import Customer, Delivery, Message, Repair, Thread, Ticket
 from ..repairs import row_by_id
 from ..request_input import iso_datetime
-from . import api_actor, bp, json_body, token_required
+from .base import api_actor, bp, json_body, token_required
 
 MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
                   "cc", "sms_plain")

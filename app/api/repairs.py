@@ -10,7 +10,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Repair
 from ..request_input import iso_datetime
-from . import api_actor, bp, json_body, token_required
+from .base import api_actor, bp, json_body, token_required
 
 CREATE_FIELDS = ("customer_id", "number", "device", "description", "status", "price_estimate", "pickup_date")
 UPDATE_FIELDS = ("device", "description", "status", "price_estimate", "pickup_date", "status_changed_at")

@@ -9,13 +9,13 @@ from werkzeug.exceptions import NotFound
 
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..messaging.inbound import HELD_STATUSES
+from ..inbound.record import HELD_STATUSES
 from ..messaging.thread_actions import UNCHANGED, change_context
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, InboundItem, Message, Repair, Thread, Ticket
 from ..request_input import LARGEST_ID
 from ..search import search_thread_ids
-from . import api_actor, bp, json_body, token_required
+from .base import api_actor, bp, json_body, token_required
 from .messages import delivery_summary, iso
 
 PER_PAGE = 50

@@ -1,6 +1,7 @@
 """What every channel offers the rest of the app: whether a customer can be reached, and a sending session."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,3 +58,43 @@ class Channel(Protocol):
         """Why this channel cannot reach the customer (translated, with what fixes it), or None when it can."""
 
     def open_session(self) -> ChannelSession: ...
+
+
+@dataclass(frozen=True)
+class NoticeContent:
+    """How to write a delivery whose purpose is not the message itself (a panel invitation, a sign-in link, a
+    "new message" notice): by e-mail (delivery, shop, home and sending mailbox → the mail) and by SMS (→ the text).
+    Who writes these notices registers them here by purpose, so that the channels never import their writer."""
+
+    mail: Callable[..., object]  # -> email.OutgoingMail
+    sms: Callable[["Delivery"], str]
+
+
+_NOTICES: dict[str, NoticeContent] = {}
+
+
+def register_notices(purposes, content: NoticeContent) -> None:
+    for purpose in purposes:
+        _NOTICES[purpose] = content
+
+
+_ON_PUBLISH: dict[str, Callable] = {}
+
+
+def on_publish(name: str, callback: Callable) -> None:
+    """Call `callback(message)` whenever the panel channel publishes a message (the panel's "a new message waits
+    for you" notice registers itself here, as "panel_notice")."""
+    _ON_PUBLISH[name] = callback
+
+
+def published(message) -> None:
+    for callback in _ON_PUBLISH.values():
+        callback(message)
+
+
+def notice_content(purpose: str) -> NoticeContent:
+    """The registered content of `purpose`; LookupError for a purpose nobody registered."""
+    try:
+        return _NOTICES[purpose]
+    except KeyError:
+        raise LookupError(f"no notice content is registered for the delivery purpose {purpose!r}") from None

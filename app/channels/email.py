@@ -21,16 +21,16 @@ from sqlalchemy import Integer, String, bindparam, exists, insert, literal, sele
 
 from ..attachments import path_for as attachment_path
 from ..crypto import SecretUnreadable, decrypt
-from ..oauth import TokenUnavailable, access_token
 from ..extensions import db
 from ..mail_ids import (
     INSTANCE_HEADER, instance_id, make_message_id, reply_address, thread_index, thread_topic,
 )
+from ..formatting import html_body, plain_text
 from ..mailboxes import default_mailbox, record_failure, record_sent
-from ..messaging.formatting import html_body, plain_text
 from ..models import Customer, Delivery, Mailbox, Message, MessageRef, Shop, Thread, utcnow
+from ..oauth import TokenUnavailable, access_token
 from . import mime
-from .base import SendResult, Unreachable
+from .base import SendResult, Unreachable, notice_content
 
 MAX_REFERENCES = 20  # enough for every client to thread; long chains make headers some servers refuse
 # What connecting and signing in can raise besides a mail's own refusal.
@@ -341,8 +341,7 @@ def compose_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox)
     Refuses (ValueError) a subject or address with a line break, and an attachment whose file is missing.
     """
     if delivery.purpose != "message":  # a panel notice about the message, not the message itself
-        from ..portal.notices import notice_mail
-        return notice_mail(delivery, shop=shop, home=home, via=via)
+        return notice_content(delivery.purpose).mail(delivery, shop=shop, home=home, via=via)
     message: Message = delivery.message
     thread = message.thread
     subject = subject_with_reference(message.subject or thread.subject or shop.name, thread)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
 
-from .base import SendResult, Unreachable
+from .base import SendResult, Unreachable, published
 
 if TYPE_CHECKING:
     from ..models import Customer, Delivery, Shop
@@ -36,16 +36,14 @@ class PortalSession:
     """Publishing needs no connection; the change is committed together with the outbox's record of the result."""
 
     def send(self, delivery: "Delivery") -> SendResult:
-        """Make the message visible in the panel and queue the customer's notice that it waits there (see
-        queue_panel_notice); fails for good when the customer's panel is not active (any more)."""
-        from ..portal.notices import queue_panel_notice  # the panel's notices import the channels
-
+        """Make the message visible in the panel and queue the customer's notice that it waits there (what
+        on_publish registered); fails for good when the customer's panel is not active (any more)."""
         message = delivery.message
         reason = _closed_reason(message.thread.customer)
         if reason:
             return SendResult(ok=False, error=reason, error_code="panel_inactive", permanent=True)
         message.visible_to_customer = True
-        queue_panel_notice(message)
+        published(message)  # queues the customer's notice (portal/notices.py registers it)
         return SendResult(ok=True, provider_id=f"panel:{message.id}")
 
     def close(self) -> None:

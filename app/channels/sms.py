@@ -1,18 +1,15 @@
-"""SMS: how a text is encoded and split into parts, who can get one, sending through Twilio, and its reports.
+"""SMS: who can get one, sending through Twilio, and its reports (what a text says and costs: sms_text.py).
 
-The counter (GSM-7 or UCS-2, the Polish-letter-free variant) drives the live counter in the compose form
-and decides what is sent. Sending uses the official `twilio` client, one per dispatch pass; Twilio's status
-callbacks (app/webhooks/twilio.py) move deliveries forward with `record_status_report`.
+Sending uses the official `twilio` client, one per dispatch pass; Twilio's status callbacks
+(app/webhooks/twilio.py) move deliveries forward with `record_status_report`.
 """
 from __future__ import annotations
 
-import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 import phonenumbers
 import requests
-from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,89 +22,14 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 from ..crypto import SecretUnreadable, decrypt
 from ..customers import PHONE_REGION
 from ..extensions import db
-from ..messaging.formatting import markdown_to_text
 from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, SmsAccount, utcnow
-from .base import SendResult, Unreachable
+from ..urls import public_url
+from .base import SendResult, Unreachable, notice_content
+from .sms_text import MAX_BODY, sms_text
 from .twilio_http import PassHttpClient
 
 if TYPE_CHECKING:
-    from ..models import Message, Shop
-
-# GSM 03.38 default alphabet (one septet each) and its extension table (escape + septet: two each).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
-
-SINGLE_LIMIT = {"GSM-7": 160, "UCS-2": 70}
-PART_LIMIT = {"GSM-7": 153, "UCS-2": 67}  # the rest of each part carries the concatenation header
-MAX_BODY = 1600  # characters Twilio accepts in one message body
-
-POLISH_TO_ASCII = str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ", "acelnoszzACELNOSZZ")
-# Typographic characters that word processors and phones put in, with plain equivalents.
-TYPOGRAPHY = str.maketrans(
-    {"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"', "\u201e": '"',
-     "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " ", "\u2022": "-", "\t": " "}
-)
-
-
-@dataclass(frozen=True)
-class SmsCount:
-    characters: int  # as a person counts them
-    encoding: str  # "GSM-7" or "UCS-2"
-    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
-    parts: int
-    per_part: int  # capacity of one part at this length (160/153 or 70/67)
-    remaining: int  # units left in the last part before another part starts
-
-
-def encoding_of(text: str) -> str:
-    return "GSM-7" if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text) else "UCS-2"
-
-
-def _unit_costs(text: str, encoding: str) -> list[int]:
-    if encoding == "GSM-7":
-        return [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-    return [2 if ord(ch) > 0xFFFF else 1 for ch in text]  # astral characters (emoji) take a surrogate pair
-
-
-def count(text: str) -> SmsCount:
-    """Encoding, length and number of parts of `text`, splitting as handsets do.
-
-    An extension character's escape pair or an emoji's surrogate pair is never split between parts,
-    so a part may carry one unit less than its capacity.
-    """
-    encoding = encoding_of(text)
-    costs = _unit_costs(text, encoding)
-    units = sum(costs)
-    if units <= SINGLE_LIMIT[encoding]:
-        return SmsCount(len(text), encoding, units, 1 if text else 0, SINGLE_LIMIT[encoding],
-                        SINGLE_LIMIT[encoding] - units)
-    capacity = PART_LIMIT[encoding]
-    parts, used = 1, 0
-    for cost in costs:
-        if used + cost > capacity:
-            parts, used = parts + 1, 0
-        used += cost
-    return SmsCount(len(text), encoding, units, parts, capacity, capacity - used)
-
-
-def without_polish_letters(text: str) -> str:
-    """The text rewritten to fit GSM-7 where it can: ą→a, ł→l, curly quotes → straight, other accents dropped.
-
-    Characters that GSM-7 has (é, ü, ö, Ä …) are kept; what cannot be rewritten (emoji) stays and keeps UCS-2.
-    """
-    text = text.translate(POLISH_TO_ASCII).translate(TYPOGRAPHY)
-    out = []
-    for ch in text:
-        if ch in GSM7_BASIC or ch in GSM7_EXTENSION:
-            out.append(ch)
-            continue
-        stripped = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        out.append(stripped if stripped and all(c in GSM7_BASIC for c in stripped) else ch)
-    return "".join(out)
-
+    from ..models import Shop
 
 # ---------------------------------------------------------------- who can get an SMS
 
@@ -163,31 +85,11 @@ ERROR_MEANINGS = {
 }
 
 
-def public_url(path: str) -> str:
-    """The address at which Twilio reaches `path` of this app (PUBLIC_BASE_URL, including any mount prefix)."""
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
-
-
 def error_meaning(code: int | str) -> str:
     """What a Twilio error code means, for people; "Twilio error N" for codes we have no words for."""
     text = str(code)
     meaning = ERROR_MEANINGS.get(int(text)) if text.isascii() and text.isdigit() and len(text) <= 9 else None
     return str(meaning) if meaning else _("Twilio error %(code)s", code=code)
-
-
-def sms_body(markdown: str, plain: bool = False) -> str:
-    """What an SMS of this message body says: the words without Markdown markers, and without Polish
-    letters when the author chose so. The compose form's counter and the sender both use it."""
-    text = markdown_to_text(markdown)
-    return without_polish_letters(text) if plain else text
-
-
-def sms_text(message: "Message") -> str:
-    """What the SMS of `message` says."""
-    if message.body_format != "markdown":
-        text = (message.body_text or "").strip()
-        return without_polish_letters(text) if (message.meta or {}).get("sms_plain") else text
-    return sms_body(message.body_text or "", bool((message.meta or {}).get("sms_plain")))
 
 
 def opt_out_number(number: str) -> None:
@@ -252,7 +154,7 @@ class SmsSession:
         Refuses (permanently, without calling Twilio) a text over MAX_BODY characters. The result names the
         account it went through (the outbox records it on the delivery with the result).
         """
-        body = sms_text(delivery.message) if delivery.purpose == "message" else _panel_notice_text(delivery)
+        body = sms_text(delivery.message) if delivery.purpose == "message" else notice_content(delivery.purpose).sms(delivery)
         if len(body) > MAX_BODY:
             return SendResult(ok=False, permanent=True, error_code="too_long", error=_(
                 "The SMS has %(count)s characters; at most %(max)s can be sent.", count=len(body), max=MAX_BODY))
@@ -308,12 +210,6 @@ class SmsSession:
             self.account.last_error = result.error
         elif result.ok and self.account.last_error:
             self.account.last_error = None
-
-
-def _panel_notice_text(delivery: Delivery) -> str:
-    from ..portal.notices import notice_sms  # the panel's notices import the channels
-
-    return notice_sms(delivery)
 
 
 def _refusal(exc: TwilioException) -> SendResult:

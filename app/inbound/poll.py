@@ -17,9 +17,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..extensions import db
 from ..mailboxes import record_polled, record_receive_failure
-from ..messaging.inbound import InboundOutcome, record_batch, record_fetch_error, record_mail
+from .record import InboundOutcome, record_batch, record_fetch_error, record_mail
 from ..models import InboundItem, Mailbox, Shop, utcnow
-from . import leases, parser_process
+from .. import leases
+from . import parser_process
 from .imap import ImapFailure, ImapFolder, Listed, open_folder
 from .parse import read_mails
 

@@ -16,10 +16,9 @@ from ..channels.sms import active_account
 from ..customers import parse_phone, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..messaging.compose import PREVIEW_CHARS
-from ..messaging.move import thread_label
-from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, utcnow
-from ..privacy.masking import mask_card_numbers
+from ..messaging.threads import thread_label
+from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, preview_of, utcnow
+from .masking import mask_card_numbers
 
 # The whole text, trimmed and in any case, is a keyword: Twilio's own list, and Polish "NIE" (STOP and START
 # read the same in Polish). A sentence containing one of these words is an ordinary message.
@@ -210,10 +209,9 @@ def _store(sms: IncomingSms, number: str, thread: Thread, others: list[Thread], 
                       meta=meta, created_at=now)
     db.session.add(message)
     db.session.flush()
-    preview = " ".join(sms.body.split()) or _("(picture message)")
     thread.unread = True
     thread.status = "waiting_us"
     thread.closed_at = None
     thread.last_inbound_at = thread.last_activity_at = now
-    thread.last_message_preview = preview[:PREVIEW_CHARS]
+    thread.last_message_preview = preview_of(sms.body, _("(picture message)"))
     return message

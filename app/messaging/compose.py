@@ -11,12 +11,12 @@ from sqlalchemy import delete, update
 
 from ..attachments import StoredFile
 from ..channels import get_channel
-from ..channels.sms import MAX_BODY, sms_body
+from ..channels.sms_text import MAX_BODY, sms_body
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
-from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, utcnow
+from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, preview_of, utcnow
 from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
@@ -28,7 +28,6 @@ MAX_CC = 30
 MAX_SCHEDULE_AHEAD = timedelta(days=14)
 MAX_BODY_CHARS = 50_000
 SUBJECT_MAX = 255  # a thread's subject column
-PREVIEW_CHARS = 300
 
 
 def channel_problems(customer: Customer, channels: Sequence[str], shop: Shop) -> dict[str, str]:
@@ -209,7 +208,7 @@ def compose(
 
 def _touch_thread(thread: Thread, message: Message, author, now: datetime, opened: bool) -> None:
     thread.last_activity_at = now
-    thread.last_message_preview = " ".join(message.body_text.split())[:PREVIEW_CHARS]
+    thread.last_message_preview = preview_of(message.body_text)
     thread.unread = False
     if thread.status != "closed" or not message.automatic:
         thread.status, thread.closed_at = "waiting_customer", None
@@ -281,6 +280,6 @@ def undo(message: Message, actor=None) -> dict:
     else:
         last = thread.messages[-1]
         thread.last_activity_at = last.created_at
-        thread.last_message_preview = " ".join(last.body_text.split())[:PREVIEW_CHARS]
+        thread.last_message_preview = preview_of(last.body_text)
     db.session.flush()
     return draft

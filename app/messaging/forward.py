@@ -16,7 +16,7 @@ from ..mailboxes import default_mailbox
 from ..models import Attachment, Delivery, InboundItem, Message, Shop, Thread, User, utcnow
 from ..models.audit import record
 from .compose import MAX_BODY_CHARS
-from .formatting import sender_name
+from ..formatting import sender_name
 
 MAX_FORWARD_FILES_BYTES = 20 * 1024 * 1024  # what most mail servers take in one mail, with room for the text
 

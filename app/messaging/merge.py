@@ -8,11 +8,11 @@ from sqlalchemy import select, update
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..models import Message, MessageRef, Shop, Thread, ThreadFollower, User, utcnow
+from ..models import Message, MessageRef, Shop, Thread, ThreadFollower, User, preview_of, utcnow
 from ..models.audit import record
-from .compose import PREVIEW_CHARS, compose, default_channels
+from .compose import compose, default_channels
 from .events import add_event
-from .move import thread_label
+from .threads import thread_label
 from .thread_actions import same_context_first
 
 
@@ -72,17 +72,6 @@ def merge_threads(target: Thread, source: Thread, actor: User | str | None) -> T
     return target
 
 
-def live_thread(thread: Thread) -> Thread:
-    """The thread that stands for `thread` now: the one it was merged into (followed to the end), else itself."""
-    seen = {thread.id}
-    while thread.merged_into_id is not None:
-        thread = db.session.get(Thread, thread.merged_into_id)
-        if thread.id in seen:  # a loop can only come from hand-edited data; stop rather than spin
-            break
-        seen.add(thread.id)
-    return thread
-
-
 def _join_followers(target: Thread, source: Thread) -> None:
     following = set(db.session.scalars(select(ThreadFollower.user_id).where(ThreadFollower.thread_id == target.id)))
     for user_id in db.session.scalars(select(ThreadFollower.user_id).where(ThreadFollower.thread_id == source.id)):
@@ -99,7 +88,7 @@ def _recompute(target: Thread, source: Thread) -> None:
     messages = [m for m in target.messages if m.kind == "message"]
     if messages:
         last = messages[-1]
-        target.last_message_preview = " ".join(last.body_text.split())[:PREVIEW_CHARS]
+        target.last_message_preview = preview_of(last.body_text)
         if last.direction == "in":  # the customer's latest word, perhaps from the other thread, waits for us
             target.status, target.closed_at = "waiting_us", None
 

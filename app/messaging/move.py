@@ -6,11 +6,11 @@ from flask_babel import gettext as _
 from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..formatting import sender_name
 from ..i18n import quoted
-from ..models import Message, Thread, User, utcnow
+from ..models import Message, Thread, User, preview_of, utcnow
 from ..models.audit import record
-from .compose import PREVIEW_CHARS
-from .formatting import sender_name
+from .threads import thread_label
 
 
 def move_message(message: Message, to_thread: Thread, actor: User | str | None) -> Message:
@@ -48,12 +48,12 @@ def move_message(message: Message, to_thread: Thread, actor: User | str | None) 
     db.session.expire(from_thread, ["messages"])
     db.session.expire(to_thread, ["messages"])
     left = [m for m in from_thread.messages if m.kind == "message"]
-    from_thread.last_message_preview = " ".join(left[-1].body_text.split())[:PREVIEW_CHARS] if left else ""
+    from_thread.last_message_preview = preview_of(left[-1].body_text) if left else ""
     if left and left[-1].direction == "out":  # the moved message was what we owed an answer to
         from_thread.status = "waiting_customer"
     to_thread.last_activity_at = now
     to_thread.last_inbound_at = max(filter(None, (to_thread.last_inbound_at, message.created_at)))
-    to_thread.last_message_preview = " ".join(message.body_text.split())[:PREVIEW_CHARS]
+    to_thread.last_message_preview = preview_of(message.body_text)
     to_thread.status, to_thread.closed_at = "waiting_us", None
     record("message.move", by=actor, target=message, from_thread=from_thread.id, to_thread=to_thread.id)
     return message
@@ -63,14 +63,6 @@ def _sent_by_customer_of(message: Message, thread: Thread) -> bool:
     if thread.customer_id is not None and thread.customer_id == message.thread.customer_id:
         return True
     return message.channel == "sms" and thread.customer is not None and thread.customer.phone == message.sender
-
-
-def thread_label(thread: Thread) -> str:
-    """How a thread is named where staff pick it ("R-2026-0042 · iPhone 12"): its repair number and subject."""
-    label = thread.subject or f"#{thread.id}"
-    if thread.repair is not None and thread.repair.number not in label:
-        label = f"{thread.repair.number} · {label}"
-    return label
 
 
 def _named(thread: Thread) -> str:

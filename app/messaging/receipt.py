@@ -11,10 +11,9 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from fpdf import FPDF
 
-from ..i18n import money, shown_date
+from ..i18n import babel_locale, money, shown_date
 from ..models import Repair, Shop
 from ..urls import absolute_url
-from .templates import babel_locale
 
 # Debian's fonts-dejavu-core (installed by scripts/install-system-packages.sh and the Dockerfile): the core PDF
 # fonts know only Latin-1, which has no ą, ę, ł, ś, ż.

@@ -8,10 +8,10 @@ from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
-from ..models import Customer, Message, Repair, Ticket, User, utcnow
+from ..models import Customer, Message, Repair, Ticket, User, preview_of, utcnow
 from ..models.audit import record
 from ..models.conversations import THREAD_STATUSES
-from .compose import MAX_BODY_CHARS, PREVIEW_CHARS
+from .compose import MAX_BODY_CHARS
 from .threads import default_subject, open_thread
 
 # Where a recorded conversation took place. Not the customer panel: what a customer writes there arrives by itself.
@@ -65,7 +65,7 @@ def record_conversation(
     thread.status = status
     thread.closed_at = now if status == "closed" else None
     thread.last_inbound_at = thread.last_activity_at = now
-    thread.last_message_preview = " ".join(body.split())[:PREVIEW_CHARS]
+    thread.last_message_preview = preview_of(body)
     record("thread.record", by=author, target=thread, source=source)
     db.session.flush()
     return message

@@ -7,11 +7,11 @@ from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line
-from ..models import Attachment, Message, Thread, User, utcnow
+from ..models import Attachment, Message, Thread, User, preview_of, utcnow
 from ..models.audit import record
-from .compose import PREVIEW_CHARS, SUBJECT_MAX
+from .compose import SUBJECT_MAX
 from .events import add_event
-from .move import thread_label
+from .threads import thread_label
 
 # What a copy of a message keeps of the original: everything it says and how it came, not where it went.
 _COPIED = ("kind", "direction", "channel", "author_user_id", "author_customer_id", "sender", "recipients", "subject",
@@ -35,7 +35,7 @@ def split_message(message: Message, actor: User | str | None, subject: str = "")
     thread = Thread(customer_id=old.customer_id, repair_id=old.repair_id, ticket_id=old.ticket_id, subject=subject,
                     priority=old.priority, queue_id=old.queue_id, category=old.category, private=old.private,
                     source_channel=message.channel or old.source_channel, created_by_id=getattr(actor, "id", None),
-                    last_activity_at=now, last_message_preview=" ".join(message.body_text.split())[:PREVIEW_CHARS])
+                    last_activity_at=now, last_message_preview=preview_of(message.body_text))
     if message.direction == "in":
         thread.status, thread.last_inbound_at = "waiting_us", message.created_at
     else:

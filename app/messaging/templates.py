@@ -18,16 +18,20 @@ from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 
+from ..attachments import StoredFile, path_for, store
+from ..channels.sms import active_account
 from ..customers import first_name_vocative
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
-from ..i18n import money, shown_date
+from ..i18n import babel_locale, money, shown_date
 from ..models import Customer, Repair, Shop
 from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, TemplateAttachment
 from ..models.customers import CUSTOMER_LANGUAGES
+from ..urls import absolute_url
+from .receipt import acceptance_receipt
 
 NAME_MAX = 120
 SUBJECT_MAX = 255
@@ -110,13 +114,10 @@ def check_text(text: str, field: str) -> None:
 def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, language: str) -> dict[str, str]:
     """Every tag's text for this customer and repair; what is unknown is empty. Amounts, dates and the hint in
     the template's language (the customer reads them in it)."""
-    from ..channels.sms import active_account  # the SMS channel imports the messaging package
-    from ..portal.notices import panel_url
-
     locale = babel_locale(language if language in CUSTOMER_LANGUAGES else shop.locale or "pl")
     values = dict.fromkeys(TAGS, "")
     values.update(shop_name=shop.name, shop_address=shop.address or "", shop_phone=shop.phone or "",
-                  opening_hours=shop.opening_hours_text, panel_link=panel_url("portal.sign_in", slug=shop.slug))
+                  opening_hours=shop.opening_hours_text, panel_link=absolute_url("portal.sign_in", slug=shop.slug))
     if customer is not None:
         values.update(customer_first_name=customer.first_name, customer_name=customer.name,
                       customer_first_name_vocative=first_name_vocative(customer))
@@ -136,11 +137,6 @@ def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, lan
 def render_text(text: str, values: dict[str, str]) -> str:
     """A checked template text with these tag values."""
     return _environment().from_string(text).render(values)
-
-
-def babel_locale(language: str) -> str:
-    """The Babel locale for a language code: Ukrainian dates and amounts as written in Ukraine."""
-    return {"uk": "uk_UA", "pl": "pl_PL"}.get(language, language)
 
 
 @dataclass(frozen=True)
@@ -281,9 +277,6 @@ def delete_template(template: MessageTemplate, *, actor) -> None:
 def template_files(template: MessageTemplate, *, repair: Repair | None, shop: Shop) -> list:
     """The files the template carries, as StoredFile: its uploaded files, and its documents rendered now for
     `repair`. Refuses (ValidationFailed on "template_id") a document without a repair and a file gone from disk."""
-    from ..attachments import StoredFile, path_for, store
-    from .receipt import acceptance_receipt
-
     files = []
     for attachment in template.attachments:
         if attachment.kind == "document":

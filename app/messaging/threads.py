@@ -40,6 +40,25 @@ def thread_for_staff(thread_id: int, query=None) -> Thread:
     return thread
 
 
+def live_thread(thread: Thread) -> Thread:
+    """The thread that stands for `thread` now: the one it was merged into (followed to the end), else itself."""
+    seen = {thread.id}
+    while thread.merged_into_id is not None:
+        thread = db.session.get(Thread, thread.merged_into_id)
+        if thread.id in seen:  # a loop can only come from hand-edited data; stop rather than spin
+            break
+        seen.add(thread.id)
+    return thread
+
+
+def thread_label(thread: Thread) -> str:
+    """How a thread is named where staff pick it ("R-2026-0042 · iPhone 12"): its repair number and subject."""
+    label = thread.subject or f"#{thread.id}"
+    if thread.repair is not None and thread.repair.number not in label:
+        label = f"{thread.repair.number} · {label}"
+    return label
+
+
 def timeline(thread: Thread, *, before: Message | None = None, limit: int | None = None) -> tuple[list[Message], bool]:
     """The thread's messages in order (the last `limit` of them, those before `before` when given) with what the
     timeline shows of each (deliveries, files, author) loaded in the same query however long the thread is; and

@@ -1,6 +1,8 @@
 """The data model, one module per aggregate; importing this package registers every table."""
 from .audit import AuditEvent
-from .conversations import Attachment, Message, MessageRef, Tag, Thread, ThreadFollower, ThreadPresence
+from .conversations import (
+    PREVIEW_CHARS, Attachment, Message, MessageRef, Tag, Thread, ThreadFollower, ThreadPresence, preview_of,
+)
 from .customers import ConsentEvent, Customer, CustomerEmail, PanelToken
 from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease

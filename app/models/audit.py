@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
+from .users import User
 
 
 class AuditEvent(db.Model):
@@ -35,8 +36,6 @@ def record(action: str, *, by=None, target=None, **details) -> AuditEvent:
     `by` is who acted: a staff User, or a label for machines and strangers ("api:erp", "cli", an e-mail typed
     at the sign-in form); None means the system itself.
     """
-    from .users import User
-
     user = by if isinstance(by, User) else None
     event = AuditEvent(
         action=action,
@@ -65,19 +64,22 @@ def _jsonable(value):
 
 
 def apply_changes(target, values: dict, action: str, *, by=None, secrets_changed: Sequence[str] = (),
-                  **details) -> list[str]:
+                  with_values: bool = True, **details) -> list[str]:
     """Set on `target` the `values` that differ from what it holds, and record one audit event `action` naming the
     changed fields (`changed`) and each one's value before and after (`changes`: {field: [old, new]}).
 
     `secrets_changed` names secrets the caller has already replaced (a password): listed as changed, never their
-    values. Nothing is recorded when nothing changed. Returns the changed fields in the order of `values`, then
-    the secrets.
+    values. A customer's, repair's or ticket's fields are personal data the log must not copy: `with_values=False`
+    records only their names (`fields`). Nothing is recorded when nothing changed. Returns the changed fields in
+    the order of `values`, then the secrets.
     """
     changed = [name for name, value in values.items() if getattr(target, name) != value]
     changes = {name: [_jsonable(getattr(target, name)), _jsonable(values[name])] for name in changed}
     for name in changed:
         setattr(target, name, values[name])
     changed += list(secrets_changed)
-    if changed:
+    if changed and with_values:
         record(action, by=by, target=target, changed=changed, changes=changes, **details)
+    elif changed:
+        record(action, by=by, target=target, fields=changed, **details)
     return changed

@@ -14,6 +14,12 @@ THREAD_STATUSES = ("open", "waiting_us", "waiting_customer", "closed")
 CHANNELS = ("email", "sms", "portal")
 SOURCES = CHANNELS + ("phone", "chat", "web", "letter", "in_person")
 MESSAGE_KINDS = ("message", "note", "event", "auto_reply", "bounce")
+PREVIEW_CHARS = 300  # how much of a thread's last message the inbox keeps (threads.last_message_preview)
+
+
+def preview_of(text: str, fallback: str = "") -> str:
+    """A message's text as a list shows it: one line, at most PREVIEW_CHARS characters; `fallback` when empty."""
+    return (" ".join(text.split()) or fallback)[:PREVIEW_CHARS]
 
 
 def new_thread_token() -> str:
@@ -65,7 +71,7 @@ class Thread(db.Model):
     source_channel: Mapped[str] = mapped_column(String(16), default="email")
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     unread: Mapped[bool] = mapped_column(Boolean, default=False)
-    last_message_preview: Mapped[str] = mapped_column(String(300), default="")
+    last_message_preview: Mapped[str] = mapped_column(String(PREVIEW_CHARS), default="")
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..i18n import PANEL_LANGUAGE_KEY
 from ..models import Attachment, Customer, CustomerEmail, Delivery, Message, PanelToken, Repair, Thread, utcnow
 from ..models.audit import record
-from ..messaging.merge import live_thread
+from ..messaging.threads import live_thread
 from ..models.users import hash_password, verify_password
 
 PANEL_PREFIX = "/p/"

@@ -13,7 +13,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..channels import get_channel
+from ..channels import get_channel, mime
+from ..channels.base import NoticeContent, on_publish, register_notices
+from ..channels.email import OutgoingMail
 from ..customers import first_name_vocative, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -30,9 +32,6 @@ CUSTOMER_NOTICES = ("panel_invite", "panel_sign_in", "panel_notice")
 # How staff see a delivery that is not the message itself (the outbox, the thread's delivery badges).
 PURPOSE_LABELS = {"panel_invite": _l("panel invitation"), "panel_sign_in": _l("panel sign-in link"),
                   "panel_notice": _l("notice of a panel message"), "shop_notice": _l("notice to the shop")}
-
-
-panel_url = absolute_url  # an address in the panel (or the staff app) for a notice
 
 
 def _app_path(endpoint: str, **values) -> str:
@@ -168,18 +167,18 @@ def _context(delivery: Delivery, shop: Shop) -> dict:
     polish = notice_language(delivery, shop) == "pl"  # a Polish greeting calls the customer by the vocative
     context = {"shop": shop, "brand": branding.brand_palette(shop), "customer": customer, "thread": thread,
                "message": message, "greeting_name": first_name_vocative(customer) if polish else customer.first_name,
-               "repair": thread.repair, "sign_in_url": panel_url("portal.sign_in", slug=shop.slug)}
+               "repair": thread.repair, "sign_in_url": absolute_url("portal.sign_in", slug=shop.slug)}
     if delivery.purpose == "panel_invite":
-        context["link"] = panel_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "invite"))
+        context["link"] = absolute_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "invite"))
     elif delivery.purpose == "panel_sign_in":
-        context["link"] = panel_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "login"))
+        context["link"] = absolute_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "login"))
         context["code"] = access.issue_code(customer)
     elif delivery.purpose == "panel_notice":
         token = access.issue_link(customer, "login", hours=NOTICE_LINK_LIFETIME_HOURS)
         thread_path = _app_path("portal.thread", slug=shop.slug, thread_id=thread.id)
-        context["link"] = panel_url("portal.link", slug=shop.slug, token=token, next=thread_path)
+        context["link"] = absolute_url("portal.link", slug=shop.slug, token=token, next=thread_path)
     elif delivery.purpose == "shop_notice":
-        context["staff_url"] = panel_url("threads.show", thread_id=thread.id)
+        context["staff_url"] = absolute_url("threads.show", thread_id=thread.id)
         context["login"] = customer.email or customer.phone or ""
     return context
 
@@ -196,14 +195,11 @@ def _subject(delivery: Delivery, context: dict) -> str:
     return _("%(customer)s wrote in the customer panel", customer=context["customer"].name) + about
 
 
-def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) -> "OutgoingMail":
+def notice_mail(delivery: Delivery, *, shop: Shop, home: Mailbox, via: Mailbox) -> OutgoingMail:
     """The e-mail of a notice delivery (see DELIVERY_PURPOSES), sent through `via` as automatic mail.
 
     A customer's reply to a "new message" notice finds its thread through the Reply-To token.
     """
-    from ..channels import mime  # the e-mail channel imports this module
-    from ..channels.email import OutgoingMail
-
     with force_locale(notice_language(delivery, shop)):
         context = _context(delivery, shop)
         subject = _subject(delivery, context)
@@ -244,3 +240,7 @@ def notice_sms(delivery: Delivery) -> str:
                      shop=shop.name, code=context["code"], link=context["link"])
         return _("%(shop)s: a new message waits for you in the customer panel: %(link)s",
                  shop=shop.name, link=context["link"])
+
+
+register_notices(PURPOSE_LABELS, NoticeContent(mail=notice_mail, sms=notice_sms))
+on_publish("panel_notice", queue_panel_notice)

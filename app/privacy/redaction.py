@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..inbound.masking import REDACTED, rewrite_raw_mail, sensitive_pattern
 from ..inbound.parse import compress, decompress
 from ..inbound.sms import compressed, held_text
 from ..models import InboundItem, Message, User, utcnow
 from ..models.audit import record
-from .masking import REDACTED, rewrite_raw_mail, sensitive_pattern
 
 MAX_SELECTION = 2000  # a selection longer than this is a slip of the mouse, not a passcode
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, flash, url_for
+from flask import abort, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from htmx_flask import request
 
-from ..errors import ValidationFailed
+from ..pages import show_errors, wants_fragment
+
+__all__ = ["PER_PAGE", "form_values", "owner_required", "show_errors", "wants_fragment"]
 
 PER_PAGE = 50  # rows per page in every list
 
@@ -24,22 +25,6 @@ def owner_required(view):
         return view(*args, **kwargs)
 
     return wrapped
-
-
-def wants_fragment() -> bool:
-    """An htmx swap wants just the fragment; a history restore after a cache miss needs the whole page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
-    """Put the domain's messages next to the form's fields of the same name; one about no field of the form (an
-    erased customer, say) is shown at the top of the page."""
-    for name, message in exc.fields.items():
-        if name in form:
-            form[name].errors.append(message)
-        else:
-            form.form_errors.append(message)
-            flash(message, "error")
 
 
 def form_values(form: FlaskForm) -> dict:

@@ -1,8 +1,6 @@
 """Staff sign-in and sign-out, rate-limited per IP and per account."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,6 +14,7 @@ from ..extensions import db, limiter
 from ..models import User, utcnow
 from ..models.users import verify_password
 from ..models.audit import record
+from ..pages import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -64,16 +63,6 @@ def _account_key() -> str:
 def _failed(response) -> bool:
     """Only failed attempts count towards the limits (a success redirects)."""
     return response.status_code != 302
-
-
-def safe_next(target: str | None) -> str | None:
-    """A local path to return to after sign-in; anything pointing elsewhere is ignored."""
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -19,13 +19,13 @@ from wtforms.validators import Optional
 
 from ..attachments import store
 from ..channels import get_channel
-from ..channels.sms import count, sms_body
+from ..channels.sms_text import count, sms_body
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop, shown_datetime
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
-from ..messaging.merge import live_thread
+from ..messaging.threads import live_thread
 from ..messaging.presence import arrived_since, latest_message_id
 from ..messaging.templates import message_templates, refusal_for, render, reply_frame, version_for
 from ..messaging.threads import thread_for_staff

@@ -15,7 +15,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound.parse import decompress
 from ..inbound.sms import held_text
-from ..messaging.inbound import (
+from ..inbound.record import (
     accept_held, create_customer_from_held, discard_held, held_count, held_items, parsed_item,
 )
 from ..models import Customer, InboundItem, Mailbox

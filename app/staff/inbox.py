@@ -10,6 +10,7 @@ from ..extensions import db
 from ..messaging.inbox import VIEWS, InboxQuery, inbox_counts, inbox_page, next_unanswered
 from ..models import User
 from ..models.conversations import SOURCES, THREAD_STATUSES
+from . import wants_fragment
 
 bp = Blueprint("inbox", __name__)
 
@@ -26,7 +27,7 @@ def index():
     """The list; an htmx request (the search box, the filters) gets only the results."""
     query = InboxQuery.from_args(request.args)
     page = inbox_page(query, current_user)
-    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "inbox-results":
+    if wants_fragment("inbox-results"):
         return render_template("staff/inbox/_results.html", query=query, page=page)
     staff = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name)).all()
     return render_template("staff/inbox.html", query=query, page=page, counts=inbox_counts(current_user),

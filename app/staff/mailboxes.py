@@ -19,8 +19,7 @@ from ..mailboxes import (
     RECEIVING_DEFAULTS, SETTINGS, create_mailbox, mailboxes, make_default, record_test, set_active, update_mailbox,
 )
 from ..models import Mailbox
-from . import owner_required
-from . import form_values, show_errors
+from . import form_values, owner_required, show_errors, wants_fragment
 
 bp = Blueprint("mailboxes", __name__, url_prefix="/settings/mailboxes")
 
@@ -139,7 +138,7 @@ def _tested(mailbox: Mailbox, ok: bool, outcome: str, *, receiving: bool):
     """Keep a test's result on the mailbox and show it: the htmx fragment, or a flash on the edit page."""
     record_test(mailbox, ok, outcome, receiving=receiving)
     db.session.commit()
-    if request.htmx:
+    if wants_fragment():
         return render_template("staff/mailboxes/_test_result.html", ok=ok, outcome=outcome)
     flash(outcome, "success" if ok else "error")
     return redirect(url_for("mailboxes.edit", mailbox_id=mailbox.id))

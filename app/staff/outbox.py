@@ -12,13 +12,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from htmx_flask import request
 
-from ..channels.sms import sms_text
+from ..channels.sms_text import sms_text
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import Delivery
 from ..models.conversations import CHANNELS
-from . import PER_PAGE, wants_fragment
 from ..outbox import can_cancel, can_dismiss, can_hide, can_resend, cancel, dismiss, hide, resend
 from ..outbox.listing import (
     SHOWN_STATUSES,
@@ -29,6 +28,7 @@ from ..outbox.listing import (
     waits,
 )
 from ..request_input import whole_number
+from . import PER_PAGE, wants_fragment
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
 
@@ -65,7 +65,7 @@ def index():
                        page=request.args.get("page", 1, type=whole_number), per_page=PER_PAGE, error_out=False)
     if not wants_fragment():
         template = "staff/outbox.html"
-    elif request.htmx.target == ROWS_TARGET:
+    elif wants_fragment(ROWS_TARGET):
         template = "staff/outbox/_rows.html"
     else:
         template = "staff/outbox/_results.html"
@@ -89,7 +89,7 @@ def act(delivery_id: int, action: str):
         error = exc.message_for("delivery")
     else:
         db.session.commit()
-    if not request.htmx:
+    if not wants_fragment():
         flash(error or str(DONE[action]), "error" if error else "success")
         return redirect(_back_to_list())
     if action == "hide" and not error:

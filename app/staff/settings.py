@@ -9,7 +9,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from htmx_flask import request
 from sqlalchemy import func, select
 from wtforms import (BooleanField, EmailField, IntegerField, PasswordField, SelectChoice, SelectField, StringField,
                      TextAreaField)
@@ -20,7 +19,7 @@ from ..extensions import db
 from ..i18n import LANGUAGE_NAMES, current_shop
 from ..labels import CHANNEL_LABELS, PRIORITY_LABELS
 from ..models import Shop, User
-from . import form_values, owner_required, show_errors
+from . import form_values, owner_required, show_errors, wants_fragment
 from ..models.conversations import CHANNELS
 from ..models.repairs import PRIORITIES
 from ..opening_hours import WEEKDAYS
@@ -296,10 +295,10 @@ def user_password(user_id: int):
         except ValidationFailed as exc:
             show_errors(reset_form, exc)
         else:
-            template = "_password_shown.html" if request.htmx else "password_shown.html"
+            template = "_password_shown.html" if wants_fragment() else "password_shown.html"
             return render_template("staff/settings/" + template, user=user,
                                    password=None if reset_form.password.data else password)
-    if request.htmx:
+    if wants_fragment():
         # htmx swaps only 2xx answers, so the form with its errors comes back as 200.
         return render_template("staff/settings/_reset_password.html", user=user, reset_form=reset_form)
     return render_template("staff/settings/user_edit.html", user=user, form=EditUserForm(obj=user),

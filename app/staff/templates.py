@@ -13,7 +13,7 @@ from wtforms import (BooleanField, MultipleFileField, SelectChoice, SelectField,
                      TextAreaField)
 
 from ..attachments import store
-from ..channels.sms import count, sms_body
+from ..channels.sms_text import count, sms_body
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop

@@ -19,7 +19,7 @@ from ..extensions import db
 from ..messaging.events import TOOL_EVENTS, event_text
 from ..messaging.forward import forward_thread, forwardable
 from ..messaging.merge import merge_threads
-from ..messaging.move import thread_label
+from ..messaging.threads import thread_label
 from ..messaging.presence import heartbeat, latest_message_id, others_present
 from ..messaging.split import split_message
 from ..messaging.thread_actions import joins_other_context

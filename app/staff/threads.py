@@ -11,14 +11,13 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from ..attachments import path_for, servable
-from ..extensions import db
-from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
-from ..messaging.formatting import sender_name
-from ..messaging.merge import live_thread
-from ..messaging.move import move_message, thread_label
-from ..messaging.threads import THREAD_PAGE, thread_for_staff, timeline
-from ..models import Attachment, Message
 from ..errors import ValidationFailed
+from ..extensions import db
+from ..formatting import sender_name
+from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
+from ..messaging.move import move_message
+from ..messaging.threads import THREAD_PAGE, live_thread, thread_for_staff, thread_label, timeline
+from ..models import Attachment, Message
 from ..outbox import cancel_message as stop_message
 from ..privacy.redaction import redact_message
 from ..request_input import whole_number

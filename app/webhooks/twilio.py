@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, request
+from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 
-from ..channels.sms import active_account, public_url, record_status_report
+from ..channels.sms import active_account, record_status_report
 from ..crypto import SecretUnreadable, decrypt
 from ..extensions import db
 from ..inbound.sms import IncomingSms, receive_sms
 from ..models import DeliveryEvent, InboundItem
 from ..request_input import whole_number, without_nul
-from . import bp
+from ..urls import public_url
 
 log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 # "Received, no answer": Twilio sends nothing back to the customer. (Twilio answers STOP by itself.)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'

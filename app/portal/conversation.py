@@ -11,11 +11,12 @@ from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_text
-from ..models import Attachment, Customer, Message, Repair, Shop, Thread, utcnow
+from ..inbound.masking import mask_card_numbers
+from ..messaging.compose import MAX_BODY_CHARS
+from ..messaging.threads import context_thread, default_subject, open_thread
+from ..models import Attachment, Customer, Message, Repair, Shop, Thread, preview_of, utcnow
 from ..models.audit import record
-from ..privacy.masking import mask_card_numbers
-from .compose import MAX_BODY_CHARS, PREVIEW_CHARS
-from .threads import context_thread, default_subject, open_thread
+from .notices import queue_shop_notice
 
 
 def panel_file_limit(shop: Shop) -> int:
@@ -43,8 +44,6 @@ def customer_reply(thread: Thread, customer: Customer, body: str,
     """Store what the customer wrote in the panel as an inbound message of `thread` (one of theirs, loaded through
     the panel's loader): the thread becomes unread for staff and is reopened, and the shop's notification address
     is told. Refuses (ValidationFailed) an empty or too long text and files when the shop does not take them."""
-    from ..portal.notices import queue_shop_notice  # the panel package imports the domain, not the other way
-
     refuse_erased(customer, "body")
     body = _clean_body(body, attachments)
     now = utcnow()
@@ -57,8 +56,7 @@ def customer_reply(thread: Thread, customer: Customer, body: str,
     )
     db.session.add(message)
     db.session.flush()
-    preview = " ".join(body.split()) or ", ".join(a.filename for a in message.attachments)
-    thread.last_message_preview = preview[:PREVIEW_CHARS]
+    thread.last_message_preview = preview_of(body, ", ".join(a.filename for a in message.attachments))
     thread.last_activity_at = thread.last_inbound_at = now
     thread.unread = True
     thread.status = "waiting_us"

@@ -18,7 +18,7 @@ from email.header import Header
 from email.message import Message as MimeMessage
 from email.policy import compat32
 
-from ..inbound.charsets import decode_bytes, decode_words
+from .charsets import decode_bytes, decode_words
 
 MASK = "*"
 REDACTED = "[redacted]"

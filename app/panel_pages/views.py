@@ -15,14 +15,14 @@ from ..attachments import SNIFF_BYTES, path_for, sniff, store
 from ..customers import first_name_vocative, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
+from ..formatting import markdown_to_text
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
-from ..messaging.compose import PREVIEW_CHARS
-from ..messaging.formatting import markdown_to_text
-from ..messaging.panel import customer_new_thread, customer_reply, mark_read, panel_file_limit
+from ..models import preview_of
+from ..pages import safe_next, show_errors, wants_fragment
+from ..portal import access, branding, notices
+from ..portal.conversation import customer_new_thread, customer_reply, mark_read, panel_file_limit
 from ..request_input import uploads, whole_number
-from ..staff import show_errors
-from ..staff.auth import safe_next
-from . import access, bp, branding, notices
+from .blueprint import bp
 
 POLL_FIRST = 10  # seconds before a thread asks for new messages
 POLL_MAX = 120  # the longest wait once nothing has changed for a while
@@ -256,7 +256,7 @@ def inbox():
     threads = access.threads_for_customer(customer)
     seen = ".".join(f"{line.last.id}{'u' if line.unread else ''}" for line in threads)  # what the page shows
     wait = _next_wait(seen)
-    if request.headers.get("HX-Request"):
+    if wants_fragment():
         return render_template("portal/_threads.html", threads=threads, seen=seen, wait=wait), {"Vary": "HX-Request"}
     return render_template("portal/inbox.html", threads=threads, seen=seen, wait=wait,
                            repairs=access.repairs_for_customer(customer)), {"Vary": "HX-Request"}
@@ -265,7 +265,7 @@ def inbox():
 def _next_wait(state: str | int) -> int:
     """Seconds until the next poll: POLL_FIRST after a change (or on a full page), twice the last wait up to
     POLL_MAX while the page's `seen` state is still what it shows."""
-    if not request.headers.get("HX-Request") or request.args.get("seen") != str(state):
+    if not wants_fragment() or request.args.get("seen") != str(state):
         return POLL_FIRST
     return min(max(request.args.get("wait", POLL_FIRST, type=whole_number), POLL_FIRST // 2) * 2, POLL_MAX)
 
@@ -283,7 +283,7 @@ def thread(thread_id: int):
     db.session.commit()
     last_id = messages[-1].id if messages else 0
     wait = _next_wait(last_id)
-    if request.headers.get("HX-Request"):
+    if wants_fragment():
         return render_template("portal/_messages.html", thread=thread, messages=messages, wait=wait,
                                last_id=last_id), {"Vary": "HX-Request"}
     return render_template("portal/thread.html", thread=thread, messages=messages, wait=wait, last_id=last_id,
@@ -395,7 +395,7 @@ def _travelled(message) -> list[str]:
 def _preview(message) -> str:
     """A message's first words without Markdown markers, for the inbox line."""
     text = markdown_to_text(message.body_text) if message.body_format == "markdown" else message.body_text
-    return " ".join(text.split())[:PREVIEW_CHARS] or ", ".join(a.filename for a in message.attachments)
+    return preview_of(text, ", ".join(a.filename for a in message.attachments))
 
 
 def _greeting_name(customer) -> str:

@@ -11,8 +11,8 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..extensions import db
-from ..models import Lease, utcnow
+from .extensions import db
+from .models import Lease, utcnow
 
 _leases = Lease.__table__
 

@@ -23,23 +23,22 @@ from ..attachments import path_for, refusal, store
 from ..customers import NAME_MAX, create_customer, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..inbound import batch
-from ..inbound.charsets import decode_words
-from ..inbound.classify import is_auto_reply, is_loop, is_trusted
-from ..inbound.parse import (
-    ParsedMail, ParserFailed, UnparseableMail, compress, decompress, drop_nul, parse_mail, read_mails,
-)
-from ..inbound.sms import accept_held_sms
-from ..inbound.threading import find_thread, thread_by_token
 from ..mail_ids import parse_message_id
+from ..messaging.threads import open_thread
 from ..models import (
     Attachment, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, Mailbox, Message, MessageRef, Shop,
-    Thread, User, utcnow,
+    Thread, User, preview_of, utcnow,
 )
 from ..models.audit import record
-from ..privacy.masking import mask_parsed_mail, mask_raw_mail
-from .compose import PREVIEW_CHARS
-from .threads import open_thread
+from . import batch
+from .charsets import decode_words
+from .classify import is_auto_reply, is_loop, is_trusted
+from .masking import mask_parsed_mail, mask_raw_mail
+from .parse import (
+    ParsedMail, ParserFailed, UnparseableMail, compress, decompress, drop_nul, parse_mail, read_mails,
+)
+from .sms import accept_held_sms
+from .threading import find_thread, thread_by_token
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +314,7 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
     if kind == "message":
         thread.unread = True
         thread.last_inbound_at = thread.last_activity_at = now
-        thread.last_message_preview = " ".join(mail.text.split())[:PREVIEW_CHARS]
+        thread.last_message_preview = preview_of(mail.text)
         if thread.status == "closed":
             thread.closed_at = None
         thread.status = "waiting_us"

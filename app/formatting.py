@@ -8,7 +8,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-from ..models import Message
+from .models import Message
 
 HTML_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "a", "code", "pre", "blockquote", "hr",
              "h1", "h2", "h3", "h4", "h5", "h6"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .dispatch import dispatch_pass
+from ..outbox.dispatch import dispatch_pass
 
 
 @click.group(help="The outbox of outgoing messages.")

@@ -6,8 +6,8 @@ import click
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import Customer
-from . import access
-from .notices import panel_url
+from ..portal import access
+from ..urls import absolute_url
 
 CLI_ACTOR = "cli"
 
@@ -28,4 +28,4 @@ def link(customer_id: int):
         access.set_panel_state(customer, "invited", actor=CLI_ACTOR)
     token = access.issue_link(customer, "invite")
     db.session.commit()
-    click.echo(panel_url("portal.link", slug=current_shop().slug, token=token))
+    click.echo(absolute_url("portal.link", slug=current_shop().slug, token=token))

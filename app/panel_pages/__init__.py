@@ -1,0 +1,15 @@
+"""The customer panel's pages at /p/<shop-slug>/... (the blueprint keeps its name, "portal"); what they do is in
+app/portal (access, notices, branding, the customer's conversation)."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..portal.access import AreaSessionInterface
+from . import views  # noqa: F401  (the routes)
+from .blueprint import bp
+
+
+def init_portal(app: Flask) -> None:
+    """Give the panel its own session cookie (see AreaSessionInterface) and register its pages."""
+    app.session_interface = AreaSessionInterface()
+    app.register_blueprint(bp)
