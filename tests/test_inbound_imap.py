@@ -304,7 +304,7 @@ def test_a_poller_killed_after_fetching_and_before_its_commit_loses_nothing_and_
     imap_server.append_many(mail(n) for n in range(5))
 
     # The real `mail poll`, stopped just before it commits its first batch (when it renews its lease).
-    with hanging_poller(app, database_url, tmp_path, "app.inbound.leases", "renew"):
+    with hanging_poller(app, database_url, tmp_path, "app.leases", "renew"):
         pass  # killed with SIGKILL on the way out
 
     assert stored(mailbox) == [] and mailbox.last_uid == 0  # nothing committed
