@@ -23,7 +23,7 @@ from .extensions import db
 from .models import User
 from .models.audit import record
 from .models.users import ROLES
-from .staff.users import create_user
+from .shop.users import create_user
 
 CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command
 

@@ -15,7 +15,7 @@ from .extensions import db
 from .inbound.sms import IncomingSms, receive_sms
 from .inbound.trusted import add_trusted_domain
 from .mail_ids import reply_address
-from .mailboxes import create_mailbox
+from .accounts.mailboxes import create_mailbox
 from .messaging.compose import compose
 from .inbound.record import record_mail
 from .messaging.notifications import save_rules
@@ -27,9 +27,10 @@ from .models import (
 from .models.templates import MessageTemplate
 from .outbox import dispatch_pass
 from .portal.access import set_panel_state
-from .repairs import add_queue, create_repair, create_ticket, repair_log
-from .shop import update_shop
-from .staff.users import create_user
+from .repairs import create_repair, create_ticket, repair_log
+from .shop.settings import update_shop
+from .shop.users import create_user
+from .shop.workflow import add_queue
 
 OWNER_EMAIL = "anna@naprawaplus.example"
 STAFF_EMAIL = "piotr@naprawaplus.example"

@@ -86,3 +86,40 @@ def gather(errors: dict[str, str], clean: Callable[..., str], *args) -> str:
     except ValidationFailed as exc:
         errors.update(exc.fields)
         return ""
+
+
+# Checking a whole set of fields at once, for the domain functions that take keyword fields.
+
+
+def cleaned_fields(cleaners: dict[str, Callable], fields: dict) -> dict:
+    """The fields checked and normalised; every problem at once in one ValidationFailed."""
+    unknown = set(fields) - set(cleaners)
+    if unknown:
+        raise TypeError(f"unknown fields: {', '.join(sorted(unknown))}")
+    cleaned, errors = {}, {}
+    for field, raw in fields.items():
+        try:
+            cleaned[field] = cleaners[field](raw)
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def flag_field(field: str) -> Callable[[object], bool]:
+    def clean(raw) -> bool:
+        if not isinstance(raw, bool):
+            raise ValidationFailed({field: _("Must be true or false.")})
+        return raw
+
+    return clean
+
+
+def choice_field(field: str, allowed: tuple[str, ...]) -> Callable[[object], str]:
+    def clean(raw) -> str:
+        if raw not in allowed:
+            raise ValidationFailed({field: _("Choose one of: %(values)s.", values=", ".join(allowed))})
+        return raw
+
+    return clean

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from .channels.email import CONNECT_ERRORS, connect, describe_failure, say_goodbye
 from .extensions import db
-from .mailboxes import record_failure, record_sent
+from .accounts.mailboxes import record_failure, record_sent
 from .models import Mailbox, Shop, utcnow
 from .models.audit import record
 from .urls import absolute_url

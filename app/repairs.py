@@ -1,8 +1,7 @@
-"""Repairs, tickets and the shop's repair workflow (statuses, queues): the rules every caller goes through."""
+"""Repairs and tickets: the rules every caller goes through (the workflow's statuses and queues: shop/workflow.py)."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -14,14 +13,13 @@ from sqlalchemy.orm import contains_eager, selectinload
 
 from .customers import refuse_erased
 from .errors import ValidationFailed
-from .fields import line_field, text_field
+from .fields import choice_field, cleaned_fields, line_field, text_field
 from .extensions import db
-from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
+from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Ticket, User, utcnow
 from .models.audit import apply_changes, record
 from .portal.access import ensure_access_code
 from .messaging.notifications import notify_status_change
 from .models.repairs import PRIORITIES, TICKET_STATUSES
-from .models.shop import STATUS_COLOURS
 from .request_input import iso_date, json_id, whole_number
 
 NUMBER_MAX = 32
@@ -30,51 +28,15 @@ SERIAL_MAX = 64
 ACCESSORIES_MAX = 255
 SUBJECT_MAX = 255
 CATEGORY_MAX = 80
-NAME_MAX = 80  # status and queue names
 TEXT_MAX = 20_000  # fault descriptions and ticket descriptions
 PRICE_MAX = Decimal("99999999.99")  # what Numeric(10, 2) holds
 CENT = Decimal("0.01")
-DIRECTIONS = ("up", "down")
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of ours another system's clock may be
 
 Actor = User | str | None  # the signed-in user, a machine label such as "api:erp", or None for the system
 
 
 # --- cleaning input ---------------------------------------------------------------------------
-
-
-def _cleaned(cleaners: dict[str, Callable], fields: dict) -> dict:
-    """The fields checked and normalised; every problem at once in one ValidationFailed."""
-    unknown = set(fields) - set(cleaners)
-    if unknown:
-        raise TypeError(f"unknown fields: {', '.join(sorted(unknown))}")
-    cleaned, errors = {}, {}
-    for field, raw in fields.items():
-        try:
-            cleaned[field] = cleaners[field](raw)
-        except ValidationFailed as exc:
-            errors.update(exc.fields)
-    if errors:
-        raise ValidationFailed(errors)
-    return cleaned
-
-
-def _flag(field: str) -> Callable[[object], bool]:
-    def clean(raw) -> bool:
-        if not isinstance(raw, bool):
-            raise ValidationFailed({field: _("Must be true or false.")})
-        return raw
-
-    return clean
-
-
-def _choice(field: str, allowed: tuple[str, ...]) -> Callable[[object], str]:
-    def clean(raw) -> str:
-        if raw not in allowed:
-            raise ValidationFailed({field: _("Choose one of: %(values)s.", values=", ".join(allowed))})
-        return raw
-
-    return clean
 
 
 def _id(raw) -> int | None:
@@ -271,7 +233,7 @@ def create_repair(
         "status": lambda raw: resolve_status(raw) if raw not in (None, "") else _first_status(),
         "number": _number,
     }
-    fields = _cleaned(cleaners, dict(
+    fields = cleaned_fields(cleaners, dict(
         customer=customer, device=device, description=description, status=status, number=number,
         price_estimate=price_estimate, pickup_date=pickup_date, serial_number=serial_number, accessories=accessories,
     ))
@@ -298,7 +260,7 @@ def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fiel
     fields like create_repair, before touching the repair.
     """
     refuse_erased(repair.customer)
-    changed = apply_changes(repair, _cleaned(_REPAIR_CLEANERS, fields), "repair.update", by=actor, with_values=False,
+    changed = apply_changes(repair, cleaned_fields(_REPAIR_CLEANERS, fields), "repair.update", by=actor, with_values=False,
                             source=source)
     if changed:
         db.session.flush()
@@ -354,8 +316,8 @@ _TICKET_CLEANERS = {
     "description": text_field("description", TEXT_MAX),
     "queue": _queue,
     "category": line_field("category", CATEGORY_MAX),
-    "priority": _choice("priority", PRIORITIES),
-    "status": _choice("status", TICKET_STATUSES),
+    "priority": choice_field("priority", PRIORITIES),
+    "status": choice_field("status", TICKET_STATUSES),
 }
 
 
@@ -375,7 +337,7 @@ def create_ticket(
     `queue` is a Queue, its id or None. Refuses, naming every bad field at once: an unknown customer
     or queue, an empty subject, an unknown priority.
     """
-    fields = _cleaned({**_TICKET_CLEANERS, "customer": _customer}, dict(
+    fields = cleaned_fields({**_TICKET_CLEANERS, "customer": _customer}, dict(
         customer=customer, subject=subject, description=description, queue=queue, category=category,
         priority=priority,
     ))
@@ -398,7 +360,7 @@ def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fiel
     Returns the names of the changed fields; refuses bad fields like create_ticket, before touching it.
     """
     refuse_erased(ticket.customer)
-    cleaned = _cleaned(_TICKET_CLEANERS, fields)
+    cleaned = cleaned_fields(_TICKET_CLEANERS, fields)
     # The status's way is kept (the customer's history shows it); the other fields are named only.
     new_status = cleaned.get("status", ticket.status)
     status = {"status": [ticket.status, new_status]} if new_status != ticket.status else {}
@@ -406,153 +368,3 @@ def update_ticket(ticket: Ticket, *, actor: Actor, source: str = "staff", **fiel
     if changed:
         db.session.flush()
     return changed
-
-
-# --- the workflow: repair statuses ------------------------------------------------------------
-
-
-def _unique_name(field: str, model: type[RepairStatus] | type[Queue], name: str, row=None) -> None:
-    """Refuse a name another row of the model has, in any letter case (compared in Python, see resolve_status)."""
-    folded = name.casefold()
-    for other in db.session.scalars(select(model)):
-        if other is not row and other.name.casefold() == folded:
-            raise ValidationFailed({field: _("“%(name)s” already exists.", name=other.name)})
-
-
-_clean_name = line_field("name", NAME_MAX, _l("Enter a name."))
-_STATUS_CLEANERS = {
-    "name": _clean_name, "colour": _choice("colour", tuple(STATUS_COLOURS)), "is_final": _flag("is_final"),
-}
-
-
-def _status_fields(name, colour, is_final) -> dict:
-    fields = _cleaned(_STATUS_CLEANERS, dict(name=name, colour=colour, is_final=is_final))
-    if fields["name"].isdigit():
-        # The API takes a status by id or by name; a name of digits would read as an id.
-        raise ValidationFailed({"name": _("A name cannot be only digits.")})
-    return fields
-
-
-def add_status(name: str, colour: str, *, is_final: bool = False, actor: Actor = None) -> RepairStatus:
-    """Add an active status at the end of the workflow; refuses an empty, digits-only or taken name, unknown colours."""
-    fields = _status_fields(name, colour, is_final)
-    _unique_name("name", RepairStatus, fields["name"])
-    last = db.session.scalar(select(func.max(RepairStatus.position)))
-    status = RepairStatus(**fields, position=(last or 0) + 1, active=True)
-    db.session.add(status)
-    db.session.flush()
-    record("status.create", by=actor, target=status, name=status.name)
-    return status
-
-
-def update_status(status: RepairStatus, name: str, colour: str, is_final: bool, *, actor: Actor = None) -> list[str]:
-    """Rename or recolour a status, or mark it final (the repair is over); returns the changed fields.
-
-    Repairs keep their status across a rename; their logs keep the old name. Refuses like add_status.
-    """
-    fields = _status_fields(name, colour, is_final)
-    _unique_name("name", RepairStatus, fields["name"], row=status)
-    changed = apply_changes(status, fields, "status.update", by=actor)  # a setting: its old and new value
-    if changed:
-        db.session.flush()
-    return changed
-
-
-def move_status(status: RepairStatus, direction: str, *, actor: Actor = None) -> bool:
-    """Swap the status with its neighbour above or below (active or not); False at either end."""
-    if direction not in DIRECTIONS:
-        raise ValidationFailed({"direction": _("Choose one of: %(values)s.", values=", ".join(DIRECTIONS))})
-    statuses = RepairStatus.ordered(active_only=False)
-    index = statuses.index(status)
-    other = index - 1 if direction == "up" else index + 1
-    if not 0 <= other < len(statuses):
-        return False
-    statuses[index], statuses[other] = statuses[other], statuses[index]
-    # Renumbered from 0 rather than swapping two values: positions may repeat or have gaps.
-    for position, row in enumerate(statuses):
-        row.position = position
-    record("status.move", by=actor, target=status, direction=direction)
-    db.session.flush()
-    return True
-
-
-def deactivate_status(status: RepairStatus, *, actor: Actor = None) -> None:
-    """Stop offering the status for repairs; repairs in it keep it (statuses are never deleted).
-
-    Refuses to deactivate the last active status: new repairs need one to start in.
-    """
-    if not status.active:
-        return
-    if len(RepairStatus.ordered()) <= 1:
-        raise ValidationFailed({"status": _("The workflow needs at least one active status.")})
-    status.active = False
-    record("status.deactivate", by=actor, target=status, name=status.name)
-    db.session.flush()
-
-
-def reactivate_status(status: RepairStatus, *, actor: Actor = None) -> None:
-    """Offer a deactivated status again, in its old place."""
-    if status.active:
-        return
-    status.active = True
-    record("status.reactivate", by=actor, target=status, name=status.name)
-    db.session.flush()
-
-
-def status_usage() -> dict[int, int]:
-    """How many repairs are in each status, by status id (statuses nobody uses are missing)."""
-    rows = db.session.execute(select(Repair.status_id, func.count()).group_by(Repair.status_id))
-    return {status_id: count for status_id, count in rows}
-
-
-# --- the workflow: queues ---------------------------------------------------------------------
-
-
-def add_queue(name: str, *, actor: Actor = None) -> Queue:
-    """Add a queue at the end of the list; refuses an empty or taken name."""
-    name = _clean_name(name)
-    _unique_name("name", Queue, name)
-    last = db.session.scalar(select(func.max(Queue.position)))
-    queue = Queue(name=name, position=(last or 0) + 1)
-    db.session.add(queue)
-    db.session.flush()
-    record("queue.create", by=actor, target=queue, name=name)
-    return queue
-
-
-def rename_queue(queue: Queue, name: str, *, actor: Actor = None) -> bool:
-    """Rename a queue; False when the name is the same. Refuses an empty or taken name."""
-    name = _clean_name(name)
-    _unique_name("name", Queue, name, row=queue)
-    if name == queue.name:
-        return False
-    record("queue.rename", by=actor, target=queue, old=queue.name, new=name)
-    queue.name = name
-    db.session.flush()
-    return True
-
-
-def delete_queue(queue: Queue, *, actor: Actor = None) -> None:
-    """Delete a queue no ticket or thread is in; refuses one in use (ValidationFailed on "queue")."""
-    if queue_usage().get(queue.id):
-        raise ValidationFailed({"queue": _("“%(name)s” still has tickets or conversations.", name=queue.name)})
-    record("queue.delete", by=actor, target=queue, name=queue.name)
-    db.session.delete(queue)
-    db.session.flush()
-
-
-def queue_usage() -> dict[int, int]:
-    """How many tickets and threads are in each queue, by queue id (unused queues are missing)."""
-    usage: dict[int, int] = {}
-    for model in (Ticket, Thread):
-        rows = db.session.execute(
-            select(model.queue_id, func.count()).where(model.queue_id.is_not(None)).group_by(model.queue_id)
-        )
-        for queue_id, count in rows:
-            usage[queue_id] = usage.get(queue_id, 0) + count
-    return usage
-
-
-def queues() -> list[Queue]:
-    """The queues in the owner's order."""
-    return list(db.session.scalars(select(Queue).order_by(Queue.position, Queue.id)))

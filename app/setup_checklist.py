@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, select
 
-from .channels.sms import active_account
+from .accounts.sms import active_account
 from .extensions import db
 from .messaging.starter_templates import notice_statuses
 from .models import Mailbox, RepairStatus, Shop, User, utcnow

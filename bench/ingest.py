@@ -64,7 +64,7 @@ def set_up_shop(rng: random.Random) -> list[tuple]:
     """Customers with a repair thread each and the shop's messages in it; returns what a reply needs to know."""
     shop = Shop.current()
     shop.name, shop.undo_seconds = "Serwis Naprawa Plus", 0
-    from app.mailboxes import create_mailbox
+    from app.accounts.mailboxes import create_mailbox
 
     create_mailbox(name="Serwis", email=MAILBOX_EMAIL, smtp_host="127.0.0.1", smtp_port=2525, smtp_security="none",
                    actor="cli")
@@ -151,7 +151,7 @@ def main() -> None:
                 upgrade()
                 threads = set_up_shop(rng)
                 account = ImapAccount(server, server.add_user())
-                from app.mailboxes import update_mailbox
+                from app.accounts.mailboxes import update_mailbox
                 from app.models import Mailbox
 
                 mailbox = db.session.scalars(db.select(Mailbox)).one()

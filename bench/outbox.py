@@ -44,12 +44,12 @@ from app.attachments import store  # noqa: E402
 from app.channels import get_channel  # noqa: E402
 from app.customers import create_customer  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.mailboxes import create_mailbox  # noqa: E402
+from app.accounts.mailboxes import create_mailbox  # noqa: E402
 from app.messaging.compose import compose  # noqa: E402
 from app.models import Delivery, Shop, utcnow  # noqa: E402
 from app.outbox import dispatch_pass  # noqa: E402
 from app.repairs import create_repair  # noqa: E402
-from app.sms_accounts import configure_sms  # noqa: E402
+from app.accounts.sms import configure_sms  # noqa: E402
 
 CHANNELS = ("email", "sms")
 MESSAGES_PER_THREAD = 4  # a repair's conversation: accepted, diagnosis, quote, ready for pickup

@@ -9,7 +9,7 @@ from pathlib import Path
 from app.customers import create_customer
 from app.extensions import db
 from app.mail_ids import instance_id, make_message_id
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.inbound.record import record_mail
 from app.models import Delivery, Message, MessageRef, utcnow

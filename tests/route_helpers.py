@@ -15,7 +15,7 @@ from werkzeug.routing import Rule
 from app.extensions import db
 from app.models import ApiToken, Delivery, MessageTemplate, Shop, Tag, TrustedDomain
 from app.repairs import create_repair, create_ticket
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from conftest import FreshGlobalsClient, build_app, csrf_token, free_port, make_user, sign_in
 from panel_helpers import panel_csrf, panel_customer, publish, sign_in_customer
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import AuditEvent, Customer, Delivery, Mailbox, Message, Thread, utcnow
 from app.repairs import create_repair
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 
 
 @pytest.fixture

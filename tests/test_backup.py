@@ -272,7 +272,7 @@ def test_the_generated_secret_key_travels_with_the_backup_so_mailbox_passwords_s
 
 
 def mailbox_with_password() -> int:
-    from app.mailboxes import create_mailbox
+    from app.accounts.mailboxes import create_mailbox
 
     box = create_mailbox(name="Serwis", email="serwis@shop.example", smtp_host="smtp.shop.example", smtp_port=587,
                          smtp_security="starttls", username="serwis", password="hasło-skrzynki")

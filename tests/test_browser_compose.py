@@ -10,11 +10,11 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.models import Delivery, Shop
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 
 UNDO_SECONDS = 4
 

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from app.customers import create_customer
 from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.messaging.inbox import VIEWS
 from app.outbox import dispatch_pass

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.extensions import db
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.models import Customer, Delivery, Shop
 
 

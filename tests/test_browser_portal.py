@@ -17,13 +17,13 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 from app.customers import create_customer
 from app.extensions import db
 from app.i18n import datetime_pattern
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.models import Message, Shop, utcnow
 from app.outbox import dispatch_pass
 from app.portal import access
 from app.repairs import create_repair
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from conftest import screenshot
 from test_portal_inbox import PNG
 

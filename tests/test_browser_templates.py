@@ -8,7 +8,7 @@ from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.models import Message
 from app.models.templates import MessageTemplate
 from app.repairs import create_repair

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.extensions import db
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.messaging.threads import open_thread
 from app.models import Message, Thread, utcnow
 from conftest import make_user, sign_in_browser

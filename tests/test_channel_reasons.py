@@ -11,7 +11,7 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
-from app.mailboxes import create_mailbox, set_active
+from app.accounts.mailboxes import create_mailbox, set_active
 from app.models import Message
 from app.messaging.templates import save_template
 from app.models.users import ApiToken

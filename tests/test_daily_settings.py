@@ -20,7 +20,7 @@ from app.extensions import db
 from app.messaging import inbox
 from app.messaging.templates import tag_values
 from app.models import AuditEvent, Customer, Message, Shop, Thread
-from app.shop import update_shop
+from app.shop.settings import update_shop
 from conftest import csrf_token
 
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -25,7 +25,7 @@ from app.mail_ids import (
     extract_ids, instance_id, is_our_instance, make_message_id, parse_message_id, reply_address, thread_index,
     thread_topic, token_from_address,
 )
-from app.mailboxes import create_mailbox, update_mailbox
+from app.accounts.mailboxes import create_mailbox, update_mailbox
 from app.models import (
     Attachment, Customer, Delivery, DeliveryEvent, Mailbox, Message, MessageRef, Repair, RepairStatus, Shop, Thread,
     Ticket,

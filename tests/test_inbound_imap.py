@@ -440,7 +440,7 @@ def test_a_wrong_password_is_written_on_the_mailbox_and_the_owner_is_warned_afte
 
 
 def test_a_sent_mail_does_not_hide_that_receiving_is_failing(app, imap_server):
-    from app.mailboxes import record_sent
+    from app.accounts.mailboxes import record_sent
 
     mailbox = imap_server.make_mailbox(password="wrong password")
     db.session.commit()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.inbound.poll import poll_due_mailboxes
 from app.mailbox_health import notify_broken_mailboxes
-from app.mailboxes import create_mailbox, record_failure, record_polled, record_sent
+from app.accounts.mailboxes import create_mailbox, record_failure, record_polled, record_sent
 from app.models import AuditEvent, Customer, Delivery, InboundItem, Message, Shop, Thread
 from app.outbox import dispatch_pass
 from inbound_helpers import plain_mail

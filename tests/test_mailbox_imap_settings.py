@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.crypto import decrypt
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.mailboxes import create_mailbox, update_mailbox
+from app.accounts.mailboxes import create_mailbox, update_mailbox
 from app.models import Mailbox
 
 

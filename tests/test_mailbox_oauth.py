@@ -17,7 +17,7 @@ from app.extensions import db
 from app import leases
 from app.inbound.poll import poll_mailbox
 from app.models import AuditEvent, Mailbox, OAuthClient, utcnow
-from app.oauth import TokenUnavailable, access_token, endpoint, save_client
+from app.accounts.oauth import TokenUnavailable, access_token, endpoint, save_client
 from conftest import csrf_token
 from inbound_helpers import plain_mail
 from servers.imap import oauth_dovecot  # noqa: F401

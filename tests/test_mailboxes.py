@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.crypto import decrypt
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.mailboxes import create_mailbox, default_mailbox, record_failure, update_mailbox
+from app.accounts.mailboxes import create_mailbox, default_mailbox, record_failure, update_mailbox
 from app.models import AuditEvent, Mailbox, utcnow
 
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.extensions import db
 from app.inbound.poll import poll_mailbox
-from app.mailboxes import create_mailbox, record_failure, record_polled
+from app.accounts.mailboxes import create_mailbox, record_failure, record_polled
 from app.models import InboundItem, utcnow
 from conftest import free_port, sign_in
 from inbound_helpers import plain_mail

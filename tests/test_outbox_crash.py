@@ -22,12 +22,12 @@ from sqlalchemy import select
 
 from app.customers import create_customer
 from app.extensions import db
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.models import Delivery, DeliveryEvent, Shop, utcnow
 from app.outbox import dispatch_pass, resend
 from app.outbox.dispatch import IN_FLIGHT
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from conftest import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ from app.outbox import dispatch_pass
 from app.outbox.actions import cancel
 from app.portal import access
 from app.repairs import create_repair
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from test_portal_inbox import PNG
 
 MOBILE = "+48600100200"

@@ -14,7 +14,7 @@ from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Shop
-from app.portal.branding import contrast
+from app.shop.branding import contrast
 from app.repairs import create_repair
 from conftest import csrf_token
 

@@ -32,7 +32,7 @@ from app.portal.access import issue_link, set_panel_state
 from app.privacy.erasure import erase_customer
 from app.repairs import create_repair, create_ticket, update_repair, update_ticket
 from app.search import fold, search_thread_ids
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 
 pytestmark = pytest.mark.usefixtures("app")
 

@@ -14,7 +14,7 @@ from app.customers import create_customer
 from app.extensions import db
 from app.models import Repair, Shop
 from app.repairs import create_repair
-from app.shop import update_shop
+from app.shop.settings import update_shop
 from conftest import csrf_token
 
 MM = 72 / 25.4  # PDF points per millimetre

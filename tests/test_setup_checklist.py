@@ -13,7 +13,7 @@ from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.extensions import db
 from app.models import RepairStatus, Shop, StatusNotification
-from app.shop import update_shop
+from app.shop.settings import update_shop
 
 STEPS = ["shop", "mailbox", "sms", "panel", "notification_address", "notices", "staff"]
 

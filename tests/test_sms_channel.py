@@ -9,12 +9,13 @@ import pytest
 from flask_babel import refresh
 from sqlalchemy import select
 
-from app.channels.sms import SmsChannel, active_account
+from app.channels.sms import SmsChannel
+from app.accounts.sms import active_account
 from app.channels.sms_text import MAX_BODY
 from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from servers.smtp import free_port
 from servers.twilio import twilio_server  # noqa: F401  (fixture)
 

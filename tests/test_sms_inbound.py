@@ -15,7 +15,7 @@ from app.inbound.sms import IncomingSms, keyword_of, receive_sms
 from app.models import AuditEvent, ConsentEvent, Customer, Delivery, InboundItem, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from conftest import csrf_token
 from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.channels.sms import active_account
+from app.accounts.sms import active_account
 from app.crypto import decrypt
 from app.extensions import db
 from app.models import AuditEvent, Shop, SmsAccount
@@ -196,7 +196,7 @@ def test_the_command_line_configures_the_account_that_then_sends(app, twilio_ser
     audit = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "sms.configure"))
     assert audit.actor == "cli" and audit.details["source"] == "cli"
 
-    from app.sms_accounts import send_test_sms
+    from app.channels.sms import send_test_sms
     assert send_test_sms("600 100 200", actor="cli").ok
     assert twilio_server.messages[0]["to"] == "+48600100200"
 

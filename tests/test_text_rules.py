@@ -11,16 +11,17 @@ from app.customers import create_customer, update_customer
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.fields import clean_line, clean_text
-from app.mailboxes import create_mailbox
+from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.messaging.record import record_conversation
 from app.messaging.templates import checked_fields
 from app.messaging.thread_actions import add_note, add_tag, set_category
 from app.models import ApiToken, Customer, Message, Shop, Thread
-from app.repairs import add_queue, add_status, create_repair, create_ticket
-from app.shop import update_shop
-from app.sms_accounts import configure_sms
-from app.staff.users import create_user
+from app.repairs import create_repair, create_ticket
+from app.shop.workflow import add_queue, add_status
+from app.shop.settings import update_shop
+from app.accounts.sms import configure_sms
+from app.shop.users import create_user
 
 HUGE = "x" * (2 * 1024 * 1024)  # 2 MB
 

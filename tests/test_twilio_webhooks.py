@@ -11,7 +11,7 @@ from app.channels.sms import STATUS_CALLBACK_PATH
 from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, DeliveryEvent, Message, Thread
 from app.outbox import dispatch_pass
-from app.sms_accounts import configure_sms
+from app.accounts.sms import configure_sms
 from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context

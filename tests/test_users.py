@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.errors import ValidationFailed
 from app.extensions import db
 from app.models import AuditEvent, User
-from app.staff.users import update_user
+from app.shop.users import update_user
 
 PASSWORD = "correct horse battery"
 

@@ -26,9 +26,9 @@ from ..mail_ids import (
     INSTANCE_HEADER, instance_id, make_message_id, reply_address, thread_index, thread_topic,
 )
 from ..formatting import html_body, plain_text
-from ..mailboxes import default_mailbox, record_failure, record_sent
+from ..accounts.mailboxes import default_mailbox, record_failure, record_sent
 from ..models import Customer, Delivery, Mailbox, Message, MessageRef, Shop, Thread, utcnow
-from ..oauth import TokenUnavailable, access_token
+from ..accounts.oauth import TokenUnavailable, access_token
 from . import mime
 from .base import SendResult, Unreachable, notice_content
 

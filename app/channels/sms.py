@@ -5,8 +5,9 @@ Sending uses the official `twilio` client, one per dispatch pass; Twilio's statu
 """
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import replace
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import phonenumbers
 import requests
@@ -20,29 +21,22 @@ from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from ..crypto import SecretUnreadable, decrypt
-from ..customers import PHONE_REGION
+from ..customers import PHONE_REGION, parse_phone
+from ..errors import ValidationFailed
 from ..extensions import db
-from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, SmsAccount, utcnow
+from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, Shop, SmsAccount, User, utcnow
+from ..models.audit import record
+from ..accounts.sms import active_account
 from ..urls import public_url
 from .base import SendResult, Unreachable, notice_content
 from .sms_text import MAX_BODY, sms_text
 from .twilio_http import PassHttpClient
-
-if TYPE_CHECKING:
-    from ..models import Shop
 
 # ---------------------------------------------------------------- who can get an SMS
 
 DEFAULT_COUNTRIES = ["PL"]  # when the shop has not chosen (Shop.sms_countries)
 SMS_CAPABLE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 NOT_SET_UP = _l("The SMS account is not configured.")
-
-
-def active_account() -> SmsAccount | None:
-    """The account SMS go out through (configure_sms keeps one active), or None when SMS is not set up."""
-    return db.session.scalar(
-        select(SmsAccount).where(SmsAccount.active.is_(True)).order_by(SmsAccount.id.desc()).limit(1)
-    )
 
 
 def country_names(codes: list[str]) -> str:
@@ -114,7 +108,7 @@ class SmsChannel:
     def __init__(self, timeout: float = REQUEST_TIMEOUT):
         self.timeout = timeout
 
-    def unreachable_reason(self, customer: Customer, shop: "Shop") -> Unreachable | None:
+    def unreachable_reason(self, customer: Customer, shop: Shop) -> Unreachable | None:
         """Why no SMS can go to the customer, or None: SMS not set up, no number, an invalid number or a
         landline, a number outside the shop's SMS countries, or informational SMS turned off."""
         if active_account() is None:
@@ -309,3 +303,24 @@ def record_status_report(message_sid: str, twilio_status: str, error_code: str |
     if moved and error_code == str(UNSUBSCRIBED):
         opt_out_number(delivery.recipient)
     return "moved" if moved else "kept"
+
+
+def send_test_sms(to: str | None, *, actor: User | str | None) -> SendResult:
+    """Send a short test SMS to `to` at once, past the outbox, so the owner sees the account work.
+
+    Refuses (ValidationFailed on "to") an empty or invalid number, and any number while no account is set
+    up. Twilio's answer comes back as the SendResult; the attempt is audited either way.
+    """
+    if active_account() is None:
+        raise ValidationFailed({"to": _("Save the SMS account first.")})
+    try:
+        number = parse_phone(to)
+    except ValidationFailed as exc:
+        raise ValidationFailed({"to": exc.message_for("phone")}) from None
+    if number is None:
+        raise ValidationFailed({"to": _("Enter the number to send the test SMS to.")})
+    body = _("Test SMS from %(shop)s: sending works.", shop=Shop.current().name)
+    with closing(SmsChannel().open_session()) as session:
+        result = session.send_text(number, body)
+    record("sms.test", to=number, ok=result.ok, error_code=result.error_code, by=actor)
+    return result

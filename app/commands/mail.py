@@ -7,7 +7,7 @@ from flask_babel import force_locale
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound.poll import COUNTS, poll_all, receiving_mailboxes
-from ..mailboxes import create_mailbox
+from ..accounts.mailboxes import create_mailbox
 from ..models.mailboxes import SECURITY_MODES
 
 CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command (as in app/cli.py)

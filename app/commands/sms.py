@@ -5,7 +5,7 @@ import click
 
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..sms_accounts import configure_sms
+from ..accounts.sms import configure_sms
 
 # How the audit trail names whoever ran a command (as in app/cli.py, which imports this module).
 CLI_ACTOR = "cli"

@@ -21,7 +21,7 @@ from imap_tools.mailbox import BaseMailBox
 
 from ..crypto import SecretUnreadable, decrypt
 from ..models import Mailbox
-from ..oauth import TokenUnavailable, access_token
+from ..accounts.oauth import TokenUnavailable, access_token
 
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")

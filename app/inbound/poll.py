@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..extensions import db
-from ..mailboxes import record_polled, record_receive_failure
+from ..accounts.mailboxes import record_polled, record_receive_failure
 from .record import InboundOutcome, record_batch, record_fetch_error, record_mail
 from ..models import InboundItem, Mailbox, Shop, utcnow
 from .. import leases

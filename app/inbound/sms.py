@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..channels.sms import active_account
+from ..accounts.sms import active_account
 from ..customers import parse_phone, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db

@@ -12,7 +12,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_text, gather
 from ..i18n import shown_datetime
-from ..mailboxes import default_mailbox
+from ..accounts.mailboxes import default_mailbox
 from ..models import Attachment, Delivery, InboundItem, Message, Shop, Thread, User, utcnow
 from ..models.audit import record
 from .compose import MAX_BODY_CHARS

@@ -19,7 +19,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 
 from ..attachments import StoredFile, path_for, store
-from ..channels.sms import active_account
 from ..customers import first_name_vocative
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -30,6 +29,7 @@ from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, TemplateAttachment
 from ..models.customers import CUSTOMER_LANGUAGES
+from ..accounts.sms import active_account
 from ..urls import absolute_url
 from .receipt import acceptance_receipt
 

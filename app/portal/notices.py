@@ -23,7 +23,8 @@ from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
 from ..models import Customer, Delivery, Mailbox, Message, Shop, Thread, utcnow
 from ..models.audit import record
 from ..urls import absolute_url
-from . import access, branding
+from . import access
+from ..shop import branding
 
 ACCESS_CATEGORY = "customer-panel"  # the thread that keeps a customer's invitations and sign-in messages
 SIGN_IN_MESSAGES_PER_HOUR = 5  # whatever the form's rate limits allow, no more sign-in SMS than this to a person

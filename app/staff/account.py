@@ -14,7 +14,7 @@ from ..extensions import db
 from ..models.users import LOCALES
 from .auth import safe_next, start_session
 from . import show_errors
-from .users import change_own_password
+from ..shop.users import change_own_password
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 

@@ -13,7 +13,7 @@ from wtforms import PasswordField, StringField
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Mailbox
-from ..oauth import PROVIDERS, ConnectRefused, finish_connect, oauth_client, redirect_uri, save_client, start_connect
+from ..accounts.oauth import PROVIDERS, ConnectRefused, finish_connect, oauth_client, redirect_uri, save_client, start_connect
 from . import owner_required, show_errors
 
 bp = Blueprint("mailbox_oauth", __name__, url_prefix="/settings/mailboxes")

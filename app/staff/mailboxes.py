@@ -15,7 +15,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..inbound import imap
 from ..mail_ids import reply_address
-from ..mailboxes import (
+from ..accounts.mailboxes import (
     RECEIVING_DEFAULTS, SETTINGS, create_mailbox, mailboxes, make_default, record_test, set_active, update_mailbox,
 )
 from ..models import Mailbox

@@ -13,8 +13,8 @@ from ..attachments import store
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop
-from ..portal.branding import update_panel_settings
-from ..shop import max_file_mb
+from ..shop.branding import update_panel_settings
+from ..shop.settings import max_file_mb
 from ..request_input import uploads
 from . import owner_required, show_errors
 

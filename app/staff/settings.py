@@ -24,8 +24,8 @@ from ..models.conversations import CHANNELS
 from ..models.repairs import PRIORITIES
 from ..opening_hours import WEEKDAYS
 from ..setup_checklist import dismiss_setup_banner, setup_steps
-from ..shop import LIMITS, SETTING_LABELS, WEEKDAY_LABELS, update_shop
-from .users import create_user, generate_password, reset_password, update_user
+from ..shop.settings import LIMITS, SETTING_LABELS, WEEKDAY_LABELS, update_shop
+from ..shop.users import create_user, generate_password, reset_password, update_user
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 

@@ -10,12 +10,12 @@ from wtforms import IntegerField, PasswordField, RadioField, SelectChoice, Strin
 from wtforms.validators import Optional
 
 from ..channels.base import SendResult
-from ..channels.sms import INBOUND_PATH, STATUS_CALLBACK_PATH, active_account
+from ..channels.sms import INBOUND_PATH, STATUS_CALLBACK_PATH, send_test_sms
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
 from ..models import Shop, SmsAccount
-from ..shop import update_shop
-from ..sms_accounts import configure_sms, send_test_sms
+from ..shop.settings import update_shop
+from ..accounts.sms import active_account, configure_sms
 from ..urls import public_url
 from . import form_values, owner_required, show_errors
 

@@ -13,7 +13,8 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer, Ticket
 from ..labels import PRIORITY_LABELS
-from ..repairs import create_ticket, find_tickets, queues, row_by_id, update_ticket
+from ..repairs import create_ticket, find_tickets, row_by_id, update_ticket
+from ..shop.workflow import queues
 from ..request_input import whole_number
 from . import PER_PAGE, show_errors, wants_fragment
 

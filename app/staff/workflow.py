@@ -13,7 +13,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Queue, RepairStatus
 from ..models.shop import STATUS_COLOURS
-from .. import repairs as rules
+from ..shop import workflow as rules
 from . import owner_required
 from . import show_errors
 

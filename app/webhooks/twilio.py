@@ -6,12 +6,13 @@ import logging
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 
-from ..channels.sms import active_account, record_status_report
+from ..channels.sms import record_status_report
 from ..crypto import SecretUnreadable, decrypt
 from ..extensions import db
 from ..inbound.sms import IncomingSms, receive_sms
 from ..models import DeliveryEvent, InboundItem
 from ..request_input import whole_number, without_nul
+from ..accounts.sms import active_account
 from ..urls import public_url
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from app.mailboxes import create_mailbox
-from app.sms_accounts import configure_sms
+from app.accounts.mailboxes import create_mailbox
+from app.accounts.sms import configure_sms
 
 SHOP_NUMBER = "+48500100200"
 

@@ -295,7 +295,7 @@ class ImapAccount:
     def make_mailbox(self, *, security: str = "none", name: str = "Serwis", email: str = "serwis@shop.example",
                      **settings):
         """A Mailbox row that receives from this account (SMTP pointing nowhere useful unless given)."""
-        from app.mailboxes import create_mailbox
+        from app.accounts.mailboxes import create_mailbox
 
         port = {"none": self.port, "starttls": self.port, "tls": self.tls_port}[security]
         values = {"smtp_host": "127.0.0.1", "smtp_port": 2525, "smtp_security": "none",

@@ -255,7 +255,7 @@ def google(app, oauth_server, oauth_dovecot, smtp_server):
         IMAP_CA_FILE=oauth_dovecot.cafile, SMTP_CA_FILE=smtp_server.cafile,
     )
     from app.extensions import db
-    from app.oauth import save_client
+    from app.accounts.oauth import save_client
 
     client_id, secret = oauth_server.add_client()
     save_client("google", client_id=client_id, client_secret=secret, actor="test")

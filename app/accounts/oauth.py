@@ -21,14 +21,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .crypto import SecretUnreadable, decrypt, encrypt
-from .errors import ValidationFailed
-from .extensions import db
-from . import leases
+from .. import leases
+from ..crypto import SecretUnreadable, decrypt, encrypt
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import Mailbox, OAuthClient, User, utcnow
+from ..models.audit import record
+from ..urls import absolute_url
 from .mailboxes import create_mailbox, mark_healthy
-from .models import Mailbox, OAuthClient, User, utcnow
-from .models.audit import record
-from .urls import absolute_url
 
 TOKEN_FIELDS = ("oauth_access_token_enc", "oauth_refresh_token_enc", "oauth_expires_at")
 REFRESH_LEASE = timedelta(minutes=2)  # a process that died while refreshing holds the lease no longer than this

@@ -11,14 +11,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
-from .crypto import encrypt
-from .customers import normalize_email
-from .errors import ValidationFailed
-from .extensions import db
-from .fields import clean_line, gather
-from .models import Mailbox, User, utcnow
-from .models.audit import apply_changes, record
-from .models.mailboxes import AFTER_FETCH, SECURITY_MODES
+from ..crypto import encrypt
+from ..customers import normalize_email
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..fields import clean_line, gather
+from ..models import Mailbox, User, utcnow
+from ..models.audit import apply_changes, record
+from ..models.mailboxes import AFTER_FETCH, SECURITY_MODES
 
 # What the settings form changes; the password is handled apart, as it is write-only.
 SENDING_SETTINGS = ("name", "email", "display_name", "smtp_host", "smtp_port", "smtp_security", "username",

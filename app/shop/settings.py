@@ -10,18 +10,18 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from .attachments import max_bytes
-from .customers import normalize_email
-from .errors import ValidationFailed
-from .extensions import db
-from .fields import clean_line, clean_text, gather
-from .labels import CHANNEL_LABELS, PRIORITY_LABELS
-from .models import Shop, ShopSlug, User
-from .models.audit import apply_changes
-from .models.conversations import CHANNELS
-from .models.repairs import PRIORITIES
-from .models.users import LOCALES
-from .opening_hours import END_OF_DAY, WEEKDAYS, parse_hour
+from ..attachments import max_bytes
+from ..customers import normalize_email
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..fields import clean_line, clean_text, gather
+from ..labels import CHANNEL_LABELS, PRIORITY_LABELS
+from ..models import Shop, ShopSlug, User
+from ..models.audit import apply_changes
+from ..models.conversations import CHANNELS
+from ..models.repairs import PRIORITIES
+from ..models.users import LOCALES
+from ..opening_hours import END_OF_DAY, WEEKDAYS, parse_hour
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
 MAX_UNDO_SECONDS = 300

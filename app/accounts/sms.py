@@ -1,22 +1,20 @@
-"""The shop's SMS account: setting it up (Settings → SMS, `flask sms configure`) and sending a test SMS."""
+"""The shop's SMS account: the one SMS go out through, and setting it up (Settings → SMS, `flask sms configure`).
+Sending a test SMS is the SMS channel's (channels/sms.py)."""
 from __future__ import annotations
 
 import re
-from contextlib import closing
 from urllib.parse import urlsplit
 
 import phonenumbers
 from flask_babel import gettext as _
+from sqlalchemy import select
 
-from .channels.base import SendResult
-from .channels.sms import SmsChannel, active_account
-from .crypto import encrypt
-from .customers import parse_phone
-from .errors import ValidationFailed
-from .extensions import db
-from .fields import clean_line, gather
-from .models import Shop, SmsAccount, User
-from .models.audit import record
+from ..crypto import encrypt
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..fields import clean_line, gather
+from ..models import SmsAccount, User
+from ..models.audit import record
 
 SOURCES = ("staff", "cli")
 SID = re.compile(r"[A-Za-z0-9]{2,64}")
@@ -121,22 +119,8 @@ def _acceptable_base_url(url: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
 
 
-def send_test_sms(to: str | None, *, actor: User | str | None) -> SendResult:
-    """Send a short test SMS to `to` at once, past the outbox, so the owner sees the account work.
-
-    Refuses (ValidationFailed on "to") an empty or invalid number, and any number while no account is set
-    up. Twilio's answer comes back as the SendResult; the attempt is audited either way.
-    """
-    if active_account() is None:
-        raise ValidationFailed({"to": _("Save the SMS account first.")})
-    try:
-        number = parse_phone(to)
-    except ValidationFailed as exc:
-        raise ValidationFailed({"to": exc.message_for("phone")}) from None
-    if number is None:
-        raise ValidationFailed({"to": _("Enter the number to send the test SMS to.")})
-    body = _("Test SMS from %(shop)s: sending works.", shop=Shop.current().name)
-    with closing(SmsChannel().open_session()) as session:
-        result = session.send_text(number, body)
-    record("sms.test", to=number, ok=result.ok, error_code=result.error_code, by=actor)
-    return result
+def active_account() -> SmsAccount | None:
+    """The account SMS go out through (configure_sms keeps one active), or None when SMS is not set up."""
+    return db.session.scalar(
+        select(SmsAccount).where(SmsAccount.active.is_(True)).order_by(SmsAccount.id.desc()).limit(1)
+    )
