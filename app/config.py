@@ -27,7 +27,7 @@ DEFAULTS: dict[str, object] = {
     "IMAP_CA_FILE": None,  # extra CA bundle for IMAP servers with a private certificate
     "MAIL_PARSER_PROCESSES": 1,  # processes parsing a backlog of received mail beside the poller; 0: none
     "MAILBOX_BROKEN_AFTER": 3,  # failed passes in a row before a mailbox is flagged broken
-    # Mailboxes signing in with OAuth2 (app/oauth.py): the providers' endpoints and mail servers, so that tests
+    # Mailboxes signing in with OAuth2 (app/accounts/oauth.py): the providers' endpoints and mail servers, so that tests
     # and unusual tenants can point elsewhere. Servers are HOST:PORT.
     "OAUTH_TIMEOUT": 30,  # seconds for every request to a provider's sign-in server
     "OAUTH_REFRESH_MARGIN": 300,  # an access token is renewed when it has less than this many seconds left

@@ -1,6 +1,6 @@
 """The rules every free-text input obeys, wherever it comes from (staff pages, the panel, the API, the CLI).
 
-Each text has a length limit (README, "Limits of texts"), and no control characters: a multi-line text (a message,
+Each text has a length limit (docs/features.md, "Limits of texts"), and no control characters: a multi-line text (a message,
 a note, a description) keeps only line breaks and tabs; a single-line value (a name, a subject, an address line, a
 sender name) not even those, since it ends up in mail headers, SMS greetings and one-line layouts, where a line break
 starts a new header or breaks every outgoing mail. Refusals are ValidationFailed naming the field.

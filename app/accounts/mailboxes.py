@@ -59,7 +59,7 @@ def create_mailbox(*, name: str, email: str, smtp_host: str, smtp_port: int | No
                    **receiving) -> Mailbox:
     """Add an active mailbox for sending, and for receiving when `receiving` (RECEIVING_SETTINGS) names an IMAP
     server; the shop's first mailbox becomes the default whatever is asked. A mailbox whose `auth_kind` is an
-    OAuth provider (app/oauth.py) signs in with tokens instead of a password.
+    OAuth provider (app/accounts/oauth.py) signs in with tokens instead of a password.
 
     Refuses (ValidationFailed, naming every broken rule) an empty name, a bad e-mail address, a host that
     is not a host name or IP address, a port outside 1-65535, an unknown security mode, a login without a

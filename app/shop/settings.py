@@ -27,7 +27,7 @@ SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]")
 MAX_UNDO_SECONDS = 300
 MAX_SMS_REPLY_WINDOW_DAYS = 90
 MB = 1024 * 1024
-# The documented limits of the numeric settings: field -> (lowest, highest). The README's settings table lists them.
+# The documented limits of the numeric settings: field -> (lowest, highest). The settings table in docs/administration.md lists them.
 LIMITS = {
     "undo_seconds": (0, MAX_UNDO_SECONDS),
     "sms_reply_window_days": (1, MAX_SMS_REPLY_WINDOW_DAYS),
