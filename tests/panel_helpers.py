@@ -12,7 +12,7 @@ from app.extensions import db
 from app.messaging.compose import compose
 from app.models import Customer, Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from app.portal import access
+from app.panel import access
 
 
 def panel_customer(name: str, email: str, phone: str | None = None) -> Customer:

@@ -21,7 +21,7 @@ from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.models import Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from app.portal import access
+from app.panel import access
 from app.repairs import create_repair
 from app.accounts.sms import configure_sms
 from conftest import screenshot

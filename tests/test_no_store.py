@@ -10,7 +10,7 @@ from panel_helpers import panel_customer, publish, sign_in_customer
 from app.attachments import store
 from app.extensions import db
 from app.models import ApiToken, RepairStatus, Shop
-from app.portal import access
+from app.panel import access
 from app.repairs import create_repair
 from conftest import sign_in
 

@@ -18,7 +18,7 @@ from app.attachments import store
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Delivery, PanelToken, Shop, ShopSlug, utcnow
-from app.portal import access
+from app.panel import access
 from app.messaging.receipt import acceptance_receipt
 from app.repairs import create_repair
 from conftest import count_password_checks, csrf_token, sign_in

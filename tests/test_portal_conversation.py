@@ -21,7 +21,7 @@ from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, InboundItem, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.outbox.actions import cancel
-from app.portal import access
+from app.panel import access
 from app.repairs import create_repair
 from app.accounts.sms import configure_sms
 from test_portal_inbox import PNG

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.inbound.sms import IncomingSms, receive_sms
-from app.portal.conversation import customer_reply
+from app.panel.conversation import customer_reply
 from app.models import AuditEvent, InboundItem, Message
 from app.inbound.masking import is_card_number, mask_card_numbers
 from app.privacy.redaction import redact_message

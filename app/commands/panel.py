@@ -6,7 +6,7 @@ import click
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import Customer
-from ..portal import access
+from ..panel import access
 from ..urls import absolute_url
 
 CLI_ACTOR = "cli"

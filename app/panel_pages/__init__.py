@@ -1,10 +1,10 @@
 """The customer panel's pages at /p/<shop-slug>/... (the blueprint keeps its name, "portal"); what they do is in
-app/portal (access, notices, branding, the customer's conversation)."""
+app/panel (access, notices, the customer's conversation)."""
 from __future__ import annotations
 
 from flask import Flask
 
-from ..portal.access import AreaSessionInterface
+from ..panel.access import AreaSessionInterface
 from . import views  # noqa: F401  (the routes)
 from .blueprint import bp
 

@@ -19,9 +19,10 @@ from ..formatting import markdown_to_text
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..models import preview_of
 from ..pages import safe_next, show_errors, wants_fragment
-from ..portal import access, notices
+from ..panel import access
+from ..panel import notices
 from ..shop import branding
-from ..portal.conversation import customer_new_thread, customer_reply, mark_read, panel_file_limit
+from ..panel.conversation import customer_new_thread, customer_reply, mark_read, panel_file_limit
 from ..request_input import uploads, whole_number
 from .blueprint import bp
 

@@ -26,8 +26,8 @@ from ..messaging.threads import threads_of
 from ..extensions import db
 from ..i18n import CUSTOMER_LANGUAGE_NAMES
 from ..models import Customer
-from ..portal.access import set_panel_state
-from ..portal.notices import invite
+from ..panel.access import set_panel_state
+from ..panel.notices import invite
 from ..privacy.erasure import erase_customer
 from ..privacy.export import export_customer
 from ..request_input import whole_number
