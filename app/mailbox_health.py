@@ -11,7 +11,8 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .channels.email import CONNECT_ERRORS, connect, describe_failure, say_goodbye
+from .channels.email import CONNECT_ERRORS, connect, say_goodbye
+from .channels.smtp_failures import describe_failure
 from .extensions import db
 from .accounts.mailboxes import record_failure, record_sent
 from .models import Mailbox, Shop, utcnow

@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from app.attachments import path_for
 from app.channels import mime
-from app.channels.email import EmailChannel, describe_failure
+from app.channels.email import EmailChannel
+from app.channels.smtp_failures import describe_failure
 from app.formatting import markdown_to_text
 from app.extensions import db
 from app.mail_ids import (

@@ -66,7 +66,7 @@ class NoticeContent:
     "new message" notice): by e-mail (delivery, shop, home and sending mailbox → the mail) and by SMS (→ the text).
     Who writes these notices registers them here by purpose, so that the channels never import their writer."""
 
-    mail: Callable[..., object]  # -> email.OutgoingMail
+    mail: Callable[..., object]  # -> mail_build.OutgoingMail
     sms: Callable[["Delivery"], str]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from ..channels import get_channel, mime
 from ..channels.base import NoticeContent, on_publish, register_notices
-from ..channels.email import OutgoingMail
+from ..channels.mail_build import OutgoingMail
 from ..customers import first_name_vocative, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
