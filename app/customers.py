@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from .errors import ValidationFailed
-from .fields import clean_line, clean_text
+from .fields import clean_line, clean_text, cleaned_fields, flag_field
 from .extensions import db
 from .models import ConsentEvent, Customer, Repair, Ticket, User
 from .models.customers import CUSTOMER_LANGUAGES
@@ -140,17 +140,6 @@ def first_name_vocative(customer: Customer) -> str:
     return customer.vocative or _dictionary_vocative(customer.first_name)
 
 
-def _flag(field: str):
-    """A cleaner for a yes/no field: real booleans only, so "false" or 0 from a JSON client is refused."""
-
-    def clean(raw) -> bool:
-        if not isinstance(raw, bool):
-            raise ValidationFailed({field: _("Must be true or false.")})
-        return raw
-
-    return clean
-
-
 _CLEANERS = {
     "name": _clean_name,
     "email": normalize_email,
@@ -158,24 +147,13 @@ _CLEANERS = {
     "crm_note": _clean_note,
     "language": _clean_language,
     "vocative": _clean_vocative,
-    **{field: _flag(field) for field in CONSENTS},
+    **{field: flag_field(field) for field in CONSENTS},
 }
 
 
 def _cleaned(fields: dict) -> dict:
-    """The fields checked and normalised; every problem at once in one ValidationFailed."""
-    unknown = set(fields) - set(_CLEANERS)
-    if unknown:
-        raise TypeError(f"not customer fields: {', '.join(sorted(unknown))}")
-    cleaned, errors = {}, {}
-    for field, raw in fields.items():
-        try:
-            cleaned[field] = _CLEANERS[field](raw)
-        except ValidationFailed as exc:
-            errors.update(exc.fields)
-    if errors:
-        raise ValidationFailed(errors)
-    return cleaned
+    """The customer fields checked and normalised; every problem at once in one ValidationFailed."""
+    return cleaned_fields(_CLEANERS, fields)
 
 
 def _check_source(source: str) -> None:
