@@ -26,7 +26,7 @@ from .models import (
 )
 from .models.templates import MessageTemplate
 from .outbox import dispatch_pass
-from .panel.access import set_panel_state
+from .panel.credentials import set_panel_state
 from .repairs import create_repair, create_ticket, repair_log
 from .shop.settings import update_shop
 from .shop.users import create_user

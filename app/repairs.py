@@ -17,7 +17,7 @@ from .fields import choice_field, cleaned_fields, line_field, text_field
 from .extensions import db
 from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Ticket, User, utcnow
 from .models.audit import apply_changes, record
-from .panel.access import ensure_access_code
+from .panel.credentials import ensure_access_code
 from .messaging.notifications import notify_status_change
 from .models.repairs import PRIORITIES, TICKET_STATUSES
 from .request_input import iso_date, json_id, whole_number

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.messaging.compose import compose
 from app.models import Customer, Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from app.panel import access
+from app.panel import credentials
 
 
 def panel_customer(name: str, email: str, phone: str | None = None) -> Customer:
@@ -36,7 +36,7 @@ def panel_path(path: str = "/") -> str:
 
 def sign_in_customer(client, customer: Customer) -> None:
     """Sign the customer in with a fresh one-time link, as the invitation's button does."""
-    token = access.issue_link(customer, "login")
+    token = credentials.issue_link(customer, "login")
     db.session.commit()
     response = open_link(client, panel_path(f"/s/{token}"))
     assert response.status_code == 302, response.get_data(as_text=True)[:300]

@@ -11,7 +11,7 @@ from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
 from app.messaging.inbox import VIEWS
 from app.models import Customer, InboundItem, Mailbox, MessageTemplate, Repair, Shop, Thread, Ticket, User
-from app.panel.access import issue_link
+from app.panel.credentials import issue_link
 from conftest import _browser_page, sign_in_browser
 
 PASSWORD = "demo-password-1"

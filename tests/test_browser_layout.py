@@ -16,7 +16,7 @@ from app.messaging.compose import compose
 from app.messaging.inbox import VIEWS
 from app.outbox import dispatch_pass
 from app.models import utcnow, Customer, InboundItem, Mailbox, MessageTemplate, Repair, Shop, Thread, Ticket, User
-from app.panel.access import issue_link
+from app.panel.credentials import issue_link
 from app.repairs import create_repair, create_ticket
 from conftest import _browser_page, sign_in_browser
 

@@ -21,7 +21,7 @@ from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.models import Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from app.panel import access
+from app.panel import credentials
 from app.repairs import create_repair
 from app.accounts.sms import configure_sms
 from conftest import screenshot
@@ -135,7 +135,7 @@ def test_a_customer_reads_their_email_and_sms_conversation_on_a_phone(phone_page
     db.session.commit()
     assert dispatch_later(Shop.current().undo_seconds + 1)["sent"] == 1
     twilio_server.text(app.test_client(), INBOUND_SMS_URL, MOBILE, "Dziękuję, będę o 17.", SHOP_NUMBER)
-    token = access.issue_link(customer, "login")
+    token = credentials.issue_link(customer, "login")
     db.session.commit()
 
     phone.goto(live_server.url + panel_path(f"/s/{token}"))
@@ -172,7 +172,7 @@ def test_a_ukrainian_customer_reads_and_answers_in_ukrainian_on_a_phone(phone_pa
                       repair=repair)
     db.session.commit()
     assert dispatch_later(Shop.current().undo_seconds + 1)["sent"] == 1
-    token = access.issue_link(customer, "login")
+    token = credentials.issue_link(customer, "login")
     db.session.commit()
 
     phone.goto(live_server.url + panel_path(f"/s/{token}"))

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
 from app.models import Customer, Mailbox, Message, MessageTemplate, Repair, Shop, User
-from app.panel.access import issue_link
+from app.panel.credentials import issue_link
 from conftest import pdf_screenshot, screenshot, sign_in_browser
 
 PASSWORD = "demo-password-1"

@@ -7,7 +7,7 @@ from app.extensions import db
 from app.inbound.trusted import trusted_domains
 from app.inbound.record import held_items
 from app.models import ApiToken, Customer, Delivery, Mailbox, Message, Repair, Shop, Thread, Ticket, User
-from app.panel.access import threads_for_customer
+from app.panel.loaders import threads_for_customer
 
 
 @pytest.fixture

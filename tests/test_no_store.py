@@ -10,7 +10,7 @@ from panel_helpers import panel_customer, publish, sign_in_customer
 from app.attachments import store
 from app.extensions import db
 from app.models import ApiToken, RepairStatus, Shop
-from app.panel import access
+from app.panel import credentials
 from app.repairs import create_repair
 from conftest import sign_in
 
@@ -53,7 +53,7 @@ def test_every_personal_get_route_says_no_store(app, owner):
         "thread_id": message.thread_id, "message_id": message.id, "attachment_id": message.attachments[0].id,
         "delivery_id": message.deliveries[0].id, "user_id": owner.id,
         "status_id": db.session.scalars(db.select(RepairStatus.id)).first(),
-        "token": access.issue_link(customer, "login"),
+        "token": credentials.issue_link(customer, "login"),
     }
     _row, api_token = ApiToken.issue("erp")
     db.session.commit()

@@ -18,7 +18,7 @@ from app.attachments import store
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Delivery, PanelToken, Shop, ShopSlug, utcnow
-from app.panel import access
+from app.panel import credentials
 from app.messaging.receipt import acceptance_receipt
 from app.repairs import create_repair
 from conftest import count_password_checks, csrf_token, sign_in
@@ -64,7 +64,7 @@ def test_an_invitation_by_email_opens_the_panel_once(app, staff_client, mailbox,
 
 
 def test_an_invitation_link_stops_working_after_seven_days(app, customer):
-    token = access.issue_link(customer, "invite")
+    token = credentials.issue_link(customer, "invite")
     customer.panel_state = "invited"
     db.session.commit()
     row = db.session.scalars(db.select(PanelToken)).one()
@@ -164,7 +164,7 @@ def test_disabling_panel_access_signs_the_customer_out(app, staff_client):
                       data={"csrf_token": csrf_token(staff_client, f"/customers/{customer.id}")})
     assert customer.panel_state == "disabled"
     assert panel.get(panel_path("/")).status_code == 302
-    token = access.issue_link(customer, "login")
+    token = credentials.issue_link(customer, "login")
     db.session.commit()
     assert open_link(panel, panel_path(f"/s/{token}")).status_code == 410
 
@@ -192,7 +192,7 @@ def test_a_receipt_access_code_and_phone_digits_open_that_repairs_threads_only(a
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     repair = create_repair(customer=customer, device="iPhone 12")
     other_repair = create_repair(customer=customer, device="iPad")
-    code = access.ensure_access_code(repair)
+    code = credentials.ensure_access_code(repair)
     customer.panel_state = "active"
     db.session.commit()
     mine = publish(customer, "Ekran wymieniony", repair=repair, author=staff)
@@ -275,7 +275,7 @@ def _scoped_setup(staff):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     repair = create_repair(customer=customer, device="iPhone 12")
     other_repair = create_repair(customer=customer, device="iPad")
-    code = access.ensure_access_code(repair)
+    code = credentials.ensure_access_code(repair)
     customer.panel_state = "active"
     db.session.commit()
     mine = publish(customer, "Ekran wymieniony", repair=repair, author=staff)
@@ -331,18 +331,18 @@ def test_changing_a_panel_password_takes_the_current_one(app, client):
     refused = client.post(panel_path("/account"), data={"password": "another long phrase", "current_password": "guess",
                                                          "csrf_token": panel_csrf(client, "/account")})
     assert refused.status_code == 200 and "current password is wrong" in refused.get_data(as_text=True)
-    assert access.check_password("anna@example.com", "a long secret phrase") is not None
+    assert credentials.check_password("anna@example.com", "a long secret phrase") is not None
     changed = client.post(panel_path("/account"), data={"password": "another long phrase",
                                                         "current_password": "a long secret phrase",
                                                         "csrf_token": panel_csrf(client, "/account")})
     assert changed.status_code == 302 and client.get(panel_path("/")).status_code == 200
-    assert access.check_password("anna@example.com", "another long phrase") is not None
+    assert credentials.check_password("anna@example.com", "another long phrase") is not None
 
 
 def test_an_access_code_never_opens_a_disabled_panel_and_opens_one_never_activated(app, client, staff):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     repair = create_repair(customer=customer, device="iPhone 12")
-    code = access.ensure_access_code(repair)
+    code = credentials.ensure_access_code(repair)
     customer.panel_state = "disabled"
     db.session.commit()
     assert _access_code_sign_in(client, code).status_code == 400
@@ -357,7 +357,7 @@ def test_an_access_code_never_opens_a_disabled_panel_and_opens_one_never_activat
 def test_the_receipt_does_not_print_the_phone_number_next_to_the_access_code(app):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     repair = create_repair(customer=customer, device="iPhone 12")
-    code = access.ensure_access_code(repair)
+    code = credentials.ensure_access_code(repair)
     db.session.commit()
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(acceptance_receipt(repair, Shop.current()))).pages)
     assert code in text and "Jan Kowalski" in text
@@ -395,8 +395,8 @@ def test_every_spelling_of_a_phone_number_shares_one_sign_in_limit(client):
 def test_only_the_newest_sign_in_code_works(app, client):
     customer = panel_customer("Anna Nowak", "anna@example.com")
     _ask_for_code(client)
-    first = access.issue_code(customer)
-    second = access.issue_code(customer)
+    first = credentials.issue_code(customer)
+    second = credentials.issue_code(customer)
     db.session.commit()
     if first != second:
         assert "wrong or has expired" in _type_code(client, first).get_data(as_text=True)
@@ -408,9 +408,9 @@ def test_only_the_newest_sign_in_code_works(app, client):
 def test_a_sign_in_code_dies_after_five_wrong_tries(app, client):
     customer = panel_customer("Anna Nowak", "anna@example.com")
     _ask_for_code(client)
-    code = access.issue_code(customer)
+    code = credentials.issue_code(customer)
     db.session.commit()
-    wrong = f"{(int(code) + 1) % 10 ** access.CODE_DIGITS:06d}"
+    wrong = f"{(int(code) + 1) % 10 ** credentials.CODE_DIGITS:06d}"
     for _ in range(5):
         assert "wrong or has expired" in _type_code(client, wrong).get_data(as_text=True)
     assert "wrong or has expired" in _type_code(client, code).get_data(as_text=True)
@@ -420,10 +420,10 @@ def test_a_sign_in_code_dies_after_five_wrong_tries(app, client):
 def test_the_right_code_on_the_last_try_still_signs_in(app, client):
     customer = panel_customer("Anna Nowak", "anna@example.com")
     _ask_for_code(client)
-    code = access.issue_code(customer)
+    code = credentials.issue_code(customer)
     db.session.commit()
-    wrong = f"{(int(code) + 1) % 10 ** access.CODE_DIGITS:06d}"
-    for _ in range(access.CODE_TRIES - 1):
+    wrong = f"{(int(code) + 1) % 10 ** credentials.CODE_DIGITS:06d}"
+    for _ in range(credentials.CODE_TRIES - 1):
         _type_code(client, wrong)
     assert _type_code(client, code).status_code == 302
 
@@ -468,7 +468,7 @@ def test_a_wrong_panel_password_for_an_unknown_address_is_checked_all_the_same(a
 def test_phone_digits_for_one_access_code_are_limited_however_the_code_is_typed(app, client, staff):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     repair = create_repair(customer=customer, device="iPhone 12")
-    code = access.ensure_access_code(repair)
+    code = credentials.ensure_access_code(repair)
     db.session.commit()
     answers = [_access_code_sign_in(app.test_client(), spelling, digits).status_code
                for spelling, digits in ((code, "111"), (code.lower(), "222"), (f"{code[:4]} {code[4:]}", "333"),

@@ -21,7 +21,7 @@ from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, InboundItem, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.outbox.actions import cancel
-from app.panel import access
+from app.panel import credentials
 from app.repairs import create_repair
 from app.accounts.sms import configure_sms
 from test_portal_inbox import PNG
@@ -215,7 +215,7 @@ def test_an_access_code_session_sees_only_its_repairs_conversation(app, jan, sms
     other_file = db.session.scalars(select(Attachment).join(Message).where(
         Message.thread_id == other.thread_id, Attachment.sha256.is_not(None))).first()
     assert other_file is not None
-    code = access.ensure_access_code(jan)
+    code = credentials.ensure_access_code(jan)
     db.session.commit()
 
     panel = app.test_client()

@@ -28,7 +28,7 @@ from app.models import (
     Thread, Ticket,
 )
 from app.models.audit import record
-from app.panel.access import issue_link, set_panel_state
+from app.panel.credentials import issue_link, set_panel_state
 from app.privacy.erasure import erase_customer
 from app.repairs import create_repair, create_ticket, update_repair, update_ticket
 from app.search import fold, search_thread_ids

@@ -24,7 +24,8 @@ UKRAINIAN = TRANSLATIONS / "uk" / "LC_MESSAGES" / "messages.po"
 # panel's notices, the receipt, and the validation messages the panel's forms show.
 CUSTOMER_FACING = (
     "templates/portal/*.html", "templates/emails/*.html", "templates/emails/*.txt", "templates/partials/forms.html",
-    "app/panel_pages/views.py", "app/panel/notices.py", "app/panel/access.py", "app/messaging/receipt.py",
+    "app/panel_pages/views.py", "app/panel/notices.py", "app/panel/auth.py", "app/panel/credentials.py",
+    "app/panel/loaders.py", "app/messaging/receipt.py",
     "app/panel/conversation.py", "app/fields.py", "app/attachments.py",
 )
 FOR_THE_SHOP = {"templates/emails/mailbox_broken.txt", "templates/emails/panel_shop_notice.html",

@@ -6,7 +6,7 @@ import click
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import Customer
-from ..panel import access
+from ..panel import credentials
 from ..urls import absolute_url
 
 CLI_ACTOR = "cli"
@@ -25,7 +25,7 @@ def link(customer_id: int):
     if customer is None or customer.anonymized_at is not None:
         raise click.ClickException(f"No customer with id {customer_id}.")
     if customer.panel_state != "active":
-        access.set_panel_state(customer, "invited", actor=CLI_ACTOR)
-    token = access.issue_link(customer, "invite")
+        credentials.set_panel_state(customer, "invited", actor=CLI_ACTOR)
+    token = credentials.issue_link(customer, "invite")
     db.session.commit()
     click.echo(absolute_url("portal.link", slug=current_shop().slug, token=token))

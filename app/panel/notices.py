@@ -23,7 +23,7 @@ from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
 from ..models import Customer, Delivery, Mailbox, Message, Shop, Thread, utcnow
 from ..models.audit import record
 from ..urls import absolute_url
-from . import access
+from . import credentials
 from ..shop import branding
 
 ACCESS_CATEGORY = "customer-panel"  # the thread that keeps a customer's invitations and sign-in messages
@@ -94,7 +94,7 @@ def invite(customer: Customer, channel: str, *, actor) -> Message:
     if reason:
         raise ValidationFailed({"channel": reason})
     if customer.panel_state != "active":
-        access.set_panel_state(customer, "invited", actor=actor)
+        credentials.set_panel_state(customer, "invited", actor=actor)
     with force_locale(Shop.current().locale):
         summary = _("Invitation to the customer panel, with a one-time link valid for 7 days.")
     message = _access_message(customer, channel, "panel_invite", summary, author=actor)
@@ -106,7 +106,7 @@ def send_sign_in(login: str) -> None:
     """Send a one-time sign-in link and code to `login` (an e-mail address or a phone number) when it belongs to a
     customer with panel access and can be reached there, at most SIGN_IN_MESSAGES_PER_HOUR an hour; otherwise
     nothing, and the caller says the same either way, so the form cannot tell anyone which addresses are customers."""
-    customer = access.customer_by_login(login)
+    customer = credentials.customer_by_login(login)
     if customer is None:
         return
     channel = "email" if "@" in login else "sms"
@@ -170,12 +170,12 @@ def _context(delivery: Delivery, shop: Shop) -> dict:
                "message": message, "greeting_name": first_name_vocative(customer) if polish else customer.first_name,
                "repair": thread.repair, "sign_in_url": absolute_url("portal.sign_in", slug=shop.slug)}
     if delivery.purpose == "panel_invite":
-        context["link"] = absolute_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "invite"))
+        context["link"] = absolute_url("portal.link", slug=shop.slug, token=credentials.issue_link(customer, "invite"))
     elif delivery.purpose == "panel_sign_in":
-        context["link"] = absolute_url("portal.link", slug=shop.slug, token=access.issue_link(customer, "login"))
-        context["code"] = access.issue_code(customer)
+        context["link"] = absolute_url("portal.link", slug=shop.slug, token=credentials.issue_link(customer, "login"))
+        context["code"] = credentials.issue_code(customer)
     elif delivery.purpose == "panel_notice":
-        token = access.issue_link(customer, "login", hours=NOTICE_LINK_LIFETIME_HOURS)
+        token = credentials.issue_link(customer, "login", hours=NOTICE_LINK_LIFETIME_HOURS)
         thread_path = _app_path("portal.thread", slug=shop.slug, thread_id=thread.id)
         context["link"] = absolute_url("portal.link", slug=shop.slug, token=token, next=thread_path)
     elif delivery.purpose == "shop_notice":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ..panel.access import AreaSessionInterface
+from ..panel.auth import AreaSessionInterface
 from . import views  # noqa: F401  (the routes)
 from .blueprint import bp
 

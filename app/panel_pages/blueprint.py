@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..i18n import current_shop
 from ..models import ShopSlug
-from ..panel.access import current_customer
+from ..panel.auth import current_customer
 
 bp = Blueprint("portal", __name__, url_prefix="/p/<slug>")
 

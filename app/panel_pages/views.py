@@ -19,7 +19,7 @@ from ..formatting import markdown_to_text
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..models import preview_of
 from ..pages import safe_next, show_errors, wants_fragment
-from ..panel import access
+from ..panel import auth, credentials, loaders
 from ..panel import notices
 from ..shop import branding
 from ..panel.conversation import customer_new_thread, customer_reply, mark_read, panel_file_limit
@@ -66,13 +66,13 @@ class LanguageForm(FlaskForm):
 
 def _login_key() -> str:
     """The sign-in form's limit: per person, however their address or number is spelt."""
-    return "panel-login:" + access.login_identity(request.form.get("login"))
+    return "panel-login:" + credentials.login_identity(request.form.get("login"))
 
 
 def _pending_key() -> str:
     """The code page's limit: per person whose sign-in is pending in this session. Never read from the form,
     which the visitor controls (a made-up field would give every try a fresh count)."""
-    return "panel-login:" + access.login_identity(session.get(LOGIN_KEY))
+    return "panel-login:" + credentials.login_identity(session.get(LOGIN_KEY))
 
 
 def _access_code_key() -> str:
@@ -89,7 +89,7 @@ def _limit(setting: str, scope: str, key_func=None):
 def _next_in_panel(target: str | None) -> str | None:
     """A page of the panel to go to after signing in (a path within the app, as request.full_path gives), or None."""
     target = safe_next(target)
-    return target if target and target.startswith(access.PANEL_PREFIX) else None
+    return target if target and target.startswith(auth.PANEL_PREFIX) else None
 
 
 def _after_sign_in(target: str | None):
@@ -104,7 +104,7 @@ def _after_sign_in(target: str | None):
 @_limit("LOGIN_LIMIT_PER_ACCOUNT", "panel-sign-in-login", _login_key)
 def sign_in():
     """Passwordless by default: the address gets a one-time link and code; with a password, straight in."""
-    if access.full_session():  # an access code's session may still sign in to the whole account
+    if auth.full_session():  # an access code's session may still sign in to the whole account
         return redirect(url_for("portal.inbox"))
     form = SignInForm()
     if form.validate_on_submit():
@@ -112,9 +112,9 @@ def sign_in():
         if not login:
             form.login.errors.append(_("Required."))
         elif form.password.data:
-            customer = access.check_password(login, form.password.data)
+            customer = credentials.check_password(login, form.password.data)
             if customer is not None:
-                access.sign_in(customer, how="password")
+                auth.sign_in(customer, how="password")
                 db.session.commit()
                 return _after_sign_in(_next_in_panel(request.args.get("next")))
             form.password.errors.append(_("Wrong e-mail, phone number or password."))
@@ -140,10 +140,10 @@ def code():
         return redirect(url_for("portal.sign_in"))
     form = CodeForm()
     if form.validate_on_submit():
-        customer = access.redeem_code(login, form.code.data)
+        customer = credentials.redeem_code(login, form.code.data)
         if customer is not None:
             next_page = session.get(NEXT_KEY)
-            access.sign_in(customer, how="code")
+            auth.sign_in(customer, how="code")
             db.session.commit()
             return _after_sign_in(_next_in_panel(next_page))
         db.session.commit()  # the try counts against the code
@@ -159,17 +159,17 @@ def link(token: str):
     use them up. A used or old link says so kindly and leads to the sign-in page."""
     next_page = _next_in_panel(request.args.get("next"))
     form = FlaskForm()
-    if request.method == "GET" and access.link_works(token):
-        access.speak_language_of_link(token)
+    if request.method == "GET" and credentials.link_works(token):
+        credentials.speak_language_of_link(token)
         return render_template("portal/link.html", form=form)
     try:
         if not form.validate_on_submit():
-            raise access.LinkExpired()
-        customer, purpose = access.redeem_link(token)
-    except access.LinkExpired:
+            raise credentials.LinkExpired()
+        customer, purpose = credentials.redeem_link(token)
+    except credentials.LinkExpired:
         db.session.rollback()
         return render_template("portal/expired.html", next=next_page), 410
-    access.sign_in(customer, how=purpose)
+    auth.sign_in(customer, how=purpose)
     db.session.commit()
     if purpose == "invite":
         flash(_("Welcome! Your messages from the shop will appear here."), "success")
@@ -183,40 +183,40 @@ def link(token: str):
 def access_code():
     """A repair receipt's access code with the last digits of the customer's phone opens that repair's threads."""
     form = AccessCodeForm()
-    repair = access.repair_by_access_code(form.code.data, form.digits.data) if form.validate_on_submit() else None
+    repair = credentials.repair_by_access_code(form.code.data, form.digits.data) if form.validate_on_submit() else None
     if repair is None:
         form.code.errors.append(_("The code or the phone digits do not match."))
         return render_template("portal/sign_in.html", form=SignInForm(formdata=None), access_form=form), 400
-    access.sign_in(repair.customer, how="access_code", repair=repair)
+    auth.sign_in(repair.customer, how="access_code", repair=repair)
     db.session.commit()
     return redirect(url_for("portal.inbox"))
 
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
-    access.sign_out()
+    auth.sign_out()
     flash(_("You have been signed out."), "info")
     return redirect(url_for("portal.sign_in"))
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@access.customer_required
+@auth.customer_required
 def account():
     """The optional password (passwordless sign-in always works). Only a full sign-in may set one, and changing
     it takes the current one: a receipt's access code opens one repair, never the account."""
-    customer = access.current_customer()
-    if not access.full_session():
+    customer = auth.current_customer()
+    if not auth.full_session():
         return render_template("portal/account.html", form=None, customer=customer, scoped=True), \
             403 if request.method == "POST" else 200
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            access.set_password(customer, form.password.data, current=form.current_password.data)
+            credentials.set_password(customer, form.password.data, current=form.current_password.data)
         except ValidationFailed as exc:
             db.session.rollback()
             show_errors(form, exc)
         else:
-            access.sign_in(customer, how="password_set")  # this session goes on; others ended
+            auth.sign_in(customer, how="password_set")  # this session goes on; others ended
             db.session.commit()
             flash(_("Your password is set."), "success")
             return redirect(url_for("portal.inbox"))
@@ -226,12 +226,12 @@ def account():
 
 
 @bp.route("/account/language", methods=["POST"])
-@access.customer_required
+@auth.customer_required
 def language():
     """The customer chooses the language of the panel, their sign-in messages and the shop's notifications.
     Like the password, only in a full session: a receipt's access code opens one repair, never the account."""
-    customer = access.current_customer()
-    if not access.full_session():
+    customer = auth.current_customer()
+    if not auth.full_session():
         return redirect(url_for("portal.account")), 303
     form = LanguageForm()
     if form.validate_on_submit():
@@ -242,7 +242,7 @@ def language():
             flash(" ".join(exc.fields.values()), "error")
         else:
             db.session.commit()
-            access.remember_language(customer)  # the confirmation already in the new language
+            auth.remember_language(customer)  # the confirmation already in the new language
             flash(_("The panel now speaks your language."), "success")
     return redirect(url_for("portal.account"))
 
@@ -251,17 +251,17 @@ def language():
 
 
 @bp.route("/")
-@access.customer_required
+@auth.customer_required
 def inbox():
     """The customer's threads; htmx polls the same URL for changes, waiting longer while nothing changes."""
-    customer = access.current_customer()
-    threads = access.threads_for_customer(customer)
+    customer = auth.current_customer()
+    threads = loaders.threads_for_customer(customer)
     seen = ".".join(f"{line.last.id}{'u' if line.unread else ''}" for line in threads)  # what the page shows
     wait = _next_wait(seen)
     if wants_fragment():
         return render_template("portal/_threads.html", threads=threads, seen=seen, wait=wait), {"Vary": "HX-Request"}
     return render_template("portal/inbox.html", threads=threads, seen=seen, wait=wait,
-                           repairs=access.repairs_for_customer(customer)), {"Vary": "HX-Request"}
+                           repairs=loaders.repairs_for_customer(customer)), {"Vary": "HX-Request"}
 
 
 def _next_wait(state: str | int) -> int:
@@ -273,14 +273,14 @@ def _next_wait(state: str | int) -> int:
 
 
 @bp.route("/threads/<int:thread_id>")
-@access.customer_required
+@auth.customer_required
 def thread(thread_id: int):
     """The thread; htmx polls the same URL for its messages, waiting longer while nothing changes."""
-    customer = access.current_customer()
-    thread = access.thread_for_customer(thread_id, customer)
+    customer = auth.current_customer()
+    thread = loaders.thread_for_customer(thread_id, customer)
     if thread.id != thread_id:  # merged into another thread since the link was made
         return redirect(url_for("portal.thread", thread_id=thread.id))
-    messages = access.messages_for_customer(thread, customer)
+    messages = loaders.messages_for_customer(thread, customer)
     mark_read(thread, messages)
     db.session.commit()
     last_id = messages[-1].id if messages else 0
@@ -299,10 +299,10 @@ def _stored_files(form: MessageForm) -> list:
 
 
 @bp.route("/threads/<int:thread_id>/reply", methods=["POST"])
-@access.customer_required
+@auth.customer_required
 def reply(thread_id: int):
-    customer = access.current_customer()
-    thread = access.thread_for_customer(thread_id, customer)
+    customer = auth.current_customer()
+    thread = loaders.thread_for_customer(thread_id, customer)
     form = MessageForm()
     if form.validate_on_submit():
         try:
@@ -313,17 +313,17 @@ def reply(thread_id: int):
         else:
             db.session.commit()
             return redirect(url_for("portal.thread", thread_id=thread.id, _anchor="reply"), 303)
-    messages = access.messages_for_customer(thread, customer)
+    messages = loaders.messages_for_customer(thread, customer)
     return render_template("portal/thread.html", thread=thread, messages=messages, form=form, wait=POLL_FIRST,
                            last_id=messages[-1].id if messages else 0), 400
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@access.customer_required
+@auth.customer_required
 def new_thread():
     """A new conversation about one of the customer's repairs (chosen by ?repair_id=)."""
-    customer = access.current_customer()
-    repair = access.repair_for_customer(request.args.get("repair_id", type=whole_number) or 0, customer)
+    customer = auth.current_customer()
+    repair = loaders.repair_for_customer(request.args.get("repair_id", type=whole_number) or 0, customer)
     form = MessageForm()
     if form.validate_on_submit():
         try:
@@ -338,9 +338,9 @@ def new_thread():
 
 
 @bp.route("/attachments/<int:attachment_id>")
-@access.customer_required
+@auth.customer_required
 def attachment(attachment_id: int):
-    found = access.attachment_for_customer(attachment_id, access.current_customer())
+    found = loaders.attachment_for_customer(attachment_id, auth.current_customer())
     try:
         path = path_for(found.sha256)
         response = send_file(path, mimetype=found.content_type, as_attachment=True, download_name=found.filename)
@@ -390,7 +390,7 @@ TRAVELLED = {
 
 def _travelled(message) -> list[str]:
     """The labels saying how a message the customer sees reached them, or came from them ("sent as SMS")."""
-    return [str(TRAVELLED[message.direction, channel]) for channel in access.travelled_by(message)
+    return [str(TRAVELLED[message.direction, channel]) for channel in loaders.travelled_by(message)
             if (message.direction, channel) in TRAVELLED]
 
 
@@ -407,7 +407,7 @@ def _greeting_name(customer) -> str:
 
 @bp.app_context_processor
 def _panel_globals():
-    return {"panel_greeting_name": _greeting_name, "panel_current_customer": access.current_customer, "panel_thread_title": _thread_title,
+    return {"panel_greeting_name": _greeting_name, "panel_current_customer": auth.current_customer, "panel_thread_title": _thread_title,
             "panel_preview": _preview, "panel_travelled": _travelled,
             "DELIVERY_PURPOSE_LABELS": notices.PURPOSE_LABELS}
 

@@ -26,7 +26,7 @@ from ..messaging.threads import threads_of
 from ..extensions import db
 from ..i18n import CUSTOMER_LANGUAGE_NAMES
 from ..models import Customer
-from ..panel.access import set_panel_state
+from ..panel.credentials import set_panel_state
 from ..panel.notices import invite
 from ..privacy.erasure import erase_customer
 from ..privacy.export import export_customer

@@ -16,7 +16,7 @@ from ..messaging.threads import threads_of, timeline
 from .threads import PAGE_MESSAGES
 from ..extensions import db
 from ..models import Customer, Repair, RepairStatus, Shop
-from ..panel.access import ensure_access_code
+from ..panel.credentials import ensure_access_code
 from ..repairs import change_status, create_repair, find_repairs, repair_log, row_by_id, update_repair
 from ..request_input import whole_number
 from . import PER_PAGE, show_errors, wants_fragment
