@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 
 from .extensions import db
 from .i18n import current_shop
+from .inbound.record import held_count
 from .formatting import html_body
 from .labels import template_labels
 from .models import Mailbox, Thread, utcnow
@@ -50,7 +51,8 @@ def init_web(app: Flask) -> None:
 
     @app.context_processor
     def _globals():
-        return {"shop": current_shop(), "unread_count": _unread_count, "broken_mailboxes": _broken_mailboxes,
+        return {"shop": current_shop(), "unread_count": _unread_count, "held_count": held_count,
+                "broken_mailboxes": _broken_mailboxes,
                 "setup_banner": _setup_banner,
                 "now": utcnow, **template_labels()}
 

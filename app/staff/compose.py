@@ -26,7 +26,7 @@ from ..i18n import current_shop, shown_datetime
 from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, undo
 from ..messaging.threads import live_thread
-from ..messaging.presence import arrived_since, latest_message_id
+from ..messaging.presence import arrived_since, latest_message_id, others_present
 from ..messaging.templates import message_templates, refusal_for, render, reply_frame, version_for
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
@@ -106,6 +106,9 @@ def _render(
     form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html",
     new_customer=None, **collision
 ):
+    if thread is not None:  # a reply: who else is on the thread, and the last message this reply has seen
+        collision.setdefault("seen_message_id", latest_message_id(thread))
+        collision.setdefault("present", others_present(thread, current_user))
     return render_template(
         page, form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
         new_customer=new_customer or new_contact_form(),

@@ -16,12 +16,11 @@ from ..extensions import db
 from ..inbound.parse import decompress
 from ..inbound.sms import held_text
 from ..inbound.record import (
-    accept_held, create_customer_from_held, discard_held, held_count, held_items, parsed_item,
+    accept_held, create_customer_from_held, discard_held, held_items, parsed_item,
 )
 from ..models import Customer, InboundItem, Mailbox
 
 bp = Blueprint("held", __name__, url_prefix="/held")
-bp.add_app_template_global(held_count)  # the navigation's badge
 bp.add_app_template_global(held_text, "held_sms_text")  # the list shows an SMS by its text, having no subject
 
 RAW_HEADERS_LIMIT = 64 * 1024

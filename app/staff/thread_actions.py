@@ -24,7 +24,7 @@ from ..labels import CHANNEL_LABELS, THREAD_STATUS_LABELS
 from ..messaging.record import RECORD_SOURCES, record_conversation
 from ..messaging.thread_actions import (
     EVENTS, NOTE_MAX, UNCHANGED, add_note, add_tag, assign, categories_in_use, change_context, change_queue,
-    delete_thread, follow, remove_tag, set_category, set_priority, set_status, side_panel, thread_header, unfollow,
+    delete_thread, follow, remove_tag, set_category, set_priority, set_status, thread_header, unfollow,
 )
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, Queue, Repair, Thread, Ticket, User
@@ -33,8 +33,6 @@ from .customers import PANEL_STATE_LABELS, add_posted_contact, new_contact_form,
 
 bp = Blueprint("thread_actions", __name__, url_prefix="/threads")
 
-bp.add_app_template_global(thread_header)
-bp.add_app_template_global(side_panel)
 bp.add_app_template_global(NOTE_MAX, "NOTE_MAX")
 bp.add_app_template_global(EVENTS, "THREAD_EVENTS")
 bp.add_app_template_global(PANEL_STATE_LABELS, "PANEL_STATE_LABELS")
@@ -50,12 +48,14 @@ def _change(thread_id: int, change: Callable[[Thread], Message | None]):
         db.session.rollback()
         error = next(iter(exc.fields.values()))
         if wants_fragment():  # htmx swaps 200 answers only: the reason shows in the header
-            return render_template("staff/threads/_changed.html", thread=thread, events=[], error=error)
+            return render_template("staff/threads/_changed.html", thread=thread, events=[], error=error,
+                                   header=thread_header(thread, current_user))
         flash(error, "error")
         return redirect(url_for("threads.show", thread_id=thread.id))
     db.session.commit()
     if wants_fragment():
-        return render_template("staff/threads/_changed.html", thread=thread, events=[event] if event else [])
+        return render_template("staff/threads/_changed.html", thread=thread, events=[event] if event else [],
+                               header=thread_header(thread, current_user))
     return redirect(url_for("threads.show", thread_id=thread.id))
 
 

@@ -20,7 +20,7 @@ from ..messaging.events import TOOL_EVENTS, event_text
 from ..messaging.forward import forward_thread, forwardable
 from ..messaging.merge import merge_threads
 from ..messaging.threads import thread_label
-from ..messaging.presence import heartbeat, latest_message_id, others_present
+from ..messaging.presence import heartbeat, others_present
 from ..messaging.split import split_message
 from ..messaging.thread_actions import joins_other_context
 from ..messaging.threads import thread_for_staff
@@ -30,8 +30,6 @@ from . import show_errors
 
 bp = Blueprint("thread_tools", __name__, url_prefix="/threads")
 
-bp.add_app_template_global(others_present)
-bp.add_app_template_global(latest_message_id)
 bp.add_app_template_global(event_text)
 bp.add_app_template_global(thread_label)
 
@@ -152,4 +150,5 @@ def presence(thread_id: int):
     thread = thread_for_staff(thread_id)
     heartbeat(thread, current_user, replying=request.form.get("replying") == "1")
     db.session.commit()
-    return render_template("staff/threads/_presence_list.html", thread=thread)
+    return render_template("staff/threads/_presence_list.html", thread=thread,
+                           present=others_present(thread, current_user))

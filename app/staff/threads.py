@@ -16,6 +16,8 @@ from ..extensions import db
 from ..formatting import sender_name
 from ..inbound.html import has_remote_images, resolve_cid, show_remote_images
 from ..messaging.move import move_message
+from ..messaging.presence import latest_message_id, others_present
+from ..messaging.thread_actions import side_panel, thread_header
 from ..messaging.threads import THREAD_PAGE, live_thread, thread_for_staff, thread_label, timeline
 from ..models import Attachment, Message
 from ..outbox import cancel_message as stop_message
@@ -54,7 +56,9 @@ def show(thread_id: int):
     messages, more = timeline(thread, limit=None if everything else PAGE_MESSAGES)
     response = make_response(render_template(
         "staff/threads/show.html", thread=thread, messages=messages, more=more, images_for=images_for,
-        undoable=undoable if undoable and undoable.thread_id == thread.id else None, reply=reply_box(thread)))
+        undoable=undoable if undoable and undoable.thread_id == thread.id else None, reply=reply_box(thread),
+        header=thread_header(thread, current_user), side=side_panel(thread),
+        present=others_present(thread, current_user), latest_id=latest_message_id(thread)))
     if images_for:
         response.headers["Content-Security-Policy"] = CSP_REMOTE_IMAGES
     return response
