@@ -102,6 +102,8 @@ def staff_pages(customer: Customer) -> list[str]:
         "/settings/", "/settings/mailboxes/", f"/settings/mailboxes/{mailbox.id}", "/settings/users",
         "/settings/templates/", f"/settings/templates/{template.id}", "/settings/notifications/",
         "/settings/workflow/", "/settings/opening-hours", "/settings/messages", "/settings/panel/",
+        "/settings/shop", "/settings/sms/", "/settings/api-tokens/", "/settings/backups/", "/settings/trusted-domains/",
+        "/settings/mailboxes/oauth",
         "/stats/", "/audit/",
     ]
 
