@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from conftest import screenshot
+from browser_helpers import screenshot
 
 from app.customers import create_customer
 from app.extensions import db

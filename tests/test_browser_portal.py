@@ -24,7 +24,7 @@ from app.outbox import dispatch_pass
 from app.portal import access
 from app.repairs import create_repair
 from app.sms_accounts import configure_sms
-from conftest import screenshot
+from browser_helpers import screenshot
 from test_portal_inbox import PNG
 
 UNDO_SECONDS = 2

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.messaging.templates import save_template
 from app.models import Delivery, Message, Shop, Thread
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app.mailboxes import create_mailbox, set_active
 from app.models import Message
 from app.messaging.templates import save_template
 from app.models.users import ApiToken
-from conftest import csrf_token
+from helpers import csrf_token
 
 LANDLINE = "+48221234567"
 GERMAN_MOBILE = "+4915112345678"

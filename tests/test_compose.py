@@ -21,7 +21,7 @@ from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, AuditEvent, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
-from conftest import csrf_token, sign_in
+from helpers import csrf_token, sign_in
 
 MOBILE = "+48600100200"
 

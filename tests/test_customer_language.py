@@ -21,7 +21,7 @@ from app.i18n import datetime_pattern
 from app.messaging.templates import save_template
 from app.models import Customer, Message, RepairStatus, Shop, StatusNotification
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 pytestmark = [pytest.mark.shop_locale("pl")]
 MOBILE = "+48600100200"

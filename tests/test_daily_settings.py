@@ -21,7 +21,7 @@ from app.messaging import inbox
 from app.messaging.templates import tag_values
 from app.models import AuditEvent, Customer, Message, Shop, Thread
 from app.shop import update_shop
-from conftest import csrf_token
+from helpers import csrf_token
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 MESSAGES = "/settings/messages"

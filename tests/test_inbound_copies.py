@@ -20,7 +20,7 @@ from app.extensions import db
 from app.inbound.poll import poll_side_by_side
 from app.inbound import record as inbound
 from app.models import InboundItem, Message, MessageRef, Thread
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 from inbound_helpers import our_id, send_mail
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from app.inbound.poll import BATCH_MESSAGES, lease_name, poll_due_mailboxes, pol
 from app.messaging.compose import compose
 from app.models import InboundItem, Lease, Mailbox, Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from app.messaging.inbox import PER_PAGE
 from app.models import Customer, Message, Queue, Shop, Thread, utcnow
 from app.repairs import create_repair
 from app.search import search_thread_ids
-from conftest import make_user
+from helpers import make_user
 
 
 @pytest.fixture

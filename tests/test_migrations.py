@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 from app.extensions import db
 from app.models import RepairStatus, Shop
 from app.search import include_name
-from conftest import build_app
+from helpers import build_app
 
 
 @pytest.fixture

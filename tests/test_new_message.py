@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Customer, Message, Thread
-from conftest import csrf_token
+from helpers import csrf_token
 
 
 def add_inline(client, path: str, **fields):

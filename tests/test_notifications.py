@@ -21,7 +21,7 @@ from app.models import (Delivery, Message, MessageTemplate, RepairEvent, RepairS
                         Thread, utcnow)
 from app.outbox import dispatch_pass
 from app.repairs import change_status, create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 MOBILE = "+48600100200"
 

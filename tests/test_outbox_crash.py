@@ -28,7 +28,7 @@ from app.models import Delivery, DeliveryEvent, Shop, utcnow
 from app.outbox import dispatch_pass, resend
 from app.outbox.dispatch import IN_FLIGHT
 from app.sms_accounts import configure_sms
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 STALE = timedelta(minutes=11)  # past OUTBOX_SENDING_STALE

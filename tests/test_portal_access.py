@@ -21,7 +21,7 @@ from app.models import Delivery, PanelToken, Shop, ShopSlug, utcnow
 from app.portal import access
 from app.messaging.receipt import acceptance_receipt
 from app.repairs import create_repair
-from conftest import count_password_checks, csrf_token, sign_in
+from helpers import count_password_checks, csrf_token, sign_in
 
 MOBILE = "+48600100200"
 

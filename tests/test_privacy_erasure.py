@@ -6,7 +6,7 @@ import json
 import zlib
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from inbound_helpers import make_mailbox, plain_mail, receive
 from sqlalchemy import inspect, select, text
 

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Repair, Shop
 from app.repairs import create_repair
 from app.shop import update_shop
-from conftest import csrf_token
+from helpers import csrf_token
 
 MM = 72 / 25.4  # PDF points per millimetre
 TERMS = "Urządzenie nieodebrane w ciągu 90 dni od powiadomienia może zostać zutylizowane."

@@ -7,7 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.extensions import db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import csrf_token, make_user, sign_in
+from helpers import csrf_token, make_user, sign_in
 from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
 from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)

@@ -13,7 +13,7 @@ from app.customers import create_customer
 from app.extensions import db
 from app.models import Message
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from app.models import AuditEvent, ConsentEvent, Customer, Delivery, InboundItem
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
 from app.sms_accounts import configure_sms
-from conftest import csrf_token
+from helpers import csrf_token
 from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context

@@ -3,7 +3,7 @@ switched off; a shop in use gets nothing by itself but can add them from Setting
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 from test_migrations import empty_app, run_flask  # noqa: F401  (fixture)
 

@@ -16,7 +16,7 @@ from app.messaging.templates import save_template
 from app.models import Message, RepairStatus, Shop, StatusNotification, Thread
 from app.models.templates import MessageTemplate
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 MOBILE = "+48600100200"
 

@@ -3,7 +3,7 @@ the domain functions the CLI uses): a 2 MB note is refused, a shop name with a l
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from inbound_helpers import make_mailbox
 from sqlalchemy import func, select
 

@@ -24,7 +24,7 @@ from app.messaging.thread_actions import (
 from app.messaging.threads import open_thread
 from app.models import AuditEvent, Delivery, Message, Tag, Thread, ThreadFollower, utcnow
 from app.repairs import create_repair
-from conftest import csrf_token, make_user, sign_in
+from helpers import csrf_token, make_user, sign_in
 
 
 @pytest.fixture

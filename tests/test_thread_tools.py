@@ -25,7 +25,7 @@ from app.models import (
     Attachment, AuditEvent, Delivery, Message, MessageRef, Shop, Thread, ThreadPresence, utcnow,
 )
 from app.outbox import dispatch_pass
-from conftest import csrf_token, make_user, sign_in
+from helpers import csrf_token, make_user, sign_in
 from servers.accounts import mailbox as smtp_mailbox  # noqa: F401  (fixture)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.errors import ValidationFailed

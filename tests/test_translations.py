@@ -12,7 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from app.models import Shop
-from conftest import csrf_token, sign_in
+from helpers import csrf_token, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "app" / "translations"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.extensions import db
