@@ -14,6 +14,7 @@ from helpers import make_user
 from inbound_helpers import make_customer
 
 
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer(app):
     return make_customer()

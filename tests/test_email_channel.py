@@ -61,6 +61,7 @@ def mailbox(trusted_smtp, shop):
     return add_mailbox(trusted_smtp, name="Serwis", email="serwis@shop.example", display_name="Serwis Łatka")
 
 
+# Not the shared `customer`: e-mail only (no phone).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Jan Kowalski", email="jan@example.com")

@@ -38,6 +38,7 @@ def shop_mailboxes(app, dovecot):
     return list(zip(accounts, mailboxes))
 
 
+# Not the shared `customer`: e-mail only (no phone).
 @pytest.fixture
 def customer(app):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com")

@@ -20,7 +20,7 @@ from app.messaging.templates import delete_template, save_template
 from app.models import (Delivery, Message, MessageTemplate, RepairEvent, RepairStatus, Shop, StatusNotification,
                         Thread, utcnow)
 from app.outbox import dispatch_pass
-from app.repairs import change_status, create_repair
+from app.repairs import change_status
 from helpers import csrf_token
 
 MOBILE = "+48600100200"
@@ -35,18 +35,12 @@ def shop(app):
     return shop
 
 
+# Not the shared `customer`: made after the `shop` settings (no undo delay, no quiet hours) every test here needs.
 @pytest.fixture
 def customer(shop):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     db.session.commit()
     return customer
-
-
-@pytest.fixture
-def repair(customer):
-    repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz")
-    db.session.commit()
-    return repair
 
 
 @pytest.fixture

@@ -26,13 +26,6 @@ from helpers import count_password_checks, csrf_token, sign_in
 MOBILE = "+48600100200"
 
 
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
-    db.session.commit()
-    return customer
-
-
 def test_an_invitation_by_email_opens_the_panel_once(app, staff_client, mailbox, smtp_server, customer):
     card = staff_client.get(f"/customers/{customer.id}").get_data(as_text=True)
     assert "Invite by e-mail" in card

@@ -54,6 +54,7 @@ def mail_with_attachment(body: str) -> bytes:
     ).encode()
 
 
+# Not the shared `customer`: one with everything a shop collects, to see all of it erased.
 @pytest.fixture
 def customer(staff):
     """A customer with everything a shop collects: mail with a file, SMS, a held SMS and mail, a STOP keyword,

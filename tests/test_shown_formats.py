@@ -16,6 +16,7 @@ from app.repairs import create_repair
 from helpers import csrf_token
 
 
+# Not the shared `repair`: a price and a pickup date, whose shown forms are checked here.
 @pytest.fixture
 def repair(app):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com")

@@ -41,6 +41,7 @@ def make_customer(phone: str | None = MOBILE, **fields) -> Customer:
     return customer
 
 
+# Not the shared `customer`: phone only, so SMS is the one channel.
 @pytest.fixture
 def customer():
     return make_customer()

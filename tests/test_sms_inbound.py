@@ -36,13 +36,6 @@ def account(twilio_server):
     return account
 
 
-@pytest.fixture
-def customer():
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="600 100 200")
-    db.session.commit()
-    return customer
-
-
 def new_repair(customer, device: str):
     repair = create_repair(customer=customer, device=device)
     db.session.commit()

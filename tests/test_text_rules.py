@@ -46,13 +46,6 @@ def test_the_rules_themselves():
         clean_line(["a list"], "name", 100)
 
 
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    db.session.commit()
-    return customer
-
-
 def _refused(write, field: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
         write()

@@ -28,13 +28,6 @@ from helpers import csrf_token, make_user, sign_in
 
 
 @pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    db.session.commit()
-    return customer
-
-
-@pytest.fixture
 def thread(customer):
     thread = open_thread(customer, subject="Pęknięty wyświetlacz")
     db.session.add(Message(thread_id=thread.id, direction="in", channel="email", sender="jan@example.com",

@@ -32,6 +32,7 @@ from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.usefixtures("app")
 
 
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer():
     return make_customer()

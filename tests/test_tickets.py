@@ -17,6 +17,7 @@ YEAR = datetime.now(ZoneInfo("Europe/Warsaw")).year
 HTMX = {"HX-Request": "true"}
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Jan Kowalski", phone="+48600100200")

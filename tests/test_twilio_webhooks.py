@@ -28,6 +28,7 @@ def account(twilio_server):
     return account
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer():
     customer = Customer(name="Anna Nowak", phone=MOBILE)

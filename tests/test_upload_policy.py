@@ -14,7 +14,6 @@ from servers.accounts import mailbox  # noqa: F401  (fixtures)
 from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import path_for, refusal
-from app.customers import create_customer
 from app.extensions import db
 from app.models import Attachment, Message, Thread
 from app.models.templates import MessageTemplate
@@ -66,13 +65,6 @@ def test_the_policy_refuses_every_kind_of_program(kind):
 def test_the_policy_keeps_what_shops_need(kind):
     make, name = ALLOWED[kind]
     assert refusal(name, io.BytesIO(make())) is None
-
-
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    db.session.commit()
-    return customer
 
 
 def compose_with(client, customer, content: bytes, name: str):

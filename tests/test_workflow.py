@@ -12,6 +12,7 @@ from app.repairs import create_repair, create_ticket
 PAGE = "/settings/workflow/"
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Ewa Wiśniewska", phone="+48600100200")
