@@ -4,7 +4,9 @@ and tests/*_helpers.py (nothing imports from this file):
 - plugins.database: the database of this run (TEST_DATABASE=sqlite|postgresql), a freshly migrated one per test;
 - plugins.application: the app on it (markers `app_config`, `shop_locale`), clients, staff, signed-in clients;
 - plugins.rows: the common rows, a `customer` with e-mail and mobile and a `repair` of theirs;
-- plugins.browser: a live server and headless Chromium pages (marker `browser`, SQLite runs only).
+- plugins.browser: a live server and headless Chromium pages (marker `browser`, SQLite runs only);
+- servers.*: real SMTP, IMAP (Dovecot), OAuth and Twilio stand-in servers on free loopback ports, and the shop's
+  accounts on them (`mailbox`, `sms_account`).
 """
 
 pytest_plugins = [
@@ -12,4 +14,9 @@ pytest_plugins = [
     "plugins.application",
     "plugins.rows",
     "plugins.browser",
+    "servers.smtp",
+    "servers.imap",
+    "servers.oauth",
+    "servers.twilio",
+    "servers.accounts",
 ]

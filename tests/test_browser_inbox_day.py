@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from playwright.sync_api import expect
-from servers.accounts import mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db

@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db

@@ -8,10 +8,6 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
-
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.compose import compose

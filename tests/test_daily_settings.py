@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import select, text
 

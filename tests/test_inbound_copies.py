@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from servers.imap import ImapAccount, dovecot  # noqa: F401  (fixture)
+from servers.imap import ImapAccount
 from sqlalchemy import func, select
 
 from app.customers import create_customer

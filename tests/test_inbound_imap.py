@@ -14,8 +14,6 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
-from servers.smtp import silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from sqlalchemy import func, select
 
 from app.crypto import encrypt

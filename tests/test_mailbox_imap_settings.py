@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from helpers import csrf_token
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
 from servers.smtp import free_port
 from sqlalchemy import select
 

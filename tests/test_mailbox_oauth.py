@@ -20,9 +20,6 @@ from app.models import AuditEvent, Mailbox, OAuthClient, utcnow
 from app.oauth import TokenUnavailable, access_token, endpoint, save_client
 from helpers import csrf_token
 from inbound_helpers import plain_mail
-from servers.imap import oauth_dovecot  # noqa: F401
-from servers.oauth import gmail, google, oauth_provider, oauth_server  # noqa: F401
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401
 
 
 def connect_through_the_provider(client, path="/settings/mailboxes/connect/google"):

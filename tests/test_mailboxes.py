@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from helpers import csrf_token
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401
 from sqlalchemy import select
 
 from app.crypto import decrypt

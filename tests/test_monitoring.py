@@ -18,7 +18,6 @@ from app.mailboxes import create_mailbox, record_failure, record_polled
 from app.models import InboundItem, utcnow
 from helpers import free_port, sign_in
 from inbound_helpers import plain_mail
-from servers.imap import dovecot, imap_server  # noqa: F401
 from test_outbox_dispatch import make_delivery, make_message
 
 TOKEN = "metrics-token-0123456789"

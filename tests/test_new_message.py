@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from servers.accounts import mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from sqlalchemy import select
 
 from app.customers import create_customer

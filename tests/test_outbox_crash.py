@@ -16,8 +16,6 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from servers.smtp import silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 from sqlalchemy import select
 
 from app.customers import create_customer

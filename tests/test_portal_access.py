@@ -9,10 +9,7 @@ from datetime import timedelta
 import pytest
 from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
                            publish, sign_in_customer)
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from pypdf import PdfReader
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.attachments import store
 from app.customers import create_customer

@@ -9,8 +9,6 @@ import re
 import pytest
 from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
                            publish, sign_in_customer)
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import store
 from app.extensions import db

@@ -8,8 +8,6 @@ import re
 
 import pytest
 from panel_helpers import dispatch_now, panel_path
-from servers.accounts import mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db

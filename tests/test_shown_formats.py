@@ -6,8 +6,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db

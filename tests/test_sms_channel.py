@@ -16,7 +16,6 @@ from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, 
 from app.outbox import dispatch_pass
 from app.sms_accounts import configure_sms
 from servers.smtp import free_port
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 

@@ -17,7 +17,7 @@ from app.outbox import dispatch_pass
 from app.repairs import create_repair
 from app.sms_accounts import configure_sms
 from helpers import csrf_token
-from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
+from servers.twilio import post_callback, sign
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 

@@ -9,7 +9,6 @@ from app.crypto import decrypt
 from app.extensions import db
 from app.models import AuditEvent, Shop, SmsAccount
 from helpers import csrf_token
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 

@@ -6,9 +6,6 @@ import io
 import re
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.extensions import db
 from app.messaging.templates import save_template

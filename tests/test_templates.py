@@ -7,9 +7,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.attachments import path_for, store
 from app.customers import create_customer

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, DeliveryEvent, Message, Thread
 from app.outbox import dispatch_pass
 from app.sms_accounts import configure_sms
-from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
+from servers.twilio import post_callback, sign
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 

@@ -10,8 +10,6 @@ import program_files as files
 import pytest
 from inbound_helpers import make_customer, make_mailbox, receive
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import path_for, refusal
 from app.extensions import db
