@@ -1,5 +1,5 @@
 """Helpers that test files import: the test settings, building an app on a given database, staff accounts,
-CSRF tokens and signing in through the test client. Fixtures live in tests/plugins/."""
+CSRF tokens, signing in through the test client, and running `flask` commands. Fixtures live in tests/plugins/."""
 from __future__ import annotations
 
 import re
@@ -119,3 +119,10 @@ def sign_in(client, user: User, password: str = PASSWORD, remember: bool = False
     response = client.post("/login", data=data, **request)
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+def run_flask(app, *args: str):
+    """Run a `flask` command of the app and insist that it succeeded."""
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, f"flask {' '.join(args)} failed:\n{result.output}\n{result.exception!r}"
+    return result

@@ -7,8 +7,6 @@ from datetime import timedelta
 
 import pytest
 from panel_helpers import panel_customer, panel_path, publish, sign_in_customer
-from test_inbox import queues  # noqa: F401  (fixture)
-from test_translations import compiled_catalogue  # noqa: F401  (fixture)
 from sqlalchemy import func, select
 
 from app.customers import create_customer

@@ -1,8 +1,12 @@
 """The app on the test's own migrated database (markers `app_config` and `shop_locale`), its test client, staff
-accounts, signed-in clients and an API client; logging and password hashing as the tests need them."""
+accounts, signed-in clients and an API client; logging and password hashing as the tests need them; the compiled
+Polish catalogue (`compiled_catalogue`)."""
 from __future__ import annotations
 
 import logging.config
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +89,16 @@ def owner_client(client, owner):
 def staff_client(client, staff):
     sign_in(client, staff)
     return client
+
+
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "app" / "translations"
+
+
+@pytest.fixture(scope="session")
+def compiled_catalogue():
+    """The app reads the compiled .mo (git-ignored, made by `make`): compile it when missing or older than the .po."""
+    polish = TRANSLATIONS / "pl" / "LC_MESSAGES" / "messages.po"
+    compiled = polish.with_suffix(".mo")
+    if not compiled.exists() or compiled.stat().st_mtime < polish.stat().st_mtime:
+        subprocess.run([sys.executable, "-m", "babel.messages.frontend", "compile", "-d", str(TRANSLATIONS)],
+                       check=True, capture_output=True)

@@ -1,6 +1,6 @@
 """The database of this run: TEST_DATABASE=sqlite (default) or postgresql (TEST_POSTGRES_URL or a throwaway
 cluster), a migrated template copied into a fresh database per test (`database_url`), and an empty one for the
-migration tests (`empty_database_url`)."""
+migration tests (`empty_database_url`, and `empty_app` on it)."""
 from __future__ import annotations
 
 import atexit
@@ -259,3 +259,13 @@ def empty_database_url(databases, tmp_path):
     url = databases.create(tmp_path / "empty", migrated=False)
     yield url
     databases.drop(url)
+
+
+@pytest.fixture
+def empty_app(tmp_path, empty_database_url):
+    """The app on a brand-new database that has no tables at all."""
+    app = build_app(tmp_path / "instance", empty_database_url)
+    with app.app_context():
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()

@@ -1,11 +1,13 @@
 """The rows most tests start from: a plain customer (e-mail and a Polish mobile) and a repair of theirs. A test
-file that needs a different customer defines its own fixture under another name, or overrides one of these."""
+file that needs a different customer defines its own fixture under another name, or overrides one of these.
+Also the shop's two queues."""
 from __future__ import annotations
 
 import pytest
 
 from app.customers import create_customer
 from app.extensions import db
+from app.models import Queue
 from app.repairs import create_repair
 
 CUSTOMER_NAME = "Jan Kowalski"
@@ -27,3 +29,12 @@ def repair(customer):
     repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz")
     db.session.commit()
     return repair
+
+
+@pytest.fixture
+def queues(app):
+    """Two queues, "Front desk" and "Workshop", in that order."""
+    front, workshop = Queue(name="Front desk", position=1), Queue(name="Workshop", position=2)
+    db.session.add_all([front, workshop])
+    db.session.commit()
+    return front, workshop
