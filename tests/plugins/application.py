@@ -14,6 +14,7 @@ from app.extensions import db as _db
 from app.models import ApiToken, Shop
 from helpers import FreshGlobalsClient, build_app, make_user, sign_in
 
+
 @pytest.fixture(scope="session", autouse=True)
 def logging_left_to_pytest():
     """Migrations run in-process here, and Alembic's env.py then calls logging.config.fileConfig(alembic.ini),

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from app.extensions import db as _db
 from helpers import build_app, free_port
 
+
 @dataclass(frozen=True)
 class DatabaseChoice:
     """The database of this run, decided at start-up so the report header can name it.
