@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import ApiToken, Delivery, MessageTemplate, Shop, Tag, TrustedDomain
 from app.repairs import create_repair, create_ticket
 from app.accounts.sms import configure_sms
-from conftest import FreshGlobalsClient, build_app, csrf_token, free_port, make_user, sign_in
+from helpers import FreshGlobalsClient, build_app, csrf_token, free_port, make_user, sign_in
 from panel_helpers import panel_csrf, panel_customer, publish, sign_in_customer
 
 CSRF_REFUSED = "X-Test-CSRF-Refused"

@@ -14,6 +14,7 @@ from app.repairs import create_repair
 YEAR = datetime.now(ZoneInfo("Europe/Warsaw")).year
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Piotr Zieliński", phone="+48600100200")

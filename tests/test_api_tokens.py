@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ApiToken, AuditEvent, utcnow
-from conftest import csrf_token
+from helpers import csrf_token
 
 
 @pytest.fixture

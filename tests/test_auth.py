@@ -4,7 +4,7 @@ from datetime import timedelta
 from app.extensions import db
 from app.jobs import purge_expired_credentials
 from app.models import SignInSession
-from conftest import count_password_checks, csrf_token, sign_in
+from helpers import count_password_checks, csrf_token, sign_in
 
 
 def test_owner_signs_in_and_reaches_the_inbox(client, owner):

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from conftest import build_app, csrf_token
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from helpers import build_app, csrf_token
 from sqlalchemy import func, inspect, select, text
 
 from app.attachments import path_for, storage_root, store

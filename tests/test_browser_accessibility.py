@@ -12,7 +12,7 @@ from app.extensions import db
 from app.messaging.inbox import VIEWS
 from app.models import Customer, InboundItem, Mailbox, MessageTemplate, Repair, Shop, Thread, Ticket, User
 from app.panel.credentials import issue_link
-from conftest import _browser_page, sign_in_browser
+from browser_helpers import browser_page, sign_in_browser
 
 PASSWORD = "demo-password-1"
 DESKTOP = {"width": 1280, "height": 800}
@@ -133,7 +133,7 @@ def staff_pages() -> list[str]:
 def test_the_staff_pages_pass_the_wcag_checks(browser, request, live_server, demo):
     owner = db.session.scalar(db.select(User).where(User.email == OWNER_EMAIL))
     found = {}
-    with _browser_page(browser, request, viewport=DESKTOP, bypass_csp=True) as page:
+    with browser_page(browser, request, viewport=DESKTOP, bypass_csp=True) as page:
         open_page(page, live_server.url + "/login")
         check(page, "/login", found)
         sign_in_browser(page, live_server, owner, PASSWORD)
@@ -153,7 +153,7 @@ def test_the_staff_pages_pass_the_wcag_checks_on_a_phone(browser, request, live_
     paths = [path for path in staff_pages() if path.startswith(("/?view=open", "/threads/", "/customers/", "/repairs/",
                                                                  "/compose", "/outbox/", "/held/", "/settings/"))]
     found = {}
-    with _browser_page(browser, request, viewport=PHONE, is_mobile=True, bypass_csp=True) as page:
+    with browser_page(browser, request, viewport=PHONE, is_mobile=True, bypass_csp=True) as page:
         sign_in_browser(page, live_server, owner, PASSWORD)
         open_page(page, live_server.url + "/")
         page.locator(".nav-toggle summary").click()
@@ -178,7 +178,7 @@ def test_the_customer_panel_passes_the_wcag_checks(browser, request, live_server
     db.session.commit()
     base = f"{live_server.url}/p/{Shop.current().slug}"
     found = {}
-    with _browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE, bypass_csp=True) as page:
+    with browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE, bypass_csp=True) as page:
         open_page(page, base + "/sign-in")
         check(page, "sign-in", found)
         open_page(page, f"{base}/s/{token}")

@@ -5,8 +5,6 @@ import time
 
 import pytest
 from playwright.sync_api import expect
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from conftest import screenshot, sign_in_browser, submit_sign_in
+from browser_helpers import screenshot, sign_in_browser, submit_sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Message, Thread
-from conftest import screenshot, sign_in_browser
+from browser_helpers import screenshot, sign_in_browser
 
 
 def test_searching_a_polish_word_without_diacritics_finds_the_thread_as_you_type(staff_page, live_server):

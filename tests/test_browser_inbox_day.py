@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from playwright.sync_api import expect
-from servers.accounts import mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.threads import open_thread
 from app.models import Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from conftest import make_user, screenshot
+from browser_helpers import screenshot
+from helpers import make_user
 
 
 def test_a_day_at_the_counter_take_an_unassigned_thread_note_reply_by_email_and_close_it(

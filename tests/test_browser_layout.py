@@ -18,7 +18,7 @@ from app.outbox import dispatch_pass
 from app.models import utcnow, Customer, InboundItem, Mailbox, MessageTemplate, Repair, Shop, Thread, Ticket, User
 from app.panel.credentials import issue_link
 from app.repairs import create_repair, create_ticket
-from conftest import _browser_page, sign_in_browser
+from browser_helpers import browser_page, sign_in_browser
 
 PASSWORD = "demo-password-1"
 LAPTOP = {"width": 1366, "height": 768}
@@ -112,7 +112,7 @@ def staff_pages(customer: Customer) -> list[str]:
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop-1366", "phone-390"])
 def test_staff_pages_need_no_sideways_scrolling(browser, request, live_server, long_data, viewport):
     owner = db.session.scalar(db.select(User).where(User.email == OWNER_EMAIL))
-    with _browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE) as page:
+    with browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE) as page:
         sign_in_browser(page, live_server, owner, PASSWORD)
         overflowing = {}
         for path in staff_pages(long_data):
@@ -129,7 +129,7 @@ def test_the_customer_panel_needs_no_sideways_scrolling(browser, request, live_s
     token = issue_link(long_data, "login")
     db.session.commit()
     slug = Shop.current().slug
-    with _browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE) as page:
+    with browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE) as page:
         page.goto(f"{live_server.url}/p/{slug}/s/{token}")
         page.locator("form button[type=submit]").click()
         expect(page.locator(".panel-thread")).not_to_have_count(0)
@@ -147,7 +147,7 @@ def test_the_customer_panel_needs_no_sideways_scrolling(browser, request, live_s
 @pytest.mark.parametrize("path, select", [("/", "#filter-status"), ("/outbox/", "#outbox-status")])
 def test_on_a_phone_a_lists_filters_fold_behind_one_button(browser, request, live_server, long_data, path, select):
     owner = db.session.scalar(db.select(User).where(User.email == OWNER_EMAIL))
-    with _browser_page(browser, request, viewport=PHONE, is_mobile=True) as page:
+    with browser_page(browser, request, viewport=PHONE, is_mobile=True) as page:
         sign_in_browser(page, live_server, owner, PASSWORD)
         page.goto(live_server.url + path)
         expect(page.locator(select)).to_be_hidden()
@@ -157,7 +157,7 @@ def test_on_a_phone_a_lists_filters_fold_behind_one_button(browser, request, liv
         cell = page.locator("tbody tr").first.locator("td").nth(2)
         assert cell.evaluate("td => getComputedStyle(td).display") == "block"
         assert page.locator("tbody tr").first.locator("td").nth(3).get_attribute("data-label")  # its column's name
-    with _browser_page(browser, request, viewport=LAPTOP) as page:
+    with browser_page(browser, request, viewport=LAPTOP) as page:
         sign_in_browser(page, live_server, owner, PASSWORD)
         page.goto(live_server.url + path)
         expect(page.locator(select)).to_be_visible()

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from conftest import screenshot
+from browser_helpers import screenshot
 
 from app.customers import create_customer
 from app.extensions import db
@@ -15,9 +15,7 @@ from app.inbound.poll import poll_due_mailboxes
 from app.models import Mailbox, Thread, utcnow
 from app.outbox import dispatch_pass
 from inbound_helpers import plain_mail
-from servers.imap import ImapAccount, oauth_dovecot  # noqa: F401
-from servers.oauth import gmail, google, oauth_provider, oauth_server  # noqa: F401
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401
+from servers.imap import ImapAccount
 
 
 @pytest.mark.app_config(MAILBOX_BROKEN_AFTER=1)

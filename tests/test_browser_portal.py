@@ -11,8 +11,6 @@ from babel.dates import format_datetime
 from inbound_helpers import make_mailbox, receive, sample, send_mail
 from panel_helpers import link_in, mail_text, panel_customer, panel_path
 from playwright.sync_api import expect
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
@@ -24,7 +22,7 @@ from app.outbox import dispatch_pass
 from app.panel import credentials
 from app.repairs import create_repair
 from app.accounts.sms import configure_sms
-from conftest import screenshot
+from browser_helpers import screenshot
 from test_portal_inbox import PNG
 
 UNDO_SECONDS = 2

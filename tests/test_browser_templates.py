@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
-from app.customers import create_customer
 from app.extensions import db
 from app.accounts.mailboxes import create_mailbox
 from app.models import Message
 from app.models.templates import MessageTemplate
-from app.repairs import create_repair
 
 
 @pytest.fixture
-def repair(app, smtp_server):
+def repair(app, smtp_server, repair):  # the shared repair, in a shop with a mailbox on the test SMTP server
     app.config["SMTP_CA_FILE"] = smtp_server.cafile
     create_mailbox(name="Serwis", email="serwis@shop.example", smtp_host=smtp_server.host,
                    smtp_port=smtp_server.port, smtp_security="starttls", username=smtp_server.username,
                    password=smtp_server.password)
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz")
     db.session.commit()
     return repair
 

@@ -12,6 +12,7 @@ from app.repairs import create_repair
 from inbound_helpers import make_customer
 
 
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer(app):
     return make_customer()

@@ -9,10 +9,12 @@ from app.extensions import db
 from app.accounts.mailboxes import create_mailbox
 from app.messaging.threads import open_thread
 from app.models import Message, Thread, utcnow
-from conftest import make_user, sign_in_browser
+from browser_helpers import sign_in_browser
+from helpers import make_user
 from inbound_helpers import make_customer
 
 
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer(app):
     return make_customer()

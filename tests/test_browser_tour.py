@@ -8,7 +8,7 @@ from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
 from app.models import Customer, Mailbox, Message, MessageTemplate, Repair, Shop, User
 from app.panel.credentials import issue_link
-from conftest import pdf_screenshot, screenshot, sign_in_browser
+from browser_helpers import pdf_screenshot, screenshot, sign_in_browser
 
 PASSWORD = "demo-password-1"
 LAPTOP = {"width": 1366, "height": 768}  # the most common screen in a small shop; the README's pictures use it

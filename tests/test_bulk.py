@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.templates import save_template
 from app.models import Delivery, Message, Shop, Thread
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
@@ -15,7 +12,7 @@ from app.accounts.mailboxes import create_mailbox, set_active
 from app.models import Message
 from app.messaging.templates import save_template
 from app.models.users import ApiToken
-from conftest import csrf_token
+from helpers import csrf_token
 
 LANDLINE = "+48221234567"
 GERMAN_MOBILE = "+4915112345678"

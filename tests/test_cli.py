@@ -1,6 +1,6 @@
 """The `flask` commands scripts rely on: accounts, customers, API tokens and the demo shop."""
 import pytest
-from conftest import sign_in
+from helpers import sign_in
 from sqlalchemy import func, select
 
 from app.extensions import db

@@ -8,11 +8,6 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
-
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.compose import compose
@@ -20,24 +15,9 @@ from app.messaging.forward import forward_thread
 from app.messaging.thread_actions import add_event, add_note
 from app.models import Attachment, AuditEvent, Delivery, Message, Shop, Thread, utcnow
 from app.outbox import dispatch_pass
-from app.repairs import create_repair
-from conftest import csrf_token, sign_in
+from helpers import csrf_token, sign_in
 
 MOBILE = "+48600100200"
-
-
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
-    db.session.commit()
-    return customer
-
-
-@pytest.fixture
-def repair(customer):
-    repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz")
-    db.session.commit()
-    return repair
 
 
 def post_compose(client, **fields):

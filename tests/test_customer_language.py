@@ -11,9 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_datetime
 from panel_helpers import dispatch_now, mail_text, panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
@@ -21,7 +18,7 @@ from app.i18n import datetime_pattern
 from app.messaging.templates import save_template
 from app.models import Customer, Message, RepairStatus, Shop, StatusNotification
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 pytestmark = [pytest.mark.shop_locale("pl")]
 MOBILE = "+48600100200"

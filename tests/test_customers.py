@@ -2,7 +2,7 @@
 import re
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import func, select
 
 from app.customers import create_customer, normalize_email, parse_phone, update_customer

@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import select, text
 
@@ -21,7 +19,7 @@ from app.messaging import inbox
 from app.messaging.templates import tag_values
 from app.models import AuditEvent, Customer, Message, Shop, Thread
 from app.shop.settings import update_shop
-from conftest import csrf_token
+from helpers import csrf_token
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 MESSAGES = "/settings/messages"

@@ -11,9 +11,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from servers.smtp import (  # noqa: F401
-    answerless_smtp_server, free_port, silent_smtp_server, smtp_certificate, smtp_server,
-)
+from servers.smtp import free_port
 from sqlalchemy import select
 
 from app.attachments import path_for
@@ -62,6 +60,7 @@ def mailbox(trusted_smtp, shop):
     return add_mailbox(trusted_smtp, name="Serwis", email="serwis@shop.example", display_name="Serwis Łatka")
 
 
+# Not the shared `customer`: e-mail only (no phone).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Jan Kowalski", email="jan@example.com")

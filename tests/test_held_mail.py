@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent, Customer, CustomerEmail, InboundItem, Message, Thread, TrustedDomain
-from conftest import csrf_token
+from helpers import csrf_token
 
 STRANGER = "Ewa Nowa <ewa.nowa@example.net>"
 

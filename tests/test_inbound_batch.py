@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
 from sqlalchemy import select
 from test_inbound_imap import mail, poll, stored
 

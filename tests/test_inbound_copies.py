@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from servers.imap import ImapAccount, dovecot  # noqa: F401  (fixture)
+from servers.imap import ImapAccount
 from sqlalchemy import func, select
 
 from app.customers import create_customer
@@ -20,7 +20,7 @@ from app.extensions import db
 from app.inbound.poll import poll_side_by_side
 from app.inbound import record as inbound
 from app.models import InboundItem, Message, MessageRef, Thread
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 from inbound_helpers import our_id, send_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,7 @@ def shop_mailboxes(app, dovecot):
     return list(zip(accounts, mailboxes))
 
 
+# Not the shared `customer`: e-mail only (no phone).
 @pytest.fixture
 def customer(app):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com")

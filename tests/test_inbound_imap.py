@@ -14,8 +14,6 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
-from servers.smtp import silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from sqlalchemy import func, select
 
 from app.crypto import encrypt
@@ -27,7 +25,7 @@ from app.inbound.poll import BATCH_MESSAGES, lease_name, poll_due_mailboxes, pol
 from app.messaging.compose import compose
 from app.models import InboundItem, Lease, Mailbox, Message, Shop, utcnow
 from app.outbox import dispatch_pass
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -304,7 +302,7 @@ def test_a_poller_killed_after_fetching_and_before_its_commit_loses_nothing_and_
     imap_server.append_many(mail(n) for n in range(5))
 
     # The real `mail poll`, stopped just before it commits its first batch (when it renews its lease).
-    with hanging_poller(app, database_url, tmp_path, "app.leases", "renew"):
+    with hanging_poller(app, database_url, tmp_path, leases.__name__, "renew"):
         pass  # killed with SIGKILL on the way out
 
     assert stored(mailbox) == [] and mailbox.last_uid == 0  # nothing committed
@@ -325,7 +323,7 @@ def test_a_poller_killed_after_its_commit_and_before_moving_the_mail_loses_nothi
     imap_server.append_many(mail(n) for n in range(5))
 
     # The real `mail poll`, killed after committing its batch, while it would move the mail on the server.
-    with hanging_poller(app, database_url, tmp_path, "app.inbound.poll", "_after_fetch"):
+    with hanging_poller(app, database_url, tmp_path, poll_mailbox.__module__, "_after_fetch"):
         pass
 
     assert len(stored(mailbox)) == 5 and mailbox.last_uid == 5  # committed with the cursor
@@ -345,7 +343,7 @@ def test_a_poll_while_another_process_polls_the_same_mailbox_skips_it(app, datab
     db.session.commit()
     imap_server.append(mail(1))
 
-    with hanging_poller(app, database_url, tmp_path, "app.inbound.imap", "ImapFolder.fetch"):
+    with hanging_poller(app, database_url, tmp_path, ImapFolder.__module__, "ImapFolder.fetch"):
         result = poll(mailbox)  # while the other process is fetching
 
     assert result.skipped and stored(mailbox) == []
@@ -355,7 +353,8 @@ def test_a_poll_while_another_process_polls_the_same_mailbox_skips_it(app, datab
 @contextmanager
 def hanging_poller(app, database_url: str, tmp_path: Path, module: str, function: str):
     """`flask mail poll` in a process of its own, hanging in `module.function` until killed with SIGKILL when the
-    block ends; the block runs once it got there."""
+    block ends; the block runs once it got there. Callers name the module by an imported object's, so that a
+    module that moves cannot leave a stale name here."""
     marker = tmp_path / "arrived"
     name = function.rpartition(".")[2]
     script = textwrap.dedent(f"""

@@ -8,7 +8,6 @@ import pytest
 from inbound_helpers import (
     deliveries_of, make_customer, make_mailbox, make_repair, plain_mail, receive, sample, send_mail,
 )
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
 from sqlalchemy import select
 
 from app.attachments import path_for
@@ -25,6 +24,7 @@ def mailbox(app):
     return make_mailbox()
 
 
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer(app):
     return make_customer()

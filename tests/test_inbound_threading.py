@@ -18,6 +18,7 @@ def mailbox(app):
     return make_mailbox()
 
 
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer(app):
     return make_customer()

@@ -13,10 +13,10 @@ from app.extensions import db
 from app.messaging import inbox
 from app.messaging.due import due_time
 from app.messaging.inbox import PER_PAGE
-from app.models import Customer, Message, Queue, Shop, Thread, utcnow
+from app.models import Customer, Message, Shop, Thread, utcnow
 from app.repairs import create_repair
 from app.search import search_thread_ids
-from conftest import make_user
+from helpers import make_user
 
 
 @pytest.fixture
@@ -25,14 +25,6 @@ def anna(app):
     db.session.add(customer)
     db.session.commit()
     return customer
-
-
-@pytest.fixture
-def queues(app):
-    front, workshop = Queue(name="Front desk", position=1), Queue(name="Workshop", position=2)
-    db.session.add_all([front, workshop])
-    db.session.commit()
-    return front, workshop
 
 
 def make_thread(customer: Customer, subject: str, minutes_ago: int = 0, **fields) -> Thread:

@@ -15,9 +15,7 @@ from app.accounts.mailboxes import create_mailbox, record_failure, record_polled
 from app.models import AuditEvent, Customer, Delivery, InboundItem, Message, Shop, Thread
 from app.outbox import dispatch_pass
 from inbound_helpers import plain_mail
-from servers.accounts import mailbox  # noqa: F401
-from servers.imap import dovecot, imap_server  # noqa: F401
-from servers.smtp import free_port, silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401
+from servers.smtp import free_port
 
 
 def hang_up_once_reached(silent_server, worker: threading.Thread) -> None:

@@ -3,8 +3,7 @@ the address customers reply to; `flask mailbox add` does the same from a script.
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
+from helpers import csrf_token
 from servers.smtp import free_port
 from sqlalchemy import select
 

@@ -18,11 +18,8 @@ from app import leases
 from app.inbound.poll import poll_mailbox
 from app.models import AuditEvent, Mailbox, OAuthClient, utcnow
 from app.accounts.oauth import TokenUnavailable, access_token, endpoint, save_client
-from conftest import csrf_token
+from helpers import csrf_token
 from inbound_helpers import plain_mail
-from servers.imap import oauth_dovecot  # noqa: F401
-from servers.oauth import gmail, google, oauth_provider, oauth_server  # noqa: F401
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401
 
 
 def connect_through_the_provider(client, path="/settings/mailboxes/connect/google"):
@@ -193,7 +190,7 @@ def test_the_client_settings_and_connecting_are_for_owners_only_and_saving_needs
     assert staff_client.get("/settings/mailboxes/oauth").status_code == 403
     assert staff_client.get("/settings/mailboxes/connect/google").status_code == 403
     staff_client.post("/logout", data={"csrf_token": csrf_token(staff_client, "/")})
-    from conftest import sign_in
+    from helpers import sign_in
 
     sign_in(client, owner)
     response = client.post("/settings/mailboxes/oauth/google",

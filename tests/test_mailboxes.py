@@ -3,8 +3,7 @@ server, picks the default one and sees when one stops working; staff cannot get 
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.crypto import decrypt

@@ -9,7 +9,7 @@ from twilio.request_validator import RequestValidator
 from app.extensions import db
 from app.models import Customer, Thread, utcnow
 from app.request_input import LARGEST_ID, whole_number
-from conftest import csrf_token
+from helpers import csrf_token
 from panel_helpers import panel_csrf, panel_path
 from route_helpers import TWILIO_TOKEN, set_up_sms
 

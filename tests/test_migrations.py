@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pprint
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
@@ -11,24 +10,7 @@ from sqlalchemy import func, inspect, select
 from app.extensions import db
 from app.models import RepairStatus, Shop
 from app.search import include_name
-from conftest import build_app
-
-
-@pytest.fixture
-def empty_app(tmp_path, empty_database_url):
-    """The app on a brand-new database that has no tables at all."""
-    app = build_app(tmp_path / "instance", empty_database_url)
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-
-
-def run_flask(app, *args: str):
-    """Run a `flask` command of the app and insist that it succeeded."""
-    result = app.test_cli_runner().invoke(args=list(args))
-    assert result.exit_code == 0, f"flask {' '.join(args)} failed:\n{result.output}\n{result.exception!r}"
-    return result
+from helpers import run_flask
 
 
 def tables() -> set[str]:

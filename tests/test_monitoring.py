@@ -16,9 +16,8 @@ from app.extensions import db
 from app.inbound.poll import poll_mailbox
 from app.accounts.mailboxes import create_mailbox, record_failure, record_polled
 from app.models import InboundItem, utcnow
-from conftest import free_port, sign_in
+from helpers import free_port, sign_in
 from inbound_helpers import plain_mail
-from servers.imap import dovecot, imap_server  # noqa: F401
 from test_outbox_dispatch import make_delivery, make_message
 
 TOKEN = "metrics-token-0123456789"

@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from servers.accounts import mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from sqlalchemy import select
 
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Customer, Message, Thread
-from conftest import csrf_token
+from helpers import csrf_token
 
 
 def add_inline(client, path: str, **fields):

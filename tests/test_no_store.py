@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import ApiToken, RepairStatus, Shop
 from app.panel import credentials
 from app.repairs import create_repair
-from conftest import sign_in
+from helpers import sign_in
 
 
 def _values(rule, known: dict) -> dict | None:

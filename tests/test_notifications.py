@@ -8,9 +8,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db
@@ -20,8 +17,8 @@ from app.messaging.templates import delete_template, save_template
 from app.models import (Delivery, Message, MessageTemplate, RepairEvent, RepairStatus, Shop, StatusNotification,
                         Thread, utcnow)
 from app.outbox import dispatch_pass
-from app.repairs import change_status, create_repair
-from conftest import csrf_token
+from app.repairs import change_status
+from helpers import csrf_token
 
 MOBILE = "+48600100200"
 
@@ -35,18 +32,12 @@ def shop(app):
     return shop
 
 
+# Not the shared `customer`: made after the `shop` settings (no undo delay, no quiet hours) every test here needs.
 @pytest.fixture
 def customer(shop):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
     db.session.commit()
     return customer
-
-
-@pytest.fixture
-def repair(customer):
-    repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz")
-    db.session.commit()
-    return repair
 
 
 @pytest.fixture

@@ -16,8 +16,6 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from servers.smtp import silent_smtp_server, smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 from sqlalchemy import select
 
 from app.customers import create_customer
@@ -28,7 +26,7 @@ from app.models import Delivery, DeliveryEvent, Shop, utcnow
 from app.outbox import dispatch_pass, resend
 from app.outbox.dispatch import IN_FLIGHT
 from app.accounts.sms import configure_sms
-from conftest import TEST_CONFIG
+from helpers import TEST_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 STALE = timedelta(minutes=11)  # past OUTBOX_SENDING_STALE

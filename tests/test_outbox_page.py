@@ -6,7 +6,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import csrf_token, sign_in
+from helpers import csrf_token, sign_in
 from sqlalchemy import select
 
 from app.extensions import db

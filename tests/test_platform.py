@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from conftest import build_app, csrf_token, free_port, sign_in
+from helpers import build_app, csrf_token, free_port, sign_in
 
 HTTPS = {"base_url": "https://shop.example", "headers": {"Referer": "https://shop.example/login"}}
 

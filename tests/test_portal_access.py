@@ -9,10 +9,7 @@ from datetime import timedelta
 import pytest
 from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
                            publish, sign_in_customer)
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from pypdf import PdfReader
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.attachments import store
 from app.customers import create_customer
@@ -21,16 +18,9 @@ from app.models import Delivery, PanelToken, Shop, ShopSlug, utcnow
 from app.panel import credentials
 from app.messaging.receipt import acceptance_receipt
 from app.repairs import create_repair
-from conftest import count_password_checks, csrf_token, sign_in
+from helpers import count_password_checks, csrf_token, sign_in
 
 MOBILE = "+48600100200"
-
-
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
-    db.session.commit()
-    return customer
 
 
 def test_an_invitation_by_email_opens_the_panel_once(app, staff_client, mailbox, smtp_server, customer):

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from inbound_helpers import make_mailbox, plain_mail, receive, sample, send_mail
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 from sqlalchemy import event, select
 
 from app.attachments import store

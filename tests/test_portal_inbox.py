@@ -9,15 +9,13 @@ import re
 import pytest
 from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_csrf, panel_customer, panel_path,
                            publish, sign_in_customer)
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import store
 from app.extensions import db
 from app.messaging.compose import compose
 from app.models import Attachment, Delivery, Message, Shop, Thread
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")

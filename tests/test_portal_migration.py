@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from app.extensions import db
-from conftest import build_app
+from helpers import build_app
 
 
 def test_repairs_from_before_the_panel_get_access_codes(tmp_path, empty_database_url):

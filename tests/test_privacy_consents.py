@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
-from app.customers import create_customer
 from app.extensions import db
 from app.inbound.sms import IncomingSms, receive_sms
 from app.models import AuditEvent, ConsentEvent, Customer
 
 pytestmark = pytest.mark.usefixtures("app")
-
-
-@pytest.fixture
-def customer():
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="600 100 200")
-    db.session.commit()
-    return customer
 
 
 def changes(customer) -> list[ConsentEvent]:

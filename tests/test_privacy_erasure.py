@@ -6,7 +6,7 @@ import json
 import zlib
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from inbound_helpers import make_mailbox, plain_mail, receive
 from sqlalchemy import inspect, select, text
 
@@ -54,6 +54,7 @@ def mail_with_attachment(body: str) -> bytes:
     ).encode()
 
 
+# Not the shared `customer`: one with everything a shop collects, to see all of it erased.
 @pytest.fixture
 def customer(staff):
     """A customer with everything a shop collects: mail with a file, SMS, a held SMS and mail, a STOP keyword,

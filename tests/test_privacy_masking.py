@@ -7,7 +7,7 @@ import email.policy
 import zlib
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from inbound_helpers import make_customer, make_mailbox, plain_mail, receive
 from panel_helpers import panel_customer, publish
 from sqlalchemy import select

@@ -7,7 +7,7 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEvent
-from conftest import csrf_token
+from helpers import csrf_token
 
 PROXY = "10.0.0.2"
 LIMITS = {"LOGIN_LIMIT_PER_IP": "3 per minute", "LOGIN_LIMIT_PER_ACCOUNT": "100 per minute"}

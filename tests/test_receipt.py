@@ -15,12 +15,13 @@ from app.extensions import db
 from app.models import Repair, Shop
 from app.repairs import create_repair
 from app.shop.settings import update_shop
-from conftest import csrf_token
+from helpers import csrf_token
 
 MM = 72 / 25.4  # PDF points per millimetre
 TERMS = "Urządzenie nieodebrane w ciągu 90 dni od powiadomienia może zostać zutylizowane."
 
 
+# Not the shared `repair`: every field a receipt prints, in a shop with an address and terms.
 @pytest.fixture
 def repair(app):
     update_shop(Shop.current(), name="Serwis Naprawa Plus", address="ul. Długa 5, 30-001 Kraków",

@@ -7,7 +7,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.extensions import db
@@ -18,6 +18,7 @@ YEAR = datetime.now(ZoneInfo("Europe/Warsaw")).year  # the shop's time zone afte
 HTMX = {"HX-Request": "true"}
 
 
+# Not the shared `customer`: Anna Nowak, whose name the repair pages are checked against.
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Anna Nowak", phone="+48600100200", email="anna@example.com")

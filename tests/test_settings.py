@@ -1,6 +1,6 @@
 """Settings: only owners get in; the shop's details change under the rules, old panel addresses keep working."""
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.extensions import db

@@ -5,11 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import csrf_token, make_user, sign_in
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.imap import dovecot, imap_server  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
+from helpers import csrf_token, make_user, sign_in
 
 from app.extensions import db
 from app.models import RepairStatus, Shop, StatusNotification

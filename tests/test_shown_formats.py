@@ -6,16 +6,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.customers import create_customer
 from app.extensions import db
 from app.models import Message
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 
+# Not the shared `repair`: a price and a pickup date, whose shown forms are checked here.
 @pytest.fixture
 def repair(app):
     customer = create_customer(name="Jan Kowalski", email="jan@example.com")

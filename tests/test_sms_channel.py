@@ -17,7 +17,6 @@ from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, 
 from app.outbox import dispatch_pass
 from app.accounts.sms import configure_sms
 from servers.smtp import free_port
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 
@@ -42,6 +41,7 @@ def make_customer(phone: str | None = MOBILE, **fields) -> Customer:
     return customer
 
 
+# Not the shared `customer`: phone only, so SMS is the one channel.
 @pytest.fixture
 def customer():
     return make_customer()

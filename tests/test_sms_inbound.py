@@ -16,8 +16,8 @@ from app.models import AuditEvent, ConsentEvent, Customer, Delivery, InboundItem
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
 from app.accounts.sms import configure_sms
-from conftest import csrf_token
-from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
+from helpers import csrf_token
+from servers.twilio import post_callback, sign
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 
@@ -34,13 +34,6 @@ def account(twilio_server):
     Shop.current().undo_seconds = 0  # what staff send is due at once, for the outbox pass
     db.session.commit()
     return account
-
-
-@pytest.fixture
-def customer():
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="600 100 200")
-    db.session.commit()
-    return customer
 
 
 def new_repair(customer, device: str):

@@ -8,8 +8,7 @@ from app.accounts.sms import active_account
 from app.crypto import decrypt
 from app.extensions import db
 from app.models import AuditEvent, Shop, SmsAccount
-from conftest import csrf_token
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
+from helpers import csrf_token
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 

@@ -3,9 +3,8 @@ switched off; a shop in use gets nothing by itself but can add them from Setting
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token, run_flask
 from sqlalchemy import select
-from test_migrations import empty_app, run_flask  # noqa: F401  (fixture)
 
 from app.customers import create_customer
 from app.extensions import db

@@ -10,7 +10,7 @@ import pytest
 from app.extensions import db
 from app.messaging.stats import DAYS, shop_stats
 from app.models import Customer, Shop, Thread, utcnow
-from conftest import make_user
+from helpers import make_user
 
 
 @pytest.fixture

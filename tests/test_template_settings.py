@@ -6,28 +6,18 @@ import io
 import re
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
-from app.customers import create_customer
 from app.extensions import db
 from app.messaging.templates import save_template
 from app.models import Message, RepairStatus, Shop, StatusNotification, Thread
 from app.models.templates import MessageTemplate
 from app.repairs import create_repair
-from conftest import csrf_token
+from helpers import csrf_token
 
 MOBILE = "+48600100200"
 
 
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone=MOBILE)
-    db.session.commit()
-    return customer
-
-
+# Not the shared `repair`: with a price estimate, which the templates fill in.
 @pytest.fixture
 def repair(customer):
     repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz",

@@ -7,9 +7,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from servers.accounts import mailbox, sms_account  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 
 from app.attachments import path_for, store
 from app.customers import create_customer
@@ -25,6 +22,7 @@ MOBILE = "+48600100200"
 EVERY_TAG = "\n".join(f"{name}=[{{{{ {name} }}}}]" for name in TAGS)
 
 
+# Not the shared `customer`: Polish letters in the name and e-mail, for the placeholders filled in.
 @pytest.fixture
 def customer(app):
     customer = create_customer(name="Łucja Żółkiewska", email="lucja@example.com", phone=MOBILE)
@@ -32,6 +30,7 @@ def customer(app):
     return customer
 
 
+# Not the shared `repair`: a price and a pickup date, for the placeholders filled in.
 @pytest.fixture
 def repair(customer):
     repair = create_repair(customer=customer, device="iPhone 12", description="Pęknięty wyświetlacz",

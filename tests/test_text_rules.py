@@ -3,7 +3,7 @@ the domain functions the CLI uses): a 2 MB note is refused, a shop name with a l
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from inbound_helpers import make_mailbox
 from sqlalchemy import func, select
 
@@ -45,13 +45,6 @@ def test_the_rules_themselves():
     assert refused.value.fields == {"body": "At most 100 characters."}
     with pytest.raises(ValidationFailed):
         clean_line(["a list"], "name", 100)
-
-
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    db.session.commit()
-    return customer
 
 
 def _refused(write, field: str) -> None:

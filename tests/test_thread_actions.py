@@ -7,10 +7,6 @@ from datetime import timedelta
 
 import pytest
 from panel_helpers import panel_customer, panel_path, publish, sign_in_customer
-from servers.accounts import mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
-from test_inbox import queues  # noqa: F401  (fixture)
-from test_translations import compiled_catalogue  # noqa: F401  (fixture)
 from sqlalchemy import func, select
 
 from app.customers import create_customer
@@ -24,14 +20,7 @@ from app.messaging.thread_actions import (
 from app.messaging.threads import open_thread
 from app.models import AuditEvent, Delivery, Message, Tag, Thread, ThreadFollower, utcnow
 from app.repairs import create_repair
-from conftest import csrf_token, make_user, sign_in
-
-
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    db.session.commit()
-    return customer
+from helpers import csrf_token, make_user, sign_in
 
 
 @pytest.fixture

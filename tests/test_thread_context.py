@@ -11,7 +11,7 @@ from app.extensions import db
 from app.messaging.threads import open_thread
 from app.models import AuditEvent, Customer, Message, Thread, utcnow
 from app.repairs import create_repair, create_ticket
-from conftest import csrf_token, sign_in
+from helpers import csrf_token, sign_in
 
 
 @pytest.fixture

@@ -25,13 +25,18 @@ from app.models import (
     Attachment, AuditEvent, Delivery, Message, MessageRef, Shop, Thread, ThreadPresence, utcnow,
 )
 from app.outbox import dispatch_pass
-from conftest import csrf_token, make_user, sign_in
-from servers.accounts import mailbox as smtp_mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
+from helpers import csrf_token, make_user, sign_in
 
 pytestmark = pytest.mark.usefixtures("app")
 
 
+@pytest.fixture
+def smtp_mailbox(mailbox):
+    """The shop's mailbox on the test SMTP server, named apart from the IMAP mailboxes of inbound_helpers."""
+    return mailbox
+
+
+# Not the shared `customer`: the address the sample mails of tests/mail come from, no phone.
 @pytest.fixture
 def customer():
     return make_customer()

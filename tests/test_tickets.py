@@ -5,7 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.errors import ValidationFailed
@@ -17,6 +17,7 @@ YEAR = datetime.now(ZoneInfo("Europe/Warsaw")).year
 HTMX = {"HX-Request": "true"}
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Jan Kowalski", phone="+48600100200")

@@ -12,13 +12,12 @@ import pytest
 from babel.messages.pofile import read_po
 
 from app.models import Shop
-from conftest import csrf_token, sign_in
+from helpers import csrf_token, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "app" / "translations"
 TEMPLATE = TRANSLATIONS / "messages.pot"
 POLISH = TRANSLATIONS / "pl" / "LC_MESSAGES" / "messages.po"
-COMPILED = POLISH.with_suffix(".mo")
 UKRAINIAN = TRANSLATIONS / "uk" / "LC_MESSAGES" / "messages.po"
 # What customers read: the panel's pages and views, the mails and SMS sent to them (not those to the shop), the
 # panel's notices, the receipt, and the validation messages the panel's forms show.
@@ -156,13 +155,6 @@ def test_the_staff_interface_offers_no_ukrainian():
 
 
 # ---------------------------------------------------------------- the pages
-
-
-@pytest.fixture(scope="session")
-def compiled_catalogue():
-    """The app reads the compiled .mo (git-ignored, made by `make`): compile it when missing or older than the .po."""
-    if not COMPILED.exists() or COMPILED.stat().st_mtime < POLISH.stat().st_mtime:
-        subprocess.run([*PYBABEL, "compile", "-d", str(TRANSLATIONS)], check=True, capture_output=True)
 
 
 def switch_language(client, locale: str, page: str = "/login"):

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, DeliveryEvent, Message, Thread
 from app.outbox import dispatch_pass
 from app.accounts.sms import configure_sms
-from servers.twilio import post_callback, sign, twilio_server  # noqa: F401  (fixture)
+from servers.twilio import post_callback, sign
 
 pytestmark = pytest.mark.usefixtures("app")  # every test works in the app's context
 
@@ -28,6 +28,7 @@ def account(twilio_server):
     return account
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer():
     customer = Customer(name="Anna Nowak", phone=MOBILE)

@@ -10,15 +10,12 @@ import program_files as files
 import pytest
 from inbound_helpers import make_customer, make_mailbox, receive
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.accounts import mailbox  # noqa: F401  (fixtures)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 
 from app.attachments import path_for, refusal
-from app.customers import create_customer
 from app.extensions import db
 from app.models import Attachment, Message, Thread
 from app.models.templates import MessageTemplate
-from conftest import csrf_token
+from helpers import csrf_token
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -66,13 +63,6 @@ def test_the_policy_refuses_every_kind_of_program(kind):
 def test_the_policy_keeps_what_shops_need(kind):
     make, name = ALLOWED[kind]
     assert refusal(name, io.BytesIO(make())) is None
-
-
-@pytest.fixture
-def customer(app):
-    customer = create_customer(name="Jan Kowalski", email="jan@example.com", phone="+48600100200")
-    db.session.commit()
-    return customer
 
 
 def compose_with(client, customer, content: bytes, name: str):

@@ -2,7 +2,7 @@
 import re
 
 import pytest
-from conftest import csrf_token, make_user, sign_in
+from helpers import csrf_token, make_user, sign_in
 from flask import g
 from sqlalchemy import select
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import csrf_token
+from helpers import csrf_token
 from sqlalchemy import select
 
 from app.extensions import db
@@ -12,6 +12,7 @@ from app.repairs import create_repair, create_ticket
 PAGE = "/settings/workflow/"
 
 
+# Not the shared `customer`: phone only (no e-mail).
 @pytest.fixture
 def customer(app):
     customer = Customer(name="Ewa Wiśniewska", phone="+48600100200")

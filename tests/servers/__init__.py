@@ -1,1 +1,2 @@
-"""Real servers for tests (SMTP now; IMAP and a Twilio stand-in later), on free loopback ports."""
+"""Real servers for tests (SMTP, IMAP, OAuth, a Twilio stand-in), on free loopback ports. Each module is a pytest
+plugin registered by tests/conftest.py: test files use the fixtures without importing them."""

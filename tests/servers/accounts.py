@@ -1,5 +1,5 @@
 """The shop's own accounts on the local test servers: a mailbox on the SMTP server, the SMS account on the
-Twilio stand-in. Import the fixtures next to `smtp_server` / `twilio_server`, which they use."""
+Twilio stand-in. Registered as a plugin by tests/conftest.py, like the servers they use."""
 from __future__ import annotations
 
 import pytest
