@@ -11,7 +11,7 @@ from panel_helpers import panel_customer, sign_in_customer
 from sqlalchemy import update
 
 from app.customer_history import customer_history
-from app.customers import create_customer, update_customer
+from app.customers import update_customer
 from app.extensions import db
 from app.messaging.threads import open_thread
 from app.models import ConsentEvent, Message, RepairEvent, RepairStatus, Ticket, utcnow

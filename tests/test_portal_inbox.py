@@ -13,9 +13,8 @@ from panel_helpers import (dispatch_now, link_in, mail_text, open_link, panel_cs
 from app.attachments import store
 from app.extensions import db
 from app.messaging.compose import compose
-from app.models import Attachment, Delivery, Message, Shop, Thread
+from app.models import Delivery, Message, Shop, Thread
 from app.repairs import create_repair
-from helpers import csrf_token
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.threads import open_thread
-from app.models import AuditEvent, Customer, Message, Thread, utcnow
+from app.models import AuditEvent, Message, Thread
 from app.repairs import create_repair, create_ticket
 from helpers import csrf_token, sign_in
 
