@@ -32,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from . import models  # noqa: F401  (registers the tables)
     from .i18n import init_i18n
-    from .panel_pages import init_portal
+    from .panel_pages import init_panel
     from .request_input import init_request_input
     from .security import init_security
     from .staff.auth import init_login
@@ -47,7 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     init_security(app)
     init_request_input(app)  # before the routes: it replaces the `int` converter
     _register_blueprints(app)
-    init_portal(app)
+    init_panel(app)
 
     from .cli import register_cli
     from .jobs import scheduler_cli

@@ -79,7 +79,7 @@ def select_locale() -> str:
         return current_shop().locale or "pl"
     if request.blueprint == "api":  # other systems read English unless they ask for Polish
         return request.accept_languages.best_match(LOCALES) or "en"
-    if request.blueprint == "portal":  # the panel speaks the customer's language (the panel loads them first)
+    if request.blueprint == "panel":  # the panel speaks the customer's language (the panel loads them first)
         customer = g.get("panel_customer")
         if customer is not None:
             return customer.language_or(current_shop().locale)

@@ -103,5 +103,5 @@ def _error_page(error):
     if request.path.startswith("/api/"):
         return {"error": getattr(error, "description", "error")}, code
     if request.path.startswith("/p/"):  # a customer: the panel's page, never the staff's
-        return render_template("portal/error.html", code=code, error=error), code
+        return render_template("panel/error.html", code=code, error=error), code
     return render_template("error.html", code=code, error=error), code

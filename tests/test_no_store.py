@@ -23,7 +23,7 @@ def _values(rule, known: dict) -> dict | None:
 
 
 # The same for everyone, so they may be cached: versioned assets, the panel's colour and logo.
-PUBLIC = {"web.htmx_asset", "portal.brand_css", "portal.logo"}
+PUBLIC = {"web.htmx_asset", "panel.brand_css", "panel.logo"}
 
 
 def _sweep(client, rules, known: dict) -> set[str]:
@@ -71,7 +71,7 @@ def test_every_personal_get_route_says_no_store(app, owner):
     panel = app.test_client()
     sign_in_customer(panel, customer)
     panel_answered = _sweep(panel, panel_rules, known)
-    assert {"portal.inbox", "portal.thread", "portal.attachment", "portal.account"} <= panel_answered
+    assert {"panel.inbox", "panel.thread", "panel.attachment", "panel.account"} <= panel_answered
 
     api = app.test_client()
     api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {api_token}"

@@ -22,7 +22,7 @@ UKRAINIAN = TRANSLATIONS / "uk" / "LC_MESSAGES" / "messages.po"
 # What customers read: the panel's pages and views, the mails and SMS sent to them (not those to the shop), the
 # panel's notices, the receipt, and the validation messages the panel's forms show.
 CUSTOMER_FACING = (
-    "templates/portal/*.html", "templates/emails/*.html", "templates/emails/*.txt", "templates/partials/forms.html",
+    "templates/panel/*.html", "templates/emails/*.html", "templates/emails/*.txt", "templates/partials/forms.html",
     "app/panel_pages/views.py", "app/panel/notices.py", "app/panel/auth.py", "app/panel/credentials.py",
     "app/panel/loaders.py", "app/messaging/receipt.py",
     "app/panel/conversation.py", "app/fields.py", "app/attachments.py",
@@ -124,7 +124,7 @@ def customer_facing_strings() -> set:
     keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_pgettext": ((1, "c"), 2)}
     files = sorted({str(path.relative_to(ROOT)) for pattern in CUSTOMER_FACING for path in ROOT.glob(pattern)}
                    - FOR_THE_SHOP)
-    assert "templates/portal/sign_in.html" in files and "app/messaging/receipt.py" in files
+    assert "templates/panel/sign_in.html" in files and "app/messaging/receipt.py" in files
     found = set()
     for name in files:
         method = "python" if name.endswith(".py") else "jinja2"

@@ -28,4 +28,4 @@ def link(customer_id: int):
         credentials.set_panel_state(customer, "invited", actor=CLI_ACTOR)
     token = credentials.issue_link(customer, "invite")
     db.session.commit()
-    click.echo(absolute_url("portal.link", slug=current_shop().slug, token=token))
+    click.echo(absolute_url("panel.link", slug=current_shop().slug, token=token))

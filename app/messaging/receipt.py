@@ -62,9 +62,9 @@ class _Receipt:
         ) if value]
         self.title = _("Acceptance receipt %(number)s", number=repair.number)
         self.code = repair.access_code
-        self.panel_link = absolute_url("portal.sign_in", slug=shop.slug, code=repair.access_code,
+        self.panel_link = absolute_url("panel.sign_in", slug=shop.slug, code=repair.access_code,
                                        _anchor="access-code") if self.code else ""
-        self.panel_address = absolute_url("portal.sign_in", slug=shop.slug)
+        self.panel_address = absolute_url("panel.sign_in", slug=shop.slug)
         self.logo = _logo(shop)
 
     # ----------------------------------------------------------------------------------------- layouts

@@ -117,7 +117,7 @@ def tag_values(shop: Shop, customer: Customer | None, repair: Repair | None, lan
     locale = babel_locale(language if language in CUSTOMER_LANGUAGES else shop.locale or "pl")
     values = dict.fromkeys(TAGS, "")
     values.update(shop_name=shop.name, shop_address=shop.address or "", shop_phone=shop.phone or "",
-                  opening_hours=shop.opening_hours_text, panel_link=absolute_url("portal.sign_in", slug=shop.slug))
+                  opening_hours=shop.opening_hours_text, panel_link=absolute_url("panel.sign_in", slug=shop.slug))
     if customer is not None:
         values.update(customer_first_name=customer.first_name, customer_name=customer.name,
                       customer_first_name_vocative=first_name_vocative(customer))

@@ -145,7 +145,7 @@ def customer_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if current_customer() is None:
-            return redirect(url_for("portal.sign_in", next=request.full_path if request.method == "GET" else None))
+            return redirect(url_for("panel.sign_in", next=request.full_path if request.method == "GET" else None))
         return view(*args, **kwargs)
 
     return wrapped

@@ -168,16 +168,16 @@ def _context(delivery: Delivery, shop: Shop) -> dict:
     polish = notice_language(delivery, shop) == "pl"  # a Polish greeting calls the customer by the vocative
     context = {"shop": shop, "brand": branding.brand_palette(shop), "customer": customer, "thread": thread,
                "message": message, "greeting_name": first_name_vocative(customer) if polish else customer.first_name,
-               "repair": thread.repair, "sign_in_url": absolute_url("portal.sign_in", slug=shop.slug)}
+               "repair": thread.repair, "sign_in_url": absolute_url("panel.sign_in", slug=shop.slug)}
     if delivery.purpose == "panel_invite":
-        context["link"] = absolute_url("portal.link", slug=shop.slug, token=credentials.issue_link(customer, "invite"))
+        context["link"] = absolute_url("panel.link", slug=shop.slug, token=credentials.issue_link(customer, "invite"))
     elif delivery.purpose == "panel_sign_in":
-        context["link"] = absolute_url("portal.link", slug=shop.slug, token=credentials.issue_link(customer, "login"))
+        context["link"] = absolute_url("panel.link", slug=shop.slug, token=credentials.issue_link(customer, "login"))
         context["code"] = credentials.issue_code(customer)
     elif delivery.purpose == "panel_notice":
         token = credentials.issue_link(customer, "login", hours=NOTICE_LINK_LIFETIME_HOURS)
-        thread_path = _app_path("portal.thread", slug=shop.slug, thread_id=thread.id)
-        context["link"] = absolute_url("portal.link", slug=shop.slug, token=token, next=thread_path)
+        thread_path = _app_path("panel.thread", slug=shop.slug, thread_id=thread.id)
+        context["link"] = absolute_url("panel.link", slug=shop.slug, token=token, next=thread_path)
     elif delivery.purpose == "shop_notice":
         context["staff_url"] = absolute_url("threads.show", thread_id=thread.id)
         context["login"] = customer.email or customer.phone or ""

@@ -1,4 +1,4 @@
-"""The customer panel's pages at /p/<shop-slug>/... (the blueprint keeps its name, "portal"); what they do is in
+"""The customer panel's pages at /p/<shop-slug>/... (the blueprint "panel"); what they do is in
 app/panel (access, notices, the customer's conversation)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from . import views  # noqa: F401  (the routes)
 from .blueprint import bp
 
 
-def init_portal(app: Flask) -> None:
+def init_panel(app: Flask) -> None:
     """Give the panel its own session cookie (see AreaSessionInterface) and register its pages."""
     app.session_interface = AreaSessionInterface()
     app.register_blueprint(bp)

@@ -10,7 +10,7 @@ from ..i18n import current_shop
 from ..models import ShopSlug
 from ..panel.auth import current_customer
 
-bp = Blueprint("portal", __name__, url_prefix="/p/<slug>")
+bp = Blueprint("panel", __name__, url_prefix="/p/<slug>")
 
 
 @bp.url_value_preprocessor

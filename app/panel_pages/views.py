@@ -93,7 +93,7 @@ def _next_in_panel(target: str | None) -> str | None:
 
 
 def _after_sign_in(target: str | None):
-    return redirect(request.script_root + target if target else url_for("portal.inbox"))
+    return redirect(request.script_root + target if target else url_for("panel.inbox"))
 
 
 # --- signing in ---------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def _after_sign_in(target: str | None):
 def sign_in():
     """Passwordless by default: the address gets a one-time link and code; with a password, straight in."""
     if auth.full_session():  # an access code's session may still sign in to the whole account
-        return redirect(url_for("portal.inbox"))
+        return redirect(url_for("panel.inbox"))
     form = SignInForm()
     if form.validate_on_submit():
         login = (form.login.data or "").strip()  # None when the form did not send the field at all
@@ -123,10 +123,10 @@ def sign_in():
             db.session.commit()
             session[LOGIN_KEY] = login
             session[NEXT_KEY] = _next_in_panel(request.args.get("next"))
-            return redirect(url_for("portal.code"))
+            return redirect(url_for("panel.code"))
     # The receipt's QR code opens this page with its access code filled in: the customer types the phone digits.
     receipt_code = request.args.get("code", "").strip()[:16]
-    return render_template("portal/sign_in.html", form=form, access_form=AccessCodeForm(code=receipt_code),
+    return render_template("panel/sign_in.html", form=form, access_form=AccessCodeForm(code=receipt_code),
                            receipt_code=receipt_code)
 
 
@@ -137,7 +137,7 @@ def code():
     """Where the customer types the code sent to them; the page reads the same whether the address is known."""
     login = session.get(LOGIN_KEY)
     if not login:
-        return redirect(url_for("portal.sign_in"))
+        return redirect(url_for("panel.sign_in"))
     form = CodeForm()
     if form.validate_on_submit():
         customer = credentials.redeem_code(login, form.code.data)
@@ -148,7 +148,7 @@ def code():
             return _after_sign_in(_next_in_panel(next_page))
         db.session.commit()  # the try counts against the code
         form.code.errors.append(_("This code is wrong or has expired. Check it, or ask for a new one."))
-    return render_template("portal/code.html", form=form, login=login)
+    return render_template("panel/code.html", form=form, login=login)
 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
@@ -161,19 +161,19 @@ def link(token: str):
     form = FlaskForm()
     if request.method == "GET" and credentials.link_works(token):
         credentials.speak_language_of_link(token)
-        return render_template("portal/link.html", form=form)
+        return render_template("panel/link.html", form=form)
     try:
         if not form.validate_on_submit():
             raise credentials.LinkExpired()
         customer, purpose = credentials.redeem_link(token)
     except credentials.LinkExpired:
         db.session.rollback()
-        return render_template("portal/expired.html", next=next_page), 410
+        return render_template("panel/expired.html", next=next_page), 410
     auth.sign_in(customer, how=purpose)
     db.session.commit()
     if purpose == "invite":
         flash(_("Welcome! Your messages from the shop will appear here."), "success")
-        return redirect(url_for("portal.account", welcome=1))
+        return redirect(url_for("panel.account", welcome=1))
     return _after_sign_in(next_page)
 
 
@@ -186,17 +186,17 @@ def access_code():
     repair = credentials.repair_by_access_code(form.code.data, form.digits.data) if form.validate_on_submit() else None
     if repair is None:
         form.code.errors.append(_("The code or the phone digits do not match."))
-        return render_template("portal/sign_in.html", form=SignInForm(formdata=None), access_form=form), 400
+        return render_template("panel/sign_in.html", form=SignInForm(formdata=None), access_form=form), 400
     auth.sign_in(repair.customer, how="access_code", repair=repair)
     db.session.commit()
-    return redirect(url_for("portal.inbox"))
+    return redirect(url_for("panel.inbox"))
 
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
     auth.sign_out()
     flash(_("You have been signed out."), "info")
-    return redirect(url_for("portal.sign_in"))
+    return redirect(url_for("panel.sign_in"))
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -206,7 +206,7 @@ def account():
     it takes the current one: a receipt's access code opens one repair, never the account."""
     customer = auth.current_customer()
     if not auth.full_session():
-        return render_template("portal/account.html", form=None, customer=customer, scoped=True), \
+        return render_template("panel/account.html", form=None, customer=customer, scoped=True), \
             403 if request.method == "POST" else 200
     form = PasswordForm()
     if form.validate_on_submit():
@@ -219,8 +219,8 @@ def account():
             auth.sign_in(customer, how="password_set")  # this session goes on; others ended
             db.session.commit()
             flash(_("Your password is set."), "success")
-            return redirect(url_for("portal.inbox"))
-    return render_template("portal/account.html", form=form, customer=customer,
+            return redirect(url_for("panel.inbox"))
+    return render_template("panel/account.html", form=form, customer=customer,
                            language_form=LanguageForm(language=customer.language_or(current_shop().locale)),
                            welcome=bool(request.args.get("welcome")))
 
@@ -232,7 +232,7 @@ def language():
     Like the password, only in a full session: a receipt's access code opens one repair, never the account."""
     customer = auth.current_customer()
     if not auth.full_session():
-        return redirect(url_for("portal.account")), 303
+        return redirect(url_for("panel.account")), 303
     form = LanguageForm()
     if form.validate_on_submit():
         try:
@@ -244,7 +244,7 @@ def language():
             db.session.commit()
             auth.remember_language(customer)  # the confirmation already in the new language
             flash(_("The panel now speaks your language."), "success")
-    return redirect(url_for("portal.account"))
+    return redirect(url_for("panel.account"))
 
 
 # --- reading and writing ----------------------------------------------------------------------
@@ -259,8 +259,8 @@ def inbox():
     seen = ".".join(f"{line.last.id}{'u' if line.unread else ''}" for line in threads)  # what the page shows
     wait = _next_wait(seen)
     if wants_fragment():
-        return render_template("portal/_threads.html", threads=threads, seen=seen, wait=wait), {"Vary": "HX-Request"}
-    return render_template("portal/inbox.html", threads=threads, seen=seen, wait=wait,
+        return render_template("panel/_threads.html", threads=threads, seen=seen, wait=wait), {"Vary": "HX-Request"}
+    return render_template("panel/inbox.html", threads=threads, seen=seen, wait=wait,
                            repairs=loaders.repairs_for_customer(customer)), {"Vary": "HX-Request"}
 
 
@@ -279,16 +279,16 @@ def thread(thread_id: int):
     customer = auth.current_customer()
     thread = loaders.thread_for_customer(thread_id, customer)
     if thread.id != thread_id:  # merged into another thread since the link was made
-        return redirect(url_for("portal.thread", thread_id=thread.id))
+        return redirect(url_for("panel.thread", thread_id=thread.id))
     messages = loaders.messages_for_customer(thread, customer)
     mark_read(thread, messages)
     db.session.commit()
     last_id = messages[-1].id if messages else 0
     wait = _next_wait(last_id)
     if wants_fragment():
-        return render_template("portal/_messages.html", thread=thread, messages=messages, wait=wait,
+        return render_template("panel/_messages.html", thread=thread, messages=messages, wait=wait,
                                last_id=last_id), {"Vary": "HX-Request"}
-    return render_template("portal/thread.html", thread=thread, messages=messages, wait=wait, last_id=last_id,
+    return render_template("panel/thread.html", thread=thread, messages=messages, wait=wait, last_id=last_id,
                            form=MessageForm()), {"Vary": "HX-Request"}
 
 
@@ -312,9 +312,9 @@ def reply(thread_id: int):
             show_errors(form, exc)
         else:
             db.session.commit()
-            return redirect(url_for("portal.thread", thread_id=thread.id, _anchor="reply"), 303)
+            return redirect(url_for("panel.thread", thread_id=thread.id, _anchor="reply"), 303)
     messages = loaders.messages_for_customer(thread, customer)
-    return render_template("portal/thread.html", thread=thread, messages=messages, form=form, wait=POLL_FIRST,
+    return render_template("panel/thread.html", thread=thread, messages=messages, form=form, wait=POLL_FIRST,
                            last_id=messages[-1].id if messages else 0), 400
 
 
@@ -333,8 +333,8 @@ def new_thread():
             show_errors(form, exc)
         else:
             db.session.commit()
-            return redirect(url_for("portal.thread", thread_id=message.thread_id), 303)
-    return render_template("portal/new_thread.html", form=form, repair=repair), 200 if request.method == "GET" else 400
+            return redirect(url_for("panel.thread", thread_id=message.thread_id), 303)
+    return render_template("panel/new_thread.html", form=form, repair=repair), 200 if request.method == "GET" else 400
 
 
 @bp.route("/attachments/<int:attachment_id>")
@@ -364,7 +364,7 @@ def logo():
     name = current_shop().panel_logo_path
     path = Path(current_app.instance_path, name) if name else None
     if path is None or not path.is_file():
-        return render_template("portal/error.html", code=404), 404
+        return render_template("panel/error.html", code=404), 404
     with path.open("rb") as fh:
         mimetype = sniff(fh.read(SNIFF_BYTES))
     response = send_file(path, mimetype=mimetype)
@@ -418,4 +418,4 @@ def _panel_globals():
 @bp.errorhandler(429)
 def _error(error):
     code = getattr(error, "code", 500) or 500
-    return render_template("portal/error.html", code=code), code
+    return render_template("panel/error.html", code=code), code
