@@ -57,7 +57,8 @@ def test_a_suppliers_thread_is_answered_by_email_and_their_answer_comes_back(
     mail = email.message_from_bytes(smtp_server.wait_for(1)[0].data, policy=email.policy.default)
     assert mail["To"] == "biuro@hurtownia.example"
     assert thread.token in mail["Reply-To"]
-    assert mail["In-Reply-To"] == "<dostawa-1@hurtownia.example>" and "<dostawa-1@hurtownia.example>" in mail["References"]
+    assert mail["In-Reply-To"] == "<dostawa-1@hurtownia.example>"
+    assert "<dostawa-1@hurtownia.example>" in mail["References"]
     assert "poproszę 3 sztuki" in mail.get_body(preferencelist=("plain",)).get_content()
     db.session.expire_all()
     reply = db.session.scalar(select(Message).where(Message.direction == "out"))

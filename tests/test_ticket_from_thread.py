@@ -2,7 +2,6 @@
 attached to the new ticket in the same step, audited, with an event in its timeline."""
 from __future__ import annotations
 
-import re
 
 import pytest
 from inbound_helpers import make_customer, make_mailbox, plain_mail, receive

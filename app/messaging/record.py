@@ -40,7 +40,8 @@ def record_conversation(
     The new thread goes to `queue` and `assignee` and gets `priority` (None for each: the ticket's queue and
     priority, else none and normal; nobody assigned).
     Refuses (ValidationFailed, nothing stored) an unknown source, status or priority, a switched-off assignee,
-    an empty or overlong text, no subject where no repair or ticket names the thread, a repair or ticket of another customer, and an erased customer.
+    an empty or overlong text, no subject where no repair or ticket names the thread, a repair or ticket of
+    another customer, and an erased customer.
     """
     refuse_erased(customer)
     errors = {}

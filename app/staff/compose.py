@@ -121,7 +121,8 @@ def _render(
         sender=sender_address(thread) if customer is None and thread is not None else None,
         channels=_channel_states(customer, thread), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
-        templates=message_templates() if customer is not None else [], template_id=request.values.get("template_id", type=whole_number),
+        templates=message_templates() if customer is not None else [],  # templates are written for customers
+        template_id=request.values.get("template_id", type=whole_number),
         **collision,
     ), status
 
