@@ -15,10 +15,11 @@ from .customers import refuse_erased
 from .errors import ValidationFailed
 from .fields import choice_field, cleaned_fields, line_field, text_field
 from .extensions import db
-from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Ticket, User, utcnow
+from .models import Customer, Queue, Repair, RepairEvent, RepairStatus, Shop, Thread, Ticket, User, utcnow
 from .models.audit import apply_changes, record
 from .panel.credentials import ensure_access_code
 from .messaging.notifications import notify_status_change
+from .messaging.thread_actions import change_context
 from .models.repairs import PRIORITIES, TICKET_STATUSES
 from .request_input import iso_date, json_id, whole_number
 
@@ -345,6 +346,30 @@ def create_ticket(
     db.session.add(ticket)
     db.session.flush()
     record("ticket.create", by=actor, target=ticket, source=source, number=ticket.number)
+    db.session.flush()
+    return ticket
+
+
+def ticket_from_thread(thread: Thread, *, actor: Actor, subject: str = "", source: str = "staff") -> Ticket:
+    """Open a ticket of the thread's customer about the thread and attach the thread to it, in one step: the
+    ticket takes the thread's subject (unless `subject` is given), queue, category and priority; the thread's
+    timeline says it now belongs to the ticket, and both are audited. Flushed, the caller commits.
+
+    Refuses (ValidationFailed) a thread without a customer (`customer_id`: attach it to one first), a thread that
+    already has a ticket (`ticket_id`), an erased customer and whatever create_ticket refuses (`subject`).
+    """
+    if thread.customer is None:
+        raise ValidationFailed({"customer_id": _(
+            "This thread has no customer. Attach it to a customer first: a ticket belongs to a customer.")})
+    if thread.ticket is not None:
+        raise ValidationFailed({"ticket_id": _("This thread already belongs to ticket %(number)s.",
+                                               number=thread.ticket.number)})
+    refuse_erased(thread.customer, "customer_id")
+    ticket = create_ticket(customer=thread.customer, subject=(subject or "").strip() or thread.subject,
+                           queue=thread.queue_id, category=thread.category, priority=thread.priority,
+                           actor=actor, source=source)
+    change_context(thread, actor, ticket=ticket)
+    record("ticket.from_thread", by=actor, target=ticket, thread_id=thread.id, source=source)
     db.session.flush()
     return ticket
 

@@ -112,3 +112,22 @@ def test_a_reply_crossing_the_customers_new_message_is_held_until_sent_anyway(st
     db.session.expire_all()
     sent = [m for m in db.session.get(Thread, thread.id).messages if m.direction == "out"]
     assert [m.body_text for m in sent] == ["Tak, zapraszamy."]
+
+
+def test_staff_make_a_ticket_of_a_thread_from_its_tools(staff_page, live_server, customer):
+    page = staff_page
+    thread = open_thread(customer, subject="Nie działa ładowanie")
+    db.session.commit()
+    customer_wrote(thread, "Telefon nie ładuje się od wczoraj.")
+
+    page.goto(f"{live_server.url}/threads/{thread.id}")
+    page.locator("#ticket-tool summary").click()
+    expect(page.locator("#ticket-subject")).to_have_value("Nie działa ładowanie")
+    page.locator("#ticket-subject").fill("Gniazdo ładowania")
+    page.locator("#ticket-tool button[type=submit]").click()
+    expect(page.locator(".flash-success")).to_contain_text("this thread belongs to it.")
+    db.session.expire_all()
+    ticket = db.session.get(Thread, thread.id).ticket
+    assert ticket.subject == "Gniazdo ładowania" and ticket.customer_id == customer.id
+    expect(page.locator(".entry-event")).to_contain_text(f"attached the thread to {ticket.number}.")
+    expect(page.locator("#ticket-tool")).to_have_count(0)

@@ -346,12 +346,13 @@ def test_the_thread_ends_with_a_reply_box_by_the_threads_channels_and_the_note_a
     assert [m.body_text for m in thread.messages][-1] == "Druga odpowiedź"
 
 
-def test_a_thread_without_a_customer_has_only_the_note(staff_client):
+def test_a_thread_without_a_customer_nor_an_email_sender_says_why_it_has_no_reply(staff_client):
     thread = Thread(subject="Notatki zespołu")
     db.session.add(thread)
     db.session.commit()
     html = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
-    assert 'id="note-form"' in html and 'id="reply-form"' not in html and "composer-tab" not in html
+    assert 'id="note-form"' in html and 'id="reply-form"' not in html
+    assert 'id="reply-unavailable"' in html and "nobody wrote to it by e-mail" in html
 
 
 def test_a_messages_tools_are_in_a_small_menu_and_redact_is_called_masking_in_polish(

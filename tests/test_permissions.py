@@ -64,6 +64,7 @@ MATRIX = {
     "thread_actions.context": STAFF,
     "thread_actions.move": STAFF,
     "thread_tools.forward": STAFF,
+    "thread_tools.make_ticket": STAFF,
     "thread_tools.merge": STAFF,
     "thread_tools.presence": STAFF,
     "thread_tools.split": STAFF,

@@ -380,6 +380,30 @@ def test_recording_a_conversation_from_the_customer_card(staff_client, staff, cu
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
 
 
+def test_recording_a_conversation_sets_its_queue_assignee_and_priority(staff_client, staff, customer, queues):
+    colleague = make_user("kasia@example.com", role="staff", name="Kasia Kolega")
+    gone = make_user("byly@example.com", role="staff", name="Były Pracownik")
+    gone.active = False
+    db.session.commit()
+    form = staff_client.get(f"/threads/record?customer_id={customer.id}").get_data(as_text=True)
+    assert "Workshop" in form and "Kasia Kolega" in form and "Były Pracownik" not in form
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
+    data = {"csrf_token": token, "customer_id": customer.id, "source": "phone", "status": "waiting_us",
+            "subject": "Telefon w sprawie wyceny", "body": "Prosi o oddzwonienie.",
+            "queue_id": queues[1].id, "assignee_id": colleague.id, "priority": "urgent"}
+    refused = staff_client.post("/threads/record", data={**data, "assignee_id": gone.id, "priority": "whenever"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "This account is switched off." in html and "Choose a priority." in html
+    assert db.session.scalar(select(func.count(Thread.id))) == 0
+    assert staff_client.post("/threads/record", data={**data, "queue_id": "99999"}).status_code == 404
+    response = staff_client.post("/threads/record", data=data)
+    assert response.status_code == 302
+    thread = db.session.scalars(select(Thread)).one()
+    assert (thread.queue_id, thread.assignee_id, thread.priority) == (queues[1].id, colleague.id, "urgent")
+    audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "thread.record")).one()
+    assert audit.details["assignee_id"] == colleague.id and audit.details["priority"] == "urgent"
+
+
 def test_recording_from_a_repair_card_preselects_the_repair(staff_client, customer):
     repair = create_repair(customer=customer, device="iPhone 12")
     db.session.commit()

@@ -56,6 +56,16 @@ class EmailChannel:
             return _no_mailbox_reason()
         return None
 
+    def sender_unreachable_reason(self, address: str | None) -> Unreachable | None:
+        """Why no mail can go back to the sender of a thread without a customer (a partner, a supplier), or None:
+        the thread has no e-mail sender to answer, or no mailbox can send."""
+        if not address:
+            return Unreachable(_("This thread cannot be answered by e-mail: nobody wrote to it by e-mail "
+                                 "(add the thread to a customer to answer on another channel)."))
+        if default_mailbox() is None:
+            return _no_mailbox_reason()
+        return None
+
     def open_session(self) -> "EmailSession":
         return EmailSession()
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from ..attachments import StoredFile
 from ..channels import get_channel
@@ -56,6 +56,15 @@ def _clean_cc(cc: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(clean))
 
 
+def sender_address(thread: Thread) -> str | None:
+    """The address a reply to a thread without a customer goes to: who last wrote to it by e-mail; None when
+    nobody did (the thread came in another way, or its mail had no sender address)."""
+    return db.session.scalar(
+        select(Message.sender).where(Message.thread_id == thread.id, Message.kind == "message",
+                                     Message.direction == "in", Message.channel == "email", Message.sender != "")
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
+
+
 def default_channels(customer: Customer, thread: Thread | None, shop: Shop) -> list[str]:
     """Channels to tick first: how the customer last wrote in this thread, else what we last used, else e-mail.
 
@@ -88,7 +97,7 @@ def default_channels(customer: Customer, thread: Thread | None, shop: Shop) -> l
 
 def compose(
     *,
-    customer: Customer,
+    customer: Customer | None,
     channels: Sequence[str],
     body: str,
     author=None,
@@ -110,16 +119,33 @@ def compose(
     channel cannot reach the customer, the body is empty or too long for SMS, CC or the time are wrong, or
     the thread, repair or ticket belongs to someone else, or the `template` (whose files go with the message on
     e-mail and panel) is marketing and the customer has not agreed to it.
+
+    Without a `customer`, the message answers a `thread` that has none (a partner's or supplier's mail) by e-mail
+    to its last e-mail sender (sender_address), and is refused when there is no such thread or sender, on any
+    other channel, and with a template (written for a customer).
     """
-    refuse_erased(customer)
     shop = Shop.current()
     now = utcnow()
     channels = list(dict.fromkeys(channels))
     errors: dict[str, str] = {}
+    to_sender = None
+    if customer is not None:
+        refuse_erased(customer)
+    elif thread is None or thread.customer_id is not None:
+        raise ValidationFailed({"customer_id": _("Choose a customer.")})
+    else:
+        to_sender = sender_address(thread)
 
     if not channels:
         errors["channels"] = _("Choose at least one channel.")
-    errors.update(channel_problems(customer, channels, shop))
+    if customer is not None:
+        errors.update(channel_problems(customer, channels, shop))
+    else:
+        for name in channels:
+            if name != "email":
+                errors["channels"] = _("A thread without a customer can only be answered by e-mail.")
+            elif reason := get_channel("email").sender_unreachable_reason(to_sender):
+                errors["channels.email"] = reason
 
     try:
         body = clean_text(body, "body", MAX_BODY_CHARS, _l("Write a message."))
@@ -130,13 +156,13 @@ def compose(
             errors["body"] = _("An SMS can have at most %(n)d characters.", n=MAX_BODY)
 
     if thread is not None:
-        if thread.customer_id != customer.id or thread.deleted_at is not None:
+        if thread.customer_id != getattr(customer, "id", None) or thread.deleted_at is not None:
             errors["thread_id"] = _("This thread belongs to another customer.")
         repair = repair or thread.repair
         ticket = ticket or thread.ticket
-    if repair is not None and repair.customer_id != customer.id:
+    if repair is not None and repair.customer_id != getattr(customer, "id", None):
         errors["repair_id"] = _("This repair belongs to another customer.")
-    if ticket is not None and ticket.customer_id != customer.id:
+    if ticket is not None and ticket.customer_id != getattr(customer, "id", None):
         errors["ticket_id"] = _("This ticket belongs to another customer.")
 
     subject = gather(errors, clean_line, subject, "subject", SUBJECT_MAX)  # no CR/LF can reach a mail header
@@ -149,7 +175,9 @@ def compose(
         cc_clean = _clean_cc(cc) if "email" in channels else []
     except ValidationFailed as exc:
         errors.update(exc.fields)
-    if template is not None and (refusal := refusal_for(template, customer)):
+    if template is not None and customer is None:
+        errors["template_id"] = _("Templates are written for customers: write this reply yourself.")
+    elif template is not None and (refusal := refusal_for(template, customer)):
         errors["template_id"] = refusal
     if errors:
         raise ValidationFailed(errors)
@@ -193,7 +221,8 @@ def compose(
                 message_id=message.id,
                 channel=name,
                 status="scheduled",
-                recipient={"email": customer.email, "sms": customer.phone}.get(name) or str(customer.id),
+                recipient=to_sender if customer is None else
+                {"email": customer.email, "sms": customer.phone}.get(name) or str(customer.id),
                 cc=cc_clean if name == "email" else [],
                 next_attempt_at=due,
                 created_at=now,

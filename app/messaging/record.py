@@ -8,9 +8,10 @@ from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
-from ..models import Customer, Message, Repair, Ticket, User, preview_of, utcnow
+from ..models import Customer, Message, Queue, Repair, Ticket, User, preview_of, utcnow
 from ..models.audit import record
 from ..models.conversations import THREAD_STATUSES
+from ..models.repairs import PRIORITIES
 from .compose import MAX_BODY_CHARS
 from .threads import default_subject, open_thread
 
@@ -29,12 +30,18 @@ def record_conversation(
     repair: Repair | None = None,
     ticket: Ticket | None = None,
     status: str = "open",
+    queue: Queue | None = None,
+    assignee: User | None = None,
+    priority: str | None = None,
 ) -> Message:
     """Open a new thread holding what the customer said (an incoming message on `source`, written down by
     `author`); nothing is sent to anyone. Returns the message; flushed, the caller commits.
 
-    Refuses (ValidationFailed, nothing stored) an unknown source or status, an empty or overlong text, no subject
-    where no repair or ticket names the thread, a repair or ticket of another customer, and an erased customer.
+    The new thread goes to `queue` and `assignee` and gets `priority` (None for each: the ticket's queue and
+    priority, else none and normal; nobody assigned).
+    Refuses (ValidationFailed, nothing stored) an unknown source, status or priority, a switched-off assignee,
+    an empty or overlong text, no subject where no repair or ticket names the thread, a repair or ticket of
+    another customer, and an erased customer.
     """
     refuse_erased(customer)
     errors = {}
@@ -42,6 +49,10 @@ def record_conversation(
         errors["source"] = _("Choose where the conversation took place.")
     if status not in THREAD_STATUSES:
         errors["status"] = _("Choose a status.")
+    if priority is not None and priority not in PRIORITIES:
+        errors["priority"] = _("Choose a priority.")
+    if assignee is not None and not assignee.active:
+        errors["assignee_id"] = _("This account is switched off.")
     body = gather(errors, clean_text, body, "body", MAX_BODY_CHARS, _l("Write what the customer said."))
     if repair is not None and repair.customer_id != customer.id:
         errors["repair_id"] = _("This repair belongs to another customer.")
@@ -63,9 +74,16 @@ def record_conversation(
     )
     db.session.add(message)
     thread.status = status
+    if priority is not None:
+        thread.priority = priority
+    if queue is not None:
+        thread.queue_id = queue.id
+    if assignee is not None:
+        thread.assignee_id = assignee.id
     thread.closed_at = now if status == "closed" else None
     thread.last_inbound_at = thread.last_activity_at = now
     thread.last_message_preview = preview_of(body)
-    record("thread.record", by=author, target=thread, source=source)
+    record("thread.record", by=author, target=thread, source=source, queue_id=thread.queue_id,
+           assignee_id=thread.assignee_id, priority=thread.priority)
     db.session.flush()
     return message

@@ -24,7 +24,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop, shown_datetime
 from ..labels import CHANNEL_LABELS
-from ..messaging.compose import compose, default_channels, undo
+from ..messaging.compose import compose, default_channels, sender_address, undo
 from ..messaging.threads import live_thread
 from ..messaging.presence import arrived_since, latest_message_id, others_present
 from ..messaging.templates import message_templates, refusal_for, render, reply_frame, version_for
@@ -71,12 +71,15 @@ def _context():
     customer_id = customer_id or (thread.customer_id if thread else None) or (repair.customer_id if repair else None) \
         or (ticket.customer_id if ticket else None)
     customer = db.get_or_404(Customer, customer_id) if customer_id else None
-    if thread is not None and thread.customer_id is None:
-        abort(404)
     return customer, repair or (thread.repair if thread else None), ticket or (thread.ticket if thread else None), thread
 
 
-def _channel_states(customer: Customer | None) -> list[dict]:
+def _channel_states(customer: Customer | None, thread=None) -> list[dict]:
+    """Each channel with why it cannot reach the customer; for a thread without a customer, e-mail alone, with why
+    it cannot reach the thread's sender."""
+    if customer is None and thread is not None:
+        reason = get_channel("email").sender_unreachable_reason(sender_address(thread))
+        return [{"name": "email", "label": CHANNEL_LABELS["email"], "reason": reason, "fix_url": fix_url(reason)}]
     shop = current_shop()
     states = []
     for name in CHANNELS:
@@ -87,10 +90,13 @@ def _channel_states(customer: Customer | None) -> list[dict]:
 
 def reply_box(thread) -> dict | None:
     """What the reply box at the bottom of a thread's page needs: the channels that can reach the thread's customer,
-    those a reply goes by unless changed, and the text it starts with; None for a thread without a customer."""
+    those a reply goes by unless changed, and the text it starts with. A thread without a customer is answered by
+    e-mail to its sender (`to`), or, when it has none, not at all (`reason` says why)."""
     customer = thread.customer
     if customer is None:
-        return None
+        email = _channel_states(None, thread)[0]
+        return {"channels": [email], "chosen": ["email"], "body": "", "to": sender_address(thread),
+                "reason": email["reason"]}
     return {"channels": _channel_states(customer), "chosen": default_channels(customer, thread, current_shop()),
             "body": _framed_reply(customer, thread.repair)}
 
@@ -112,9 +118,11 @@ def _render(
     return render_template(
         page, form=form, customer=customer, repair=repair, ticket=ticket, thread=thread,
         new_customer=new_customer or new_contact_form(),
-        channels=_channel_states(customer), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
+        sender=sender_address(thread) if customer is None and thread is not None else None,
+        channels=_channel_states(customer, thread), chosen=chosen, errors=errors or {}, recipient_form=RecipientForm(),
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
-        templates=message_templates(), template_id=request.values.get("template_id", type=whole_number),
+        templates=message_templates() if customer is not None else [],  # templates are written for customers
+        template_id=request.values.get("template_id", type=whole_number),
         **collision,
     ), status
 
@@ -141,7 +149,7 @@ def page():
     customer, repair, ticket, thread = _context()
     form = ComposeForm()
     if request.method == "GET":
-        chosen = default_channels(customer, thread, current_shop()) if customer else []
+        chosen = default_channels(customer, thread, current_shop()) if customer else ["email"] if thread else []
         if (draft := _kept_draft(request.args.get("draft", ""))) is not None:  # back from Undo
             form = ComposeForm(formdata=None, body=draft["body"], subject=draft["subject"],
                                sms_plain=draft["sms_plain"], cc=draft["cc"])
@@ -149,7 +157,7 @@ def page():
         elif customer is not None and not form.body.data:
             form.body.data = _framed_reply(customer, repair)
         return _render(form, customer, repair, ticket, thread, chosen)
-    if customer is None:
+    if customer is None and thread is None:
         if not new_contact_posted():
             abort(400)
         new_customer = new_contact_form()
@@ -174,7 +182,7 @@ def page():
             subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,
             cc=(form.cc.data or "").replace(";", ",").split(","),
             attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data), sms_plain=form.sms_plain.data,
-            template=_chosen_template(),
+            template=_chosen_template() if customer is not None else None,
         )
     except ValidationFailed as exc:
         db.session.rollback()

@@ -1,10 +1,10 @@
 """Held mail: what came in and was not put into a thread (strangers, loops, robots, unreadable mail), for staff to
-accept into a customer's thread, turn into a new customer, or discard."""
+accept into a customer's thread, turn into a new customer (either also making a ticket of it), or discard."""
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -19,6 +19,7 @@ from ..inbound.record import (
     accept_held, create_customer_from_held, discard_held, held_items, parsed_item,
 )
 from ..models import Customer, InboundItem, Mailbox
+from ..repairs import ticket_from_thread
 
 bp = Blueprint("held", __name__, url_prefix="/held")
 bp.add_app_template_global(held_text, "held_sms_text")  # the list shows an SMS by its text, having no subject
@@ -96,13 +97,17 @@ def accept(item_id: int):
         if customer is None:
             raise ValidationFailed({"customer_id": _("Choose a customer.")})
         outcome = accept_held(item, customer, actor=current_user, add_address=form.add_address.data)
+        ticket = _ticket_asked(outcome)
     except ValidationFailed as exc:
         db.session.rollback()
         for name, message in exc.fields.items():
             (form.customer_id.errors if name == "customer_id" else form.form_errors).append(message)
         return _show(item, form, 422)
     db.session.commit()
-    if item.source == "sms":
+    if ticket is not None:
+        flash(_("Ticket %(number)s made for %(name)s with this message.", number=ticket.number, name=customer.name),
+              "success")
+    elif item.source == "sms":
         flash(_("The SMS was added to %(name)s's conversation.", name=customer.name), "success")
     else:
         flash(_("The mail was added to %(name)s's conversation.", name=customer.name), "success")
@@ -113,11 +118,28 @@ def accept(item_id: int):
 @login_required
 def create_customer(item_id: int):
     item = _held_item(item_id)
-    outcome, refused = _decide(item, create_customer_from_held)
+    outcome, refused = _decide(item, _create_customer)
     if refused:
         return refused
-    flash(_("Customer %(name)s added with this mail.", name=outcome.thread.customer.name), "success")
+    outcome, ticket = outcome
+    if ticket is not None:
+        flash(_("Customer %(name)s added, and ticket %(number)s made with this message.",
+                name=outcome.thread.customer.name, number=ticket.number), "success")
+    else:
+        flash(_("Customer %(name)s added with this mail.", name=outcome.thread.customer.name), "success")
     return redirect(url_for("threads.show", thread_id=outcome.thread.id))
+
+
+def _create_customer(item: InboundItem, *, actor):
+    outcome = create_customer_from_held(item, actor=actor)
+    return outcome, _ticket_asked(outcome)
+
+
+def _ticket_asked(outcome):
+    """The ticket made of the accepted mail's thread when the form's "… and make a ticket" button was used."""
+    if not request.form.get("make_ticket"):
+        return None
+    return ticket_from_thread(outcome.thread, actor=current_user, source="held_mail")
 
 
 @bp.route("/<int:item_id>/discard", methods=["POST"])

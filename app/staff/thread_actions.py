@@ -20,10 +20,10 @@ from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from ..customers import update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..labels import CHANNEL_LABELS, THREAD_STATUS_LABELS
+from ..labels import CHANNEL_LABELS, PRIORITY_LABELS, THREAD_STATUS_LABELS
 from ..messaging.record import RECORD_SOURCES, record_conversation
 from ..messaging.thread_actions import (
-    EVENTS, NOTE_MAX, UNCHANGED, add_note, add_tag, assign, categories_in_use, change_context, change_queue,
+    EVENTS, NOTE_MAX, QUEUES, UNCHANGED, add_note, add_tag, assign, categories_in_use, change_context, change_queue,
     delete_thread, follow, remove_tag, set_category, set_priority, set_status, thread_header, unfollow,
 )
 from ..messaging.threads import thread_for_staff
@@ -260,6 +260,9 @@ class RecordForm(FlaskForm):
     source = SelectField(_l("How the customer got in touch"), validate_choice=False)
     body = TextAreaField(_l("What the customer said"), render_kw={"rows": 8})
     status = SelectField(_l("Status"), validate_choice=False)
+    queue_id = SelectField(_l("Queue"), validate_choice=False)
+    assignee_id = SelectField(_l("Assignee"), validate_choice=False)
+    priority = SelectField(_l("Priority"), validate_choice=False)
 
     def offer(self, customer: Customer) -> None:
         """Choices for `customer`: their repairs and tickets, the ways a conversation happens, the statuses."""
@@ -271,6 +274,11 @@ class RecordForm(FlaskForm):
         self.ticket_id.choices = [("", _("None"))] + [(str(t.id), f"{t.number} · {t.subject}") for t in tickets]
         self.source.choices = [(name, CHANNEL_LABELS[name]) for name in RECORD_SOURCES]
         self.status.choices = list(THREAD_STATUS_LABELS.items())
+        self.queue_id.choices = [("", _("None"))] + [(str(q.id), q.name) for q in db.session.scalars(QUEUES)]
+        self.assignee_id.choices = [("", _("Nobody"))] + [
+            (str(u.id), u.name) for u in db.session.scalars(select(User).where(User.active.is_(True))
+                                                             .order_by(User.name, User.id))]
+        self.priority.choices = [("", "—")] + [(name, str(label)) for name, label in PRIORITY_LABELS.items()]
 
 
 @bp.route("/record", methods=["GET", "POST"])
@@ -298,7 +306,9 @@ def record():
             message = record_conversation(
                 customer=customer, source=form.source.data, body=form.body.data, author=current_user,
                 subject=form.subject.data, repair=_row(Repair, form.repair_id.data),
-                ticket=_row(Ticket, form.ticket_id.data), status=form.status.data)
+                ticket=_row(Ticket, form.ticket_id.data), status=form.status.data,
+                queue=_row(Queue, form.queue_id.data), assignee=_row(User, form.assignee_id.data),
+                priority=form.priority.data or None)
         except ValidationFailed as exc:
             db.session.rollback()
             show_errors(form, exc)

@@ -1,10 +1,10 @@
-"""A thread's tools for staff: merge another thread into it, split a message out, forward it by e-mail, print it,
-and see who else has it open."""
+"""A thread's tools for staff: merge another thread into it, split a message out, forward it by e-mail, make a
+ticket of it, print it, and see who else has it open."""
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -25,6 +25,7 @@ from ..messaging.split import split_message
 from ..messaging.thread_actions import joins_other_context
 from ..messaging.threads import thread_for_staff
 from ..models import Message
+from ..repairs import ticket_from_thread
 from ..request_input import whole_number
 from . import show_errors
 
@@ -126,6 +127,25 @@ def forward(thread_id: int):
             return redirect(url_for("threads.show", thread_id=thread.id))
     return render_template("staff/threads/forward.html", thread=thread, form=form), \
         422 if request.method == "POST" else 200
+
+
+@bp.route("/<int:thread_id>/ticket", methods=["POST"])
+@login_required
+def make_ticket(thread_id: int):
+    """A new ticket of the thread's customer, with the thread attached to it (the subject as written in the tool,
+    else the thread's); refused for a thread without a customer, with the reason shown on the thread."""
+    thread = thread_for_staff(thread_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        ticket = ticket_from_thread(thread, actor=current_user, subject=request.form.get("subject", ""))
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(next(iter(exc.fields.values())), "error")
+        return redirect(url_for("threads.show", thread_id=thread.id))
+    db.session.commit()
+    flash(_("Ticket %(number)s made; this thread belongs to it.", number=ticket.number), "success")
+    return redirect(url_for("threads.show", thread_id=thread.id))
 
 
 @bp.route("/<int:thread_id>/print")
