@@ -9,17 +9,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from helpers import csrf_token
 from inbound_helpers import plain_mail, receive
-from servers.accounts import mailbox as smtp_mailbox  # noqa: F401  (fixture)
-from servers.smtp import smtp_certificate, smtp_server  # noqa: F401  (fixtures)
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.messaging.compose import compose
 from app.errors import ValidationFailed
+from app.messaging.compose import compose
 from app.models import Delivery, Message, Shop, Thread, TrustedDomain, utcnow
 from app.outbox import dispatch_pass
-from conftest import csrf_token
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -41,8 +39,8 @@ def reply_form(page: str) -> dict:
 
 
 def test_a_suppliers_thread_is_answered_by_email_and_their_answer_comes_back(
-        staff_client, staff, smtp_mailbox, smtp_server):
-    thread = partner_thread(smtp_mailbox)
+        staff_client, staff, mailbox, smtp_server):
+    thread = partner_thread(mailbox)
     page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
     assert "Reply to biuro@hurtownia.example" in page
     assert 'value="sms"' not in page and 'value="portal"' not in page  # e-mail only, without a customer
@@ -66,7 +64,7 @@ def test_a_suppliers_thread_is_answered_by_email_and_their_answer_comes_back(
     assert [(d.channel, d.recipient, d.status) for d in reply.deliveries] == [
         ("email", "biuro@hurtownia.example", "sent")]
 
-    answer = receive(smtp_mailbox, plain_mail(
+    answer = receive(mailbox, plain_mail(
         sender="Hurtownia Części <biuro@hurtownia.example>", to=mail["Reply-To"], subject=f"Re: {mail['Subject']}",
         body="Wysłane, numer przesyłki 123.", message_id="<dostawa-2@hurtownia.example>",
         extra=f"In-Reply-To: {mail['Message-ID']}"))
@@ -76,8 +74,8 @@ def test_a_suppliers_thread_is_answered_by_email_and_their_answer_comes_back(
     assert db.session.scalar(select(func.count(Thread.id))) == 1
 
 
-def test_the_more_options_page_answers_the_sender_too(staff_client, smtp_mailbox):
-    thread = partner_thread(smtp_mailbox)
+def test_the_more_options_page_answers_the_sender_too(staff_client, mailbox):
+    thread = partner_thread(mailbox)
     page = staff_client.get(f"/compose?thread_id={thread.id}").get_data(as_text=True)
     assert 'id="compose-sender">biuro@hurtownia.example<' in page and 'id="customer-search"' not in page
     token = csrf_token(staff_client, f"/compose?thread_id={thread.id}")
@@ -92,7 +90,7 @@ def test_the_more_options_page_answers_the_sender_too(staff_client, smtp_mailbox
     assert delivery.recipient == "biuro@hurtownia.example" and delivery.message.subject == "Zamówienie"
 
 
-def test_a_thread_nobody_wrote_to_by_email_says_why_it_cannot_be_answered(staff_client, smtp_mailbox):
+def test_a_thread_nobody_wrote_to_by_email_says_why_it_cannot_be_answered(staff_client, mailbox):
     thread = Thread(subject="Notatka z targów", source_channel="phone")
     db.session.add(thread)
     db.session.commit()
@@ -106,7 +104,7 @@ def test_a_thread_nobody_wrote_to_by_email_says_why_it_cannot_be_answered(staff_
     assert db.session.scalar(select(func.count(Delivery.id))) == 0
 
 
-def test_the_rule_without_http_refuses_a_customer_less_reply_without_a_thread(smtp_mailbox):
+def test_the_rule_without_http_refuses_a_customer_less_reply_without_a_thread(mailbox):
     with pytest.raises(ValidationFailed) as refused:
         compose(customer=None, channels=["email"], body="Do kogo?")
     assert "customer_id" in refused.value.fields

@@ -2,21 +2,20 @@
 attached to the new ticket in the same step, audited, with an event in its timeline."""
 from __future__ import annotations
 
-
 import pytest
+from helpers import csrf_token
 from inbound_helpers import make_customer, make_mailbox, plain_mail, receive
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.messaging.threads import open_thread
 from app.models import AuditEvent, InboundItem, Message, Queue, Thread, Ticket, TrustedDomain
-from conftest import csrf_token
 
 STRANGER = "Ewa Nowa <ewa.nowa@example.net>"
 
 
 @pytest.fixture
-def customer(app):
+def customer(app):  # Not the shared customer: the inbound helpers' one, whose address the sample mails use
     return make_customer()
 
 
