@@ -23,7 +23,6 @@ PANEL_LANGUAGE_KEY = "panel_language"  # the panel session's language, kept acro
 
 LANGUAGE_NAMES = {"pl": "Polski", "en": "English"}  # the staff interface's languages
 CUSTOMER_LANGUAGE_NAMES = {"pl": "Polski", "en": "English", "uk": "Українська"}  # customers read these too
-CURRENCY = "PLN"  # the shop has no currency setting; every shop using the app so far counts in złoty
 
 
 @lru_cache(maxsize=8)
@@ -64,7 +63,7 @@ def babel_locale(language: str) -> str:
 
 def money(amount, locale=None) -> str:
     """An amount with its currency, as the locale writes it: "149,99 zł", "PLN149.99"."""
-    return format_currency(amount, CURRENCY, locale=locale or get_locale())
+    return format_currency(amount, Shop.currency, locale=locale or get_locale())
 
 
 def current_shop():

@@ -19,6 +19,8 @@ class Shop(db.Model):
     """One row: the shop's name, contact data and every setting the owner can change in the UI."""
 
     __tablename__ = "shop"
+    # The currency of prices and quotes: every shop using the app so far counts in złoty, so it is no setting (yet).
+    currency = "PLN"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
