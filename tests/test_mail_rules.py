@@ -333,7 +333,7 @@ def test_the_tester_shows_what_would_happen_without_changing_anything(owner_clie
     thread = db.session.get(Thread, outcome.thread.id)
     assert thread.queue_id is None and events_of(thread.id) == []
 
-    for bad in ("abc", "999999", "-1", "99999999999999999999999"):
+    for bad in ("abc", "999999", "-1", "2147483648", "99999999999999999999999"):
         response = owner_client.get(PAGE, query_string={"message_id": bad})
         assert response.status_code == 200 and "No received message has the number" in response.get_data(as_text=True)
 

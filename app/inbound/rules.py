@@ -24,6 +24,7 @@ from ..models import InboundItem, Mailbox, MailRule, Message, Queue, Tag, Thread
 from ..models.audit import apply_changes, record
 from ..models.conversations import CHANNELS
 from ..models.repairs import PRIORITIES
+from ..request_input import whole_number
 from ..search import fold
 from ..transaction_cache import per_transaction
 from .trusted import clean_domain
@@ -77,15 +78,20 @@ def _enabled_rules() -> list[MailRule]:
     return per_transaction(db.session, MailRule, lambda: [rule for rule in rules() if rule.enabled])
 
 
+def _id_of(raw) -> int | None:
+    """An id as typed or chosen (text or a number), or None when it can name no row."""
+    try:
+        value = whole_number(str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw)
+    except ValueError:
+        return None
+    return value or None
+
+
 def _known_id(raw, field_name: str, model, errors: dict, message) -> int | None:
     """An optional id chosen in a list: None when empty, else one of a row that exists (the error otherwise)."""
     if raw in (None, ""):
         return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = None
-    row = db.session.get(model, value) if value is not None and 0 < value < 2**31 else None
+    row = db.session.get(model, value) if (value := _id_of(raw)) is not None else None
     if row is None or (model is User and not row.active):
         errors[field_name] = str(message)
         return None
@@ -316,13 +322,8 @@ def incoming_of(message: Message) -> Incoming:
 
 def received_message(raw_id) -> Message | None:
     """A received message (a person's, in any channel) by its id as typed; None for anything else."""
-    try:
-        message_id = int(str(raw_id).strip())
-    except (TypeError, ValueError):
-        return None
-    if not 0 < message_id < 2**63:
-        return None
-    message = db.session.get(Message, message_id)
+    message_id = _id_of(raw_id.strip() if isinstance(raw_id, str) else raw_id)
+    message = db.session.get(Message, message_id) if message_id is not None else None
     if message is None or message.direction != "in" or message.kind != "message":
         return None
     return message
