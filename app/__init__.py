@@ -74,7 +74,7 @@ def _trust_proxies(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .staff import (account, api_tokens, audit, auth, backups, bulk, compose, customers, held, inbox,
-                        mailbox_oauth, mailboxes, notifications, outbox, panel_settings, repairs, settings,
+                        mail_rules, mailbox_oauth, mailboxes, notifications, outbox, panel_settings, repairs, settings,
                         sms_settings, stats, templates, thread_actions, thread_tools, threads, tickets,
                         trusted_domains, workflow)
     from .web import bp as web_bp
@@ -82,7 +82,8 @@ def _register_blueprints(app: Flask) -> None:
 
     for module in (auth, inbox, threads, thread_actions, thread_tools, compose, customers, repairs, tickets, outbox,
                    settings, workflow, mailboxes, mailbox_oauth, sms_settings, account, panel_settings, held,
-                   trusted_domains, stats, templates, notifications, bulk, audit, backups, api_tokens):
+                   trusted_domains, stats, templates, notifications, bulk, audit, backups, api_tokens,
+                   mail_rules):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)

@@ -11,11 +11,13 @@ from playwright.sync_api import expect
 from app.customers import create_customer
 from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
+from app.inbound.rules import create_rule
 from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.messaging.inbox import VIEWS
 from app.outbox import dispatch_pass
-from app.models import utcnow, Customer, InboundItem, Mailbox, MessageTemplate, Repair, Shop, Thread, Ticket, User
+from app.models import (utcnow, Customer, InboundItem, Mailbox, MailRule, Message, MessageTemplate, Repair, Shop,
+                        Thread, Ticket, User)
 from app.panel.credentials import issue_link
 from app.repairs import create_repair, create_ticket
 from browser_helpers import browser_page, sign_in_browser
@@ -78,6 +80,10 @@ def long_data(app):
             body="Dzień dobry, przesyłamy wycenę. "
                  "https://serwis.example.pl/p/naprawa-plus/zgloszenia/R-2026-0042/wycena?pozycja=zawias-i-wyswietlacz"
                  "-wewnetrzny-oraz-bateria-i-czyszczenie")
+    mailbox = db.session.scalars(db.select(Mailbox).order_by(Mailbox.id.desc())).first()
+    create_rule(actor="test", name="Reklamacje gwarancyjne zawiasów i wyświetlaczy składanych telefonów Samsung",
+                words="reklamacja gwarancja zawias wyświetlacz składany " * 8, sender_domain="serwis-naprawa-plus-"
+                "krakow.example.pl", mailbox_id=mailbox.id, tags="reklamacja-gwarancyjna-zawiasu-i-wyswietlacza")
     db.session.commit()
     dispatch_pass(now=utcnow() + timedelta(minutes=5))
     return customer
@@ -91,6 +97,9 @@ def staff_pages(customer: Customer) -> list[str]:
     held = db.session.scalars(db.select(InboundItem).where(InboundItem.status == "held")).first()
     mailbox = db.session.scalars(db.select(Mailbox).order_by(Mailbox.id.desc())).first()
     template = db.session.scalars(db.select(MessageTemplate).order_by(MessageTemplate.id)).first()
+    rule = db.session.scalars(db.select(MailRule)).first()
+    received = db.session.scalars(db.select(Message).where(Message.direction == "in", Message.kind == "message")
+                                  .order_by(Message.id.desc())).first()
     return [
         *(f"/?view={view}" for view in VIEWS), "/?q=naprawa",
         f"/threads/{thread.id}",
@@ -103,7 +112,8 @@ def staff_pages(customer: Customer) -> list[str]:
         "/settings/templates/", f"/settings/templates/{template.id}", "/settings/notifications/",
         "/settings/workflow/", "/settings/opening-hours", "/settings/messages", "/settings/panel/",
         "/settings/shop", "/settings/sms/", "/settings/api-tokens/", "/settings/backups/", "/settings/trusted-domains/",
-        "/settings/mailboxes/oauth",
+        "/settings/mailboxes/oauth", "/settings/rules/", "/settings/rules/new", f"/settings/rules/{rule.id}",
+        f"/settings/rules/?message_id={received.id}" if received else "/settings/rules/?message_id=1",
         "/stats/", "/audit/",
     ]
 

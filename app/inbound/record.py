@@ -37,6 +37,7 @@ from .masking import mask_parsed_mail, mask_raw_mail
 from .parse import (
     ParsedMail, ParserFailed, UnparseableMail, compress, decompress, drop_nul, parse_mail, read_mails,
 )
+from .rules import Incoming, apply_rules
 from .sms import accept_held_sms
 from .threading import find_thread, thread_by_token
 
@@ -318,6 +319,8 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
         if thread.status == "closed":
             thread.closed_at = None
         thread.status = "waiting_us"
+        apply_rules(thread, Incoming("email", mail.from_address, mail.subject, mail.text,
+                                     mailbox.id if mailbox is not None else None), now)
 
 
 def _write_deferred() -> None:

@@ -19,6 +19,7 @@ from ..extensions import db
 from ..messaging.threads import thread_label
 from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, preview_of, utcnow
 from .masking import mask_card_numbers
+from .rules import Incoming, apply_rules
 
 # The whole text, trimmed and in any case, is a keyword: Twilio's own list, and Polish "NIE" (STOP and START
 # read the same in Polish). A sentence containing one of these words is an ordinary message.
@@ -214,4 +215,5 @@ def _store(sms: IncomingSms, number: str, thread: Thread, others: list[Thread], 
     thread.closed_at = None
     thread.last_inbound_at = thread.last_activity_at = now
     thread.last_message_preview = preview_of(sms.body, _("(picture message)"))
+    apply_rules(thread, Incoming("sms", number, "", sms.body), now)
     return message

@@ -1,5 +1,5 @@
-"""System events of the thread tools (merged, split) in a thread's timeline: stored as structured meta, told
-in words when shown, so each reader sees them in their own language."""
+"""System events of the thread tools (merged, split) and of the rules for incoming mail in a thread's timeline:
+stored as structured meta, told in words when shown, so each reader sees them in their own language."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,9 +10,13 @@ from flask_babel import ngettext
 
 from ..extensions import db
 from ..i18n import quoted
+from ..labels import PRIORITY_LABELS
 from ..models import Message, Shop, Thread, User
 
 TOOL_EVENTS = ("merged_into", "merged_from", "split_to", "split_from")
+# What a rule for incoming mail did (app/inbound/rules.py); the queue, person and tag by name, as they were then.
+RULE_EVENTS = ("rule_queue", "rule_assignee", "rule_priority", "rule_tag")
+WORDED_EVENTS = TOOL_EVENTS + RULE_EVENTS  # the events event_text words
 
 
 def add_event(thread: Thread, actor: User | str | None, event: str, now: datetime, **meta) -> Message:
@@ -41,4 +45,15 @@ def event_text(message: Message) -> str:
         return _("A message was split out into the new thread %(thread)s.", thread=label)
     if event == "split_from":
         return _("Split out of %(thread)s.", thread=label)
+    rule = quoted(meta.get("rule", ""))
+    if event == "rule_queue":
+        return _("The rule %(rule)s set the queue %(queue)s.", rule=rule, queue=meta.get("queue", ""))
+    if event == "rule_assignee":
+        return _("The rule %(rule)s assigned the thread to %(name)s.", rule=rule, name=meta.get("name", ""))
+    if event == "rule_priority":
+        priority = meta.get("priority", "")
+        return _("The rule %(rule)s set the priority %(priority)s.", rule=rule,
+                 priority=PRIORITY_LABELS.get(priority, priority))
+    if event == "rule_tag":
+        return _("The rule %(rule)s added the tag %(tag)s.", rule=rule, tag=meta.get("tag", ""))
     return message.body_text

@@ -139,7 +139,7 @@ def tag_name(raw: str) -> str:
     return clean_line(raw, "tag", TAG_MAX, _l("Write a tag.")).lower()
 
 
-def _tag_named(name: str) -> Tag:
+def tag_named(name: str) -> Tag:
     """The tag of that name, made if it does not exist yet (two people adding one at once both get it)."""
     tag = db.session.scalar(select(Tag).where(Tag.name == name))
     if tag is not None:
@@ -155,7 +155,7 @@ def _tag_named(name: str) -> Tag:
 
 def add_tag(thread: Thread, raw: str, actor: User | None) -> Message | None:
     """Tag the thread (the tag is made on first use); returns the event, or None when it already had the tag."""
-    tag = _tag_named(tag_name(raw))
+    tag = tag_named(tag_name(raw))
     if tag in thread.tags:
         return None
     thread.tags.append(tag)

@@ -8,6 +8,7 @@ from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
+from .rules import MailRule
 from .sessions import SignInSession
 from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
 from .templates import MessageTemplate, StatusNotification, TemplateAttachment
@@ -16,7 +17,7 @@ from .users import ApiToken, User
 
 __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
-    "DeliveryEvent", "InboundItem", "Lease", "Mailbox", "Message", "MessageRef", "MessageTemplate",
+    "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
     "SignInSession", "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
     "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",

@@ -12,6 +12,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_text
 from ..inbound.masking import mask_card_numbers
+from ..inbound.rules import Incoming, apply_rules
 from ..messaging.compose import MAX_BODY_CHARS
 from ..messaging.threads import context_thread, default_subject, open_thread
 from ..models import Attachment, Customer, Message, Repair, Shop, Thread, preview_of, utcnow
@@ -61,6 +62,7 @@ def customer_reply(thread: Thread, customer: Customer, body: str,
     thread.unread = True
     thread.status = "waiting_us"
     thread.closed_at = None
+    apply_rules(thread, Incoming("portal", message.sender, thread.subject, body), now)
     queue_shop_notice(message)
     record("panel.reply", by=f"customer:{customer.id}", target=message, thread_id=thread.id)
     db.session.flush()

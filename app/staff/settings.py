@@ -44,6 +44,8 @@ SECTIONS = [
     ("mailboxes.index", _l("Mailboxes"), _l("The e-mail accounts the shop sends from, and their health.")),
     ("sms_settings.index", _l("SMS"), _l("The Twilio account, the sender, and a test SMS.")),
     ("panel_settings.index", _l("Customer panel"), _l("The panel's colour and logo, and files from customers.")),
+    ("mail_rules.index", _l("Rules for incoming mail"),
+     _l("Set the queue, the person, the priority and tags of new messages by their channel, words and sender.")),
     ("trusted_domains.index", _l("Trusted domains"),
      _l("Partners and suppliers whose mail is accepted without being customers.")),
     ("api_tokens.index", _l("API tokens"),

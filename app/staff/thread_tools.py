@@ -16,7 +16,7 @@ from ..attachments import StoredFile, path_for
 
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..messaging.events import TOOL_EVENTS, event_text
+from ..messaging.events import WORDED_EVENTS, event_text
 from ..messaging.forward import forward_thread, forwardable
 from ..messaging.merge import merge_threads
 from ..messaging.threads import thread_label
@@ -39,7 +39,7 @@ bp.add_app_template_global(thread_label)
 def other_context_ids(thread, candidates) -> set[int]:
     """The ids of the merge candidates about another repair or ticket than `thread` (the Merge tool's second group)."""
     return {other.id for other in candidates if joins_other_context(thread, other)}
-bp.add_app_template_global(TOOL_EVENTS, "TOOL_EVENTS")
+bp.add_app_template_global(WORDED_EVENTS, "WORDED_EVENTS")
 
 
 class ForwardForm(FlaskForm):
