@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import csrf_token, make_user
+from inbound_helpers import make_customer, make_mailbox, plain_mail, receive
+from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -13,10 +16,6 @@ from app.inbound.rules import create_rule
 from app.messaging.compose import compose
 from app.messaging.thread_actions import add_note
 from app.models import AuditEvent, MailRule, Message, Queue, Tag, Thread, User
-from conftest import csrf_token, make_user
-from inbound_helpers import make_customer, make_mailbox, plain_mail, receive
-from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from servers.twilio import twilio_server  # noqa: F401  (fixture)
 from test_sms_inbound import account, new_repair, replied, text_about  # noqa: F401  (fixture)
 
 PAGE = "/settings/rules/"
