@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash
+from flask import flash, redirect
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from htmx_flask import request
 
 from .errors import ValidationFailed
+from .extensions import db
 
 
 def show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
@@ -37,3 +39,20 @@ def safe_next(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+def one_button(action, *args, back: str, done: str | None = None):
+    """Run a one-button action of a settings list (move, switch, deactivate, delete) as the signed-in user and go
+    back to `back`, saying how it went: the domain's refusals as errors, else `done` unless the action answered
+    False (nothing to do)."""
+    try:
+        result = action(*args, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        for message in exc.fields.values():
+            flash(message, "error")
+    else:
+        db.session.commit()
+        if done and result is not False:
+            flash(done, "success")
+    return redirect(back)

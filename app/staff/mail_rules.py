@@ -17,6 +17,7 @@ from ..labels import CHANNEL_LABELS, PRIORITY_LABELS
 from ..models import Mailbox, MailRule, Queue, User
 from ..models.conversations import CHANNELS
 from ..models.repairs import PRIORITIES
+from ..pages import one_button
 from . import form_values, owner_required, show_errors
 
 bp = Blueprint("mail_rules", __name__, url_prefix="/settings/rules")
@@ -123,19 +124,7 @@ def edit(rule_id: int):
 
 def _attempt(action, rule: MailRule, *args, done: str | None = None):
     """Run a one-button action (move, switch, delete) and go back to the list, saying how it went."""
-    if not FlaskForm().validate_on_submit():
-        return redirect(url_for(".index"))
-    try:
-        result = action(rule, *args, actor=current_user)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        for message in exc.fields.values():
-            flash(message, "error")
-    else:
-        db.session.commit()
-        if done and result is not False:
-            flash(done, "success")
-    return redirect(url_for(".index"))
+    return one_button(action, rule, *args, back=url_for(".index"), done=done)
 
 
 @bp.route("/<int:rule_id>/move", methods=["POST"])

@@ -13,9 +13,9 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Queue, RepairStatus
 from ..models.shop import STATUS_COLOURS
+from ..pages import one_button
 from ..shop import workflow as rules
-from . import owner_required
-from . import show_errors
+from . import owner_required, show_errors
 
 bp = Blueprint("workflow", __name__, url_prefix="/settings/workflow")
 
@@ -52,17 +52,7 @@ def _back():
 
 def _attempt(action, *args, done: str | None = None):
     """Run a one-button action (move, deactivate, delete...) and go back to the page, saying how it went."""
-    try:
-        result = action(*args, actor=current_user)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        for message in exc.fields.values():
-            flash(message, "error")
-    else:
-        db.session.commit()
-        if done and result is not False:
-            flash(done, "success")
-    return _back()
+    return one_button(action, *args, back=url_for("workflow.index"), done=done)
 
 
 @bp.route("/")
