@@ -1,5 +1,5 @@
-"""What the staff's pages and the customer panel's pages share: the domain's refusals shown on a form, and a safe
-place to return to after signing in."""
+"""What the staff's pages and the customer panel's pages share: the domain's refusals shown on a form, a safe place
+to return to after signing in, whether htmx wants a fragment, and the one-button actions of a settings list."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit

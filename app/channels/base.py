@@ -74,6 +74,8 @@ _NOTICES: dict[str, NoticeContent] = {}
 
 
 def register_notices(purposes, content: NoticeContent) -> None:
+    """Let the channels write deliveries of these `purposes` with `content` (the panel's notices register at import;
+    the app factory imports them, so every process that sends has them)."""
     for purpose in purposes:
         _NOTICES[purpose] = content
 
@@ -88,6 +90,7 @@ def on_publish(name: str, callback: Callable) -> None:
 
 
 def published(message) -> None:
+    """Tell what registered with on_publish that `message` is now in the customer's panel."""
     for callback in _ON_PUBLISH.values():
         callback(message)
 
