@@ -110,8 +110,9 @@ def _send_at_in_shop_zone(local: datetime | None) -> datetime | None:
 
 def _render(
     form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html",
-    new_customer=None, **collision
+    new_customer=None, own_texts=None, **collision
 ):
+    own_texts = own_texts if own_texts is not None else _template_texts(_chosen_template(), customer, repair)
     if thread is not None:  # a reply: who else is on the thread, and the last message this reply has seen
         collision.setdefault("seen_message_id", latest_message_id(thread))
         collision.setdefault("present", others_present(thread, current_user))
@@ -123,6 +124,8 @@ def _render(
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
         templates=message_templates() if customer is not None else [],  # templates are written for customers
         template_id=request.values.get("template_id", type=whole_number),
+        own_texts=own_texts, own_sms=count(sms_body(own_texts["sms"], form.sms_plain.data)) if "sms" in own_texts
+        else None,
         **collision,
     ), status
 
@@ -131,6 +134,15 @@ def _chosen_template() -> MessageTemplate | None:
     template_id = request.values.get("template_id", type=whole_number)
     template = db.session.get(MessageTemplate, template_id) if template_id else None
     return template if template is not None and template.kind == "message" else None
+
+
+def _template_texts(template: MessageTemplate | None, customer: Customer | None, repair: Repair | None) -> dict:
+    """The chosen template's own SMS and panel texts for this customer (its version in their language), which those
+    channels carry instead of the text written in the form; {} without a template or own texts."""
+    if template is None or customer is None or refusal_for(template, customer):
+        return {}
+    return render(version_for(template, customer, current_shop()), shop=current_shop(), customer=customer,
+                  repair=repair).texts
 
 
 def _framed_reply(customer: Customer, repair: Repair | None) -> str:
@@ -183,6 +195,7 @@ def page():
             cc=(form.cc.data or "").replace(";", ",").split(","),
             attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data), sms_plain=form.sms_plain.data,
             template=_chosen_template() if customer is not None else None,
+            texts=_template_texts(_chosen_template(), customer, repair),
         )
     except ValidationFailed as exc:
         db.session.rollback()
