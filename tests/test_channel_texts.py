@@ -148,6 +148,24 @@ def test_compose_with_a_template_sends_its_sms_text_by_sms(
     [mail] = [email.message_from_bytes(m.data, policy=email.policy.default) for m in smtp_server.wait_for(1)]
     assert "Dzień dobry Janie, telefon czeka." in mail.get_body(("plain",)).get_content()
     assert [m["body"] for m in twilio_server.messages] == ["iPhone 12 gotowy do odbioru. Sklep"]
+    thread = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'data-channel-text="sms"' in thread  # staff see what the SMS said
+
+
+def test_a_template_without_polish_letters_ticks_the_box_in_compose_and_its_sms_goes_so(
+        staff_client, mailbox, sms_account, twilio_server, repair, shop):
+    template = save_template(None, actor="test", **fields(sms_body="Żółty {{ device }} gotowy", sms_plain=True))
+    db.session.commit()
+    token = csrf_token(staff_client, f"/compose?repair_id={repair.id}")
+    filled = staff_client.post("/compose/template", data={
+        "template_id": str(template.id), "customer_id": str(repair.customer_id), "repair_id": str(repair.id)},
+        headers={"X-CSRFToken": token, "HX-Request": "true"}).get_data(as_text=True)
+    assert 'id="compose-sms-plain" checked' in filled
+    staff_client.post("/compose", data={
+        "csrf_token": token, "customer_id": str(repair.customer_id), "repair_id": str(repair.id),
+        "template_id": str(template.id), "channels": ["sms"], "body": "Tekst główny", "sms_plain": "y"})
+    dispatch_pass(now=utcnow() + timedelta(seconds=1))
+    assert [m["body"] for m in twilio_server.messages] == ["Zolty iPhone 12 gotowy"]
 
 
 def test_bulk_sends_each_channel_its_own_text(staff_client, mailbox, sms_account, twilio_server, repair, template):

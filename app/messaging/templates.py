@@ -144,7 +144,8 @@ def render_text(text: str, values: dict[str, str]) -> str:
 @dataclass(frozen=True)
 class Rendered:
     """A template's text for one customer: the subject and main text (the e-mail's), and the SMS and panel
-    texts when the template has its own for those channels (None: the channel carries the main text)."""
+    texts when the template has its own for those channels (None: the channel carries the main text).
+    `sms_plain`: the SMS, whichever text it carries, goes without Polish letters."""
 
     subject: str
     body: str

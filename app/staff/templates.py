@@ -144,8 +144,8 @@ def show_preview():
     channels = [c for c in CHANNELS if c in (form.channels.data or [])] or list(CHANNELS)
     sms = sms_full = None
     if rendered and "sms" in channels:
-        plain = rendered.sms_plain and rendered.sms is not None
-        sms, sms_full = count(sms_body(rendered.text_for("sms"), plain)), count(sms_body(rendered.text_for("sms")))
+        text = rendered.text_for("sms")
+        sms, sms_full = count(sms_body(text, rendered.sms_plain)), count(sms_body(text))
     return render_template("staff/templates/_preview.html", rendered=rendered, errors=errors, repair=repair,
                            channels=channels, labels=CHANNEL_LABELS, sms=sms, sms_full=sms_full,
                            plain=bool(rendered and rendered.sms_plain))
