@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
+import json
+import zipfile
 from datetime import timedelta
 
 import pytest
 
 from app.extensions import db
+from app.messaging.compose import compose
 from app.messaging.templates import save_template
 from app.models import Message, RepairStatus, Shop, StatusNotification, utcnow
 from app.models.templates import MessageTemplate
@@ -199,3 +203,24 @@ def test_the_panel_shows_the_panel_text(client, mailbox, repair, template):
     page = client.get(panel_path(f"/threads/{message.thread_id}")).get_data(as_text=True)
     assert f"<strong>Jan</strong>, naprawa {repair.number} gotowa." in page
     assert "czeka na odbiór" not in page
+
+
+def test_a_messages_own_texts_are_redacted_with_it_and_exported_with_it(
+        owner_client, mailbox, sms_account, repair, template):
+    repair.customer.panel_state = "active"
+    message = compose(customer=repair.customer, channels=["email", "sms", "portal"], body="Kod blokady 918273.",
+                      repair=repair, texts={"sms": "SMS: kod 918273", "portal": "Panel: kod 918273"})
+    db.session.commit()
+    data = json.loads(zipfile.ZipFile(io.BytesIO(owner_client.get(f"/customers/{repair.customer_id}/export")
+                                                 .get_data())).read("customer.json"))
+    [exported] = [m for t in data["threads"] for m in t["messages"] if m["id"] == message.id]
+    assert exported["channel_texts"] == {"sms": "SMS: kod 918273", "portal": "Panel: kod 918273"}
+
+    path = f"/threads/{message.thread_id}"
+    response = owner_client.post(f"{path}/messages/{message.id}/redact",
+                                 data={"text": "918273", "csrf_token": csrf_token(owner_client, path)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    message = db.session.get(Message, message.id)
+    assert message.meta["texts"] == {"sms": "SMS: kod [redacted]", "portal": "Panel: kod [redacted]"}
+    assert "918273" not in owner_client.get(path).get_data(as_text=True)
