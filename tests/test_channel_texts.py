@@ -85,8 +85,8 @@ def test_the_editors_sms_counter_counts_the_sms_text(owner_client):
     html = owner_client.post("/settings/templates/sms-count", data={"sms_body": "Zażółć", "csrf_token": token})\
         .get_data(as_text=True)
     assert 'data-sms-encoding="UCS-2"' in html
-    html = owner_client.post("/settings/templates/sms-count",
-                             data={"sms_body": "Zażółć", "sms_plain": "y", "csrf_token": token}).get_data(as_text=True)
+    html = owner_client.post("/settings/templates/sms-count", data={
+        "sms_body": "Zażółć", "sms_plain": "y", "csrf_token": token}).get_data(as_text=True)
     assert 'data-sms-encoding="GSM-7"' in html
 
 

@@ -21,8 +21,8 @@ def redact_message(message: Message, selected: str, actor: User) -> Message:
     """Replace `selected` with "[redacted]" in the message's subject, text, quoted text, HTML and own SMS and
     panel texts, in the raw copy of the mail or SMS it came from and in its thread's preview; the message is marked
     redacted, the thread gets an event saying who did it, and the audit entry names the message, never the text.
-    Flushed, the caller commits. Refuses (ValidationFailed on "text") an empty or overlong selection and text the message does not
-    contain."""
+    Flushed, the caller commits. Refuses (ValidationFailed on "text") an empty or overlong selection and text the
+    message does not contain."""
     selected = (selected or "").strip()
     if len(selected) > MAX_SELECTION:
         raise ValidationFailed({"text": _("Select at most %(max)s characters.", max=MAX_SELECTION)})
