@@ -48,6 +48,18 @@ def _clean_html(source: str, markdown: bool) -> str:
                      link_rel="noopener noreferrer")
 
 
+def own_panel_text(message: Message) -> str | None:
+    """The message's own text for the customer panel (a template's panel text, kept in `meta["texts"]` by
+    compose), or None when the panel shows its body."""
+    return ((message.meta or {}).get("texts") or {}).get("portal") or None
+
+
+def panel_body_html(message: Message) -> Markup:
+    """What the customer panel shows of a message: its own panel text when it has one, else its body."""
+    own = own_panel_text(message)
+    return Markup(_clean_html(own, True)) if own else html_body(message)
+
+
 def plain_text(message: Message) -> str:
     """The message body as clean text: Markdown markers dropped, link addresses kept in parentheses."""
     if message.body_format != "markdown":

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from .extensions import db
 from .i18n import current_shop
 from .inbound.record import held_count
-from .formatting import html_body
+from .formatting import html_body, panel_body_html
 from .labels import template_labels
 from .models import Mailbox, Thread, utcnow
 from .setup_checklist import setup_done, setup_steps
@@ -48,6 +48,7 @@ def init_web(app: Flask) -> None:
     app.register_error_handler(429, _rate_limited(too_many_attempts))
 
     app.add_template_filter(html_body, "body_html")
+    app.add_template_filter(panel_body_html, "panel_body_html")
 
     @app.context_processor
     def _globals():

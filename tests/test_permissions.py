@@ -111,6 +111,7 @@ MATRIX = {
     "templates.delete": OWNER,
     "templates.add_starter": OWNER,
     "templates.show_preview": OWNER,
+    "templates.sms_count": OWNER,
     "api_tokens.index": OWNER,
     "api_tokens.revoke": OWNER,
     "backups.create": OWNER,

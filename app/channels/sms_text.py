@@ -95,7 +95,10 @@ def sms_body(markdown: str, plain: bool = False) -> str:
 
 
 def sms_text(message: "Message") -> str:
-    """What the SMS of `message` says."""
+    """What the SMS of `message` says: its own SMS text when it has one (a template's), else its text."""
+    meta = message.meta or {}
+    if own := (meta.get("texts") or {}).get("sms"):
+        return sms_body(own, bool(meta.get("sms_plain")))
     if message.body_format != "markdown":
         text = (message.body_text or "").strip()
         return without_polish_letters(text) if (message.meta or {}).get("sms_plain") else text

@@ -115,7 +115,7 @@ def send(bulk: BulkPlan, *, actor) -> list[Message]:
             with db.session.begin_nested():
                 message = compose(customer=person.customer, channels=channels, body=rendered.body,
                                   subject=rendered.subject, repair=person.repair, template=bulk.template,
-                                  source="bulk")
+                                  source="bulk", texts=rendered.texts, sms_plain=rendered.sms_plain)
         except ValidationFailed as exc:
             bulk.skipped.append(Skip(person.customer, None, " ".join(exc.fields.values())))
             continue

@@ -1,7 +1,7 @@
 """Writing to a customer: one message, checked against every chosen channel, queued as one delivery per channel."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -112,6 +112,7 @@ def compose(
     automatic: bool = False,
     source: str = "staff",
     template: MessageTemplate | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> Message:
     """Store a message to `customer` and one scheduled delivery per channel; nothing leaves before `send_at`.
 
@@ -123,6 +124,11 @@ def compose(
     Without a `customer`, the message answers a `thread` that has none (a partner's or supplier's mail) by e-mail
     to its last e-mail sender (sender_address), and is refused when there is no such thread or sender, on any
     other channel, and with a template (written for a customer).
+
+    `texts` are channels' own texts (a template's SMS and panel texts, keyed "sms" and "portal"): the message
+    keeps `body` as its text (the e-mail's, and what staff read in the thread) and the chosen channels' own texts
+    in `meta["texts"]`, which each channel reads (sms_text, panel_body_html). Kept on the message rather than
+    looked up in the template, so a template edited or deleted later does not change what was sent.
     """
     shop = Shop.current()
     now = utcnow()
@@ -151,9 +157,13 @@ def compose(
         body = clean_text(body, "body", MAX_BODY_CHARS, _l("Write a message."))
     except ValidationFailed as exc:
         errors.update(exc.fields)
-    else:
-        if "sms" in channels and len(sms_body(body, sms_plain)) > MAX_BODY:
-            errors["body"] = _("An SMS can have at most %(n)d characters.", n=MAX_BODY)
+    own_texts = {}
+    for name, text in (texts or {}).items():
+        if name in channels and name != "email":
+            own_texts[name] = gather(errors, clean_text, text, "body", MAX_BODY_CHARS)
+    if "body" not in errors and "sms" in channels \
+            and len(sms_body(own_texts.get("sms") or body, sms_plain)) > MAX_BODY:
+        errors["body"] = _("An SMS can have at most %(n)d characters.", n=MAX_BODY)
 
     if thread is not None:
         if thread.customer_id != getattr(customer, "id", None) or thread.deleted_at is not None:
@@ -206,7 +216,9 @@ def compose(
         visible_to_customer=True,  # written to the customer: the panel shows it once a channel carried it
         automatic=automatic,
         meta={"channels": channels, "sms_plain": bool(sms_plain),
-              **({"template_id": template.id} if template is not None else {})},
+              **({"template_id": template.id} if template is not None else {}),
+              **({"texts": {name: text for name, text in own_texts.items() if text}}
+                 if any(own_texts.values()) else {})},
         send_at=due,
         created_at=now,
     )

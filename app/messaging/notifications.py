@@ -111,7 +111,8 @@ def notify_status_change(repair: Repair, status: RepairStatus, *, changed_at: da
         try:
             with db.session.begin_nested():
                 message = compose(customer=customer, channels=usable, body=rendered.body, subject=rendered.subject,
-                                  repair=repair, automatic=True, source="automatic", template=template)
+                                  repair=repair, automatic=True, source="automatic", template=template,
+                                  texts=rendered.texts, sms_plain=rendered.sms_plain)
         except ValidationFailed as exc:
             _note(repair, _("%(about)s not sent: %(reason)s", about=about, reason=" ".join(exc.fields.values())))
             return None

@@ -30,6 +30,8 @@ from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate, TemplateAttachment
 from ..models.customers import CUSTOMER_LANGUAGES
 from ..accounts.sms import active_account
+from ..channels.sms_text import MAX_BODY as SMS_MAX
+from ..channels.sms_text import sms_body as sms_text_of
 from ..urls import absolute_url
 from .receipt import acceptance_receipt
 
@@ -141,31 +143,60 @@ def render_text(text: str, values: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Rendered:
+    """A template's text for one customer: the subject and main text (the e-mail's), and the SMS and panel
+    texts when the template has its own for those channels (None: the channel carries the main text).
+    `sms_plain`: the SMS, whichever text it carries, goes without Polish letters."""
+
     subject: str
     body: str
+    sms: str | None = None
+    panel: str | None = None
+    sms_plain: bool = False
+
+    @property
+    def texts(self) -> dict[str, str]:
+        """The channels' own texts, keyed by channel name, as compose() takes them."""
+        return {name: text for name, text in (("sms", self.sms), ("portal", self.panel)) if text}
+
+    def text_for(self, channel: str) -> str:
+        """What `channel` carries."""
+        return self.texts.get(channel, self.body)
+
+
+def _rendered(values: dict[str, str], subject: str, body: str, sms: str, panel: str, sms_plain: bool) -> Rendered:
+    own = [render_text(text, values).strip() if (text or "").strip() else None for text in (sms, panel)]
+    return Rendered(" ".join(render_text(subject or "", values).split()), render_text(body or "", values).strip(),
+                    own[0] or None, own[1] or None, bool(sms_plain))
 
 
 def render(template: MessageTemplate, *, shop: Shop, customer: Customer | None, repair: Repair | None) -> Rendered:
-    """The template's subject (on one line) and body for this customer and repair."""
+    """The template's subject (on one line), body and channels' own texts for this customer and repair."""
     values = tag_values(shop, customer, repair, template.language)
-    subject = " ".join(render_text(template.subject or "", values).split())
-    return Rendered(subject, render_text(template.body or "", values).strip())
+    return _rendered(values, template.subject, template.body, template.sms_body or "", template.panel_body or "",
+                     template.sms_plain)
 
 
-def preview(*, subject: str, body: str, language: str, repair: Repair | None) -> Rendered:
-    """An unsaved template's text for a real repair (and its customer); refuses what saving would refuse."""
+def _check_all(texts: dict[str, str]) -> dict[str, str]:
+    """The refusal of each text (check_text), keyed by its field."""
     errors = {}
-    for field, text in (("subject", subject or ""), ("body", body or "")):
+    for field, text in texts.items():
         try:
-            check_text(text, field)
+            check_text(text or "", field)
         except ValidationFailed as exc:
             errors.update(exc.fields)
+    return errors
+
+
+def preview(*, subject: str, body: str, language: str, repair: Repair | None, sms_body: str = "",
+            panel_body: str = "", sms_plain: bool = False) -> Rendered:
+    """An unsaved template's texts for a real repair (and its customer); refuses what saving would refuse."""
+    errors = _check_all({"subject": subject, "body": body, "sms_body": sms_body, "panel_body": panel_body})
     if errors:
         raise ValidationFailed(errors)
     shop = Shop.current()
     values = tag_values(shop, repair.customer if repair else None, repair,
                         language if language in CUSTOMER_LANGUAGES else "pl")
-    return Rendered(" ".join(render_text(subject or "", values).split()), render_text(body or "", values).strip())
+    return _rendered(values, subject, body, sms_body, panel_body, sms_plain)
 
 
 def refusal_for(template: MessageTemplate, customer: Customer) -> str | None:
@@ -211,8 +242,12 @@ def reply_frame(language: str, kind: str) -> MessageTemplate | None:
                                                            MessageTemplate.language == language).limit(1))
 
 
-def checked_fields(*, name, channels, subject, body, language, kind, marketing=False, template=None) -> dict:
-    """The template's fields cleaned; ValidationFailed names every bad field at once (syntax with its line)."""
+def checked_fields(*, name, channels, subject, body, language, kind, marketing=False, template=None,
+                   sms_body="", sms_plain=False, panel_body="") -> dict:
+    """The template's fields cleaned; ValidationFailed names every bad field at once (syntax with its line).
+
+    The SMS text is refused when, as written, it is longer than one SMS may be (compose's limit; tags filled in
+    later are checked again when the message is written)."""
     errors = {}
     name = gather(errors, clean_line, name, "name", NAME_MAX, _l("Enter a name."))
     if kind not in KINDS:
@@ -224,13 +259,12 @@ def checked_fields(*, name, channels, subject, body, language, kind, marketing=F
         errors["channels"] = _("Choose at least one channel.")
     subject = gather(errors, clean_line, subject, "subject", SUBJECT_MAX)
     body = gather(errors, clean_text, body, "body", BODY_MAX)
-    for field, text in (("subject", subject), ("body", body)):
-        if field in errors:
-            continue
-        try:
-            check_text(text, field)
-        except ValidationFailed as exc:
-            errors.update(exc.fields)
+    sms_body = gather(errors, clean_text, sms_body or "", "sms_body", BODY_MAX).strip()
+    panel_body = gather(errors, clean_text, panel_body or "", "panel_body", BODY_MAX).strip()
+    texts = {"subject": subject, "body": body, "sms_body": sms_body, "panel_body": panel_body}
+    errors.update(_check_all({field: text for field, text in texts.items() if field not in errors}))
+    if "sms_body" not in errors and len(sms_text_of(sms_body, bool(sms_plain))) > SMS_MAX:
+        errors["sms_body"] = _("An SMS can have at most %(n)d characters.", n=SMS_MAX)
     if not body.strip():
         errors.setdefault("body", _("Write the text."))
     if kind in ("header", "footer") and language in CUSTOMER_LANGUAGES and "language" not in errors:
@@ -241,7 +275,8 @@ def checked_fields(*, name, channels, subject, body, language, kind, marketing=F
     if errors:
         raise ValidationFailed(errors)
     return dict(name=name, channels=channels, subject=subject, body=body, language=language,
-                marketing=bool(marketing), kind=kind)
+                marketing=bool(marketing), kind=kind, sms_body=sms_body, sms_plain=bool(sms_plain),
+                panel_body=panel_body)
 
 
 def save_template(template: MessageTemplate | None, *, actor, files=(), receipt: bool = False,

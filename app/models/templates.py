@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -20,6 +21,10 @@ class MessageTemplate(db.Model):
     channels: Mapped[list] = mapped_column(JSON, default=list)
     subject: Mapped[str] = mapped_column(String(255), default="")
     body: Mapped[str] = mapped_column(Text, default="")
+    # A channel's own text, empty when the channel carries `body` (the e-mail's text): an SMS says less.
+    sms_body: Mapped[str] = mapped_column(Text, default="", server_default="")
+    sms_plain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    panel_body: Mapped[str] = mapped_column(Text, default="", server_default="")
     language: Mapped[str] = mapped_column(String(8), default="pl")
     marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(16), default="message")  # message | header | footer

@@ -15,7 +15,7 @@ from ..attachments import SNIFF_BYTES, path_for, sniff, store
 from ..customers import first_name_vocative, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
-from ..formatting import markdown_to_text
+from ..formatting import markdown_to_text, own_panel_text
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, current_shop
 from ..models import preview_of
 from ..pages import safe_next, show_errors, wants_fragment
@@ -396,7 +396,9 @@ def _travelled(message) -> list[str]:
 
 def _preview(message) -> str:
     """A message's first words without Markdown markers, for the inbox line."""
-    text = markdown_to_text(message.body_text) if message.body_format == "markdown" else message.body_text
+    own = own_panel_text(message)
+    text = markdown_to_text(own or message.body_text) if own or message.body_format == "markdown" \
+        else message.body_text
     return preview_of(text, ", ".join(a.filename for a in message.attachments))
 
 

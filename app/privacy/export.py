@@ -112,6 +112,7 @@ def _message(message: Message, files: list[dict]) -> dict:
         "author": message.author.name if message.author else None, "recipients": message.recipients or {},
         "subject": message.subject, "text": message.body_text, "quoted_text": message.quoted_text or None,
         "html": message.body_html, "attachments": files,
+        "channel_texts": (message.meta or {}).get("texts") or {},  # what the SMS and panel said, when not `text`
         # The shop's own notices about the message went to the shop, not to the customer.
         "deliveries": [_delivery(d) for d in message.deliveries if d.purpose != "shop_notice"],
     }

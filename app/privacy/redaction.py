@@ -18,11 +18,11 @@ MAX_SELECTION = 2000  # a selection longer than this is a slip of the mouse, not
 
 
 def redact_message(message: Message, selected: str, actor: User) -> Message:
-    """Replace `selected` with "[redacted]" in the message's subject, text, quoted text and HTML, in the raw copy
-    of the mail or SMS it came from and in its thread's preview; the message is marked redacted, the thread gets
-    an event saying who did it, and the audit entry names the message, never the text. Flushed, the caller
-    commits. Refuses (ValidationFailed on "text") an empty or overlong selection and text the message does not
-    contain."""
+    """Replace `selected` with "[redacted]" in the message's subject, text, quoted text, HTML and own SMS and
+    panel texts, in the raw copy of the mail or SMS it came from and in its thread's preview; the message is marked
+    redacted, the thread gets an event saying who did it, and the audit entry names the message, never the text.
+    Flushed, the caller commits. Refuses (ValidationFailed on "text") an empty or overlong selection and text the
+    message does not contain."""
     selected = (selected or "").strip()
     if len(selected) > MAX_SELECTION:
         raise ValidationFailed({"text": _("Select at most %(max)s characters.", max=MAX_SELECTION)})
@@ -34,13 +34,17 @@ def redact_message(message: Message, selected: str, actor: User) -> Message:
         text = plain.sub(REDACTED, text)
         return escaped.sub(REDACTED, text)
 
-    before = (message.subject, message.body_text, message.quoted_text, message.body_html)
+    texts = (message.meta or {}).get("texts") or {}  # its own SMS and panel texts (a template's)
+    before = (message.subject, message.body_text, message.quoted_text, message.body_html, texts)
     message.subject = change(message.subject)
     message.body_text = change(message.body_text)
     message.quoted_text = change(message.quoted_text)
     if message.body_html is not None:
         message.body_html = change(message.body_html)
-    if (message.subject, message.body_text, message.quoted_text, message.body_html) == before:
+    if texts:
+        message.meta = {**message.meta, "texts": {channel: change(text) for channel, text in texts.items()}}
+    if (message.subject, message.body_text, message.quoted_text, message.body_html,
+            (message.meta or {}).get("texts") or {}) == before:
         raise ValidationFailed({"text": _("This text is not in the message (it may be redacted already).")})
 
     for item in db.session.scalars(select(InboundItem).where(InboundItem.message_id == message.id)):

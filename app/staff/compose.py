@@ -27,7 +27,7 @@ from ..labels import CHANNEL_LABELS
 from ..messaging.compose import compose, default_channels, sender_address, undo
 from ..messaging.threads import live_thread
 from ..messaging.presence import arrived_since, latest_message_id, others_present
-from ..messaging.templates import message_templates, refusal_for, render, reply_frame, version_for
+from ..messaging.templates import Rendered, message_templates, refusal_for, render, reply_frame, version_for
 from ..messaging.threads import thread_for_staff
 from ..models import Customer, Message, MessageTemplate, Repair, Ticket
 from ..models.conversations import CHANNELS
@@ -112,6 +112,8 @@ def _render(
     form, customer, repair, ticket, thread, chosen, errors=None, status=200, page="staff/compose/page.html",
     new_customer=None, **collision
 ):
+    own = _template_texts(_chosen_template(), customer, repair)
+    own_texts, plain = own.texts, form.sms_plain.data
     if thread is not None:  # a reply: who else is on the thread, and the last message this reply has seen
         collision.setdefault("seen_message_id", latest_message_id(thread))
         collision.setdefault("present", others_present(thread, current_user))
@@ -123,6 +125,7 @@ def _render(
         sms=count(sms_body(form.body.data or "", form.sms_plain.data)), sms_full=count(sms_body(form.body.data or "")),
         templates=message_templates() if customer is not None else [],  # templates are written for customers
         template_id=request.values.get("template_id", type=whole_number),
+        own_texts=own_texts, own_sms=count(sms_body(own_texts["sms"], plain)) if "sms" in own_texts else None,
         **collision,
     ), status
 
@@ -131,6 +134,15 @@ def _chosen_template() -> MessageTemplate | None:
     template_id = request.values.get("template_id", type=whole_number)
     template = db.session.get(MessageTemplate, template_id) if template_id else None
     return template if template is not None and template.kind == "message" else None
+
+
+def _template_texts(template: MessageTemplate | None, customer: Customer | None, repair: Repair | None) -> Rendered:
+    """The chosen template rendered for this customer (its version in their language): its own SMS and panel
+    texts, which those channels carry instead of the text written in the form, are its `texts` ({} without)."""
+    if template is None or customer is None or refusal_for(template, customer):
+        return Rendered("", "")
+    return render(version_for(template, customer, current_shop()), shop=current_shop(), customer=customer,
+                  repair=repair)
 
 
 def _framed_reply(customer: Customer, repair: Repair | None) -> str:
@@ -177,12 +189,14 @@ def page():
             return _render(form, customer, repair, ticket, thread, chosen, status=409, newer=newer,
                            seen_message_id=latest_message_id(thread), kept_files=carry_files(files),
                            kept_names=[f.filename for f in files])
+        own = _template_texts(_chosen_template(), customer, repair)  # the template's SMS and panel texts
         message = compose(
             customer=customer, channels=chosen, body=form.body.data, author=current_user,
             subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,
             cc=(form.cc.data or "").replace(";", ",").split(","),
-            attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data), sms_plain=form.sms_plain.data,
-            template=_chosen_template() if customer is not None else None,
+            attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data),
+            sms_plain=form.sms_plain.data,
+            template=_chosen_template() if customer is not None else None, texts=own.texts,
         )
     except ValidationFailed as exc:
         db.session.rollback()
@@ -214,6 +228,7 @@ def fill():
             template = version_for(template, customer, current_shop())
             rendered = render(template, shop=current_shop(), customer=customer, repair=repair)
             form.subject.data, form.body.data = rendered.subject, rendered.body
+            form.sms_plain.data = form.sms_plain.data or rendered.sms_plain  # the template's choice, to untick
     return _render(form, customer, repair, ticket, thread, [], errors, page="staff/compose/_text.html")
 
 

@@ -45,6 +45,9 @@ class TemplateForm(FlaskForm):
                            validate_choice=False)
     subject = StringField(_l("Subject (e-mail)"), render_kw={"maxlength": 255})
     body = TextAreaField(_l("Text"), render_kw={"rows": 10})
+    sms_body = TextAreaField(_l("SMS text"), render_kw={"rows": 4})
+    sms_plain = BooleanField(_l("SMS without Polish letters"))
+    panel_body = TextAreaField(_l("Customer panel text"), render_kw={"rows": 6})
     marketing = BooleanField(_l("Marketing (only for customers who agreed to marketing messages)"))
     attachments = MultipleFileField(_l("Add files"))
     receipt = BooleanField(DOCUMENTS["acceptance_receipt"])
@@ -60,8 +63,10 @@ def _preview_repairs() -> list[Repair]:
 
 
 def _render_form(form: TemplateForm, template: MessageTemplate | None, status: int = 200):
+    text = form.sms_body.data or ""
     return render_template("staff/templates/form.html", form=form, template=template, tags=TAGS,
-                           repairs=_preview_repairs()), status
+                           repairs=_preview_repairs(), sms=count(sms_body(text, form.sms_plain.data)),
+                           sms_full=count(sms_body(text))), status
 
 
 @bp.route("/")
@@ -100,6 +105,7 @@ def edit(template_id: int | None = None):
             remove_attachments=request.form.getlist("remove_attachment", type=whole_number),
             name=form.name.data, channels=form.channels.data, subject=form.subject.data, body=form.body.data,
             language=form.language.data, marketing=form.marketing.data, kind=form.kind.data,
+            sms_body=form.sms_body.data or "", sms_plain=form.sms_plain.data, panel_body=form.panel_body.data or "",
         )
     except ValidationFailed as exc:
         db.session.rollback()
@@ -124,15 +130,32 @@ def delete(template_id: int):
 @bp.route("/preview", methods=["POST"])
 @owner_required
 def show_preview():
-    """The form's text rendered for the chosen repair, with the SMS counter when SMS is one of the channels."""
+    """The form's texts rendered for the chosen repair, one per channel the template goes by (every channel for a
+    reply header or footer), with the SMS counter on the SMS."""
     form = TemplateForm()
     repair = db.session.get(Repair, request.form.get("preview_repair_id", type=whole_number) or 0)
     errors, rendered = {}, None
     try:
         rendered = preview(subject=form.subject.data, body=form.body.data, language=form.language.data,
-                           repair=repair)
+                           repair=repair, sms_body=form.sms_body.data or "", panel_body=form.panel_body.data or "",
+                           sms_plain=form.sms_plain.data)
     except ValidationFailed as exc:
         errors = exc.fields
-    sms = count(sms_body(rendered.body)) if rendered and "sms" in (form.channels.data or []) else None
+    channels = [c for c in CHANNELS if c in (form.channels.data or [])] or list(CHANNELS)
+    sms = sms_full = None
+    if rendered and "sms" in channels:
+        text = rendered.text_for("sms")
+        sms, sms_full = count(sms_body(text, rendered.sms_plain)), count(sms_body(text))
     return render_template("staff/templates/_preview.html", rendered=rendered, errors=errors, repair=repair,
-                           sms=sms, sms_full=sms, plain=False)
+                           channels=channels, labels=CHANNEL_LABELS, sms=sms, sms_full=sms_full,
+                           plain=bool(rendered and rendered.sms_plain))
+
+
+@bp.route("/sms-count", methods=["POST"])
+@owner_required
+def sms_count():
+    """The live counter under the template's SMS text, as compose's under its text."""
+    plain = request.form.get("sms_plain") in ("y", "on", "true", "1")
+    text = request.form.get("sms_body", "")
+    return render_template("staff/compose/_sms_counter.html", sms=count(sms_body(text, plain)),
+                           sms_full=count(sms_body(text)), plain=plain)
