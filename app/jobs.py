@@ -21,6 +21,7 @@ from .backups import daily_backup
 from .extensions import db
 from .inbound.poll import poll_due_mailboxes
 from .mailbox_health import notify_broken_mailboxes
+from .messaging.reminders import send_due_reminders
 from .models import Lease, PanelToken, utcnow
 from .outbox import dispatch_pass, purge_outbox
 
@@ -48,6 +49,9 @@ JOBS = [
     # Checked hourly, backs up when the newest backup is a day old: a daily interval would restart with every
     # restart of the process and might never come round. Off unless BACKUP_DIR is set.
     (daily_backup, {"trigger": "interval", "hours": 1}),
+    # Reminders after days in a status: checked hourly for the same reason; each goes once per repair whatever
+    # runs it (a unique row per repair and reminder), so restarts and a second scheduler send nothing twice.
+    (send_due_reminders, {"trigger": "interval", "hours": 1}),
 ]
 
 

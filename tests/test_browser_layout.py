@@ -110,6 +110,7 @@ def staff_pages(customer: Customer) -> list[str]:
         "/outbox/", "/held/", f"/held/{held.id}",
         "/settings/", "/settings/mailboxes/", f"/settings/mailboxes/{mailbox.id}", "/settings/users",
         "/settings/templates/", f"/settings/templates/{template.id}", "/settings/notifications/",
+        "/settings/notifications/reminders",
         "/settings/workflow/", "/settings/opening-hours", "/settings/messages", "/settings/panel/",
         "/settings/shop", "/settings/sms/", "/settings/api-tokens/", "/settings/backups/", "/settings/trusted-domains/",
         "/settings/mailboxes/oauth", "/settings/rules/", "/settings/rules/new", f"/settings/rules/{rule.id}",

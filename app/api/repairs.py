@@ -8,6 +8,7 @@ from flask import jsonify, url_for
 from .. import repairs as rules
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..messaging.reminders import sent_reminders
 from ..models import Repair
 from ..request_input import iso_datetime
 from .base import api_actor, bp, json_body, token_required
@@ -29,6 +30,23 @@ def repair_json(repair: Repair) -> dict:
         "pickup_date": repair.pickup_date.isoformat() if repair.pickup_date else None,
         "created_at": repair.created_at.isoformat(),
         "updated_at": repair.updated_at.isoformat(),
+        "reminders": [reminder_json(sent) for sent in sent_reminders(repair)],
+    }
+
+
+def reminder_json(sent) -> dict:
+    """One reminder's go for the repair: sent (with its message) or skipped (with the reason)."""
+    return {
+        "id": sent.id,
+        "reminder_id": sent.reminder_id,
+        "status_id": sent.reminder.status_id,
+        "days": sent.reminder.days,
+        "template": sent.reminder.template.name,
+        "outcome": sent.outcome,
+        "reason": sent.reason or None,
+        "message_id": sent.message_id,
+        "status_since": sent.status_since.isoformat(),
+        "at": sent.created_at.isoformat(),
     }
 
 

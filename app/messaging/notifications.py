@@ -82,46 +82,65 @@ def notify_status_change(repair: Repair, status: RepairStatus, *, changed_at: da
                                                               StatusNotification.enabled.is_(True)))
     if rule is None or not rule.channels:
         return None
-    shop, customer = Shop.current(), repair.customer
-    template = version_for(db.session.get(MessageTemplate, rule.template_id), customer, shop)
+    shop = Shop.current()
     with force_locale(shop.locale or "pl"):
-        about = _("Automatic notification “%(template)s”", template=template.name)
         if utcnow() - changed_at > timedelta(hours=shop.notify_max_age_hours):
+            template = version_for(db.session.get(MessageTemplate, rule.template_id), repair.customer, shop)
+            about = _("Automatic notification “%(template)s”", template=template.name)
             _note(repair, _("%(about)s not sent: the status change is older than %(hours)d hours.",
                             about=about, hours=shop.notify_max_age_hours))
             return None
         if _last_notified_status(repair) == status.id:
             return None  # the customer already knows; a repeated status is no news
+    message, _reason = send_automatic(
+        repair, db.session.get(MessageTemplate, rule.template_id), rule.channels, shop=shop,
+        about=lambda name: _("Automatic notification “%(template)s”", template=name), meta={"status_id": status.id})
+    return message
+
+
+def send_automatic(repair: Repair, template: MessageTemplate, channels: list[str], *, shop: Shop, about,
+                   meta: dict) -> tuple[Message | None, str]:
+    """Queue `template` (in the customer's language) to the repair's customer on the `channels` that reach them,
+    in the repair's thread, SMS held out of quiet hours; returns (the message, "") or (None, why not).
+
+    Each skipped channel and the outcome are noted on the repair's log, worded in the shop's language; `about`
+    names the notice from the template's name ("Automatic notification “Ready”"). `meta` goes on the message.
+    """
+    customer = repair.customer
+    template = version_for(template, customer, shop)
+    with force_locale(shop.locale or "pl"):
+        about = about(template.name)
         if refusal := refusal_for(template, customer):
             _note(repair, f"{about}: {refusal}")
-            return None
-        problems = channel_problems(customer, rule.channels, shop)
-        for name in rule.channels:
+            return None, refusal
+        problems = channel_problems(customer, channels, shop)
+        for name in channels:
             if reason := problems.get(f"channels.{name}"):
                 _note(repair, _("%(about)s: %(channel)s skipped: %(reason)s",
                                 about=about, channel=CHANNEL_LABELS[name], reason=reason))
-        usable = [name for name in rule.channels if f"channels.{name}" not in problems]
+        usable = [name for name in channels if f"channels.{name}" not in problems]
         if not usable:
-            return None
+            return None, " ".join(str(reason) for reason in problems.values())
         try:
             rendered = render(template, shop=shop, customer=customer, repair=repair)
         except TemplateError as exc:  # only a template stored without the check at save could get here
             _note(repair, _("%(about)s not sent: %(reason)s", about=about, reason=str(exc)))
-            return None
+            return None, str(exc)
         try:
             with db.session.begin_nested():
                 message = compose(customer=customer, channels=usable, body=rendered.body, subject=rendered.subject,
                                   repair=repair, automatic=True, source="automatic", template=template,
                                   texts=rendered.texts, sms_plain=rendered.sms_plain)
         except ValidationFailed as exc:
-            _note(repair, _("%(about)s not sent: %(reason)s", about=about, reason=" ".join(exc.fields.values())))
-            return None
-        message.meta = {**message.meta, "status_id": status.id}
+            reason = " ".join(str(text) for text in exc.fields.values())
+            _note(repair, _("%(about)s not sent: %(reason)s", about=about, reason=reason))
+            return None, reason
+        message.meta = {**message.meta, **meta}
         hold_sms_in_quiet_hours(message, shop)
         _note(repair, _("%(about)s queued: %(channels)s.", about=about,
                         channels=", ".join(str(CHANNEL_LABELS[name]) for name in usable)))
     db.session.flush()
-    return message
+    return message, ""
 
 
 # --- settings --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from .repairs import Repair, RepairEvent, Ticket
 from .rules import MailRule
 from .sessions import SignInSession
 from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
-from .templates import MessageTemplate, StatusNotification, TemplateAttachment
+from .templates import MessageTemplate, SentReminder, StatusNotification, StatusReminder, TemplateAttachment
 from .types import utcnow
 from .users import ApiToken, User
 
@@ -19,6 +19,6 @@ __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
     "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
-    "SignInSession", "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
+    "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
     "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -58,3 +58,44 @@ class StatusNotification(db.Model):
     template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"))
     channels: Mapped[list] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class StatusReminder(db.Model):
+    """When a repair has stayed in a status for `days` of the shop's opening days, send this template on these
+    channels (once per repair: see SentReminder)."""
+
+    __tablename__ = "status_reminders"
+    __table_args__ = (UniqueConstraint("status_id", "days"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status_id: Mapped[int] = mapped_column(ForeignKey("repair_statuses.id", ondelete="CASCADE"), index=True)
+    days: Mapped[int] = mapped_column(Integer)
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"))
+    channels: Mapped[list] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    status = relationship("RepairStatus")
+    template: Mapped[MessageTemplate] = relationship()
+
+
+class SentReminder(db.Model):
+    """A reminder's one go for one repair: sent (with its message) or skipped (with the reason).
+
+    The unique pair (repair, reminder) is what keeps a reminder to once per repair, whatever runs the job twice
+    or side by side: the row is written first, in the transaction that sends, and the second writer fails.
+    """
+
+    __tablename__ = "sent_reminders"
+    __table_args__ = (UniqueConstraint("repair_id", "reminder_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reminder_id: Mapped[int] = mapped_column(ForeignKey("status_reminders.id", ondelete="CASCADE"), index=True)
+    repair_id: Mapped[int] = mapped_column(ForeignKey("repairs.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    status_since: Mapped[datetime] = mapped_column(UTCDateTime)  # the start of the stay it was about
+    outcome: Mapped[str] = mapped_column(String(16), default="sent")  # sent | skipped
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    reminder: Mapped[StatusReminder] = relationship()
