@@ -129,7 +129,8 @@ def test_a_thread_reads_back_with_messages_notes_attachments_and_deliveries(api,
     first, second, third, taken = body["messages"]
     assert first == {
         "id": inbound.id, "kind": "message", "direction": "in", "channel": "email", "channels": [], "author": None,
-        "sender": "anna@example.com", "subject": "Screen", "text": "Is it ready?", "created_at": start.isoformat(),
+        "sender": "anna@example.com", "subject": "Screen", "text": "Is it ready?", "texts": {},
+        "created_at": start.isoformat(),
         "attachments": [{"id": inbound.attachments[0].id, "filename": "photo.jpg", "content_type": "image/jpeg",
                          "size": 2048}],
         "deliveries": [],

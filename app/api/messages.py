@@ -9,13 +9,15 @@ from flask_babel import gettext as _
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.compose import compose
-from ..models import Customer, Delivery, Message, Repair, Thread, Ticket
+from ..messaging.templates import render, version_for
+from ..models import Customer, Delivery, Message, MessageTemplate, Repair, Shop, Thread, Ticket
 from ..repairs import row_by_id
 from ..request_input import iso_datetime
 from .base import api_actor, bp, json_body, token_required
 
 MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
-                  "cc", "sms_plain")
+                  "cc", "sms_plain", "template_id", "texts")
+OWN_TEXT_CHANNELS = ("sms", "portal")  # the channels that can carry a text of their own (e-mail carries `body`)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -116,9 +118,26 @@ def _time(data: dict, field: str, errors: dict) -> datetime | None:
     return None
 
 
+def _own_texts(data: dict, field: str, errors: dict) -> dict[str, str]:
+    """The channels' own texts: an object of texts keyed "sms" and/or "portal"."""
+    value = data.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(key in OWN_TEXT_CHANNELS and isinstance(text, str)
+                                              for key, text in value.items()):
+        errors[field] = _("Must be an object of texts keyed “sms” or “portal”.")
+        return {}
+    return value
+
+
 def _compose_arguments(data: dict) -> dict:
     """compose()'s arguments read from the JSON body; refuses wrong types and ids of nothing
-    (an anonymised customer, a deleted thread), naming every such field at once."""
+    (an anonymised customer, a deleted thread), naming every such field at once.
+
+    With `template_id` the template (in the customer's language, filled in for them and the repair) gives the
+    subject and text that are not sent, its own SMS and panel texts (unless `texts` gives a channel's), and its
+    "without Polish letters" choice unless `sms_plain` is sent.
+    """
     errors: dict[str, str] = {}
     arguments = {
         "customer": _row(data, "customer_id", errors, Customer, lambda c: c.anonymized_at is None, required=True),
@@ -131,9 +150,20 @@ def _compose_arguments(data: dict) -> dict:
         "cc": _texts(data, "cc", errors),
         "send_at": _time(data, "send_at", errors),
         "sms_plain": _flag(data, "sms_plain", errors),
+        "template": _row(data, "template_id", errors, MessageTemplate, lambda t: t.kind == "message"),
+        "texts": _own_texts(data, "texts", errors),
     }
     if errors:
         raise ValidationFailed(errors)
+    if (template := arguments["template"]) is not None:
+        shop = Shop.current()
+        arguments["template"] = template = version_for(template, arguments["customer"], shop)
+        rendered = render(template, shop=shop, customer=arguments["customer"], repair=arguments["repair"])
+        arguments["subject"] = arguments["subject"] if data.get("subject") is not None else rendered.subject
+        arguments["body"] = arguments["body"] if data.get("body") is not None else rendered.body
+        arguments["texts"] = {**rendered.texts, **arguments["texts"]}
+        if data.get("sms_plain") is None:
+            arguments["sms_plain"] = rendered.sms_plain
     return arguments
 
 

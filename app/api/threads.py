@@ -60,6 +60,8 @@ def message_json(message: Message) -> dict:
         "sender": message.sender,
         "subject": message.subject,
         "text": message.body_text,
+        # The channels' own texts (SMS, panel) when they carry other words than `text`, e.g. from a template.
+        "texts": (message.meta or {}).get("texts", {}) if message.kind != "event" else {},
         "created_at": iso(message.created_at),
         "attachments": [
             {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
