@@ -124,6 +124,7 @@ def staff_pages() -> list[str]:
         "/outbox/", "/held/", f"/held/{held.id}",
         "/settings/", "/settings/mailboxes/", f"/settings/mailboxes/{mailbox.id}",
         "/settings/templates/", f"/settings/templates/{template.id}", "/settings/notifications/",
+        "/settings/notifications/reminders",
         "/settings/users", f"/settings/users/{owner.id}", "/settings/workflow/", "/settings/panel/",
         "/stats/", "/audit/", "/account/",
     ]
