@@ -19,6 +19,7 @@ __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
     "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
-    "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
+    "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder", "Tag",
+    "TemplateAttachment", "Thread", "ThreadFollower",
     "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
 ]
