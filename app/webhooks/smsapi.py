@@ -37,6 +37,7 @@ def _too_long(values) -> bool:
                for name, limit in LIMITS.items())
 
 
+@bp.route("/report", methods=["GET", "POST"], defaults={"secret": ""})
 @bp.route("/<secret>/report", methods=["GET", "POST"])
 def report(secret: str):
     """Record SMSAPI's delivery reports and answer "OK".
@@ -70,6 +71,7 @@ def report(secret: str):
     return OK, 200, {"Content-Type": "text/plain"}
 
 
+@bp.route("/sms", methods=["POST"], defaults={"secret": ""})
 @bp.route("/<secret>/sms", methods=["POST"])
 def incoming(secret: str):
     """Take in an SMS a customer sent to the shop's two-way number and answer "OK".
