@@ -155,6 +155,7 @@ MATRIX = {
     "webhooks.twilio_status": WEBHOOK,
     "smsapi_webhooks.report": WEBHOOK,
     "smsapi_webhooks.incoming": WEBHOOK,
+    "smsapi_webhooks.without_secret": WEBHOOK,
 }
 
 

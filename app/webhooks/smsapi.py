@@ -37,7 +37,6 @@ def _too_long(values) -> bool:
                for name, limit in LIMITS.items())
 
 
-@bp.route("/report", methods=["GET", "POST"], defaults={"secret": ""})
 @bp.route("/<secret>/report", methods=["GET", "POST"])
 def report(secret: str):
     """Record SMSAPI's delivery reports and answer "OK".
@@ -71,7 +70,6 @@ def report(secret: str):
     return OK, 200, {"Content-Type": "text/plain"}
 
 
-@bp.route("/sms", methods=["POST"], defaults={"secret": ""})
 @bp.route("/<secret>/sms", methods=["POST"])
 def incoming(secret: str):
     """Take in an SMS a customer sent to the shop's two-way number and answer "OK".
@@ -99,6 +97,14 @@ def _nth(value: str, index: int) -> str:
     """The index-th of a comma-separated list of values, or the whole value when it is a single one."""
     parts = value.split(",")
     return parts[index] if len(parts) > 1 and index < len(parts) else value
+
+
+@bp.route("/report", methods=["GET", "POST"])
+@bp.route("/sms", methods=["POST"])
+def without_secret():
+    """The callback addresses without their secret: someone guessing, or an address pasted incompletely."""
+    log.warning("refused an SMSAPI callback from %s: the address has no secret", request.remote_addr)
+    return "", 403
 
 
 def _international(number: str) -> str:
