@@ -33,7 +33,7 @@ def check_sms_balance() -> str | None:
         balance = fetch_balance(account)
     except (BalanceUnavailable, SecretUnreadable) as exc:
         log.warning("could not read the SMS balance: %s", exc)
-        return str(exc) or _("The stored token cannot be read (the app's secret key changed); "
+        return str(exc) or _("The stored auth token cannot be read (the app's secret key changed); "
                              "enter it again in Settings → SMS.")
     account.balance, account.balance_currency, account.balance_checked_at = balance.amount, balance.unit, utcnow()
     notify_low_balance(account)

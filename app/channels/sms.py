@@ -170,7 +170,8 @@ class SmsSession:
             result = self.provider.send(to, body, report_url=report_url(self.account) if with_report else None)
         except SecretUnreadable:
             result = SendResult(ok=False, error_code="token_unreadable", error=_(
-                "The stored token cannot be read (the app's secret key changed); enter it again in Settings → SMS."))
+                "The stored auth token cannot be read (the app's secret key changed); "
+                "enter it again in Settings → SMS."))
         if result.error_code in self.provider.OPT_OUT_CODES:
             opt_out_number(to, f"STOP at {PROVIDER_NAMES[self.account.provider]} ({result.error_code})")
         self._note_account_health(result)
