@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.sms import active_account, configure_sms, configure_smsapi, set_low_balance_threshold
+from app.channels.sms import SmsChannel
 from app.crypto import decrypt
 from app.extensions import db
 from app.models import (AuditEvent, ConsentEvent, Customer, Delivery, DeliveryEvent, InboundItem, Message, Shop,
@@ -18,7 +19,6 @@ from app.models import (AuditEvent, ConsentEvent, Customer, Delivery, DeliveryEv
 from app.outbox import dispatch_pass
 from app.repairs import create_repair
 from app.sms_balance import check_sms_balance
-from helpers import csrf_token
 from servers.smsapi import call
 from servers.smtp import free_port
 
@@ -247,11 +247,23 @@ def test_a_malformed_report_is_refused(client, account, params):
     assert client.post(url, data=params).status_code == 400
 
 
-def test_callbacks_are_refused_while_twilio_sends(client, sent, smsapi_server, twilio_server):
+def test_reports_still_arrive_after_the_shop_switched_to_twilio(client, sent, smsapi_server, twilio_server):
     configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number="+48500100200",
                   api_base_url=twilio_server.url, actor="test")
     db.session.commit()
-    assert smsapi_server.report(client, sent.provider_id, 404).status_code == 403
+    assert smsapi_server.report(client, sent.provider_id, 404).status_code == 200
+    assert reload(sent).status == "delivered"
+
+
+def test_an_smsapi_that_answers_too_late_leaves_the_sms_uncertain(account, customer, smsapi_server):
+    smsapi_server.force(200, {"count": 1, "list": [{"id": "1", "points": 0.16}]}, delay=1.5)
+    delivery = queued_sms(customer)
+
+    assert dispatch_pass({"sms": SmsChannel(timeout=0.3)})["uncertain"] == 1
+
+    delivery = reload(delivery)
+    assert delivery.status == "sending" and delivery.uncertain
+    assert delivery.error.startswith("SMSAPI did not answer within 0.3 seconds; the SMS may have gone out.")
 
 
 # ---------------------------------------------------------------- customers' replies

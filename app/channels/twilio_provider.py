@@ -11,7 +11,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
-from ..crypto import SecretUnreadable, decrypt
+from ..crypto import decrypt
 from ..models import SmsAccount
 from .base import SendResult
 from .sms_provider import Balance, BalanceUnavailable

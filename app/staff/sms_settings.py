@@ -11,10 +11,10 @@ from wtforms import HiddenField, IntegerField, PasswordField, RadioField, Select
 from wtforms.validators import Optional
 
 from ..channels.base import SendResult
-from ..channels.sms import PROVIDER_NAMES, inbound_url, report_url, send_test_sms
+from ..channels.sms import PROVIDER_NAMES, STATUS_CALLBACK_PATH, inbound_url, report_url, send_test_sms
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
-from ..models import Shop, SmsAccount
+from ..models import Shop
 from ..shop.settings import update_shop
 from ..accounts.sms import (account_of, active_account, configure_sms, configure_smsapi, rotate_callback_secret,
                             set_low_balance_threshold, use_provider)
@@ -74,13 +74,10 @@ def _page(form: SmsAccountForm, test_form: TestSmsForm, result: SendResult | Non
         "staff/sms_settings/index.html", account=account, form=form, test_form=test_form, result=result,
         replies_form=replies_form, smsapi_form=smsapi_form, balance_form=balance_form, balance_error=balance_error,
         twilio=account_of("twilio"), smsapi=smsapi, provider_names=PROVIDER_NAMES,
-        status_callback_url=report_url(account_of("twilio") or _TWILIO), inbound_url=inbound_url(None),
+        status_callback_url=public_url(STATUS_CALLBACK_PATH), inbound_url=inbound_url(None),
         smsapi_report_url=report_url(smsapi) if smsapi else None,
         smsapi_inbound_url=inbound_url(smsapi) if smsapi else None, test_limit=TEST_SMS_PER_HOUR,
     ), status
-
-
-_TWILIO = SmsAccount(provider="twilio")  # for Twilio's addresses before a Twilio account exists
 
 
 def _account_form() -> SmsAccountForm:
