@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from app.accounts.sms import active_account, configure_sms, configure_smsapi, set_low_balance_threshold
+from app.accounts.sms import active_account, callback_secret, configure_sms, configure_smsapi, set_low_balance_threshold
 from app.channels.sms import SmsChannel
 from app.crypto import decrypt
 from app.extensions import db
@@ -91,14 +91,15 @@ def test_the_outbox_sends_through_smsapi_from_the_shops_sender_with_a_report_url
     assert sent.status == "sent" and sent.provider_id == message["id"] and sent.sms_account_id == account.id
     assert message["number"] == MOBILE.lstrip("+") and message["from"] == "2way"
     assert message["text"] == "Telefon gotowy do odbioru." and message["encoding"] == "utf-8"
-    assert message["notify_url"] == f"http://shop.example/webhooks/smsapi/{account.callback_secret}/report"
-    assert len(account.callback_secret) >= 43
+    assert message["notify_url"] == f"http://shop.example/webhooks/smsapi/{callback_secret(account)}/report"
+    assert len(callback_secret(account)) >= 43
     assert smsapi_server.points == Decimal("25.00") - Decimal("0.16")
 
 
-def test_the_token_is_stored_encrypted(account, smsapi_server):
+def test_the_token_and_the_callback_secret_are_stored_encrypted(account, smsapi_server):
     assert smsapi_server.token not in account.auth_token_enc
     assert decrypt(account.auth_token_enc) == smsapi_server.token
+    assert callback_secret(account) not in account.callback_secret_enc
 
 
 @pytest.mark.parametrize("fault, code, words, permanent", [
@@ -236,14 +237,14 @@ def test_a_callback_without_the_secret_is_refused(client, sent, smsapi_server, c
 
 
 def test_a_report_for_another_systems_sms_is_acknowledged(client, account, smsapi_server):
-    url = f"http://shop.example/webhooks/smsapi/{account.callback_secret}/report"
+    url = f"http://shop.example/webhooks/smsapi/{callback_secret(account)}/report"
     response = call(client, url, {"MsgId": "123456789", "status": "404", "status_name": "DELIVERED"}, "GET")
     assert response.status_code == 200 and db.session.scalar(select(func.count(DeliveryEvent.id))) == 0
 
 
 @pytest.mark.parametrize("params", [{}, {"MsgId": "1,2", "status": "404"}, {"MsgId": "1" * 100, "status": "404"}])
 def test_a_malformed_report_is_refused(client, account, params):
-    url = f"/webhooks/smsapi/{account.callback_secret}/report"
+    url = f"/webhooks/smsapi/{callback_secret(account)}/report"
     assert client.post(url, data=params).status_code == 400
 
 
@@ -270,7 +271,7 @@ def test_an_smsapi_that_answers_too_late_leaves_the_sms_uncertain(account, custo
 
 
 def inbound_url(account: SmsAccount) -> str:
-    return f"http://shop.example/webhooks/smsapi/{account.callback_secret}/sms"
+    return f"http://shop.example/webhooks/smsapi/{callback_secret(account)}/sms"
 
 
 def test_a_reply_lands_in_the_thread_we_texted_and_the_same_msgid_again_is_kept_once(client, sent, smsapi_server,

@@ -11,7 +11,7 @@ import phonenumbers
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ..crypto import encrypt
+from ..crypto import SecretUnreadable, decrypt, encrypt
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, gather
@@ -94,8 +94,8 @@ def configure_smsapi(token: str | None, from_name: str | None, api_base_url: str
         raise ValidationFailed(errors)
     values = {"account_sid": "", "from_number": sender, "messaging_service_sid": None, "api_base_url": base_url}
     account = _activated(account, "smsapi", token, values)
-    if not account.callback_secret:
-        account.callback_secret = new_callback_secret()
+    if not account.callback_secret_enc:
+        account.callback_secret_enc = encrypt(new_callback_secret())
     db.session.flush()
     record("sms.configure", target=account, source=source, provider="smsapi", sender=sender,
            api_base_url=base_url, token_changed=bool(token), by=actor)
@@ -119,10 +119,22 @@ def new_callback_secret() -> str:
 
 def rotate_callback_secret(account: SmsAccount, actor: User | str | None = None) -> str:
     """Give the account a new callback secret (the old URLs stop working at once: 403); flushed, caller commits."""
-    account.callback_secret = new_callback_secret()
+    secret = new_callback_secret()
+    account.callback_secret_enc = encrypt(secret)
     db.session.flush()
     record("sms.rotate_secret", target=account, provider=account.provider, by=actor)
-    return account.callback_secret
+    return secret
+
+
+def callback_secret(account: SmsAccount) -> str | None:
+    """The secret in the account's callback URLs; None when it has none, or it cannot be decrypted (the app's
+    secret key changed: then no callback gets in until the owner makes new addresses)."""
+    if not account.callback_secret_enc:
+        return None
+    try:
+        return decrypt(account.callback_secret_enc)
+    except SecretUnreadable:
+        return None
 
 
 def set_low_balance_threshold(account: SmsAccount, raw: str | None, actor: User | str | None = None) -> None:

@@ -24,7 +24,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, Shop, SmsAccount, User, utcnow
 from ..models.audit import record
-from ..accounts.sms import active_account
+from ..accounts.sms import active_account, callback_secret
 from ..urls import public_url
 from . import smsapi_provider, twilio_provider
 from .base import SendResult, Unreachable, notice_content
@@ -77,14 +77,14 @@ def provider_for(account: SmsAccount, timeout: float = REQUEST_TIMEOUT) -> SmsPr
 def report_url(account: SmsAccount) -> str:
     """Where the account's provider reports on each SMS: Twilio's signed callback, SMSAPI's URL with the secret."""
     if account.provider == "smsapi":
-        return public_url(smsapi_provider.REPORT_PATH.format(secret=account.callback_secret or ""))
+        return public_url(smsapi_provider.REPORT_PATH.format(secret=callback_secret(account) or ""))
     return public_url(STATUS_CALLBACK_PATH)
 
 
 def inbound_url(account: SmsAccount | None) -> str:
     """Where the provider posts the SMS customers send us (to paste into the provider's console or panel)."""
     if account is not None and account.provider == "smsapi":
-        return public_url(smsapi_provider.INBOUND_PATH.format(secret=account.callback_secret or ""))
+        return public_url(smsapi_provider.INBOUND_PATH.format(secret=callback_secret(account) or ""))
     return public_url(INBOUND_PATH)
 
 

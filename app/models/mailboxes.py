@@ -94,7 +94,8 @@ class SmsAccount(db.Model):
     """An SMS provider account (Twilio or a Twilio-compatible one, or SMSAPI.pl); the active one sends.
 
     One row per provider, so switching back keeps the other's settings. For SMSAPI `account_sid` is empty and
-    `auth_token_enc` holds its API token; it does not sign its callbacks, so their URLs carry `callback_secret`.
+    `auth_token_enc` holds its API token; it does not sign its callbacks, so their URLs carry a secret, stored
+    encrypted like the token (`callback_secret_enc`; app.accounts.sms.callback_secret reads it).
     """
 
     __tablename__ = "sms_accounts"
@@ -103,7 +104,7 @@ class SmsAccount(db.Model):
     provider: Mapped[str] = mapped_column(String(16), default="twilio", server_default="twilio")
     account_sid: Mapped[str] = mapped_column(String(64))
     auth_token_enc: Mapped[str] = mapped_column(Text)
-    callback_secret: Mapped[str | None] = mapped_column(String(64))
+    callback_secret_enc: Mapped[str | None] = mapped_column(Text)
     # The balance as the provider last told it (SMSAPI: points; Twilio: the account's currency), and the owner's
     # threshold below which they are told once (low_balance_noticed_at, cleared when it rises above again).
     balance: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))

@@ -8,7 +8,7 @@ import logging
 
 from flask import Blueprint, request
 
-from ..accounts.sms import account_of
+from ..accounts.sms import account_of, callback_secret
 from ..channels.sms import record_status_report
 from ..channels.smsapi_provider import STATUSES, status_name
 from ..extensions import db
@@ -28,9 +28,10 @@ def _secret_matches(secret: str) -> bool:
     """Whether `secret` is the SMSAPI account's callback secret (also after a switch to Twilio: reports on SMS it
     sent, and replies to them, still come in)."""
     account = account_of("smsapi")
-    if account is None or not account.callback_secret:
+    expected = callback_secret(account) if account is not None else None
+    if not expected:
         return False
-    return hmac.compare_digest(secret.encode("utf-8", "replace"), account.callback_secret.encode())
+    return hmac.compare_digest(secret.encode("utf-8", "replace"), expected.encode())
 
 
 def _too_long(values) -> bool:

@@ -12,14 +12,14 @@ down_revision = '0017'
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("callback_secret", "balance", "balance_currency", "balance_checked_at", "low_balance_threshold",
+COLUMNS = ("callback_secret_enc", "balance", "balance_currency", "balance_checked_at", "low_balance_threshold",
            "low_balance_noticed_at")
 
 
 def upgrade():
     """Plain ADD COLUMN (no recreated table: deliveries point at sms_accounts); every existing account is Twilio's."""
     op.add_column("sms_accounts", sa.Column("provider", sa.String(16), nullable=False, server_default="twilio"))
-    op.add_column("sms_accounts", sa.Column("callback_secret", sa.String(64), nullable=True))
+    op.add_column("sms_accounts", sa.Column("callback_secret_enc", sa.Text(), nullable=True))
     op.add_column("sms_accounts", sa.Column("balance", sa.Numeric(14, 4), nullable=True))
     op.add_column("sms_accounts", sa.Column("balance_currency", sa.String(16), nullable=True))
     op.add_column("sms_accounts", sa.Column("balance_checked_at", sa.DateTime(), nullable=True))
