@@ -26,7 +26,7 @@ from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, Shop, SmsA
 from ..models.audit import record
 from ..accounts.sms import active_account, callback_secret
 from ..urls import public_url
-from . import smsapi_provider, twilio_provider
+from . import smsapi_provider
 from .base import SendResult, Unreachable, notice_content
 from .sms_provider import Balance, SmsProvider
 from .sms_text import MAX_BODY, sms_text
@@ -59,14 +59,8 @@ def _parsed_number(raw: str) -> phonenumbers.PhoneNumber | None:
 # ---------------------------------------------------------------- sending through the provider
 
 REQUEST_TIMEOUT = 30  # seconds per call to the provider: a stuck call must not stall the whole dispatch pass
-PROVIDERS: dict[str, type] = {"twilio": TwilioProvider, "smsapi": SmsapiProvider}
-# Each provider's words for its reports: (its status → ours, what a failure with a code means)
-REPORTS = {
-    "twilio": (twilio_provider.STATUSES,
-               lambda status, code: twilio_provider.error_meaning(code) if code else str(twilio_provider.UNDELIVERED)),
-    "smsapi": (smsapi_provider.STATUSES, smsapi_provider.report_error),
-}
-PROVIDER_NAMES = {"twilio": "Twilio", "smsapi": "SMSAPI"}
+PROVIDERS: dict[str, type[SmsProvider]] = {"twilio": TwilioProvider, "smsapi": SmsapiProvider}
+PROVIDER_NAMES = {name: provider.label for name, provider in PROVIDERS.items()}
 
 
 def provider_for(account: SmsAccount, timeout: float = REQUEST_TIMEOUT) -> SmsProvider:
@@ -226,7 +220,7 @@ def record_status_report(message_sid: str, reported: str, error_code: str | None
     if delivery is None:
         return "unknown"
     error_code = error_code or None  # Twilio sends an empty ErrorCode on some successful reports
-    statuses, failure_meaning = REPORTS[provider]
+    statuses, failure_meaning = PROVIDERS[provider].STATUSES, PROVIDERS[provider].report_error
     try:
         with db.session.begin_nested():
             db.session.add(DeliveryEvent(delivery_id=delivery.id, status=reported, provider_ref=message_sid,

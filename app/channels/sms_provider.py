@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .base import SendResult
+
+if TYPE_CHECKING:
+    from ..models import SmsAccount
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,17 @@ class SmsProvider(Protocol):
     out at the provider; codes in ACCOUNT_CODES are the account's problem (credentials), kept for the settings page.
     """
 
-    name: str
+    name: str  # as stored on SmsAccount.provider
+    label: str  # as people know it
     OPT_OUT_CODES: frozenset[str]
     ACCOUNT_CODES: frozenset[str]
+    STATUSES: dict[str, str]  # the provider's word for a delivery report's status → the delivery's status
+
+    def __init__(self, account: SmsAccount, timeout: float) -> None: ...
+
+    @staticmethod
+    def report_error(status: str, code: str | None) -> str:
+        """What a failed delivery report (its status, and its error code when it has one) means, for people."""
 
     def send(self, to: str, body: str, *, report_url: str | None) -> SendResult: ...
 

@@ -89,7 +89,9 @@ def status_name(status: str, name: str | None) -> str:
 class SmsapiProvider:
     """The shop's SMSAPI.pl account for one dispatch pass, through the official client."""
 
-    name = "smsapi"
+    name, label = "smsapi", "SMSAPI"
+    STATUSES = STATUSES
+    report_error = staticmethod(report_error)
     OPT_OUT_CODES = frozenset({str(BLACKLISTED)})
     ACCOUNT_CODES = frozenset({str(AUTH_FAILED), str(WRONG_LOGIN), str(NO_CREDIT), str(WRONG_IP)})
 

@@ -51,10 +51,17 @@ def error_meaning(code: int | str) -> str:
     return str(meaning) if meaning else _("Twilio error %(code)s", code=code)
 
 
+def report_error(status: str, code: str | None) -> str:
+    """What Twilio's failed status report means: its ErrorCode in words, or that it could not deliver."""
+    return error_meaning(code) if code else str(UNDELIVERED)
+
+
 class TwilioProvider:
     """The shop's Twilio account for one dispatch pass: one client, its connection kept alive for the pass."""
 
-    name = "twilio"
+    name, label = "twilio", "Twilio"
+    STATUSES = STATUSES
+    report_error = staticmethod(report_error)
     OPT_OUT_CODES = frozenset({str(UNSUBSCRIBED)})
     ACCOUNT_CODES = frozenset({str(AUTH_FAILED)})
 
