@@ -79,6 +79,7 @@ def _register_blueprints(app: Flask) -> None:
                         trusted_domains, workflow)
     from .web import bp as web_bp
     from .webhooks import bp as webhooks_bp
+    from .webhooks import smsapi_bp
 
     for module in (auth, inbox, threads, thread_actions, thread_tools, compose, customers, repairs, tickets, outbox,
                    settings, workflow, mailboxes, mailbox_oauth, sms_settings, account, panel_settings, held,
@@ -87,9 +88,11 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(smsapi_bp)
     app.register_blueprint(web_bp)
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, not cookies
     csrf.exempt(webhooks_bp)  # each provider's signature protects its webhooks
+    csrf.exempt(smsapi_bp)  # the secret in SMSAPI's callback URLs protects them
 
 
 @event.listens_for(Engine, "connect")

@@ -24,6 +24,7 @@ from .mailbox_health import notify_broken_mailboxes
 from .messaging.reminders import send_due_reminders
 from .models import Lease, PanelToken, utcnow
 from .outbox import dispatch_pass, purge_outbox
+from .sms_balance import check_sms_balance
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ JOBS = [
     (poll_due_mailboxes, {"trigger": "interval", "seconds": 15}),
     (purge_outbox, {"trigger": "interval", "days": 1}),
     (notify_broken_mailboxes, {"trigger": "interval", "seconds": 60}),
+    # The SMS balance, for Settings → SMS and the low-balance notice; SMSAPI's and Twilio's are one cheap GET.
+    (check_sms_balance, {"trigger": "interval", "minutes": 30}),
     # Checked hourly, backs up when the newest backup is a day old: a daily interval would restart with every
     # restart of the process and might never come round. Off unless BACKUP_DIR is set.
     (daily_backup, {"trigger": "interval", "hours": 1}),

@@ -2,24 +2,16 @@
 mailbox that works (the owners' banner shows it anyway)."""
 from __future__ import annotations
 
-import logging
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
-
 from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .channels.email import CONNECT_ERRORS, connect, say_goodbye
-from .channels.smtp_failures import describe_failure
+from .channels.shop_mail import mail_the_shop, working_mailbox
 from .extensions import db
-from .accounts.mailboxes import record_failure, record_sent
 from .models import Mailbox, Shop, utcnow
 from .models.audit import record
 from .urls import absolute_url
-
-log = logging.getLogger(__name__)
 
 
 def notify_broken_mailboxes() -> int:
@@ -36,7 +28,7 @@ def notify_broken_mailboxes() -> int:
     sent = 0
     for mailbox in broken:
         shop = Shop.current()
-        via = _working_mailbox(besides=mailbox)
+        via = working_mailbox(besides=mailbox)
         told = bool(shop.notification_email and via is not None and _send_notice(mailbox, via, shop))
         sent += told
         mailbox.broken_notified_at = utcnow()
@@ -46,38 +38,9 @@ def notify_broken_mailboxes() -> int:
     return sent
 
 
-def _working_mailbox(besides: Mailbox) -> Mailbox | None:
-    """An active mailbox other than `besides` whose last attempts went through, the default one first."""
-    return db.session.scalar(
-        select(Mailbox).where(Mailbox.id != besides.id, Mailbox.active.is_(True), Mailbox.broken_at.is_(None),
-                              Mailbox.consecutive_failures == 0)
-        .order_by(Mailbox.is_default.desc(), Mailbox.id).limit(1))
-
-
 def _send_notice(mailbox: Mailbox, via: Mailbox, shop: Shop) -> bool:
-    """Send the notice about `mailbox` through `via` in the shop's language; False when it could not go out (the
-    failure counts towards `via`'s health)."""
-
+    """Send the notice about `mailbox` through `via` in the shop's language; False when it could not go out."""
     with force_locale(shop.locale):
-        mail = EmailMessage()
-        mail["Subject"] = _("The mailbox %(name)s is not working", name=mailbox.name)
-        mail["From"] = formataddr((shop.name, via.email))
-        mail["To"] = shop.notification_email
-        mail["Date"] = format_datetime(utcnow())
-        mail["Message-ID"] = make_msgid(domain=via.email.rpartition("@")[2])
-        mail["Auto-Submitted"] = "auto-generated"
-        mail.set_content(render_template("emails/mailbox_broken.txt", mailbox=mailbox, shop=shop,
-                                         link=absolute_url("mailboxes.edit", mailbox_id=mailbox.id)))
-        try:
-            connection = connect(via)
-            try:
-                connection.send_message(mail)
-            finally:
-                say_goodbye(connection)
-        except CONNECT_ERRORS as exc:
-            log.warning("telling the shop that mailbox %s broke failed through mailbox %s: %s", mailbox.id, via.id,
-                        exc)
-            record_failure(via, describe_failure(exc, via).error)
-            return False
-    record_sent(via)
-    return True
+        return mail_the_shop(shop, via, _("The mailbox %(name)s is not working", name=mailbox.name),
+                             render_template("emails/mailbox_broken.txt", mailbox=mailbox, shop=shop,
+                                             link=absolute_url("mailboxes.edit", mailbox_id=mailbox.id)))

@@ -7,6 +7,7 @@ from flask import Blueprint, Flask, g, render_template, request, send_from_direc
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
+from .accounts.sms import active_account
 from .extensions import db
 from .i18n import current_shop
 from .inbound.record import held_count
@@ -54,7 +55,7 @@ def init_web(app: Flask) -> None:
     def _globals():
         return {"shop": current_shop(), "unread_count": _unread_count, "held_count": held_count,
                 "broken_mailboxes": _broken_mailboxes,
-                "setup_banner": _setup_banner,
+                "setup_banner": _setup_banner, "sms_balance_low": _sms_balance_low,
                 "now": utcnow, **template_labels()}
 
 
@@ -78,6 +79,15 @@ def _setup_banner() -> list | None:
             steps = setup_steps(current_shop())
             g.setup_banner = None if setup_done(steps) else steps
     return g.setup_banner
+
+
+def _sms_balance_low():
+    """The active SMS account when its balance is below the owner's threshold (every staff member sees a banner:
+    SMS will soon stop going out), else None. Once per request, and only for signed-in staff."""
+    if "sms_balance_low" not in g:
+        account = active_account() if current_user.is_authenticated and hasattr(current_user, "is_owner") else None
+        g.sms_balance_low = account if account is not None and account.balance_is_low else None
+    return g.sms_balance_low
 
 
 def _broken_mailboxes() -> list:

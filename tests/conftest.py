@@ -18,5 +18,6 @@ pytest_plugins = [
     "servers.imap",
     "servers.oauth",
     "servers.twilio",
+    "servers.smsapi",
     "servers.accounts",
 ]

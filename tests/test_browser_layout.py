@@ -4,12 +4,14 @@ long names, addresses, subjects and device names that real shops have."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
 from app.customers import create_customer
 from app.demo import OWNER_EMAIL, seed
+from app.accounts.sms import configure_smsapi
 from app.extensions import db
 from app.inbound.rules import create_rule
 from app.accounts.mailboxes import create_mailbox
@@ -84,6 +86,10 @@ def long_data(app):
     create_rule(actor="test", name="Reklamacje gwarancyjne zawiasów i wyświetlaczy składanych telefonów Samsung",
                 words="reklamacja gwarancja zawias wyświetlacz składany " * 8, sender_domain="serwis-naprawa-plus-"
                 "krakow.example.pl", mailbox_id=mailbox.id, tags="reklamacja-gwarancyjna-zawiasu-i-wyswietlacza")
+    # SMSAPI with its addresses (a long secret in each) and a low balance: the SMS page's cards and staff's banner
+    sms = configure_smsapi("token", "2way", api_base_url="https://api.smsapi.com", actor="test")
+    sms.balance, sms.balance_currency, sms.balance_checked_at = Decimal("1234567.89"), "points", utcnow()
+    sms.low_balance_threshold = Decimal("99999999")
     db.session.commit()
     dispatch_pass(now=utcnow() + timedelta(minutes=5))
     return customer

@@ -110,6 +110,10 @@ MATRIX = {
     "sms_settings.index": OWNER,
     "sms_settings.replies": OWNER,
     "sms_settings.test": OWNER,
+    "sms_settings.smsapi": OWNER,
+    "sms_settings.rotate": OWNER,
+    "sms_settings.provider": OWNER,
+    "sms_settings.balance": OWNER,
     "templates.edit": OWNER,
     "templates.delete": OWNER,
     "templates.add_starter": OWNER,
@@ -152,6 +156,9 @@ MATRIX = {
     "api.patch_thread": API,
     "webhooks.twilio_sms": WEBHOOK,
     "webhooks.twilio_status": WEBHOOK,
+    "smsapi_webhooks.report": WEBHOOK,
+    "smsapi_webhooks.incoming": WEBHOOK,
+    "smsapi_webhooks.without_secret": WEBHOOK,
 }
 
 

@@ -28,7 +28,7 @@ CUSTOMER_FACING = (
     "app/panel/conversation.py", "app/fields.py", "app/attachments.py",
 )
 FOR_THE_SHOP = {"templates/emails/mailbox_broken.txt", "templates/emails/panel_shop_notice.html",
-                "templates/emails/panel_shop_notice.txt"}
+                "templates/emails/panel_shop_notice.txt", "templates/emails/sms_low_balance.txt"}
 PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]
 # The same extraction as `make translations-update`; `_l` is our alias of lazy_gettext, and lazy_pgettext (a
 # form's label with a context) is no keyword Babel knows by itself.

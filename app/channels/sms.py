@@ -1,7 +1,9 @@
-"""SMS: who can get one, sending through Twilio, and its reports (what a text says and costs: sms_text.py).
+"""SMS: who can get one, sending through the shop's provider (Twilio or SMSAPI.pl), and the providers' reports
+(what a text says and costs: sms_text.py).
 
-Sending uses the official `twilio` client, one per dispatch pass; Twilio's status callbacks
-(app/webhooks/twilio.py) move deliveries forward with `record_status_report`.
+Each provider implements sms_provider.SmsProvider (twilio_provider.py, smsapi_provider.py); one is made per
+dispatch pass for the active account. Their callbacks (app/webhooks/) move deliveries forward with
+`record_status_report`.
 """
 from __future__ import annotations
 
@@ -10,27 +12,28 @@ from dataclasses import replace
 from typing import Literal
 
 import phonenumbers
-import requests
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from twilio.base.exceptions import TwilioException
-from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
-from ..crypto import SecretUnreadable, decrypt
+from ..crypto import SecretUnreadable
 from ..customers import PHONE_REGION, parse_phone
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, Shop, SmsAccount, User, utcnow
 from ..models.audit import record
-from ..accounts.sms import active_account
+from ..accounts.sms import active_account, callback_secret
 from ..urls import public_url
+from . import smsapi_provider
 from .base import SendResult, Unreachable, notice_content
+from .sms_provider import Balance, SmsProvider
 from .sms_text import MAX_BODY, sms_text
-from .twilio_http import PassHttpClient
+from .smsapi_provider import SmsapiProvider
+from .twilio_provider import INBOUND_PATH, STATUS_CALLBACK_PATH, TwilioProvider
+
+__all__ = ["INBOUND_PATH", "STATUS_CALLBACK_PATH", "SmsChannel", "record_status_report", "send_test_sms"]
 
 # ---------------------------------------------------------------- who can get an SMS
 
@@ -53,41 +56,34 @@ def _parsed_number(raw: str) -> phonenumbers.PhoneNumber | None:
     return number if phonenumbers.is_valid_number(number) else None
 
 
-# ---------------------------------------------------------------- sending through Twilio
+# ---------------------------------------------------------------- sending through the provider
 
-STATUS_CALLBACK_PATH = "/webhooks/twilio/status"  # served by app/webhooks/twilio.py
-INBOUND_PATH = "/webhooks/twilio/sms"  # where Twilio posts the SMS customers send us (app/webhooks/twilio.py)
-REQUEST_TIMEOUT = 30  # seconds per call to Twilio: a stuck call must not stall the whole dispatch pass
-AUTH_FAILED = 20003
-UNSUBSCRIBED = 21610
-# Retrying cannot help: the number is wrong, unsubscribed or a landline.
-PERMANENT_ERRORS = frozenset({21211, UNSUBSCRIBED, 21614, 21635})
-_LANDLINE = _l("The number is a landline or cannot receive SMS.")
-# Twilio's error codes, as a shop would say them: at sending (2xxxx) and in status reports (3xxxx).
-ERROR_MEANINGS = {
-    AUTH_FAILED: _l("Twilio rejected the account SID or auth token."),
-    21211: _l("Twilio says the number is not valid."),
-    UNSUBSCRIBED: _l("The recipient has unsubscribed from our SMS (replied STOP); "
-                     "informational SMS to them are now off."),
-    21614: _LANDLINE,
-    21635: _LANDLINE,
-    30003: _l("The phone is unreachable (switched off or out of coverage)."),
-    30005: _l("The number is unknown or no longer exists."),
-    30006: _l("The number is a landline or its carrier cannot receive SMS."),
-    30007: _l("The carrier filtered the message out (it looked like spam to them)."),
-    30008: _l("The carrier reported an unknown error."),
-}
+REQUEST_TIMEOUT = 30  # seconds per call to the provider: a stuck call must not stall the whole dispatch pass
+PROVIDERS: dict[str, type[SmsProvider]] = {"twilio": TwilioProvider, "smsapi": SmsapiProvider}
+PROVIDER_NAMES = {name: provider.label for name, provider in PROVIDERS.items()}
 
 
-def error_meaning(code: int | str) -> str:
-    """What a Twilio error code means, for people; "Twilio error N" for codes we have no words for."""
-    text = str(code)
-    meaning = ERROR_MEANINGS.get(int(text)) if text.isascii() and text.isdigit() and len(text) <= 9 else None
-    return str(meaning) if meaning else _("Twilio error %(code)s", code=code)
+def provider_for(account: SmsAccount, timeout: float = REQUEST_TIMEOUT) -> SmsProvider:
+    """The provider object speaking for `account`, for one pass."""
+    return PROVIDERS[account.provider](account, timeout)
 
 
-def opt_out_number(number: str) -> None:
-    """Turn informational SMS off for every customer with `number`, as Twilio says the number replied STOP.
+def report_url(account: SmsAccount) -> str:
+    """Where the account's provider reports on each SMS: Twilio's signed callback, SMSAPI's URL with the secret."""
+    if account.provider == "smsapi":
+        return public_url(smsapi_provider.REPORT_PATH.format(secret=callback_secret(account) or ""))
+    return public_url(STATUS_CALLBACK_PATH)
+
+
+def inbound_url(account: SmsAccount | None) -> str:
+    """Where the provider posts the SMS customers send us (to paste into the provider's console or panel)."""
+    if account is not None and account.provider == "smsapi":
+        return public_url(smsapi_provider.INBOUND_PATH.format(secret=callback_secret(account) or ""))
+    return public_url(INBOUND_PATH)
+
+
+def opt_out_number(number: str, note: str) -> None:
+    """Turn informational SMS off for every customer with `number`, as the provider says the number opted out.
 
     An opt-out at the provider belongs to the number, so a family sharing it stops getting SMS together.
     """
@@ -97,11 +93,11 @@ def opt_out_number(number: str) -> None:
     for customer in customers:
         customer.sms_informational = False
         db.session.add(ConsentEvent(customer_id=customer.id, kind="sms_informational", value=False,
-                                    source="provider", note=f"STOP at Twilio ({UNSUBSCRIBED})"))
+                                    source="provider", note=note))
 
 
 class SmsChannel:
-    """SMS through the shop's Twilio (or Twilio-compatible) account."""
+    """SMS through the shop's provider account (Twilio, a Twilio-compatible provider, or SMSAPI.pl)."""
 
     name = "sms"
 
@@ -135,120 +131,69 @@ class SmsChannel:
 
 
 class SmsSession:
-    """One Twilio client for a dispatch pass, so its HTTP connection is reused for every SMS of the pass."""
+    """The active account's provider for a dispatch pass, so its HTTP connection is reused for every SMS of the pass."""
 
     def __init__(self, account: SmsAccount | None, timeout: float):
         self.account = account
         self.timeout = timeout
-        self._client: Client | None = None  # made by the first send: a pass without SMS costs nothing
+        self.provider: SmsProvider | None = provider_for(account, timeout) if account is not None else None
 
     def send(self, delivery: Delivery) -> SendResult:
-        """Send the delivery's message text to delivery.recipient, with a status callback to our webhook.
+        """Send the delivery's message text to delivery.recipient, with the provider's report URL.
 
-        Refuses (permanently, without calling Twilio) a text over MAX_BODY characters. The result names the
+        Refuses (permanently, without calling the provider) a text over MAX_BODY characters. The result names the
         account it went through (the outbox records it on the delivery with the result).
         """
         body = sms_text(delivery.message) if delivery.purpose == "message" else notice_content(delivery.purpose).sms(delivery)
         if len(body) > MAX_BODY:
             return SendResult(ok=False, permanent=True, error_code="too_long", error=_(
                 "The SMS has %(count)s characters; at most %(max)s can be sent.", count=len(body), max=MAX_BODY))
-        result = self.send_text(delivery.recipient, body, status_callback=public_url(STATUS_CALLBACK_PATH))
+        result = self.send_text(delivery.recipient, body, with_report=True)
         return replace(result, sms_account_id=self.account.id) if self.account else result
 
-    def send_text(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
-        """Ask Twilio to send `body` to the number `to` (E.164) and say how it went.
+    def send_text(self, to: str, body: str, *, with_report: bool = False) -> SendResult:
+        """Ask the provider to send `body` to the number `to` (E.164) and say how it went.
 
-        Twilio's refusals become clear messages (see ERROR_MEANINGS); an unsubscribed number also turns
-        informational SMS off for its customers. Busy or unreachable Twilio (429, 5xx, refused, timeout)
-        and a rejected token are temporary: the retry succeeds once Twilio is back or the owner fixes the token.
+        The provider's refusals come back in the shop's words; a number the provider says opted out also has
+        informational SMS turned off for its customers; a refusal of the account's credentials is kept on the
+        account for the settings page until an SMS goes through again.
         """
         if self.account is None:
             return SendResult(ok=False, error=str(NOT_SET_UP), error_code="not_configured")
         try:
-            message = self._twilio().messages.create(to=to, body=body, status_callback=status_callback,
-                                                     **self._sender())
+            result = self.provider.send(to, body, report_url=report_url(self.account) if with_report else None)
         except SecretUnreadable:
             result = SendResult(ok=False, error_code="token_unreadable", error=_(
                 "The stored auth token cannot be read (the app's secret key changed); "
                 "enter it again in Settings → SMS."))
-        except TwilioException as exc:
-            result = _refusal(exc)
-        except (HTTPError, requests.RequestException) as exc:  # requests: a malformed base URL or proxy setting
-            result = _no_answer(exc, self.timeout)
-        else:
-            result = SendResult(ok=True, provider_id=message.sid)
-        if result.error_code == str(UNSUBSCRIBED):
-            opt_out_number(to)
+        if result.error_code in self.provider.OPT_OUT_CODES:
+            opt_out_number(to, f"STOP at {PROVIDER_NAMES[self.account.provider]} ({result.error_code})")
         self._note_account_health(result)
         return result
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.http_client.close()
-
-    def _twilio(self) -> Client:
-        if self._client is None:
-            http_client = PassHttpClient(self.timeout, base_url=self.account.api_base_url or None)
-            self._client = Client(self.account.account_sid, decrypt(self.account.auth_token_enc),
-                                  http_client=http_client)
-        return self._client
-
-    def _sender(self) -> dict[str, str]:
-        if self.account.messaging_service_sid:
-            return {"messaging_service_sid": self.account.messaging_service_sid}
-        return {"from_": self.account.from_number}
+        if self.provider is not None:
+            self.provider.close()
 
     def _note_account_health(self, result: SendResult) -> None:
         """Keep the account's last error for the settings page while its credentials are refused."""
-        if result.error_code in (str(AUTH_FAILED), "token_unreadable"):
+        if result.error_code in self.provider.ACCOUNT_CODES or result.error_code == "token_unreadable":
             self.account.last_error = result.error
         elif result.ok and self.account.last_error:
             self.account.last_error = None
 
 
-def _refusal(exc: TwilioException) -> SendResult:
-    """A SendResult for Twilio's error answer (TwilioRestException, or the RFC 9457 TwilioServiceException)."""
-    status, code = getattr(exc, "status", None), getattr(exc, "code", None)
-    said = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", None) or str(exc)
-    raw = f"HTTP {status}, code {code}: {said}"
-    if status == 401:  # a Twilio-compatible provider may refuse the credentials without Twilio's code
-        code = AUTH_FAILED
-    if code in ERROR_MEANINGS:
-        return SendResult(ok=False, error=error_meaning(code), error_raw=raw, error_code=str(code),
-                          permanent=code in PERMANENT_ERRORS)
-    if status == 429 or (status or 0) >= 500:
-        return SendResult(ok=False, error_raw=raw, error_code=str(code),
-                          error=_("Twilio is busy or unavailable (HTTP %(status)s); the SMS will be tried again.",
-                                  status=status))
-    return SendResult(ok=False, error=_("Twilio refused the SMS: %(reason)s", reason=said), error_raw=raw,
-                      error_code=str(code), permanent=True)
+def fetch_balance(account: SmsAccount, timeout: float = REQUEST_TIMEOUT) -> Balance:
+    """Ask the account's provider for its balance (BalanceUnavailable, or SecretUnreadable, when it cannot tell)."""
+    with closing(provider_for(account, timeout)) as provider:
+        return provider.balance()
 
 
-def _no_answer(exc: HTTPError | requests.RequestException, timeout: float) -> SendResult:
-    """The SendResult for a Twilio that could not be reached (temporary) or did not answer in time.
-
-    A read timeout comes after the request went out: Twilio may have accepted the SMS, so it is uncertain and
-    waits for staff instead of being sent again by itself (a customer would get it twice).
-    """
-    if isinstance(exc, ReadTimeoutError):
-        return SendResult(ok=False, uncertain=True, error_raw=str(exc), error_code="timeout", error=_(
-            "Twilio did not answer within %(seconds)s seconds; the SMS may have gone out. Check it, then resend "
-            "or mark it as sent.", seconds=timeout))
-    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):  # refused is not slow
-        return SendResult(ok=False, error_raw=str(exc), error_code="timeout", error=_(
-            "Twilio did not answer within %(seconds)s seconds; the SMS will be tried again.", seconds=timeout))
-    return SendResult(ok=False, error_raw=str(exc), error_code="connection",
-                      error=_("Could not connect to Twilio; the SMS will be tried again."))
-
-
-# ---------------------------------------------------------------- Twilio's status reports
+# ---------------------------------------------------------------- the providers' delivery reports
 
 # How far an SMS has got. Reports arrive out of order, so a delivery only moves forward along this line,
 # or to failed from anywhere before delivered; delivered and failed are final.
 PROGRESS = ("queued", "sending", "sent", "delivered")
-# Twilio's MessageStatus → the delivery status it stands for; others (accepted, scheduled, read…) are only recorded.
-TWILIO_STATUSES = {"queued": "queued", "sending": "sending", "sent": "sent", "delivered": "delivered",
-                   "undelivered": "failed", "failed": "failed"}
 ReportOutcome = Literal["unknown", "duplicate", "moved", "kept"]
 
 
@@ -259,9 +204,10 @@ def _replaceable_by(status: str) -> tuple[str, ...]:
     return PROGRESS[:PROGRESS.index(status)]
 
 
-def record_status_report(message_sid: str, twilio_status: str, error_code: str | None = None,
-                         detail: dict | None = None) -> ReportOutcome:
-    """Apply Twilio's report that the SMS `message_sid` reached `twilio_status` (with ErrorCode on failures).
+def record_status_report(message_sid: str, reported: str, error_code: str | None = None,
+                         detail: dict | None = None, *, provider: str = "twilio") -> ReportOutcome:
+    """Apply the provider's report that the SMS `message_sid` reached `reported` (the provider's own word for
+    it: Twilio's MessageStatus, SMSAPI's status name), with the provider's error code on failures.
 
     Each (SID, status) counts once: the report is kept as a DeliveryEvent, unique per delivery, status and
     SID, so a repeated report changes nothing. The delivery then moves only forward (see PROGRESS), with one
@@ -274,14 +220,15 @@ def record_status_report(message_sid: str, twilio_status: str, error_code: str |
     if delivery is None:
         return "unknown"
     error_code = error_code or None  # Twilio sends an empty ErrorCode on some successful reports
+    statuses, failure_meaning = PROVIDERS[provider].STATUSES, PROVIDERS[provider].report_error
     try:
         with db.session.begin_nested():
-            db.session.add(DeliveryEvent(delivery_id=delivery.id, status=twilio_status, provider_ref=message_sid,
+            db.session.add(DeliveryEvent(delivery_id=delivery.id, status=reported, provider_ref=message_sid,
                                          error_code=error_code, detail=detail or {}))
     except IntegrityError:
         return "duplicate"
 
-    target = TWILIO_STATUSES.get(twilio_status)
+    target = statuses.get(reported)
     if target is None:
         return "kept"
     values: dict = {"status": target}
@@ -291,17 +238,17 @@ def record_status_report(message_sid: str, twilio_status: str, error_code: str |
         values["delivered_at"] = utcnow()
     elif target == "failed":
         values.update(
-            error=error_meaning(error_code) if error_code else _("Twilio could not deliver the SMS."),
+            error=failure_meaning(reported, error_code),
             error_code=error_code,
-            error_raw=f"{twilio_status}, ErrorCode {error_code}" if error_code else twilio_status,
+            error_raw=f"{reported}, ErrorCode {error_code}" if error_code else reported,
         )
     moved = db.session.execute(
         update(Delivery)
         .where(Delivery.id == delivery.id, Delivery.status.in_(_replaceable_by(target)))
         .values(**values)
     ).rowcount
-    if moved and error_code == str(UNSUBSCRIBED):
-        opt_out_number(delivery.recipient)
+    if moved and error_code is not None and error_code in PROVIDERS[provider].OPT_OUT_CODES:
+        opt_out_number(delivery.recipient, f"STOP at {PROVIDER_NAMES[provider]} ({error_code})")
     return "moved" if moved else "kept"
 
 
@@ -309,7 +256,7 @@ def send_test_sms(to: str | None, *, actor: User | str | None) -> SendResult:
     """Send a short test SMS to `to` at once, past the outbox, so the owner sees the account work.
 
     Refuses (ValidationFailed on "to") an empty or invalid number, and any number while no account is set
-    up. Twilio's answer comes back as the SendResult; the attempt is audited either way.
+    up. The provider's answer comes back as the SendResult; the attempt is audited either way.
     """
     if active_account() is None:
         raise ValidationFailed({"to": _("Save the SMS account first.")})

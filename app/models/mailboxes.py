@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -85,14 +86,32 @@ class OAuthClient(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+SMS_PROVIDERS = ("twilio", "smsapi")
+TWO_WAY_SENDER = "2way"  # SMSAPI's sender for its two-way numbers: customers can answer it
+
+
 class SmsAccount(db.Model):
-    """The Twilio (or Twilio-compatible) account the shop sends SMS through."""
+    """An SMS provider account (Twilio or a Twilio-compatible one, or SMSAPI.pl); the active one sends.
+
+    One row per provider, so switching back keeps the other's settings. For SMSAPI `account_sid` is empty and
+    `auth_token_enc` holds its API token; it does not sign its callbacks, so their URLs carry a secret, stored
+    encrypted like the token (`callback_secret_enc`; app.accounts.sms.callback_secret reads it).
+    """
 
     __tablename__ = "sms_accounts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), default="twilio", server_default="twilio")
     account_sid: Mapped[str] = mapped_column(String(64))
     auth_token_enc: Mapped[str] = mapped_column(Text)
+    callback_secret_enc: Mapped[str | None] = mapped_column(Text)
+    # The balance as the provider last told it (SMSAPI: points; Twilio: the account's currency), and the owner's
+    # threshold below which they are told once (low_balance_noticed_at, cleared when it rises above again).
+    balance: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
+    balance_currency: Mapped[str | None] = mapped_column(String(16))
+    balance_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
+    low_balance_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     from_number: Mapped[str | None] = mapped_column(String(32))  # E.164 or an alphanumeric sender
     messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
     api_base_url: Mapped[str | None] = mapped_column(String(255))
@@ -102,5 +121,12 @@ class SmsAccount(db.Model):
 
     @property
     def sender_is_alphanumeric(self) -> bool:
-        """Customers cannot answer an alphanumeric sender such as SERWIS."""
+        """Customers cannot answer an alphanumeric sender such as SERWIS (SMSAPI's "2way" is a number)."""
+        if self.provider == "smsapi" and (self.from_number or "").lower() == TWO_WAY_SENDER:
+            return False
         return bool(self.from_number) and not self.from_number.lstrip("+").isdigit()
+
+    @property
+    def balance_is_low(self) -> bool:
+        return (self.balance is not None and self.low_balance_threshold is not None
+                and self.balance < self.low_balance_threshold)

@@ -1,13 +1,13 @@
 """Reminders: a template sent when a repair has stayed in a status for some opening days, once per repair
 
-Revision ID: 0019
+Revision ID: 0018
 Revises: 0017
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0019'
+revision = '0018'
 down_revision = '0017'
 branch_labels = None
 depends_on = None

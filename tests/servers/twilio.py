@@ -23,6 +23,7 @@ from app.channels.sms_text import count
 
 HOST = "127.0.0.1"
 MESSAGES_PATH = re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json")
+BALANCE_PATH = re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Balance\.json")
 # Twilio's errors as its API answers them: (HTTP status, message); "{to}" is the number asked for.
 ERRORS = {
     20003: (401, "Authenticate"),
@@ -78,6 +79,7 @@ class TwilioServer:
     invalid_numbers: set[str] = field(default_factory=set)
     unsubscribed: set[str] = field(default_factory=set)
     landlines: set[str] = field(default_factory=set)
+    balance: str = "20.00"  # what the Balance resource says, in USD
     requests: list[Recorded] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     hold_at: int | None = None  # the request with this number (1: the first) is taken in, its answer held (hold)
@@ -183,6 +185,11 @@ class TwilioServer:
         if forced is not None:
             time.sleep(forced.delay)
             return forced.status, forced.body
+        balance = BALANCE_PATH.fullmatch(request.path)
+        if request.method == "GET" and balance is not None:
+            if request.auth != (self.account_sid, self.auth_token) or balance["account"] != self.account_sid:
+                return error_body(20003)
+            return 200, {"account_sid": self.account_sid, "balance": self.balance, "currency": "USD"}
         match = MESSAGES_PATH.fullmatch(request.path)
         if request.method != "POST" or match is None:
             return error_body(20404, path=request.path)
