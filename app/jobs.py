@@ -23,6 +23,7 @@ from .inbound.poll import poll_due_mailboxes
 from .mailbox_health import notify_broken_mailboxes
 from .models import Lease, PanelToken, utcnow
 from .outbox import dispatch_pass, purge_outbox
+from .web_requests import expire_requests
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ JOBS = [
     # Checked hourly, backs up when the newest backup is a day old: a daily interval would restart with every
     # restart of the process and might never come round. Off unless BACKUP_DIR is set.
     (daily_backup, {"trigger": "interval", "hours": 1}),
+    # Requests from the public form whose code was not typed in time go to the inbox, attached to nobody.
+    (expire_requests, {"trigger": "interval", "minutes": 1}),
 ]
 
 

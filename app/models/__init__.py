@@ -8,6 +8,7 @@ from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
+from .requests import WebRequest
 from .rules import MailRule
 from .sessions import SignInSession
 from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
@@ -20,5 +21,5 @@ __all__ = [
     "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
     "SignInSession", "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
-    "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
+    "ThreadPresence", "Ticket", "TrustedDomain", "User", "WebRequest", "utcnow",
 ]
