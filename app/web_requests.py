@@ -20,7 +20,7 @@ import phonenumbers
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from .attachments import StoredFile
 from .channels.sms import DEFAULT_COUNTRIES, country_names
@@ -41,6 +41,7 @@ from .repairs import create_ticket
 
 SOURCE = "request_form"  # the thread's channel, the consent's and the new customer's source
 REQUEST_WAIT = timedelta(hours=1)  # how long a request naming a known contact waits for its code
+KEEP_DONE = timedelta(days=1)  # how long a confirmed or expired request's row stays (its thread has it all)
 NAME_MAX = 200
 DEVICE_MAX = 200
 PROBLEM_MAX = 5_000
@@ -178,7 +179,8 @@ def confirm_request(waiting: WebRequest, code: str) -> Thread | None:
 
 def expire_requests(now: datetime | None = None) -> int:
     """Turn requests whose code was not typed in time into threads of nobody in the inbox (see the module's
-    docstring), cancel their codes still in the outbox, and commit; returns how many."""
+    docstring), cancel their codes still in the outbox, forget requests done for a day, and commit; returns how
+    many expired."""
     now = now or utcnow()
     count = 0
     for waiting in db.session.scalars(select(WebRequest).where(WebRequest.state == "pending",
@@ -198,6 +200,8 @@ def expire_requests(now: datetime | None = None) -> int:
             .values(status="cancelled"), execution_options={"synchronize_session": False})
         record("request_form.expire", target=waiting, thread_id=thread.id)
         count += 1
+    # What a request said lives on in its thread: the waiting row, with the sender's data, goes a day later.
+    db.session.execute(delete(WebRequest).where(WebRequest.state != "pending", WebRequest.expires_at < now - KEEP_DONE))
     db.session.commit()
     return count
 

@@ -208,3 +208,31 @@ def test_a_shop_with_the_form_off_says_so(client):
                                              ("en", "Send a request")])
 def test_the_form_speaks_the_customers_language(client, language, words):
     assert words in client.get(panel_path(f"/zapytanie?lang={language}")).get_data(as_text=True)
+
+
+def test_the_owner_turns_the_form_on_and_finds_the_link_and_frame_to_paste(owner_client):
+    Shop.current().request_form_enabled = False
+    db.session.commit()
+    page = owner_client.get("/settings/panel/").get_data(as_text=True)
+    assert "&lt;iframe src=" in page and "/zapytanie" in page
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = owner_client.post("/settings/panel/", data={"csrf_token": token, "brand_colour": "#1f6feb",
+                                                           "allows_attachments": "y", "request_form_enabled": "y"})
+    assert response.status_code == 302
+    assert Shop.current().request_form_enabled
+
+
+@pytest.mark.shop_locale("pl")
+def test_polish_staff_see_zapytanie_ze_strony(client, staff_client):
+    send(client)
+    assert "Zapytanie ze strony" in staff_client.get("/").get_data(as_text=True)
+
+
+def test_done_requests_are_forgotten_a_day_later_their_threads_stay(client, mailbox):
+    panel_customer("Anna Nowak", "anna@example.com")
+    send(client, email="anna@example.com")
+    expire_requests(now=utcnow() + timedelta(hours=2))
+    assert db.session.scalar(db.select(db.func.count(WebRequest.id))) == 1
+    expire_requests(now=utcnow() + timedelta(days=2))
+    assert db.session.scalar(db.select(db.func.count(WebRequest.id))) == 0
+    assert len(request_threads()) == 1
