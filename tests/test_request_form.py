@@ -236,3 +236,13 @@ def test_done_requests_are_forgotten_a_day_later_their_threads_stay(client, mail
     expire_requests(now=utcnow() + timedelta(days=2))
     assert db.session.scalar(db.select(db.func.count(WebRequest.id))) == 0
     assert len(request_threads()) == 1
+
+
+@pytest.mark.app_config(PUBLIC_BASE_URL="https://shop.example")
+def test_over_https_the_forms_cookie_may_travel_in_a_frame_but_the_panels_may_not(app):
+    client = app.test_client()
+    form_cookie = client.get(panel_path("/zapytanie"), base_url="https://shop.example").headers["Set-Cookie"]
+    assert form_cookie.startswith("ri_request=")
+    assert "SameSite=None" in form_cookie and "Secure" in form_cookie and "Partitioned" in form_cookie
+    panel_cookie = client.get(panel_path("/sign-in"), base_url="https://shop.example").headers["Set-Cookie"]
+    assert panel_cookie.startswith("ri_panel=") and "SameSite=Lax" in panel_cookie and "Partitioned" not in panel_cookie
