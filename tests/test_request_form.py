@@ -246,3 +246,14 @@ def test_over_https_the_forms_cookie_may_travel_in_a_frame_but_the_panels_may_no
     assert "SameSite=None" in form_cookie and "Secure" in form_cookie and "Partitioned" in form_cookie
     panel_cookie = client.get(panel_path("/sign-in"), base_url="https://shop.example").headers["Set-Cookie"]
     assert panel_cookie.startswith("ri_panel=") and "SameSite=Lax" in panel_cookie and "Partitioned" not in panel_cookie
+
+
+def test_the_shop_is_told_of_a_new_request_and_the_sender_gets_nothing(client, mailbox, smtp_server):
+    Shop.current().notification_email = "shop@shop.example"
+    db.session.commit()
+    send(client, problem="Cracked back glass.")
+    dispatch_now()
+    [notice] = smtp_server.wait_for(1)
+    assert notice.rcpt_tos == ["shop@shop.example"]
+    assert "sent a request through the website form" in mail_text(notice)
+    assert "Cracked back glass." in mail_text(notice)

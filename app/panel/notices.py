@@ -233,6 +233,8 @@ def _subject(delivery: Delivery, context: dict) -> str:
         return _("New message from %(shop)s", shop=shop.name) + about
     if delivery.purpose == "panel_request":
         return _("Your code to confirm the request to %(shop)s", shop=shop.name)
+    if context["thread"].source_channel == "request_form":
+        return _("%(customer)s sent a request through the website form", customer=context["customer"].name)
     return _("%(customer)s wrote in the customer panel", customer=context["customer"].name) + about
 
 
