@@ -13,6 +13,7 @@ from panel_helpers import dispatch_now, mail_text, panel_csrf, panel_customer, p
 from app.customers import create_customer
 from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, Ticket, WebRequest, utcnow
+from app.privacy.erasure import erase_customer
 from app.web_requests import expire_requests
 
 MOBILE = "+48600100200"
@@ -257,3 +258,10 @@ def test_the_shop_is_told_of_a_new_request_and_the_sender_gets_nothing(client, m
     assert notice.rcpt_tos == ["shop@shop.example"]
     assert "sent a request through the website form" in mail_text(notice)
     assert "Cracked back glass." in mail_text(notice)
+
+
+def test_erasing_a_customer_forgets_requests_waiting_on_their_contact(client, mailbox, staff):
+    anna = panel_customer("Anna Nowak", "anna@example.com")
+    send(client, email="anna@example.com")
+    erase_customer(anna, actor=staff, confirmation="Anna Nowak")
+    assert db.session.scalar(db.select(db.func.count(WebRequest.id))) == 0
