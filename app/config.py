@@ -18,6 +18,9 @@ DEFAULTS: dict[str, object] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "LOGIN_LIMIT_PER_IP": "20 per minute",
     "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute",
+    # The public request form (/p/<slug>/zapytanie): requests per address and per e-mail or phone number given.
+    "REQUEST_LIMIT_PER_IP": "10 per hour",
+    "REQUEST_LIMIT_PER_CONTACT": "3 per hour",
     "MAX_CONTENT_LENGTH": 110 * 1024 * 1024,  # one request: a message with a few large attachments
     "ATTACHMENT_MAX_BYTES": 25 * 1024 * 1024,  # one file
     "SQLALCHEMY_ECHO": False,

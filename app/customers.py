@@ -23,7 +23,7 @@ NAME_MAX = 200
 CONSENT_NOTE_MAX = 500
 CRM_NOTE_MAX = 5_000  # shown beside every thread of the customer
 VOCATIVE_MAX = 120
-SOURCES = ("staff", "api", "cli", "import", "sms_keyword", "panel")
+SOURCES = ("staff", "api", "cli", "import", "sms_keyword", "panel", "request_form")
 # Customer attribute → the ConsentEvent kind that records its changes.
 CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
 # Whatever a person puts between the digits of a phone number.
@@ -177,6 +177,14 @@ def _record_consent(customer: Customer, field: str, actor: User | str | None, so
             note=note,
         )
     )
+
+
+def record_contact_consent(customer: Customer, *, source: str, note: str = "") -> None:
+    """Write down that the customer agreed to be contacted about what they asked (the public request form's
+    required box), with the consents' other changes: kind "contact", on, from `source`."""
+    _check_source(source)
+    db.session.add(ConsentEvent(customer_id=customer.id, kind="contact", value=True, source=source,
+                                note=_clean_consent_note(note)))
 
 
 def create_customer(

@@ -25,6 +25,7 @@ from .messaging.reminders import send_due_reminders
 from .models import Lease, PanelToken, utcnow
 from .outbox import dispatch_pass, purge_outbox
 from .sms_balance import check_sms_balance
+from .web_requests import expire_requests
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ JOBS = [
     # Reminders after days in a status: checked hourly for the same reason; each goes once per repair whatever
     # runs it (a unique row per repair and reminder), so restarts and a second scheduler send nothing twice.
     (send_due_reminders, {"trigger": "interval", "hours": 1}),
+    # Requests from the public form whose code was not typed in time go to the inbox, attached to nobody.
+    (expire_requests, {"trigger": "interval", "minutes": 1}),
 ]
 
 

@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 CHANNEL_LABELS = {
     "email": _l("E-mail"), "sms": _l("SMS"), "portal": _l("Customer panel"), "phone": _l("Phone"),
     "chat": _l("Chat"), "web": _l("Web form"), "letter": _l("Letter"), "in_person": _l("In person"),
+    "request_form": _l("Website request"),
 }
 DELIVERY_LABELS = {
     "scheduled": _l("Scheduled"), "queued": _l("Queued"), "sending": _l("Sending"), "sent": _l("Sent"),

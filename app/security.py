@@ -1,5 +1,5 @@
-"""Response headers every page gets: a strict CSP (our own scripts only), no sniffing, no framing, and no caching
-of anything personal."""
+"""Response headers every page gets: a strict CSP (our own scripts only), no sniffing, no framing (but for the public
+request form, see allow_framing), and no caching of anything personal."""
 from __future__ import annotations
 
 from flask import Flask, request
@@ -19,13 +19,23 @@ CSP = "; ".join(
     ]
 )
 
+# The one page any site may show in a frame: the public request form, which shops put on their own websites.
+FRAMEABLE_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
+
+
+def allow_framing(response):
+    """Let any site frame this answer (the public request form); every other page stays unframeable."""
+    response.headers["Content-Security-Policy"] = FRAMEABLE_CSP
+    return response
+
 
 def init_security(app: Flask) -> None:
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.headers.get("Content-Security-Policy") != FRAMEABLE_CSP:
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         _cache_rule(response)

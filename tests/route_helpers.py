@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.routing import Rule
 
 from app.extensions import db
+from app.panel.auth import in_request_form
 from app.models import ApiToken, Delivery, MessageTemplate, Shop, Tag, TrustedDomain
 from app.repairs import create_repair, create_ticket
 from app.accounts.sms import configure_sms
@@ -80,6 +81,7 @@ def open_shop(databases, directory: Path):
     context.push()
     shop = Shop.current()
     shop.locale = "en"
+    shop.request_form_enabled = True
     db.session.commit()
     owner = make_user("owner@shop.example", role="owner", name="Olga Owner")
     staff = make_user("staff@shop.example", role="staff", name="Stefan Staff")
@@ -131,8 +133,11 @@ class RoleClient:
             client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {front.api_token}"
         self.staff_token = csrf_token(client, "/" if self.role in ("staff", "owner") else "/login")
         self.panel_token = panel_csrf(client, "/" if self.role == "panel" else "/sign-in")
+        self.request_token = panel_csrf(client, "/zapytanie")  # the public request form has its own session
 
     def token_for(self, path: str) -> str:
+        if in_request_form(path):
+            return self.request_token
         return self.panel_token if path.startswith("/p/") else self.staff_token
 
     def open(self, method: str, path: str, **kwargs):

@@ -193,3 +193,29 @@ def test_the_customer_panel_passes_the_wcag_checks(browser, request, live_server
         open_page(page, base + "/account")
         check(page, "account", found)
     assert not found, report(found)
+
+
+@pytest.mark.shop_locale("pl")
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone-390"])
+def test_the_public_request_form_passes_the_wcag_checks(browser, request, live_server, app, viewport):
+    """The form as it opens, with its errors shown, and the page after it, in each of its languages."""
+    Shop.current().request_form_enabled = True
+    db.session.commit()
+    base = f"{live_server.url}/p/{Shop.current().slug}/zapytanie"
+    found = {}
+    with browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE, bypass_csp=True) as page:
+        for language in ("pl", "en", "uk"):
+            open_page(page, f"{base}?lang={language}")
+            check(page, f"form ({language})", found)
+        page.locator("form button[type=submit]").click()
+        expect(page.locator(".field.has-error").first).to_be_visible()
+        check(page, "form with errors", found)
+        page.locator("input[name=name]").fill("Jan")
+        page.locator("input[name=email]").fill("jan@example.com")
+        page.locator("input[name=device]").fill("Phone")
+        page.locator("textarea[name=problem]").fill("Broken")
+        page.locator("input[name=consent]").check()
+        page.locator("form button[type=submit]").click()
+        expect(page.locator("input[name=code]")).to_be_visible()
+        check(page, "code page", found)
+    assert not found, report(found)

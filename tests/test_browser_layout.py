@@ -179,3 +179,18 @@ def test_on_a_phone_a_lists_filters_fold_behind_one_button(browser, request, liv
         page.goto(live_server.url + path)
         expect(page.locator(select)).to_be_visible()
         expect(page.locator(".filters-toggle-button")).to_be_hidden()
+
+
+@pytest.mark.shop_locale("pl")
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop-1366", "phone-390"])
+def test_the_public_request_form_needs_no_sideways_scrolling(browser, request, live_server, viewport):
+    Shop.current().request_form_enabled = True
+    db.session.commit()
+    with browser_page(browser, request, viewport=viewport, is_mobile=viewport is PHONE) as page:
+        overflowing = {}
+        for language in ("pl", "en", "uk"):
+            page.goto(f"{live_server.url}/p/{Shop.current().slug}/zapytanie?lang={language}")
+            expect(page.locator("form input[name=device]")).to_be_visible()
+            if found := page.evaluate(OVERFLOWS):
+                overflowing[language] = found
+        assert not overflowing, report(overflowing)

@@ -14,7 +14,8 @@ def test_the_scheduler_runs_dispatch_retention_and_clean_up(app):
     scheduler = jobs.build_scheduler(app)
     by_id = {job.id: job for job in scheduler.get_jobs()}
     assert set(by_id) == {"purge_expired_credentials", "dispatch_pass", "purge_outbox", "poll_due_mailboxes",
-                          "notify_broken_mailboxes", "daily_backup", "send_due_reminders", "check_sms_balance"}
+                          "notify_broken_mailboxes", "daily_backup", "send_due_reminders", "check_sms_balance",
+                          "expire_requests"}
     for job in by_id.values():
         job.func()  # as the scheduler's thread would: no request, its own app context
     assert db.session.scalar(db.select(db.func.count(Lease.name))) == 0

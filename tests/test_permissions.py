@@ -17,6 +17,7 @@ from route_helpers import (CSRF_REFUSED, ROLES, WRITE_METHODS, RoleClient, build
 # The classes. Staff means any signed-in member of staff, owners included.
 STAFF, OWNER, PANEL, PUBLIC, API, WEBHOOK = "staff", "owner", "panel", "public", "api", "webhook"
 SIGN_OUT, PANEL_SIGN_OUT, PANEL_STEP = "sign-out", "panel sign-out", "panel sign-in step"
+REQUEST_STEP = "request form step"
 
 # What each role gets from a route of each class: one answer, or a tuple of acceptable ones. "in" means it got
 # past the access check (any answer below 500 other than the refusals); "sign-in" a redirect to the staff sign-in
@@ -29,6 +30,8 @@ EXPECTED = {
     PUBLIC: dict.fromkeys(ROLES, ("in", "401")),
     # the second step of the panel's sign-in: without the first one in the session, back to the first
     PANEL_STEP: dict.fromkeys(ROLES, "panel sign-in"),
+    # the public request form's code page: without a request sent from this browser, back to the form
+    REQUEST_STEP: dict.fromkeys(ROLES, "request form"),
     SIGN_OUT: dict.fromkeys(ROLES, "sign-in"),
     PANEL_SIGN_OUT: dict.fromkeys(ROLES, "panel sign-in"),
     API: {role: "in" if role == "api" else "401" for role in ROLES},
@@ -147,6 +150,8 @@ MATRIX = {
     "panel.language": PANEL,
     "panel.new_thread": PANEL,
     "panel.reply": PANEL,
+    "panel.request_form": PUBLIC,  # the public request form: anyone, no sign-in
+    "panel.request_code": REQUEST_STEP,
     # the API and webhooks
     "api.post_customer": API,
     "api.patch_customer": API,
@@ -173,6 +178,8 @@ def outcome(response) -> str:
         return "sign-in"
     if response.status_code in (301, 302, 303) and location.endswith("/sign-in"):
         return "panel sign-in"
+    if response.status_code in (301, 302, 303) and location.endswith("/zapytanie"):
+        return "request form"
     if response.status_code in (401, 403):
         return str(response.status_code)
     if CSRF_REFUSED in response.headers:

@@ -26,6 +26,7 @@ CUSTOMER_FACING = (
     "app/panel_pages/views.py", "app/panel/notices.py", "app/panel/auth.py", "app/panel/credentials.py",
     "app/panel/loaders.py", "app/messaging/receipt.py",
     "app/panel/conversation.py", "app/fields.py", "app/attachments.py",
+    "app/panel_pages/requests.py", "app/web_requests.py",
 )
 FOR_THE_SHOP = {"templates/emails/mailbox_broken.txt", "templates/emails/panel_shop_notice.html",
                 "templates/emails/panel_shop_notice.txt", "templates/emails/sms_low_balance.txt"}

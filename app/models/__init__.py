@@ -8,6 +8,7 @@ from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
+from .requests import WebRequest
 from .rules import MailRule
 from .sessions import SignInSession
 from .shop import NumberSequence, Queue, RepairStatus, Shop, ShopSlug, TrustedDomain
@@ -21,5 +22,5 @@ __all__ = [
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
     "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder", "Tag",
     "TemplateAttachment", "Thread", "ThreadFollower",
-    "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
+    "ThreadPresence", "Ticket", "TrustedDomain", "User", "WebRequest", "utcnow",
 ]

@@ -12,7 +12,7 @@ from .types import UTCDateTime, utcnow
 
 THREAD_STATUSES = ("open", "waiting_us", "waiting_customer", "closed")
 CHANNELS = ("email", "sms", "portal")
-SOURCES = CHANNELS + ("phone", "chat", "web", "letter", "in_person")
+SOURCES = CHANNELS + ("phone", "chat", "web", "letter", "in_person", "request_form")
 MESSAGE_KINDS = ("message", "note", "event", "auto_reply", "bounce")
 PREVIEW_CHARS = 300  # how much of a thread's last message the inbox keeps (threads.last_message_preview)
 

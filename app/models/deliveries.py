@@ -13,8 +13,9 @@ DELIVERY_STATUSES = ("scheduled", "queued", "sending", "sent", "delivered", "fai
 WAITING_STATUSES = ("scheduled", "queued", "sending")
 # message: the message's own text; panel_invite / panel_sign_in: the customer's panel link (and code), made at
 # send time so no usable secret is ever stored; panel_notice: "a new message waits in your panel";
-# shop_notice: the shop is told a customer wrote in the panel.
-DELIVERY_PURPOSES = ("message", "panel_invite", "panel_sign_in", "panel_notice", "shop_notice")
+# shop_notice: the shop is told a customer wrote in the panel; panel_request: the code that confirms a request from
+# the public request form, made at send time too.
+DELIVERY_PURPOSES = ("message", "panel_invite", "panel_sign_in", "panel_notice", "shop_notice", "panel_request")
 
 
 class Delivery(db.Model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy import false as sa_false
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,6 +55,8 @@ class Shop(db.Model):
     closed_days: Mapped[list] = mapped_column(JSON, default=list)
     panel_brand_colour: Mapped[str] = mapped_column(String(16), default="#1f6feb")
     panel_logo_path: Mapped[str | None] = mapped_column(String(255))
+    # The public request form (/p/<slug>/zapytanie): off until the owner turns it on, since anyone may write there.
+    request_form_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

@@ -2,6 +2,7 @@
 scope of a session opened with a receipt's access code."""
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from flask import g, redirect, request, session, url_for
@@ -37,15 +38,48 @@ class PanelSessionInterface(SecureCookieSessionInterface):
         return PANEL_PREFIX
 
 
+REQUEST_FORM_PATH = re.compile(r"^/p/[^/]+/zapytanie(/|$)")
+REQUEST_FORM_COOKIE = "ri_request"
+
+
+class RequestFormSessionInterface(SecureCookieSessionInterface):
+    """The public request form's own session (its CSRF token, language and a request waiting for its code), apart
+    from the panel's: shops show the form in a frame on their own websites, where a browser keeps only a cookie
+    marked SameSite=None (and Secure; Partitioned, so it stays that site's). Such a cookie must never carry a panel
+    sign-in, so it is another cookie, read only on the form's pages."""
+
+    salt = "request-form-session"
+
+    def get_cookie_name(self, app) -> str:
+        return REQUEST_FORM_COOKIE
+
+    def get_cookie_path(self, app) -> str:
+        return PANEL_PREFIX
+
+    def get_cookie_samesite(self, app) -> str:
+        return "None" if app.config["SESSION_COOKIE_SECURE"] else "Lax"  # browsers refuse None without Secure
+
+    def get_cookie_partitioned(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"])
+
+
+def in_request_form(path: str) -> bool:
+    """Whether a path is one of the public request form's pages."""
+    return bool(REQUEST_FORM_PATH.match(path))
+
+
 class AreaSessionInterface(SessionInterface):
-    """Two separate sessions by path: the panel's on /p/..., the staff app's (Flask's usual cookie) elsewhere. A
-    staff cookie is never read on panel pages and a panel cookie never on staff pages."""
+    """Separate sessions by path: the request form's on /p/<slug>/zapytanie..., the panel's on the rest of /p/...,
+    the staff app's (Flask's usual cookie) elsewhere. No area's cookie is ever read in another."""
 
     def __init__(self) -> None:
         self.staff = SecureCookieSessionInterface()
         self.panel = PanelSessionInterface()
+        self.request_form = RequestFormSessionInterface()
 
     def _area(self, request) -> SessionInterface:
+        if in_request_form(request.path):
+            return self.request_form
         return self.panel if request.path.startswith(PANEL_PREFIX) else self.staff
 
     def open_session(self, app, request):

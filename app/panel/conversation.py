@@ -29,6 +29,13 @@ def _clean_body(body: str, attachments: Sequence[StoredFile]) -> str:
     body = clean_text(body, "body", MAX_BODY_CHARS)
     if not body and not attachments:
         raise ValidationFailed({"body": _("Write a message.")})
+    check_files(attachments)
+    return mask_card_numbers(body)  # card numbers are never stored
+
+
+def check_files(attachments: Sequence[StoredFile]) -> None:
+    """The panel's rules for a customer's files (the panel and the public request form): refuses files when the
+    shop takes none, and any over the shop's largest file. Type and content were checked as they were stored."""
     shop = Shop.current()
     if attachments and not shop.panel_allows_attachments:
         raise ValidationFailed({"attachments": _("The shop does not accept files in the panel.")})
@@ -37,7 +44,6 @@ def _clean_body(body: str, attachments: Sequence[StoredFile]) -> str:
         if file.size > limit:
             raise ValidationFailed({"attachments": _("%(name)s is larger than %(limit)d MB.", name=file.filename,
                                                      limit=limit // (1024 * 1024))})
-    return mask_card_numbers(body)  # card numbers are never stored
 
 
 def customer_reply(thread: Thread, customer: Customer, body: str,

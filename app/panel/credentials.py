@@ -15,7 +15,7 @@ from .. import sign_in_sessions
 from ..customers import normalize_email, parse_phone, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
-from ..models import Customer, CustomerEmail, PanelToken, Repair, utcnow
+from ..models import Customer, CustomerEmail, PanelToken, Repair, WebRequest, utcnow
 from ..models.audit import record
 from ..models.users import hash_password, verify_password
 
@@ -248,3 +248,42 @@ def check_password(login: str, password: str) -> Customer | None:
     return customer if ok and stored else None
 
 
+
+
+# --- the code that confirms a request from the public form -----------------------------------------
+
+
+def _request_code_digest(web_request: WebRequest, code: str) -> str:
+    return _digest(f"request:{web_request.id}:{web_request.token_hash}:{code}")
+
+
+def issue_request_code(web_request: WebRequest) -> str:
+    """A new six-digit code for a request from the public form, valid CODE_LIFETIME; made when the message
+    carrying it is sent, and only its hash kept (bound to that request). It replaces the request's earlier code."""
+    code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+    web_request.code_hash = _request_code_digest(web_request, code)
+    web_request.code_expires_at = utcnow() + CODE_LIFETIME
+    web_request.code_attempts = 0
+    return code
+
+
+def redeem_request_code(web_request: WebRequest, code: str) -> bool:
+    """Whether `code` is the live code of the pending request (used up when it is). Like the sign-in codes, every
+    try counts first (one conditional UPDATE, so tries sent at once cannot slip past the count) and after
+    CODE_TRIES tries the code is dead. The caller commits also when this answers False, to keep the count."""
+    now = utcnow()
+    counted = db.session.execute(
+        update(WebRequest).where(WebRequest.id == web_request.id, WebRequest.state == "pending",
+                                 WebRequest.code_hash.is_not(None), WebRequest.code_expires_at > now,
+                                 WebRequest.code_attempts < CODE_TRIES)
+        .values(code_attempts=WebRequest.code_attempts + 1), execution_options={"synchronize_session": False}
+    ).rowcount
+    code = "".join(ch for ch in (code or "") if ch.isdigit())
+    if not counted or len(code) != CODE_DIGITS or not web_request.code_hash:
+        return False
+    if not secrets.compare_digest(web_request.code_hash, _request_code_digest(web_request, code)):
+        return False
+    return bool(db.session.execute(
+        update(WebRequest).where(WebRequest.id == web_request.id, WebRequest.state == "pending",
+                                 WebRequest.code_hash == web_request.code_hash)
+        .values(code_hash=None), execution_options={"synchronize_session": False}).rowcount)

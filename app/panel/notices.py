@@ -20,7 +20,7 @@ from ..customers import first_name_vocative, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
-from ..models import Customer, Delivery, Mailbox, Message, Shop, Thread, utcnow
+from ..models import Customer, Delivery, Mailbox, Message, Shop, Thread, WebRequest, utcnow
 from ..models.audit import record
 from ..urls import absolute_url
 from . import credentials
@@ -29,10 +29,12 @@ from ..shop import branding
 ACCESS_CATEGORY = "customer-panel"  # the thread that keeps a customer's invitations and sign-in messages
 SIGN_IN_MESSAGES_PER_HOUR = 5  # whatever the form's rate limits allow, no more sign-in SMS than this to a person
 NOTICE_LINK_LIFETIME_HOURS = 72  # a "new message" notice is often read hours later
-CUSTOMER_NOTICES = ("panel_invite", "panel_sign_in", "panel_notice")
+CUSTOMER_NOTICES = ("panel_invite", "panel_sign_in", "panel_notice", "panel_request")
+REQUEST_CODES_PER_HOUR = 5  # codes for requests from the public form to one customer: each SMS costs the shop money
 # How staff see a delivery that is not the message itself (the outbox, the thread's delivery badges).
 PURPOSE_LABELS = {"panel_invite": _l("panel invitation"), "panel_sign_in": _l("panel sign-in link"),
-                  "panel_notice": _l("notice of a panel message"), "shop_notice": _l("notice to the shop")}
+                  "panel_notice": _l("notice of a panel message"), "shop_notice": _l("notice to the shop"),
+                  "panel_request": _l("code for a request from the website")}
 
 
 def _app_path(endpoint: str, **values) -> str:
@@ -118,13 +120,42 @@ def send_sign_in(login: str) -> None:
     _access_message(customer, channel, "panel_sign_in", summary)
 
 
-def _sign_ins_last_hour(customer: Customer) -> int:
-    """Sign-in messages sent to the customer in the last hour (each SMS costs the shop money)."""
+def _sign_ins_last_hour(customer: Customer, purpose: str = "panel_sign_in") -> int:
+    """Sign-in messages (or other `purpose`) sent to the customer in the last hour (each SMS costs the shop
+    money)."""
     return db.session.scalar(
         select(func.count(Delivery.id)).join(Message).join(Thread, Thread.id == Message.thread_id)
-        .where(Thread.customer_id == customer.id, Delivery.purpose == "panel_sign_in",
+        .where(Thread.customer_id == customer.id, Delivery.purpose == purpose,
                Delivery.created_at > utcnow() - timedelta(hours=1))
     ) or 0
+
+
+def send_request_code(web_request: WebRequest, customer: Customer) -> bool:
+    """Queue the one message a request from the public form sends: its confirmation code, to the customer's own
+    address or number on file that the request named (web_request.code_recipient), at most
+    REQUEST_CODES_PER_HOUR an hour per customer. Recorded in the customer's closed panel-access thread like
+    sign-in messages (the summary, never the code). False when it was not queued (the cap, or the channel cannot
+    reach the customer): the request then waits until it expires, like one whose code was never typed."""
+    channel = web_request.code_channel
+    if get_channel(channel).unreachable_reason(customer, Shop.current()) \
+            or _sign_ins_last_hour(customer, "panel_request") >= REQUEST_CODES_PER_HOUR:
+        return False
+    thread = access_thread(customer)
+    with force_locale(Shop.current().locale):
+        summary = _("Code to confirm a request sent through the website's request form.")
+    message = Message(thread_id=thread.id, kind="message", direction="out", subject=thread.subject, body_text=summary,
+                      visible_to_customer=False, automatic=True,
+                      meta={"channels": [channel], "panel": "panel_request", "web_request": web_request.id},
+                      created_at=utcnow())
+    db.session.add(message)
+    db.session.flush()
+    _queue(message, "panel_request", channel, web_request.code_recipient)
+    return True
+
+
+def _web_request(delivery: Delivery) -> WebRequest | None:
+    request_id = (delivery.message.meta or {}).get("web_request")
+    return db.session.get(WebRequest, request_id) if isinstance(request_id, int) else None
 
 
 def queue_panel_notice(message: Message) -> Delivery | None:
@@ -155,6 +186,8 @@ def queue_shop_notice(message: Message) -> Delivery | None:
 
 def notice_language(delivery: Delivery, shop: Shop) -> str:
     """The language a notice is written in: the customer's for customer notices, the shop's for the shop's."""
+    if delivery.purpose == "panel_request" and (web_request := _web_request(delivery)) is not None:
+        return web_request.language  # the language the sender filled the form in
     if delivery.purpose in CUSTOMER_NOTICES:
         return delivery.message.thread.customer.language_or(shop.locale)
     return shop.locale or "pl"
@@ -178,6 +211,11 @@ def _context(delivery: Delivery, shop: Shop) -> dict:
         token = credentials.issue_link(customer, "login", hours=NOTICE_LINK_LIFETIME_HOURS)
         thread_path = _app_path("panel.thread", slug=shop.slug, thread_id=thread.id)
         context["link"] = absolute_url("panel.link", slug=shop.slug, token=token, next=thread_path)
+    elif delivery.purpose == "panel_request":
+        web_request = _web_request(delivery)
+        if web_request is None or web_request.state != "pending":
+            raise ValueError("the request this code confirms is no longer waiting")
+        context["code"] = credentials.issue_request_code(web_request)
     elif delivery.purpose == "shop_notice":
         context["staff_url"] = absolute_url("threads.show", thread_id=thread.id)
         context["login"] = customer.email or customer.phone or ""
@@ -193,6 +231,10 @@ def _subject(delivery: Delivery, context: dict) -> str:
         return _("Sign in to the customer panel of %(shop)s", shop=shop.name)
     if delivery.purpose == "panel_notice":
         return _("New message from %(shop)s", shop=shop.name) + about
+    if delivery.purpose == "panel_request":
+        return _("Your code to confirm the request to %(shop)s", shop=shop.name)
+    if context["thread"].source_channel == "request_form":
+        return _("%(customer)s sent a request through the website form", customer=context["customer"].name)
     return _("%(customer)s wrote in the customer panel", customer=context["customer"].name) + about
 
 
@@ -239,6 +281,9 @@ def notice_sms(delivery: Delivery) -> str:
         if delivery.purpose == "panel_sign_in":
             return _("%(shop)s: your sign-in code is %(code)s (15 min). Or open: %(link)s",
                      shop=shop.name, code=context["code"], link=context["link"])
+        if delivery.purpose == "panel_request":
+            return _("%(shop)s: your code to confirm the request is %(code)s (15 min). If you sent no request, "
+                     "ignore this message.", shop=shop.name, code=context["code"])
         return _("%(shop)s: a new message waits for you in the customer panel: %(link)s",
                  shop=shop.name, link=context["link"])
 

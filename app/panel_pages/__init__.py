@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..panel.auth import AreaSessionInterface
-from . import views  # noqa: F401  (the routes)
+from . import requests, views  # noqa: F401  (the routes)
 from .blueprint import bp
 
 

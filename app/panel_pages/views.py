@@ -24,6 +24,7 @@ from ..panel import notices
 from ..shop import branding
 from ..panel.conversation import customer_new_thread, customer_reply, mark_read, panel_file_limit
 from ..request_input import uploads, whole_number
+from ..security import allow_framing
 from .blueprint import bp
 
 POLL_FIRST = 10  # seconds before a thread asks for new messages
@@ -420,4 +421,7 @@ def _panel_globals():
 @bp.errorhandler(429)
 def _error(error):
     code = getattr(error, "code", 500) or 500
+    if auth.in_request_form(request.path):  # the form may be in a frame: so may its errors
+        return allow_framing(current_app.make_response((render_template("panel/error.html", code=code,
+                                                                        request_form=True), code)))
     return render_template("panel/error.html", code=code), code

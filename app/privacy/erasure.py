@@ -22,7 +22,7 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import (
     Attachment, AuditEvent, ConsentEvent, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, Message,
-    MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User, utcnow,
+    MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User, WebRequest, utcnow,
 )
 from ..models.audit import record
 from ..models.deliveries import WAITING_STATUSES
@@ -133,6 +133,8 @@ def _erase_repairs(customer: Customer) -> None:
 def _erase_customer_row(customer: Customer, now) -> None:
     db.session.execute(delete(CustomerEmail).where(CustomerEmail.customer_id == customer.id))
     db.session.execute(delete(PanelToken).where(PanelToken.customer_id == customer.id))
+    # Requests from the public form naming the customer's contact: whoever sent them, they carry that contact.
+    db.session.execute(delete(WebRequest).where(WebRequest.customer_id == customer.id))
     db.session.execute(update(ConsentEvent).where(ConsentEvent.customer_id == customer.id).values(note=""))
     db.session.expire(customer, ["extra_emails"])
     customer.name = anonymised_name(customer)

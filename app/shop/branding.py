@@ -19,8 +19,10 @@ LOGO_MAX_BYTES = 512 * 1024
 
 
 def update_panel_settings(shop: Shop, *, brand_colour: str, allows_attachments: bool, logo: StoredFile | None = None,
-                          remove_logo: bool = False, attachment_max_mb: int | None = None, actor=None) -> list[str]:
-    """Change the panel's colour, file rules and logo; returns what changed (audited with old and new values).
+                          remove_logo: bool = False, attachment_max_mb: int | None = None,
+                          request_form_enabled: bool | None = None, actor=None) -> list[str]:
+    """Change the panel's colour, file rules, logo and whether the public request form takes requests (None:
+    unchanged); returns what changed (audited with old and new values).
 
     Refuses a colour that is not #rrggbb, a logo that is not a PNG, JPEG, WebP or GIF picture of at most 512 KB,
     and a largest customer file outside 1 MB to the upload limit of one file (ATTACHMENT_MAX_BYTES).
@@ -45,6 +47,8 @@ def update_panel_settings(shop: Shop, *, brand_colour: str, allows_attachments: 
     values = {"panel_brand_colour": colour.lower(), "panel_allows_attachments": bool(allows_attachments)}
     if attachment_max_mb is not None:
         values["panel_attachment_max_mb"] = attachment_max_mb
+    if request_form_enabled is not None:
+        values["request_form_enabled"] = bool(request_form_enabled)
     if logo is not None:
         values["panel_logo_path"] = str(path_for(logo.sha256).relative_to(current_app.instance_path))
     elif remove_logo:

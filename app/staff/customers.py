@@ -44,11 +44,13 @@ TAB_ROWS = {"messages": lambda customer: threads_of(customer=customer), "repairs
 # The words staff read for the stored values (models.customers.PANEL_STATES, ConsentEvent.kind and .source).
 PANEL_STATE_LABELS = {"none": _l("No access"), "invited": _l("Invited"), "active": _l("Active"),
                       "disabled": _l("Disabled")}
-CONSENT_LABELS = {"sms_informational": _l("Informational SMS"), "marketing": _l("Marketing")}
+CONSENT_LABELS = {"sms_informational": _l("Informational SMS"), "marketing": _l("Marketing"),
+                  "contact": _l("Contact about a request")}
 HISTORY_KIND_LABELS = {"repairs": _l("Repairs"), "tickets": _l("Tickets"), "threads": _l("Threads"),
                        "consents": _l("Consents"), "panel": _l("Panel access"), "exports": _l("Exports")}
 SOURCE_LABELS = {"staff": _l("Staff"), "api": _l("API"), "cli": _l("Command line"), "import": _l("Import"),
-                 "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel")}
+                 "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel"),
+                 "request_form": _l("Website request")}
 
 
 class ConsentForm(FlaskForm):

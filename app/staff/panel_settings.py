@@ -1,4 +1,5 @@
-"""Settings → Customer panel: the panel's colour and logo, and whether customers may send files there."""
+"""Settings → Customer panel: the panel's colour and logo, whether customers may send files there, and the public
+request form (on or off, and the link and frame to paste into the shop's website)."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -27,6 +28,7 @@ class PanelSettingsForm(FlaskForm):
     remove_logo = BooleanField(_l("Remove the logo"))
     allows_attachments = BooleanField(_l("Customers may send photos and files"))
     attachment_max_mb = IntegerField(_l("Largest file from a customer (MB)"), validators=[Optional()])
+    request_form_enabled = BooleanField(_l("Take requests through the public request form"))
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -35,7 +37,8 @@ def index():
     shop = current_shop()
     form = PanelSettingsForm(data={"brand_colour": shop.panel_brand_colour,
                                    "allows_attachments": shop.panel_allows_attachments,
-                                   "attachment_max_mb": shop.panel_attachment_max_mb})
+                                   "attachment_max_mb": shop.panel_attachment_max_mb,
+                                   "request_form_enabled": shop.request_form_enabled})
     if form.validate_on_submit():
         try:
             logo = next((store(f.stream, f.filename) for f in uploads(form.logo.data)), None)
@@ -43,6 +46,7 @@ def index():
                                             remove_logo=form.remove_logo.data,
                                             allows_attachments=form.allows_attachments.data,
                                             attachment_max_mb=form.attachment_max_mb.data,  # empty: unchanged
+                                            request_form_enabled=form.request_form_enabled.data,
                                             actor=current_user)
         except ValidationFailed as exc:
             db.session.rollback()
