@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from app.config import database_uri
 from app.models import Lease, utcnow
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -120,8 +121,8 @@ class WebInstance(AppProcess):
         if not self.alive:
             raise AssertionError(f"{self.name} exited with {self.process.returncode}\n{self.output()[-3000:]}")
         try:
-            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(self.url + "/healthz", timeout=5).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its worker is ready
             return False
 
 
@@ -179,3 +180,49 @@ class StaffBrowser:
 
     def sign_in(self, email: str, password: str) -> requests.Response:
         return self.post("/login", data={"email": email, "password": password, "csrf_token": self.csrf("/login")})
+
+
+class Deployment:
+    """Web instances and schedulers on one environment, all stopped when the block ends (SIGTERM, then
+    SIGKILL): `with Deployment(env, log_dir) as deployment: deployment.add_webs(2); deployment.add_scheduler()`."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = Path(log_dir)
+        self.webs: list[WebInstance] = []
+        self.schedulers: list[AppProcess] = []
+
+    @property
+    def processes(self) -> list[AppProcess]:
+        return [*self.webs, *self.schedulers]
+
+    def add_webs(self, count: int, threads: int = 8, timeout: float = 90) -> list[WebInstance]:
+        """`count` more web instances on free ports, started side by side; returned once all answer /healthz."""
+        new = [WebInstance(f"web-{len(self.webs) + number + 1}", self.env, self.log_dir, free_port(), threads)
+               for number in range(count)]
+        self.webs += new
+        for web in new:
+            wait_until(web.ready, timeout, f"{web.name} never answered /healthz", [web], every=0.1)
+        return new
+
+    def add_scheduler(self) -> AppProcess:
+        scheduler = start_scheduler(f"scheduler-{len(self.schedulers) + 1}", self.env, self.log_dir)
+        self.schedulers.append(scheduler)
+        return scheduler
+
+    def scheduler_with_pid(self, pid: int | None) -> AppProcess | None:
+        return next((scheduler for scheduler in self.schedulers if scheduler.pid == pid and scheduler.alive), None)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.alive:
+                process._signal(signal.SIGTERM)
+        for process in self.processes:
+            if not process._log.closed:
+                process.stop()
+
+    def __enter__(self) -> "Deployment":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
