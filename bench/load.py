@@ -3,7 +3,10 @@ each, SCHEDULER_ENABLED=0), one `flask scheduler run` and a second one waiting o
 tests/test_topology.py starts them (tests/topology_helpers.py).
 
     .venv/bin/python bench/load.py [--duration 180] [--staff 30] [--sms-rate 10] [--backlog 1500]
-                                   [--customers 300] [--threads 300] [--keep-logs DIR]
+                                   [--customers 300] [--threads 300] [--keep-logs DIR] [--single]
+
+`--single` runs the same load on the small shop's deployment instead, for comparison: SQLite, one gunicorn
+instance (one worker of 8 threads) that also runs the jobs (SCHEDULER_ENABLED=1), sign-in limits in memory.
 
 The shop: `--customers` customers with e-mail and mobile, `--threads` threads made of their mail (polled once
 before the run), one mailbox (SMTP stand-in and Dovecot), a Twilio stand-in account. Then, for `--duration`
@@ -245,6 +248,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--threads", type=int, default=300, help="threads the shop has before the run")
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs here")
+    parser.add_argument("--single", action="store_true",
+                        help="one process on SQLite running the jobs too, instead of PostgreSQL, Redis, 2 web + 1 scheduler")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ri-load-"))
@@ -253,33 +258,37 @@ def main() -> None:
         sys.exit("needs the PostgreSQL server binaries (apt-get install postgresql)")
     cluster, redis, dovecot, twilio = PostgresCluster(bindir, free_port()), RedisServer(), Dovecot(), TwilioServer()
     try:
-        cluster.start()
-        redis.start()
+        if not args.single:
+            cluster.start()
+            redis.start()
         dovecot.start()
         twilio.start()
         imap = ImapAccount(dovecot, dovecot.add_user())
         with running_smtp_server(*make_certificate(work)) as smtp:
             smtp.username, smtp.password = imap.user, imap.password
             instance = work / "instance"
-            app = create_app({"DATABASE_URL": cluster.url, "INSTANCE_PATH": str(instance), "SECRET_KEY": SECRET_KEY,
+            database_url = f"sqlite:///{instance / 'repair-inbox.db'}" if args.single else cluster.url
+            app = create_app({"DATABASE_URL": database_url, "INSTANCE_PATH": str(instance), "SECRET_KEY": SECRET_KEY,
                               "SCHEDULER_ENABLED": False, "PUBLIC_BASE_URL": PUBLIC_BASE_URL})
             print(f"preparing: {args.customers} customers, {args.threads} threads, {args.staff} staff", flush=True)
             prepare_shop(app, args, smtp, imap, twilio)
-            env = app_environment(cluster.url, instance, SECRET_KEY, RATELIMIT_STORAGE_URI=redis.url,
-                                  SMTP_CA_FILE=smtp.cafile, PUBLIC_BASE_URL=PUBLIC_BASE_URL,
-                                  LOGIN_LIMIT_PER_IP="1000 per minute")
+            env = app_environment(database_url, instance, SECRET_KEY, SMTP_CA_FILE=smtp.cafile,
+                                  PUBLIC_BASE_URL=PUBLIC_BASE_URL, LOGIN_LIMIT_PER_IP="1000 per minute",
+                                  **({"SCHEDULER_ENABLED": 1} if args.single else
+                                     {"RATELIMIT_STORAGE_URI": redis.url}))
             logs = work / "logs"
             logs.mkdir()
             with Deployment(env, logs) as deployment:
-                webs = deployment.add_webs(2)
-                deployment.add_scheduler()
-                deployment.add_scheduler()  # started by mistake: waits on the lease
-                lease = LeaseReader(cluster.url)
+                webs = deployment.add_webs(1 if args.single else 2)
+                if not args.single:
+                    deployment.add_scheduler()
+                    deployment.add_scheduler()  # started by mistake: waits on the lease
+                lease = LeaseReader(database_url)
                 wait_until(lambda: lease.holder_pid() is not None, 60, "no scheduler took the lease",
-                           deployment.schedulers)
+                           deployment.processes)
                 lease.close()
                 timings = Timings()
-                staff = [Staff(number, webs[number % 2].url, timings, 0) for number in range(args.staff)]
+                staff = [Staff(number, webs[number % len(webs)].url, timings, 0) for number in range(args.staff)]
                 for member in staff:
                     member.sign_in()
                 counts = Counts(app)
@@ -354,8 +363,10 @@ def main() -> None:
 
 def report(args, timings: Timings, elapsed, started_at, mail_times, sms_posted, sms_in, lags, sent_during, states,
            smtp, twilio) -> None:
+    deployment = ("1 web instance x 1 worker x 8 threads running the jobs too, SQLite" if args.single else
+                  "2 web instances x 1 worker x 8 threads, 1 scheduler (+1 waiting), PostgreSQL, Redis")
     print(f"\n{args.staff} staff, {args.sms_rate:g} SMS/s, backlog {args.backlog} mails, {elapsed:.0f} s "
-          "(2 web instances x 1 worker x 8 threads, 1 scheduler, PostgreSQL, Redis)\n")
+          f"({deployment})\n")
     print("| Page | Requests | per second | p50 ms | p95 ms | p99 ms | failed |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for page in ("inbox", "thread", "reply (POST)", "SMS webhook (POST)"):
