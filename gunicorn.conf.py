@@ -12,7 +12,8 @@ errorlog = "-"
 
 
 def post_worker_init(worker):
-    # With more than one worker, set SCHEDULER_ENABLED=0 and run `flask --app wsgi scheduler run` once.
+    # With more than one worker, set SCHEDULER_ENABLED=0 and run `flask --app wsgi scheduler run` once. (Left on,
+    # the workers take turns on the scheduler lease: only one runs the jobs at a time.)
     from app.jobs import start_scheduler
 
     start_scheduler(worker.wsgi)

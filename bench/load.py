@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the app, the tests' servers and deployment helpers
 
 import requests  # noqa: E402
+from requests.adapters import HTTPAdapter  # noqa: E402
+from urllib3.util import Retry  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -81,15 +83,17 @@ class Timings:
         self.lock = threading.Lock()
         self.times: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
+        self.exceptions: dict[str, int] = defaultdict(int)  # "page: exception class" for requests that failed
         self.statuses: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
 
     def timed(self, page: str, call, ok=(200, 302)):
         started = time.perf_counter()
         try:
             response = call()
-        except requests.RequestException:
+        except requests.RequestException as exc:
             with self.lock:
                 self.errors[page] += 1
+                self.exceptions[f"{page}: {type(exc).__name__}"] += 1
             return None
         elapsed = time.perf_counter() - started
         with self.lock:
@@ -155,6 +159,9 @@ class Staff(threading.Thread):
         super().__init__(name=f"staff-{number}", daemon=True)
         self.number, self.timings, self.stop_at = number, timings, stop_at
         self.browser = StaffBrowser(base_url)
+        # A GET on a kept-alive connection the server closed meanwhile is sent again, as browsers do.
+        self.browser.session.mount("http://", HTTPAdapter(max_retries=Retry(
+            total=1, connect=1, read=1, status=0, other=0, allowed_methods={"GET"}, raise_on_status=False)))
         self.rng = random.Random(SEED + number)
         self.replies = 0
 
@@ -391,6 +398,8 @@ def report(args, timings: Timings, elapsed, started_at, mail_times, sms_posted, 
     print(f"- SMTP server got {len(smtp.messages)} mails, Twilio stand-in {len(twilio.messages)} SMS")
     for page, codes in sorted(timings.statuses.items()):
         print(f"- {page}: answers {dict(sorted(codes.items()))}")
+    for kind, number in sorted(timings.exceptions.items()):
+        print(f"- {kind}: {number} requests got no answer")
 
 
 if __name__ == "__main__":
