@@ -102,6 +102,7 @@ class SchedulerRole:
         self.interval = max(self.ttl.total_seconds() / 3, 0.2)
         self.stopping = threading.Event()
         self.scheduler = None
+        self.thread: threading.Thread | None = None  # the thread start_scheduler() runs it in
         self._echo = echo or log.info
         self._said_waiting = False
 
@@ -136,8 +137,11 @@ class SchedulerRole:
                     except Exception:
                         log.exception("scheduler: could not give up the lease")
 
-    def stop(self) -> None:
+    def stop(self, wait: float | None = None) -> None:
+        """End `run()`; with `wait`, wait up to that many seconds for it to stop the jobs and give the lease up."""
         self.stopping.set()
+        if wait is not None and self.thread is not None:
+            self.thread.join(wait)
 
     def _take_or_renew(self) -> bool | None:
         """True: the lease is ours until now + ttl; False: someone else holds it; None: the database failed."""
@@ -166,7 +170,8 @@ def start_scheduler(app: Flask):
     if not app.config["SCHEDULER_ENABLED"]:
         return None
     role = SchedulerRole(app)
-    threading.Thread(target=role.run, name="scheduler-role", daemon=True).start()
+    role.thread = threading.Thread(target=role.run, name="scheduler-role", daemon=True)
+    role.thread.start()
     return role
 
 

@@ -13,7 +13,7 @@ from app.mailbox_health import notify_broken_mailboxes
 from app.models import AuditEvent, Lease, Shop, utcnow
 from helpers import TEST_CONFIG
 from test_mailbox_health import broken_mailbox
-from topology_helpers import LeaseReader, app_environment, start_scheduler, wait_until
+from topology_helpers import Deployment, LeaseReader, app_environment, start_scheduler, wait_until
 
 LEASE_SECONDS = 2
 RUNNING = f"running {len(JOBS)} jobs"
@@ -94,3 +94,22 @@ def test_a_web_process_running_the_jobs_takes_the_same_lease(app):
     wait_until(lambda: not role.running_jobs, 30, "the jobs did not stop")
     wait_until(lambda: db.session.rollback() or db.session.get(Lease, "scheduler") is None, 30,
                "the lease was not given up")
+
+
+def test_a_web_process_stopped_cleanly_gives_the_scheduler_lease_up(app, database_url, tmp_path):
+    """gunicorn with SCHEDULER_ENABLED=1 (the small shop's single process): on SIGTERM its worker stops the jobs
+    and gives the lease up, so the process that replaces it runs the jobs at once, not a lease period later."""
+    env = app_environment(database_url, app.instance_path, TEST_CONFIG["SECRET_KEY"], SCHEDULER_ENABLED=1,
+                          SCHEDULER_LEASE_SECONDS=600)
+    lease = LeaseReader(database_url)
+    try:
+        with Deployment(env, tmp_path) as deployment:
+            [web] = deployment.add_webs(1)
+            wait_until(lambda: lease.holder_pid() is not None, 30, "the web process never took the lease", [web])
+            assert lease.holder_pid() != web.pid  # its worker holds it, not gunicorn's master
+            web.stop()
+            assert "Traceback" not in web.output()
+        db.session.rollback()
+        assert db.session.get(Lease, "scheduler") is None
+    finally:
+        lease.close()
