@@ -111,13 +111,14 @@ class SchedulerRole:
         return self.scheduler is not None
 
     def run(self) -> None:
-        renewed = None  # time.monotonic() of the last renewal while the jobs run
+        renewed = None  # time.monotonic() just before the last renewal that went through
         try:
             while not self.stopping.is_set():
+                attempt = time.monotonic()  # the lease runs from no earlier than this
                 held = self._take_or_renew()
                 now = time.monotonic()
                 if held:
-                    renewed = now
+                    renewed = attempt
                     if self.scheduler is None:
                         self._start_jobs()
                 elif self.scheduler is not None and (held is False or now - renewed >= self.ttl.total_seconds()):
