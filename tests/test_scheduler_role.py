@@ -3,11 +3,14 @@ takes over once the first died (kill -9) and its lease expired, and a scheduler 
 up at once. Real processes on this run's database."""
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 import pytest
 
 from app import mailbox_health
 from app.extensions import db
-from app.jobs import JOBS
+from app.jobs import JOBS, SchedulerRole
 from app.jobs import start_scheduler as start_in_process
 from app.mailbox_health import notify_broken_mailboxes
 from app.models import AuditEvent, Lease, Shop, utcnow
@@ -113,3 +116,23 @@ def test_a_web_process_stopped_cleanly_gives_the_scheduler_lease_up(app, databas
         assert db.session.get(Lease, "scheduler") is None
     finally:
         lease.close()
+
+
+@pytest.mark.app_config(SCHEDULER_LEASE_SECONDS=1)
+def test_a_scheduler_whose_lease_was_taken_over_stops_its_jobs_and_waits(app, monkeypatch):
+    """A holder that was paused past its lease's expiry finds it taken over: it stops its jobs at once, and runs
+    them again only once it has the lease back."""
+    role = SchedulerRole(app)
+    worker = threading.Thread(target=role.run)
+    worker.start()
+    try:
+        wait_until(lambda: role.running_jobs, 30, "the jobs never started")
+        db.session.rollback()
+        db.session.execute(db.update(Lease).where(Lease.name == "scheduler").values(
+            owner="other-host:1:taken", expires_at=utcnow() + timedelta(seconds=3)))
+        db.session.commit()  # another scheduler took it over
+        wait_until(lambda: not role.running_jobs, 30, "the jobs went on without the lease")
+        wait_until(lambda: role.running_jobs, 30, "the jobs did not start again once the lease expired")
+    finally:
+        role.stop()
+        worker.join(30)
