@@ -12,7 +12,16 @@ errorlog = "-"
 
 
 def post_worker_init(worker):
-    # With more than one worker, set SCHEDULER_ENABLED=0 and run `flask --app wsgi scheduler run` once.
+    # With more than one worker, set SCHEDULER_ENABLED=0 and run `flask --app wsgi scheduler run` once. (Left on,
+    # the workers take turns on the scheduler lease: only one runs the jobs at a time.)
     from app.jobs import start_scheduler
 
-    start_scheduler(worker.wsgi)
+    worker.scheduler_role = start_scheduler(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    # A worker stopped cleanly (restart, deploy) gives the scheduler lease up at once: the next process need not
+    # wait for it to expire before running the jobs.
+    role = getattr(worker, "scheduler_role", None)
+    if role is not None:
+        role.stop(wait=30)

@@ -10,6 +10,9 @@ DEFAULTS: dict[str, object] = {
     "SECRET_KEY": None,  # None: generated once into instance/secret_key
     "SECRET_KEY_FALLBACKS": [],  # old keys, still accepted for sessions and stored secrets
     "SCHEDULER_ENABLED": True,
+    # The process running the jobs holds a database lease this long and renews it every third of it; a second
+    # scheduler takes over this long after the first one died.
+    "SCHEDULER_LEASE_SECONDS": 60,
     "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
     # Reverse proxies in front of the app (Caddy, nginx...): how many hops' X-Forwarded-For/-Proto/-Host headers
     # to believe. 0 (no proxy) ignores them all: a client could write anything there.

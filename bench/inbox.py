@@ -42,7 +42,8 @@ from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Customer, Message, Queue, Repair, RepairStatus, Thread, User, utcnow  # noqa: E402
 from app.models.users import hash_password  # noqa: E402
-from conftest import PostgresCluster, _postgres_bindir, free_port, sign_in  # noqa: E402
+from helpers import free_port, sign_in  # noqa: E402
+from plugins.database import PostgresCluster, _postgres_bindir  # noqa: E402
 
 SEED = 6
 PASSWORD = "bench password 123"

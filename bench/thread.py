@@ -44,7 +44,8 @@ from app.messaging.compose import compose  # noqa: E402
 from app.models import Message, MessageRef, Shop, User, utcnow  # noqa: E402
 from app.models.users import hash_password  # noqa: E402
 from app.accounts.sms import configure_sms  # noqa: E402
-from conftest import PostgresCluster, _postgres_bindir, free_port, sign_in  # noqa: E402
+from helpers import free_port, sign_in  # noqa: E402
+from plugins.database import PostgresCluster, _postgres_bindir  # noqa: E402
 from inbound_helpers import make_customer, make_mailbox, make_repair, our_id, receive, sample  # noqa: E402
 
 SEED = 200

@@ -5,7 +5,7 @@ and tests/*_helpers.py (nothing imports from this file):
 - plugins.application: the app on it (markers `app_config`, `shop_locale`), clients, staff, signed-in clients;
 - plugins.rows: the common rows, a `customer` with e-mail and mobile and a `repair` of theirs;
 - plugins.browser: a live server and headless Chromium pages (marker `browser`, SQLite runs only);
-- servers.*: real SMTP, IMAP (Dovecot), OAuth and Twilio stand-in servers on free loopback ports, and the shop's
+- servers.*: real SMTP, IMAP (Dovecot), Redis, OAuth and Twilio stand-in servers on free loopback ports, and the shop's
   accounts on them (`mailbox`, `sms_account`).
 """
 
@@ -19,5 +19,6 @@ pytest_plugins = [
     "servers.oauth",
     "servers.twilio",
     "servers.smsapi",
+    "servers.redis",
     "servers.accounts",
 ]

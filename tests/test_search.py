@@ -2,8 +2,12 @@
 hostile search text that must never break the page (on SQLite and on PostgreSQL)."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import Customer, Message, Thread
@@ -126,3 +130,54 @@ def test_the_query_parser_quotes_phrases_and_makes_only_the_last_word_a_prefix()
     assert [(t.text, t.prefix) for t in parse_query("anna@example.c")] == [("anna@example.c", False)]
     assert [(t.text, t.prefix) for t in parse_query("anna@example")] == [("anna@example", True)]
     assert [(t.text, t.prefix) for t in parse_query("anna@example.com")] == [("anna@example.com", False)]
+
+
+def test_two_messages_stored_at_once_in_one_thread_are_both_kept_and_both_found(lukasz):
+    """Two web machines storing a message in the same thread at the same moment (two SMS at once): the second
+    transaction waits for the first's refresh of the search document instead of failing with a duplicate key,
+    and the document holds both messages. (SQLite writes one transaction at a time; PostgreSQL is the case.)"""
+    thread = thread_with(lukasz, "Ekran")
+    first, second = Session(db.engine), Session(db.engine)
+    try:
+        first.add(Message(thread_id=thread.id, direction="in", channel="sms", sender="+48601234567",
+                          body_text="pierwszywyraz"))
+        first.flush()  # holds the thread's search refresh until it commits
+        failure = []
+
+        def store_second():
+            try:
+                second.add(Message(thread_id=thread.id, direction="in", channel="sms", sender="+48601234567",
+                                   body_text="drugiwyraz"))
+                second.commit()
+            except Exception as exc:  # the test's thread reports it below
+                failure.append(exc)
+
+        worker = threading.Thread(target=store_second)
+        worker.start()
+        if db.engine.dialect.name == "postgresql":
+            # Until the first commits, the second waits on the thread's lock (it is not done, not failed).
+            wait_for_lock_wait(second)
+        first.commit()
+        worker.join(timeout=30)
+        assert not worker.is_alive() and failure == []
+    finally:
+        first.close()
+        second.close()
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(Message.id)).where(Message.thread_id == thread.id)) == 2
+    assert found("pierwszywyraz") == found("drugiwyraz") == {thread.id}
+
+
+def wait_for_lock_wait(session, timeout: float = 10) -> None:
+    """Until some PostgreSQL backend waits on a lock (the second transaction reached the first's lock)."""
+    deadline = time.monotonic() + timeout
+    with db.engine.connect() as connection:
+        while time.monotonic() < deadline:
+            waiting = connection.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )).scalar()
+            if waiting:
+                return
+            connection.rollback()
+            time.sleep(0.02)
+    raise AssertionError("the second transaction never waited for the first")

@@ -16,6 +16,7 @@ import threading
 import urllib.parse
 import urllib.request
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,10 +211,9 @@ def smtp_certificate(tmp_path_factory) -> tuple[Path, Path]:
     return make_certificate(tmp_path_factory.mktemp("smtp-tls"))
 
 
-@pytest.fixture
-def smtp_server(smtp_certificate):
-    """A running SMTP server for one test (STARTTLS and implicit TLS ports, AUTH required)."""
-    cert, key = smtp_certificate
+@contextmanager
+def running_smtp_server(cert: Path, key: Path):
+    """An SmtpServer on free loopback ports (STARTTLS and implicit TLS, AUTH required) while the block runs."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd warns on every AUTH about old APIs
@@ -238,6 +238,13 @@ def smtp_server(smtp_certificate):
         server.resume()
         for controller in started:
             controller.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_certificate):
+    """A running SMTP server for one test (STARTTLS and implicit TLS ports, AUTH required)."""
+    with running_smtp_server(*smtp_certificate) as server:
+        yield server
 
 
 @dataclass
