@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from app.customers import create_customer
+from app.customers import add_contact_person, create_customer
 from app.demo import OWNER_EMAIL, seed
 from app.extensions import db
 from app.inbound.rules import create_rule
@@ -16,7 +16,7 @@ from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.messaging.inbox import VIEWS
 from app.outbox import dispatch_pass
-from app.models import (utcnow, Customer, InboundItem, Mailbox, MailRule, Message, MessageTemplate, Repair, Shop,
+from app.models import (utcnow, ContactPerson, Customer, InboundItem, Mailbox, MailRule, Message, MessageTemplate, Repair, Shop,
                         Thread, Ticket, User)
 from app.panel.credentials import issue_link
 from app.repairs import create_repair, create_ticket
@@ -84,9 +84,23 @@ def long_data(app):
     create_rule(actor="test", name="Reklamacje gwarancyjne zawiasów i wyświetlaczy składanych telefonów Samsung",
                 words="reklamacja gwarancja zawias wyświetlacz składany " * 8, sender_domain="serwis-naprawa-plus-"
                 "krakow.example.pl", mailbox_id=mailbox.id, tags="reklamacja-gwarancyjna-zawiasu-i-wyswietlacza")
+    company = create_customer(  # a company with a long name, a contact person with a long name and address
+        name="Przedsiębiorstwo Usługowo-Handlowe Brzęczyszczykiewicz i Wspólnicy spółka komandytowo-akcyjna",
+        kind="company", nip="PL 123-456-32-18", address="ul. Księcia Józefa Poniatowskiego 123/45\n31-000 Kraków",
+        actor="test", source="cli")
+    add_contact_person(company, name="Małgorzata Brzęczyszczykiewicz-Szczebrzeszyńska",
+                       email="malgorzata.brzeczyszczykiewicz-szczebrzeszynska@przedsiebiorstwo-uslugowe.example.pl",
+                       phone="+48600123457", actor="test")
     db.session.commit()
     dispatch_pass(now=utcnow() + timedelta(minutes=5))
     return customer
+
+
+def company_pages() -> list[str]:
+    """The card of the long data's company (with its contact people), a contact's form, and writing to it."""
+    contact = db.session.scalars(db.select(ContactPerson).order_by(ContactPerson.id.desc())).first()
+    return [f"/customers/{contact.customer_id}", f"/customers/{contact.customer_id}/contacts/{contact.id}",
+            f"/compose?customer_id={contact.customer_id}"]
 
 
 def staff_pages(customer: Customer) -> list[str]:
@@ -103,7 +117,7 @@ def staff_pages(customer: Customer) -> list[str]:
     return [
         *(f"/?view={view}" for view in VIEWS), "/?q=naprawa",
         f"/threads/{thread.id}",
-        "/customers/", f"/customers/{customer.id}",
+        "/customers/", f"/customers/{customer.id}", *company_pages(),
         "/repairs/", f"/repairs/{repair.id}", f"/repairs/{repair.id}?tab=messages", f"/repairs/{repair.id}?tab=log",
         "/tickets/", f"/tickets/{ticket.id}",
         f"/compose?repair_id={repair.id}",
