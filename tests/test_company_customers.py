@@ -11,12 +11,16 @@ from helpers import csrf_token
 from inbound_helpers import make_mailbox, plain_mail, receive
 from sqlalchemy import select
 
+from app.accounts.sms import configure_sms
 from app.customers import add_contact_person, create_customer
 from app.extensions import db
-from app.models import AuditEvent, ContactPerson, Customer, Delivery, Message, Repair
+from app.models import AuditEvent, ContactPerson, Customer, Delivery, Message, Repair, Shop
+from app.outbox import dispatch_pass
 from app.privacy.erasure import erase_customer
 from app.repairs import create_repair
 
+SHOP_NUMBER = "+48500100200"
+INBOUND_URL = "http://shop.example/webhooks/twilio/sms"  # PUBLIC_BASE_URL of the tests + the path
 VALID_NIP = "1234563218"  # its check digit matches
 BAD_CHECKSUM = "1234563219"
 
@@ -160,6 +164,29 @@ def test_mail_from_a_contact_person_threads_to_the_company_and_shows_who_wrote(s
     reply = receive(mailbox, plain_mail(sender="Piotr <PIOTR@serwis-biurowy.pl>", subject="Re: Drukarka nie drukuje",
                                         message_id="<q2@example.com>", extra="In-Reply-To: <q1@example.com>"))
     assert reply.status == "threaded" and reply.thread.id == outcome.thread.id
+
+
+def test_an_sms_from_a_contact_person_joins_the_companys_thread_and_names_them(staff_client, company,
+                                                                                twilio_server):
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number=SHOP_NUMBER,
+                  api_base_url=twilio_server.url, actor="test")
+    Shop.current().undo_seconds = 0
+    repair = create_repair(customer=company, device="HP LaserJet")
+    db.session.commit()
+    response = staff_client.post("/compose", data={
+        "repair_id": repair.id, "contact_id": contact("Ewa Zielińska").id, "channels": "sms", "body": "Gotowe.",
+        "csrf_token": csrf_token(staff_client, "/")})
+    assert response.status_code == 302 and dispatch_pass()["sent"] == 1
+    sent = db.session.scalars(select(Delivery)).one()
+    assert sent.recipient == "+48601234567"
+
+    twilio_server.text(staff_client, INBOUND_URL, "+48601234567", "Dziękuję, odbiorę jutro.", SHOP_NUMBER)
+
+    db.session.expire_all()
+    received = db.session.scalars(select(Message).where(Message.direction == "in")).one()
+    assert received.thread_id == sent.message.thread_id and received.meta["contact_name"] == "Ewa Zielińska"
+    page = staff_client.get(f"/threads/{received.thread_id}").get_data(as_text=True)
+    assert "Ewa Zielińska (Serwis Biurowy sp. z o.o.)" in page
 
 
 # Writing to a contact person
