@@ -188,6 +188,10 @@ def test_an_sms_from_a_contact_person_joins_the_companys_thread_and_names_them(s
     page = staff_client.get(f"/threads/{received.thread_id}").get_data(as_text=True)
     assert "Ewa Zielińska (Serwis Biurowy sp. z o.o.)" in page
 
+    twilio_server.text(staff_client, INBOUND_URL, "+48601234567", "STOP", SHOP_NUMBER)
+    db.session.expire_all()
+    assert db.session.get(Customer, company.id).sms_informational is True  # a contact's STOP is not the company's
+
 
 # Writing to a contact person
 
@@ -218,6 +222,7 @@ def test_a_message_about_a_repair_goes_to_its_contact_person_unless_staff_choose
                                          "csrf_token": csrf_token(staff_client, edit)}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Repair, repair.id).contact_id == ewa.id
+    assert "Contact person" in staff_client.get(f"/repairs/{repair.id}").get_data(as_text=True)
     page = staff_client.get(f"/compose?repair_id={repair.id}").get_data(as_text=True)
     assert f'<option value="{ewa.id}" selected>' in page
 
