@@ -95,7 +95,7 @@ def notify_status_change(repair: Repair, status: RepairStatus, *, changed_at: da
         if refusal := refusal_for(template, customer):
             _note(repair, f"{about}: {refusal}")
             return None
-        problems = channel_problems(customer, rule.channels, shop)
+        problems = channel_problems(customer, rule.channels, shop, repair.contact)  # a company's: its contact's
         for name in rule.channels:
             if reason := problems.get(f"channels.{name}"):
                 _note(repair, _("%(about)s: %(channel)s skipped: %(reason)s",
@@ -111,7 +111,8 @@ def notify_status_change(repair: Repair, status: RepairStatus, *, changed_at: da
         try:
             with db.session.begin_nested():
                 message = compose(customer=customer, channels=usable, body=rendered.body, subject=rendered.subject,
-                                  repair=repair, automatic=True, source="automatic", template=template,
+                                  repair=repair, contact=repair.contact, automatic=True, source="automatic",
+                                  template=template,
                                   texts=rendered.texts, sms_plain=rendered.sms_plain)
         except ValidationFailed as exc:
             _note(repair, _("%(about)s not sent: %(reason)s", about=about, reason=" ".join(exc.fields.values())))
