@@ -7,11 +7,12 @@ from functools import lru_cache
 import phonenumbers
 import polish_inflection
 from email_validator import EmailNotValidError, validate_email
-from stdnum.exceptions import InvalidChecksum, ValidationError as NumberInvalid
-from stdnum.pl import nip as polish_nip
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
+from stdnum.exceptions import InvalidChecksum
+from stdnum.exceptions import ValidationError as NumberInvalid
+from stdnum.pl import nip as polish_nip
 
 from .errors import ValidationFailed
 from .fields import clean_line, clean_text, cleaned_fields, flag_field
@@ -352,9 +353,7 @@ def remove_contact_person(contact: ContactPerson, *, actor: User | str | None, s
     _check_source(source)
     customer = contact.customer
     refuse_erased(customer)
-    db.session.execute(
-        update(Repair).where(Repair.contact_id == contact.id).values(contact_id=None)
-        .execution_options(synchronize_session=False))
+    db.session.execute(update(Repair).where(Repair.contact_id == contact.id).values(contact_id=None))
     customer.contacts.remove(contact)
     record("customer.contact_remove", by=actor, target=customer, contact_id=contact.id, source=source)
     db.session.flush()
@@ -372,11 +371,15 @@ def set_contact_people(customer: Customer, contacts, *, actor: User | str | None
         raise ValidationFailed({"contacts": _("A company can have at most %(n)d contact people.", n=CONTACTS_MAX)})
     own = {contact.id: contact for contact in customer.contacts}
     errors, plan = {}, []
+    listed = set()
     for index, item in enumerate(contacts):
         contact_id = item.get("id")
-        if contact_id is not None and (isinstance(contact_id, bool) or contact_id not in own):
+        for key in sorted(set(item) - {"id", *_CONTACT_CLEANERS}):  # a typo must not be ignored silently
+            errors[f"contacts.{index}.{key}"] = "unknown field"
+        if contact_id is not None and (type(contact_id) is not int or contact_id not in own or contact_id in listed):
             errors[f"contacts.{index}.id"] = _("Not a contact person of this customer.")
             continue
+        listed.add(contact_id)
         fields = {key: item.get(key) for key in _CONTACT_CLEANERS}
         try:
             plan.append((own.get(contact_id), _cleaned_contact(fields)))

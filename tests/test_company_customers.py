@@ -299,6 +299,9 @@ def test_the_api_creates_and_changes_a_company_with_its_contact_people(api):
     ({"name": "X", "kind": "company", "contacts": [{"name": "", "email": "x"}]}, "contacts.0.name"),
     ({"name": "X", "kind": "company", "contacts": "Ewa"}, "contacts"),
     ({"name": "X", "contacts": [{"name": "Ewa"}]}, "contacts"),
+    ({"name": "X", "kind": "company", "contacts": [{"name": "Ewa", "mail": "ewa@example.com"}]}, "contacts.0.mail"),
+    ({"name": "X", "kind": "company", "contacts": [{"id": [1], "name": "Ewa"}]}, "contacts.0.id"),
+    ({"name": "X", "kind": ["company"]}, "kind"),
 ])
 def test_the_api_refuses_a_bad_nip_kind_or_contact_with_a_422_naming_the_field(api, body, field):
     response = api.post("/api/v1/customers", json=body)
