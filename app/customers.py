@@ -342,8 +342,12 @@ def update_contact_person(contact: ContactPerson, *, actor: User | str | None, s
     _check_source(source)
     refuse_erased(contact.customer)
     cleaned = _cleaned_contact(fields)
-    changed = apply_changes(contact, cleaned, "customer.contact_update", by=actor, with_values=False,
-                            source=source, customer_id=contact.customer_id)
+    changed = [name for name, value in cleaned.items() if getattr(contact, name) != value]
+    for name in changed:
+        setattr(contact, name, cleaned[name])
+    if changed:  # on the company's record, like the other contact entries; names of fields, never their values
+        record("customer.contact_update", by=actor, target=contact.customer, contact_id=contact.id,
+               fields=changed, source=source)
     db.session.flush()
     return changed
 
