@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import AuditEvent, ContactPerson, Customer, Delivery, Message, Repair, Shop
 from app.outbox import dispatch_pass
 from app.privacy.erasure import erase_customer
+from app.privacy.redaction import redact_message
 from app.repairs import create_repair
 
 SHOP_NUMBER = "+48500100200"
@@ -348,3 +349,15 @@ def test_erasing_a_company_removes_its_contact_people_and_nip(owner, company):
     assert all("contact_name" not in (m.meta or {}) for m in db.session.scalars(select(Message)))
     details = json.dumps([e.details for e in db.session.scalars(select(AuditEvent))], ensure_ascii=False)
     assert "Ewa" not in details and "serwis-biurowy" not in details
+
+
+def test_redacting_a_contact_persons_name_reaches_the_name_kept_on_their_message(staff, company):
+    receive(make_mailbox(), plain_mail(sender="ewa@serwis-biurowy.pl", body="Proszę o kontakt, Ewa Zielińska"))
+    message = db.session.scalars(select(Message).where(Message.direction == "in")).one()
+
+    redact_message(message, "Zielińska", staff)
+    db.session.commit()
+
+    db.session.expire_all()
+    message = db.session.get(Message, message.id)
+    assert "Zielińska" not in message.body_text and message.meta["contact_name"] == "Ewa [redacted]"
