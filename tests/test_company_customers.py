@@ -319,6 +319,20 @@ def test_the_api_refuses_another_customers_contact_id(api, company, customer):
     assert response.status_code == 422 and "contacts.0.id" in response.get_json()["fields"]
 
 
+def test_the_api_writes_to_the_chosen_contact_person_and_refuses_another_customers(api, company, customer):
+    make_mailbox()
+    piotr = contact("Piotr Wiśniewski")
+    sent = api.post("/api/v1/messages", json={"customer_id": company.id, "contact_id": piotr.id,
+                                              "channels": ["email"], "body": "Faktura w załączniku."})
+    assert sent.status_code == 201, sent.get_json()
+    delivery_id = sent.get_json()["deliveries"][0]["id"]
+    assert api.get(f"/api/v1/deliveries/{delivery_id}").get_json()["recipient"] == "piotr@serwis-biurowy.pl"
+
+    refused = api.post("/api/v1/messages", json={"customer_id": customer.id, "contact_id": piotr.id,
+                                                 "channels": ["email"], "body": "Hej"})
+    assert refused.status_code == 422 and "contact_id" in refused.get_json()["fields"]
+
+
 # Privacy
 
 

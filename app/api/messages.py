@@ -9,13 +9,13 @@ from flask_babel import gettext as _
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.compose import compose
-from ..models import Customer, Delivery, Message, Repair, Thread, Ticket
+from ..models import ContactPerson, Customer, Delivery, Message, Repair, Thread, Ticket
 from ..repairs import row_by_id
 from ..request_input import iso_datetime
 from .base import api_actor, bp, json_body, token_required
 
 MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
-                  "cc", "sms_plain")
+                  "cc", "sms_plain", "contact_id")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -132,6 +132,8 @@ def _compose_arguments(data: dict) -> dict:
         "send_at": _time(data, "send_at", errors),
         "sms_plain": _flag(data, "sms_plain", errors),
     }
+    if data.get("contact_id") is not None:  # else the repair's contact person, if any (compose's default)
+        arguments["contact"] = _row(data, "contact_id", errors, ContactPerson)
     if errors:
         raise ValidationFailed(errors)
     return arguments
