@@ -17,6 +17,10 @@ branch_labels = None
 depends_on = None
 
 
+# The threads whose search document names a NIP.
+WITH_NIP = "t.customer_id IN (SELECT id FROM customers WHERE nip IS NOT NULL)"
+
+
 def _search_migration():
     """Migration 0004, which built the thread search index: its document and triggers are redefined from it."""
     spec = importlib.util.spec_from_file_location("search_0004", Path(__file__).with_name("0004_search.py"))
@@ -26,8 +30,9 @@ def _search_migration():
 
 
 def _rebuild_search(with_nip: bool):
-    """Redefine the search document (with or without the customer's NIP) and the triggers that keep it, then
-    rebuild it; the customers' trigger also fires on a changed NIP."""
+    """Redefine the search document (with or without the customer's NIP) and the triggers that keep it; the
+    customers' trigger also fires on a changed NIP. Going up, no NIP exists yet, so the documents stay as they are;
+    going down, those naming a NIP are rebuilt without it."""
     old = _search_migration()
     document = old._document
     if with_nip:
@@ -45,16 +50,18 @@ END $$""")
         op.execute("DROP TRIGGER thread_search_customers ON customers")
         op.execute(f"CREATE TRIGGER thread_search_customers AFTER UPDATE OF {customer_columns} ON customers"
                    " FOR EACH ROW EXECUTE FUNCTION thread_search_on_context()")
-        op.execute("DELETE FROM thread_search")
-        op.execute(f"INSERT INTO thread_search (thread_id, document) SELECT t.id, {folded} {old.FROM_THREADS}")
+        if not with_nip:
+            op.execute(f"SELECT thread_search_refresh(t.id) FROM threads t WHERE {WITH_NIP}")
         return
     for name, event, wheres in old.SQLITE_TRIGGERS:
         if name == "thread_search_customer_update":
             event = f"AFTER UPDATE OF {customer_columns} ON customers"
         op.execute(f"DROP TRIGGER {name}")
         op.execute(f"CREATE TRIGGER {name} {event} BEGIN\n{''.join(map(old._sqlite_rebuild, wheres))}END")
-    op.execute("DELETE FROM thread_search")
-    op.execute(old._sqlite_index("1 = 1"))
+    if not with_nip:
+        for statement in old._sqlite_rebuild(WITH_NIP).split(";\n"):
+            if statement.strip():
+                op.execute(statement)
 
 
 def upgrade():
