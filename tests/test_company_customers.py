@@ -257,6 +257,11 @@ def test_the_customer_list_finds_a_company_by_nip_name_or_contact_person(staff_c
     assert "Serwis Biurowy sp. z o.o." in page and customer.name not in page
 
 
+def test_the_customer_picker_finds_a_company_by_nip_and_shows_it(staff_client, company):
+    options = staff_client.get("/customers/options", query_string={"q": "PL 123-456-32-18"}).get_data(as_text=True)
+    assert f'data-customer-id="{company.id}"' in options and "NIP 123-456-32-18" in options
+
+
 @pytest.mark.parametrize("query", ["1234563218", "PL 123-456-32-18", "biurowy"])
 def test_the_inbox_search_finds_a_companys_threads_by_nip_and_name(staff_client, company, query):
     thread = receive(make_mailbox(), plain_mail(sender="ewa@serwis-biurowy.pl", subject="Toner")).thread
