@@ -254,6 +254,7 @@ def edit(customer_id: int):
     form = CustomerForm(obj=customer)
     if not form.is_submitted():
         form.phone.data = format_phone(customer.phone)
+        form.nip.data = format_nip(customer.nip)
     if form.validate_on_submit():
         try:
             update_customer(customer, actor=current_user, source="staff", **form_values(form))
