@@ -73,9 +73,12 @@ def customers():
 @click.option("--name", required=True)
 @click.option("--email")
 @click.option("--phone", help="E.164 (+48600100200) or a Polish number (600 100 200).")
-def customers_add(name: str, email: str | None, phone: str | None):
+@click.option("--company", is_flag=True, help="A company rather than a person.")
+@click.option("--nip", help="A company's NIP (dashes and a PL prefix are fine).")
+def customers_add(name: str, email: str | None, phone: str | None, company: bool, nip: str | None):
     try:
-        customer = create_customer(name=name, email=email, phone=phone, actor=CLI_ACTOR, source="cli")
+        customer = create_customer(name=name, email=email, phone=phone, kind="company" if company else "person",
+                                   nip=nip, actor=CLI_ACTOR, source="cli")
     except ValidationFailed as exc:
         raise _refused(exc) from None
     db.session.commit()

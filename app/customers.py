@@ -9,13 +9,16 @@ import polish_inflection
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
+from stdnum.exceptions import InvalidChecksum
+from stdnum.exceptions import ValidationError as NumberInvalid
+from stdnum.pl import nip as polish_nip
 
 from .errors import ValidationFailed
 from .fields import clean_line, clean_text, cleaned_fields, flag_field
 from .extensions import db
-from .models import ConsentEvent, Customer, Repair, Ticket, User
-from .models.customers import CUSTOMER_LANGUAGES
+from .models import ConsentEvent, ContactPerson, Customer, Repair, Ticket, User
+from .models.customers import CUSTOMER_KINDS, CUSTOMER_LANGUAGES
 from .models.audit import apply_changes, record
 
 PHONE_REGION = "PL"  # most of our shops are Polish: local numbers without +48 are read as Polish
@@ -23,11 +26,15 @@ NAME_MAX = 200
 CONSENT_NOTE_MAX = 500
 CRM_NOTE_MAX = 5_000  # shown beside every thread of the customer
 VOCATIVE_MAX = 120
+ADDRESS_MAX = 1_000
+CONTACTS_MAX = 50  # contact people of one company
 SOURCES = ("staff", "api", "cli", "import", "sms_keyword", "panel", "request_form")
 # Customer attribute → the ConsentEvent kind that records its changes.
 CONSENTS = {"sms_informational": "sms_informational", "marketing_consent": "marketing"}
 # Whatever a person puts between the digits of a phone number.
 _PHONE_LIKE = re.compile(r"^[\d\s+()./-]+$")
+# A NIP with the "PL" of EU VAT numbers in front.
+_NIP_LIKE = re.compile(r"^pl[\s-]*\d[\d\s-]{2,}$", re.IGNORECASE)
 
 
 def parse_phone(raw: str | None, region: str = PHONE_REGION) -> str | None:
@@ -140,8 +147,44 @@ def first_name_vocative(customer: Customer) -> str:
     return customer.vocative or _dictionary_vocative(customer.first_name)
 
 
+def _clean_kind(raw) -> str:
+    if raw not in CUSTOMER_KINDS:
+        raise ValidationFailed({"kind": _("Choose a person or a company.")})
+    return raw
+
+
+def clean_nip(raw) -> str | None:
+    """A Polish tax number (NIP) as its ten digits, or None when empty: dashes, spaces and a "PL" prefix are
+    dropped, and the check digit must match (python-stdnum knows the rule)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed({"nip": _("The NIP must be text.")})
+    if not raw.strip():
+        return None
+    try:
+        return polish_nip.validate(raw.strip())
+    except InvalidChecksum:
+        raise ValidationFailed({"nip": _("This NIP is not valid: its check digit does not match. Check for a "
+                                         "typo.")}) from None
+    except NumberInvalid:
+        raise ValidationFailed({"nip": _("A NIP has ten digits, like 123-456-32-18.")}) from None
+
+
+def format_nip(nip: str | None) -> str:
+    """A stored NIP the way people write it ("123-456-32-18")."""
+    return polish_nip.format(nip) if nip else ""
+
+
+def _clean_address(raw) -> str:
+    return clean_text(raw, "address", ADDRESS_MAX)
+
+
 _CLEANERS = {
     "name": _clean_name,
+    "kind": _clean_kind,
+    "nip": clean_nip,
+    "address": _clean_address,
     "email": normalize_email,
     "phone": parse_phone,
     "crm_note": _clean_note,
@@ -151,9 +194,15 @@ _CLEANERS = {
 }
 
 
-def _cleaned(fields: dict) -> dict:
-    """The customer fields checked and normalised; every problem at once in one ValidationFailed."""
-    return cleaned_fields(_CLEANERS, fields)
+def _cleaned(fields: dict, kind: str = "person") -> dict:
+    """The customer fields checked and normalised; every problem at once in one ValidationFailed. A person
+    (`kind`, unless the fields change it) has no NIP nor company address: those are cleared."""
+    cleaned = cleaned_fields(_CLEANERS, fields)
+    if cleaned.get("kind", kind) == "person":
+        for field in ("nip", "address"):
+            if field in cleaned or "kind" in cleaned:
+                cleaned[field] = None if field == "nip" else ""
+    return cleaned
 
 
 def _check_source(source: str) -> None:
@@ -192,6 +241,9 @@ def create_customer(
     name: str,
     email: str | None = None,
     phone: str | None = None,
+    kind: str = "person",
+    nip: str | None = None,
+    address: str = "",
     crm_note: str = "",
     sms_informational: bool = True,
     marketing_consent: bool = False,
@@ -207,7 +259,7 @@ def create_customer(
     """
     _check_source(source)
     fields = _cleaned(
-        dict(name=name, email=email, phone=phone, crm_note=crm_note,
+        dict(name=name, email=email, phone=phone, kind=kind, nip=nip, address=address, crm_note=crm_note,
              sms_informational=sms_informational, marketing_consent=marketing_consent,
              language=language, vocative=vocative)
     )
@@ -248,7 +300,7 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
     _check_source(source)
     refuse_erased(customer)
     note = _clean_consent_note(consent_note)
-    cleaned = _cleaned(fields)
+    cleaned = _cleaned(fields, customer.kind)
     changed = apply_changes(customer, cleaned, "customer.update", by=actor, with_values=False, source=source)
     for field in changed:
         if field in CONSENTS:
@@ -257,6 +309,135 @@ def update_customer(customer: Customer, *, actor: User | str | None, source: str
         customer.email_bounced_at = customer.email_bounce_reason = None
     db.session.flush()
     return changed
+
+
+_CONTACT_CLEANERS = {
+    "name": lambda raw: clean_line(raw, "name", NAME_MAX, _l("Enter the contact person's name.")),
+    "email": normalize_email,
+    "phone": parse_phone,
+}
+
+
+def _cleaned_contact(fields: dict) -> dict:
+    return cleaned_fields(_CONTACT_CLEANERS, fields)
+
+
+def _refuse_person(customer: Customer, field: str = "contacts") -> None:
+    if not customer.is_company:
+        raise ValidationFailed({field: _("Only a company has contact people.")})
+
+
+def add_contact_person(customer: Customer, *, name: str, email: str | None = None, phone: str | None = None,
+                       actor: User | str | None, source: str = "staff") -> ContactPerson:
+    """Add a contact person to a company (their mail and texts thread to the company); flushed, the caller
+    commits. Refuses bad fields, a person (not a company), too many contacts and an erased customer."""
+    _check_source(source)
+    refuse_erased(customer)
+    _refuse_person(customer)
+    fields = _cleaned_contact(dict(name=name, email=email, phone=phone))
+    if len(customer.contacts) >= CONTACTS_MAX:
+        raise ValidationFailed({"contacts": _("A company can have at most %(n)d contact people.", n=CONTACTS_MAX)})
+    contact = ContactPerson(**fields)
+    customer.contacts.append(contact)
+    db.session.flush()
+    record("customer.contact_add", by=actor, target=customer, contact_id=contact.id, source=source)
+    return contact
+
+
+def update_contact_person(contact: ContactPerson, *, actor: User | str | None, source: str = "staff",
+                          **fields) -> list[str]:
+    """Change a contact person's name, e-mail or phone; returns the names of the fields that changed."""
+    _check_source(source)
+    refuse_erased(contact.customer)
+    cleaned = _cleaned_contact(fields)
+    changed = [name for name, value in cleaned.items() if getattr(contact, name) != value]
+    for name in changed:
+        setattr(contact, name, cleaned[name])
+    if changed:  # on the company's record, like the other contact entries; names of fields, never their values
+        record("customer.contact_update", by=actor, target=contact.customer, contact_id=contact.id,
+               fields=changed, source=source)
+    db.session.flush()
+    return changed
+
+
+def remove_contact_person(contact: ContactPerson, *, actor: User | str | None, source: str = "staff") -> None:
+    """Remove a contact person; the company's repairs that were about them are about nobody in particular."""
+    _check_source(source)
+    customer = contact.customer
+    refuse_erased(customer)
+    db.session.execute(update(Repair).where(Repair.contact_id == contact.id).values(contact_id=None))
+    customer.contacts.remove(contact)
+    record("customer.contact_remove", by=actor, target=customer, contact_id=contact.id, source=source)
+    db.session.flush()
+
+
+def set_contact_people(customer: Customer, contacts, *, actor: User | str | None, source: str) -> None:
+    """Make the company's contact people those of `contacts` (the API's list: an item with the `id` of one of
+    theirs changes it, one without adds a person, a person not listed is removed). Every problem at once,
+    keyed `contacts.<index>.<field>`, before anything changes."""
+    if not isinstance(contacts, list) or not all(isinstance(item, dict) for item in contacts):
+        raise ValidationFailed({"contacts": _("Must be a list of contact people.")})
+    if contacts:
+        _refuse_person(customer)
+    if len(contacts) > CONTACTS_MAX:
+        raise ValidationFailed({"contacts": _("A company can have at most %(n)d contact people.", n=CONTACTS_MAX)})
+    own = {contact.id: contact for contact in customer.contacts}
+    errors, plan = {}, []
+    listed = set()
+    for index, item in enumerate(contacts):
+        contact_id = item.get("id")
+        for key in sorted(set(item) - {"id", *_CONTACT_CLEANERS}):  # a typo must not be ignored silently
+            errors[f"contacts.{index}.{key}"] = "unknown field"
+        if contact_id is not None and (type(contact_id) is not int or contact_id not in own or contact_id in listed):
+            errors[f"contacts.{index}.id"] = _("Not a contact person of this customer.")
+            continue
+        listed.add(contact_id)
+        fields = {key: item.get(key) for key in _CONTACT_CLEANERS}
+        try:
+            plan.append((own.get(contact_id), _cleaned_contact(fields)))
+        except ValidationFailed as exc:
+            errors.update({f"contacts.{index}.{key}": value for key, value in exc.fields.items()})
+    if errors:
+        raise ValidationFailed(errors)
+    kept = {contact.id for contact, _fields in plan if contact is not None}
+    for contact in list(customer.contacts):
+        if contact.id not in kept:
+            remove_contact_person(contact, actor=actor, source=source)
+    for contact, fields in plan:
+        if contact is None:
+            add_contact_person(customer, **fields, actor=actor, source=source)
+        else:
+            update_contact_person(contact, actor=actor, source=source, **fields)
+
+
+def contact_of(customer: Customer, contact_id, field: str = "contact_id") -> ContactPerson | None:
+    """The customer's contact person with `contact_id` (None for an empty id); refuses anyone else's."""
+    if contact_id in (None, ""):
+        return None
+    try:
+        contact_id = None if isinstance(contact_id, bool) else int(contact_id)
+    except (TypeError, ValueError, OverflowError):
+        contact_id = None
+    contact = next((contact for contact in customer.contacts if contact.id == contact_id), None)
+    if contact is None:
+        raise ValidationFailed({field: _("Not a contact person of this customer.")})
+    return contact
+
+
+def contact_writing_from(customer: Customer | None, *, email: str | None = None,
+                         phone: str | None = None) -> ContactPerson | None:
+    """The company's contact person with this e-mail address (any case) or phone number (E.164), or None: who of
+    the company wrote a received mail or SMS."""
+    if customer is None or not customer.is_company:
+        return None
+    email = (email or "").lower() or None
+    return next((contact for contact in customer.contacts
+                 if (email and contact.email == email) or (phone and contact.phone == phone)), None)
+
+
+def contact_meta(contact: ContactPerson | None) -> dict:
+    """What a received message keeps of the contact person who wrote it (shown beside the company's name)."""
+    return {"contact_id": contact.id, "contact_name": contact.name} if contact is not None else {}
 
 
 def refuse_erased(customer: Customer | None, field: str = "customer_id") -> None:
@@ -276,7 +457,8 @@ def _escape_like(text: str) -> str:
 
 
 def search_customers(text: str = ""):
-    """A select of the customers (not anonymised) whose name, e-mail or phone contains `text`.
+    """A select of the customers (not anonymised) whose name, e-mail, phone or NIP contains `text`, or one of
+    whose contact people's name or e-mail does.
 
     Phone numbers match however they are typed: "600 100", "600-100-200", "+48 600" or "0048 600".
     """
@@ -284,15 +466,21 @@ def search_customers(text: str = ""):
     text = text.strip()
     if text:
         like = f"%{_escape_like(text.lower())}%"
+        people = select(ContactPerson.customer_id).where(or_(
+            func.lower(ContactPerson.name).like(like, escape="\\"), ContactPerson.email.like(like, escape="\\")))
         conditions = [
             func.lower(Customer.name).like(like, escape="\\"),
             Customer.email.like(like, escape="\\"),
+            Customer.id.in_(people),  # a company is found by its people's names and addresses too
         ]
         digits = re.sub(r"\D", "", text)
         if _PHONE_LIKE.match(text) and len(digits) >= 3:
+            conditions.append(Customer.nip.like(f"%{digits}%"))
             if digits.startswith("00"):  # "0048..." is how "+48..." is dialled from Poland
                 digits = digits[2:]
             conditions.append(Customer.phone.like(f"%{digits}%"))
+        elif _NIP_LIKE.match(text):  # "PL 123-456-32-18", as printed on invoices
+            conditions.append(Customer.nip.like(f"%{digits}%"))
         query = query.where(or_(*conditions))
     return query.order_by(func.lower(Customer.name), Customer.id)
 

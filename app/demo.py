@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import force_locale
 from sqlalchemy import select
 
-from .customers import create_customer
+from .customers import add_contact_person, create_customer
 from .extensions import db
 from .inbound.sms import IncomingSms, receive_sms
 from .inbound.trusted import add_trusted_domain
@@ -54,6 +54,12 @@ CUSTOMERS = [
     ("Marcin Dąbrowski", "marcin.dabrowski@example.com", "+48 531 987 654", True, False),
     ("Ewa Szymańska", "ewa.szymanska@example.com", "+48 662 111 222", True, False),
     ("Paweł Woźniak", "pawel.wozniak@example.net", "+48 790 333 444", True, False),
+]
+
+# The demo company's contact people: name, e-mail, phone.
+COMPANY_CONTACTS = [
+    ("Joanna Mazur", "j.mazur@saldo.example.pl", "+48 605 400 300"),
+    ("Robert Krawczyk", "r.krawczyk@saldo.example.pl", None),
 ]
 
 # customer index, device, fault, status, price estimate, days since it came in
@@ -100,6 +106,15 @@ class Entry:
     automatic: bool = False
 
 
+def _company() -> None:
+    """A company customer: its NIP, address and the contact people whose mail threads to it."""
+    company = create_customer(name="Biuro Rachunkowe Saldo sp. z o.o.", kind="company", nip="PL 525-000-12-79",
+                              email="biuro@saldo.example.pl", address="ul. Marszałkowska 10/4\n00-590 Warszawa",
+                              actor=ACTOR, source="cli")
+    for name, email, phone in COMPANY_CONTACTS:
+        add_contact_person(company, name=name, email=email, phone=phone, actor=ACTOR, source="cli")
+
+
 def seed(password: str) -> None:
     """Fill an empty database with the demo shop; both staff accounts get `password`. Commits (see
     _panel_conversation)."""
@@ -114,6 +129,7 @@ def seed(password: str) -> None:
         for name, email, phone, sms, marketing in CUSTOMERS
     ]
     repairs = [_repair(customers[index], *rest) for index, *rest in REPAIRS]
+    _company()
 
     complaint = create_ticket(
         customer=customers[6], subject="Reklamacja: gniazdo ładowania znowu luźne", queue=front_desk,

@@ -22,11 +22,15 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 def sender_name(message: Message) -> str:
     """Who wrote a message that came in, as staff read it: for a mail, its From (name and address);
     for a panel message or an SMS, the customer's name (an SMS's number and a panel message's stand-in address
-    say less), else the number or address it came from."""
+    say less; a company's contact person by their name and the company's), else the number or address it came
+    from."""
+    meta = message.meta or {}
     if message.channel == "email":
-        name = (message.meta or {}).get("from_name")
+        name = meta.get("from_name") or meta.get("contact_name")  # a company's contact person, by their card's name
         return f"{name} <{message.sender}>" if name and message.sender else name or message.sender
     customer = message.author_customer
+    if meta.get("contact_name"):  # a company's contact person, with the company's name
+        return f"{meta['contact_name']} ({customer.name})" if customer is not None else meta["contact_name"]
     return customer.name if customer is not None and customer.name else message.sender
 
 

@@ -41,6 +41,8 @@ AUDIT_ACTION_LABELS = {
     "customer.add_email": _l("Customer's e-mail address added"), "customer.create": _l("Customer added"),
     "customer.erase": _l("Customer anonymised"), "customer.export": _l("Customer's data exported"),
     "customer.update": _l("Customer changed"),
+    "customer.contact_add": _l("Contact person added"), "customer.contact_update": _l("Contact person changed"),
+    "customer.contact_remove": _l("Contact person removed"),
     "inbound.accept": _l("Held mail or SMS accepted"), "inbound.discard": _l("Held mail or SMS discarded"),
     "mail_rule.create": _l("Rule for incoming mail added"), "mail_rule.delete": _l("Rule for incoming mail deleted"),
     "mail_rule.disable": _l("Rule for incoming mail switched off"),

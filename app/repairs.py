@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from .customers import refuse_erased
+from .customers import contact_of, refuse_erased
 from .errors import ValidationFailed
 from .fields import choice_field, cleaned_fields, line_field, text_field
 from .extensions import db
@@ -254,15 +254,17 @@ def create_repair(
 
 
 def update_repair(repair: Repair, *, actor: Actor, source: str = "staff", **fields) -> list[str]:
-    """Change device, serial_number, accessories, description, price_estimate or pickup_date; returns the names of
-    the changed fields.
+    """Change device, serial_number, accessories, description, price_estimate, pickup_date or contact_id (one of
+    the company's contact people, or None); returns the names of the changed fields.
 
     Status changes go through change_status (they are logged and notify the customer). Refuses bad
     fields like create_repair, before touching the repair.
     """
     refuse_erased(repair.customer)
-    changed = apply_changes(repair, cleaned_fields(_REPAIR_CLEANERS, fields), "repair.update", by=actor, with_values=False,
-                            source=source)
+    contact = {"contact_id": getattr(contact_of(repair.customer, fields.pop("contact_id")), "id", None)} \
+        if "contact_id" in fields else {}
+    changed = apply_changes(repair, {**cleaned_fields(_REPAIR_CLEANERS, fields), **contact}, "repair.update",
+                            by=actor, with_values=False, source=source)
     if changed:
         db.session.flush()
     return changed

@@ -20,6 +20,7 @@ FOLD = str.maketrans("ąćęłńóśźżĄĆĘŁŃÓŚŹŻäöüéèêëáàâí
                      "acelnoszzACELNOSZZaoueeeeaaaiiiooouuucncrszyuAOUEEAIOUCNCRSZYU")
 MAX_TERMS = 12  # a pasted paragraph is not a search; the first words narrow enough
 PHONE_LIKE = re.compile(r"[\d\s()+\-./]+")
+NIP_LIKE = re.compile(r"pl[\s\-]*\d[\d\s\-]*")
 TERM = re.compile(r'"([^"]*)"?|(\S+)')
 LAST_TOKEN = re.compile(r"\w*$")  # of a word, as the index splits it (at punctuation)
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
@@ -53,6 +54,8 @@ def parse_query(text: str) -> list[Term]:
     digit are dropped, so operators and stray quotes never reach the database's query parser.
     """
     text = fold("".join(char if char.isprintable() else " " for char in text).strip())  # no NUL for PostgreSQL
+    if NIP_LIKE.fullmatch(text):  # a company's tax number as printed on invoices: "PL 123-456-32-18"
+        text = text[2:]
     if PHONE_LIKE.fullmatch(text):
         digits = re.sub(r"\D", "", text)
         if len(digits) >= MIN_PHONE_DIGITS:
@@ -95,7 +98,8 @@ def _index_match(terms: list[Term]):
 
 
 def search_thread_ids(text: str) -> Select:
-    """The ids of threads whose subject, customer, phone, e-mail, repair number or messages match `text`.
+    """The ids of threads whose subject, customer (name, phone, e-mail, a company's NIP), repair number or
+    messages match `text`.
 
     A query with nothing searchable in it (only punctuation, say) matches no thread rather than all.
     """

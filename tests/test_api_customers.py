@@ -58,7 +58,7 @@ def test_a_system_adds_a_customer(client, token):
     assert {key: value for key, value in body.items() if key not in ("id", "created_at")} == {
         "name": "Jan Kowalski", "email": "jan@example.com", "phone": "+48600100200",
         "sms_informational": False, "marketing_consent": True, "panel_state": "none",
-        "language": None, "vocative": None,
+        "language": None, "vocative": None, "kind": "person", "nip": None, "address": "", "contacts": [],
     }
     assert datetime.fromisoformat(body["created_at"]) == customer.created_at
     assert response.headers["Location"].endswith(f"/api/v1/customers/{customer.id}")

@@ -106,6 +106,7 @@ FORMS = ["/customers/new", "/repairs/new", "/tickets/new", "/settings/users/new"
 def staff_pages() -> list[str]:
     """The main staff pages, with the demo shop's objects where a page shows one object."""
     customer = db.session.scalars(db.select(Customer).order_by(Customer.id)).first()
+    company = db.session.scalars(db.select(Customer).where(Customer.kind == "company")).first()
     repair = db.session.scalars(db.select(Repair).order_by(Repair.id)).first()
     ticket = db.session.scalars(db.select(Ticket).order_by(Ticket.id)).first()
     held = db.session.scalars(db.select(InboundItem).where(InboundItem.status == "held")).first()
@@ -118,7 +119,8 @@ def staff_pages() -> list[str]:
         *(f"/?view={view}" for view in VIEWS), "/?q=naprawa",
         f"/threads/{thread.id}",
         f"/compose?repair_id={repair.id}", "/compose",
-        "/customers/", f"/customers/{customer.id}",
+        "/customers/", f"/customers/{customer.id}", f"/customers/{company.id}",
+        f"/customers/{company.id}/contacts/{company.contacts[0].id}", f"/compose?customer_id={company.id}",
         "/repairs/", f"/repairs/{repair.id}", f"/repairs/{repair.id}?tab=messages", f"/repairs/{repair.id}?tab=log",
         "/tickets/", f"/tickets/{ticket.id}",
         "/outbox/", "/held/", f"/held/{held.id}",

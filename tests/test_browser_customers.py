@@ -57,3 +57,35 @@ def test_a_repair_card_shows_its_details_and_status(owner_page, live_server):
     owner_page.locator("#repair-head select[name=status]").select_option(label="diagnoza")
     owner_page.locator("#repair-head button[type=submit]").click()
     expect(owner_page.locator("#repair-head h1 .badge")).to_have_text("diagnoza")
+
+
+def test_staff_make_a_company_with_its_nip_and_contact_people_on_the_card(staff_page, live_server):
+    page = staff_page
+    page.goto(live_server.url + "/customers/new")
+    page.locator("input[name=kind][value=company]").check()
+    page.locator("input[name=name]").fill("Serwis Biurowy sp. z o.o.")
+    page.locator("input[name=nip]").fill("PL 123-456-32-18")
+    page.locator("textarea[name=address]").fill("ul. Długa 1\n00-001 Warszawa")
+    page.locator("main form button[type=submit].btn-primary").click()
+
+    expect(page.locator("h1")).to_have_text("Serwis Biurowy sp. z o.o.")
+    expect(page.locator("dl.details")).to_contain_text("123-456-32-18")
+    contacts = page.locator("#contacts")
+    contacts.locator("input[name=name]").fill("Ewa Zielińska")
+    contacts.locator("input[name=email]").fill("ewa@serwis-biurowy.pl")
+    contacts.locator("input[name=phone]").fill("601 234 567")
+    contacts.locator("button[type=submit].btn-primary").click()
+    expect(page.locator("#contacts tbody tr")).to_have_count(1)
+    expect(page.locator("#contacts tbody")).to_contain_text("+48 601 234 567")
+
+    page.locator("#contacts tbody a", has_text="Edit").click()
+    page.locator("input[name=name]").fill("Ewa Zielińska-Nowak")
+    page.locator("main form button[type=submit].btn-primary").click()
+    expect(page.locator("#contacts tbody")).to_contain_text("Ewa Zielińska-Nowak")
+
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))  # htmx asks first
+    page.locator("#contacts tbody button", has_text="Remove").click()
+    expect(page.locator("#contacts tbody tr")).to_have_count(0)
+    expect(page.locator("#contacts")).to_contain_text("No contact people yet.")
+    assert asked == ["Remove Ewa Zielińska-Nowak from the contact people?"]

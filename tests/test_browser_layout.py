@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
-from app.customers import create_customer
+from app.customers import add_contact_person, create_customer
 from app.demo import OWNER_EMAIL, seed
 from app.accounts.sms import configure_smsapi
 from app.extensions import db
@@ -18,7 +18,7 @@ from app.accounts.mailboxes import create_mailbox
 from app.messaging.compose import compose
 from app.messaging.inbox import VIEWS
 from app.outbox import dispatch_pass
-from app.models import (utcnow, Customer, InboundItem, Mailbox, MailRule, Message, MessageTemplate, Repair, Shop,
+from app.models import (utcnow, ContactPerson, Customer, InboundItem, Mailbox, MailRule, Message, MessageTemplate, Repair, Shop,
                         Thread, Ticket, User)
 from app.panel.credentials import issue_link
 from app.repairs import create_repair, create_ticket
@@ -90,9 +90,23 @@ def long_data(app):
     sms = configure_smsapi("token", "2way", api_base_url="https://api.smsapi.com", actor="test")
     sms.balance, sms.balance_currency, sms.balance_checked_at = Decimal("1234567.89"), "points", utcnow()
     sms.low_balance_threshold = Decimal("99999999")
+    company = create_customer(  # a company with a long name, a contact person with a long name and address
+        name="Przedsiębiorstwo Usługowo-Handlowe Brzęczyszczykiewicz i Wspólnicy spółka komandytowo-akcyjna",
+        kind="company", nip="PL 123-456-32-18", address="ul. Księcia Józefa Poniatowskiego 123/45\n31-000 Kraków",
+        actor="test", source="cli")
+    add_contact_person(company, name="Małgorzata Brzęczyszczykiewicz-Szczebrzeszyńska",
+                       email="malgorzata.brzeczyszczykiewicz-szczebrzeszynska@przedsiebiorstwo-uslugowe.example.pl",
+                       phone="+48600123457", actor="test")
     db.session.commit()
     dispatch_pass(now=utcnow() + timedelta(minutes=5))
     return customer
+
+
+def company_pages() -> list[str]:
+    """The card of the long data's company (with its contact people), a contact's form, and writing to it."""
+    contact = db.session.scalars(db.select(ContactPerson).order_by(ContactPerson.id.desc())).first()
+    return [f"/customers/{contact.customer_id}", f"/customers/{contact.customer_id}/contacts/{contact.id}",
+            f"/compose?customer_id={contact.customer_id}"]
 
 
 def staff_pages(customer: Customer) -> list[str]:
@@ -109,7 +123,7 @@ def staff_pages(customer: Customer) -> list[str]:
     return [
         *(f"/?view={view}" for view in VIEWS), "/?q=naprawa",
         f"/threads/{thread.id}",
-        "/customers/", f"/customers/{customer.id}",
+        "/customers/", f"/customers/{customer.id}", *company_pages(),
         "/repairs/", f"/repairs/{repair.id}", f"/repairs/{repair.id}?tab=messages", f"/repairs/{repair.id}?tab=log",
         "/tickets/", f"/tickets/{ticket.id}",
         f"/compose?repair_id={repair.id}",

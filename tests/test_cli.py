@@ -53,6 +53,17 @@ def test_customers_add_prints_the_new_id(cli):
     assert (customer.name, customer.email, customer.phone) == ("Jan Kowalski", "jan@example.com", "+48600100200")
 
 
+def test_customers_add_makes_a_company_with_its_nip_and_refuses_a_bad_one(cli):
+    result = cli.invoke(args=["customers", "add", "--name", "Serwis Biurowy", "--company", "--nip", "PL 123-456-32-18"])
+    assert result.exit_code == 0, result.output
+    customer = db.session.get(Customer, int(result.output.strip()))
+    assert (customer.kind, customer.nip) == ("company", "1234563218")
+
+    refused = cli.invoke(args=["customers", "add", "--name", "Inna", "--company", "--nip", "1234563219"])
+    assert refused.exit_code == 1 and "nip:" in refused.output
+    assert count(Customer) == 1
+
+
 def test_customers_add_refuses_a_bad_phone_number(cli):
     result = cli.invoke(args=["customers", "add", "--name", "Jan Kowalski", "--phone", "123"])
     assert result.exit_code == 1

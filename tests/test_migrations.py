@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
 from app.extensions import db
-from app.models import RepairStatus, Shop
+from app.models import Customer, RepairStatus, Shop
 from app.search import include_name
 from helpers import run_flask
 
@@ -108,3 +108,30 @@ def test_no_upgrade_step_loses_a_row(empty_app):
         assert not lost, f"upgrading to {revision} lost rows (before, after): {lost}"
         before = after
     assert before["status_notifications"] >= 2 and before["message_templates"] >= 6  # the check had rows to keep
+
+
+def test_going_down_from_company_customers_drops_the_nip_from_the_search_and_coming_back_finds_it(app):
+    from app.customers import create_customer
+    from app.messaging.threads import open_thread
+    from app.search import search_thread_ids
+
+    company = create_customer(name="Serwis Biurowy", kind="company", nip="1234563218")
+    thread = open_thread(company, subject="Toner")
+    db.session.commit()
+    thread_id, company_id = thread.id, company.id
+
+    def found(text: str) -> list[int]:
+        return list(db.session.scalars(search_thread_ids(text)))
+
+    assert found("1234563218") == [thread_id]
+    db.session.remove()
+
+    run_flask(app, "db", "downgrade", "0021")
+    assert found("1234563218") == [] and found("biurowy") == [thread_id]
+    db.session.remove()
+
+    run_flask(app, "db", "upgrade")
+    db.session.execute(Customer.__table__.update().where(Customer.id == company_id).values(nip="1234563218"))
+    db.session.commit()
+    assert found("1234563218") == [thread_id]
+    db.session.remove()

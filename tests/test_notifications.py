@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.customers import create_customer
+from app.customers import add_contact_person, create_customer
 from app.extensions import db
 from app.messaging.compose import compose
 from app.messaging.notifications import quiet_until
@@ -17,7 +17,7 @@ from app.messaging.templates import delete_template, save_template
 from app.models import (Delivery, Message, MessageTemplate, RepairEvent, RepairStatus, Shop, StatusNotification,
                         Thread, utcnow)
 from app.outbox import dispatch_pass
-from app.repairs import change_status
+from app.repairs import change_status, create_repair
 from helpers import csrf_token
 
 MOBILE = "+48600100200"
@@ -200,3 +200,18 @@ def test_the_notification_and_the_repair_cards_messages_use_the_newest_open_thre
         "csrf_token": csrf_token(staff_client, f"/compose?repair_id={repair.id}"), "customer_id": repair.customer_id,
         "repair_id": repair.id, "channels": ["email"], "body": "Z karty naprawy"}, content_type="multipart/form-data")
     assert response.headers["Location"].endswith(f"/threads/{newer.id}")
+
+
+def test_a_companys_repair_notifies_its_contact_person(shop, mailbox, ready):
+    company = create_customer(name="Serwis Biurowy", kind="company", nip="1234563218")  # no address of its own
+    ewa = add_contact_person(company, name="Ewa Zielińska", email="ewa@serwis-biurowy.pl", actor="test")
+    repair = create_repair(customer=company, device="HP LaserJet")
+    repair.contact_id = ewa.id
+    db.session.commit()
+
+    change_status(repair, ready, actor="test")
+    db.session.commit()
+
+    [message] = notifications()
+    assert [(d.channel, d.recipient) for d in message.deliveries] == [("email", "ewa@serwis-biurowy.pl")]
+    assert any("Ewa Zielińska has no phone number." in text for text in log_texts(repair))

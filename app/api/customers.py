@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import jsonify, send_file, url_for
 
-from ..customers import create_customer, update_customer
+from ..customers import create_customer, set_contact_people, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Customer
@@ -18,6 +18,11 @@ def customer_json(customer: Customer) -> dict:
     return {
         "id": customer.id,
         "name": customer.name,
+        "kind": customer.kind,  # person | company
+        "nip": customer.nip,  # a company's NIP, ten digits; null for a person
+        "address": customer.address,
+        "contacts": [{"id": contact.id, "name": contact.name, "email": contact.email, "phone": contact.phone}
+                     for contact in customer.contacts],
         "email": customer.email,
         "phone": customer.phone,
         "sms_informational": customer.sms_informational,
@@ -35,7 +40,8 @@ def _given(data: dict, key: str, default):
     return default if value is None else value
 
 
-CUSTOMER_FIELDS = ("name", "email", "phone", "sms_opt_out", "marketing_consent", "crm_note", "language", "vocative")
+CUSTOMER_FIELDS = ("name", "email", "phone", "sms_opt_out", "marketing_consent", "crm_note", "language", "vocative",
+                   "kind", "nip", "address", "contacts")
 
 
 @bp.post("/customers")
@@ -54,9 +60,14 @@ def post_customer():
             marketing_consent=_given(data, "marketing_consent", False),
             language=data.get("language"),
             vocative=data.get("vocative"),
+            kind=_given(data, "kind", "person"),
+            nip=data.get("nip"),
+            address=data.get("address") or "",
             actor=api_actor(),
             source="api",
         )
+        if data.get("contacts") is not None:
+            set_contact_people(customer, data["contacts"], actor=api_actor(), source="api")
     except ValidationFailed as exc:
         raise ValidationFailed({JSON_NAMES.get(name, name): message for name, message in exc.fields.items()}) from None
     db.session.commit()
@@ -80,13 +91,16 @@ def patch_customer(customer_id: int):
     if customer is None or customer.anonymized_at is not None:
         return error(404, "customer not found")
     data = json_body(CUSTOMER_FIELDS + ("consent_note",))
-    fields = {name: value for name, value in data.items() if name not in ("sms_opt_out", "consent_note")}
+    fields = {name: value for name, value in data.items()
+              if name not in ("sms_opt_out", "consent_note", "contacts")}
     if "sms_opt_out" in data:
         opt_out = data["sms_opt_out"]
         fields["sms_informational"] = not opt_out if isinstance(opt_out, bool) else opt_out
     try:
         update_customer(customer, actor=api_actor(), source="api", consent_note=data.get("consent_note") or "",
                         **fields)
+        if data.get("contacts") is not None:  # the whole list: people left out are removed
+            set_contact_people(customer, data["contacts"], actor=api_actor(), source="api")
     except ValidationFailed as exc:
         raise ValidationFailed({JSON_NAMES.get(name, name): message for name, message in exc.fields.items()}) from None
     db.session.commit()

@@ -10,13 +10,13 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.compose import compose
 from ..messaging.templates import render, version_for
-from ..models import Customer, Delivery, Message, MessageTemplate, Repair, Shop, Thread, Ticket
+from ..models import ContactPerson, Customer, Delivery, Message, MessageTemplate, Repair, Shop, Thread, Ticket
 from ..repairs import row_by_id
 from ..request_input import iso_datetime
 from .base import api_actor, bp, json_body, token_required
 
 MESSAGE_FIELDS = ("customer_id", "repair_id", "ticket_id", "thread_id", "channels", "subject", "body", "send_at",
-                  "cc", "sms_plain", "template_id", "texts")
+                  "cc", "sms_plain", "template_id", "texts", "contact_id")
 OWN_TEXT_CHANNELS = ("sms", "portal")  # the channels that can carry a text of their own (e-mail carries `body`)
 
 
@@ -153,6 +153,8 @@ def _compose_arguments(data: dict) -> dict:
         "template": _row(data, "template_id", errors, MessageTemplate, lambda t: t.kind == "message"),
         "texts": _own_texts(data, "texts", errors),
     }
+    if data.get("contact_id") is not None:  # else the repair's contact person, if any (compose's default)
+        arguments["contact"] = _row(data, "contact_id", errors, ContactPerson)
     if errors:
         raise ValidationFailed(errors)
     if (template := arguments["template"]) is not None:

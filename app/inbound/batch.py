@@ -20,7 +20,7 @@ from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..mail_ids import parse_message_id, token_from_address
-from ..models import Customer, CustomerEmail, InboundItem, MessageRef, Thread
+from ..models import ContactPerson, Customer, CustomerEmail, InboundItem, MessageRef, Thread
 from .parse import ParsedMail
 
 MAX_IDS = 50  # References of a long thread; more than this is noise (or an attack on the lookup)
@@ -124,7 +124,8 @@ def _index(batch: _Batch, item: InboundItem) -> None:
 
 
 def customers_with_address(address: str) -> list[Customer]:
-    """The customers (not anonymised) who have `address` as their e-mail or one of their extra addresses."""
+    """The customers (not anonymised) who have `address` as their e-mail or one of their extra addresses, or a
+    company one of whose contact people has it."""
     if not address:
         return []
     address = address.lower()
@@ -186,12 +187,16 @@ def take_deferred() -> list[tuple[dict, dict[str, str], InboundItem]]:
 
 
 def customers_by_address(addresses: Iterable[str]) -> dict[str, list[Customer]]:
-    """Lower-case address -> the customers (not anonymised, by id) who have it as e-mail or extra address."""
+    """Lower-case address -> the customers (not anonymised, by id) who have it as e-mail or extra address, or
+    whose contact person (of a company) has it."""
     found: dict[str, list[Customer]] = {address: [] for address in addresses if address}
     if not found:
         return found
-    extra = db.session.execute(select(CustomerEmail.customer_id, CustomerEmail.address)
-                               .where(CustomerEmail.address.in_(found))).tuples().all()
+    # A company's contact people write from their own addresses: their mail is the company's.
+    extra = db.session.execute(
+        select(CustomerEmail.customer_id, CustomerEmail.address).where(CustomerEmail.address.in_(found))
+        .union_all(select(ContactPerson.customer_id, ContactPerson.email).where(ContactPerson.email.in_(found)))
+    ).tuples().all()
     customers = db.session.scalars(
         select(Customer)
         .where(Customer.anonymized_at.is_(None),

@@ -20,7 +20,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..attachments import path_for, refusal, store
-from ..customers import NAME_MAX, create_customer, refuse_erased
+from ..customers import NAME_MAX, contact_meta, contact_writing_from, create_customer, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..mail_ids import parse_message_id
@@ -285,6 +285,7 @@ def _store(item: InboundItem, mail: ParsedMail, thread: Thread, kind: str, custo
     author = next((c for c in customers if c.id == thread.customer_id), customers[0] if customers else None)
     meta = {"message_id": mail.message_id, "from_name": mail.from_name,
             "date": mail.date.isoformat() if mail.date else None}
+    meta.update(contact_meta(contact_writing_from(author, email=mail.from_address)))  # who of a company wrote
     if mailbox is not None and mailbox.email:
         meta["mailboxes"] = [mailbox.email.lower()]  # the shop's mailboxes it arrived in (_add_copy_facts)
     if mail.defects:

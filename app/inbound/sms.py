@@ -9,15 +9,15 @@ from datetime import timedelta
 from typing import Literal
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.sms import active_account
-from ..customers import parse_phone, update_customer
+from ..customers import contact_meta, contact_writing_from, parse_phone, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.threads import thread_label
-from ..models import Customer, Delivery, InboundItem, Message, Shop, Thread, preview_of, utcnow
+from ..models import ContactPerson, Customer, Delivery, InboundItem, Message, Shop, Thread, preview_of, utcnow
 from .masking import mask_card_numbers
 from .rules import Incoming, apply_rules
 
@@ -93,7 +93,8 @@ def receive_sms(sms: IncomingSms) -> SmsOutcome:
     customers = _customers_with(number)
     keyword = keyword_of(sms.body)
     if keyword is not None:
-        for customer in customers:
+        # A contact person's STOP is not the company's: only those whose own number it is change their consent.
+        for customer in (customer for customer in customers if customer.phone == number):
             update_customer(customer, actor=f"sms:{number}", source=KEYWORD_SOURCE,
                             consent_note=sms.body.strip(),  # the customer's own word, as evidence
                             sms_informational=keyword == "start")
@@ -165,10 +166,13 @@ def _e164(raw: str) -> str | None:
 
 
 def _customers_with(number: str | None) -> list[Customer]:
+    """The customers (not anonymised) with the number, and the companies one of whose contact people has it."""
     if number is None:
         return []
+    people = select(ContactPerson.customer_id).where(ContactPerson.phone == number)
     return list(db.session.scalars(
-        select(Customer).where(Customer.phone == number, Customer.anonymized_at.is_(None)).order_by(Customer.id)
+        select(Customer).where(or_(Customer.phone == number, Customer.id.in_(people)),
+                               Customer.anonymized_at.is_(None)).order_by(Customer.id)
     ))
 
 
@@ -203,6 +207,7 @@ def _store(sms: IncomingSms, number: str, thread: Thread, others: list[Thread], 
         meta["media"] = {"count": len(sms.media_urls), "urls": sms.media_urls}
     if keyword is not None:
         meta["keyword"] = keyword
+    meta.update(contact_meta(contact_writing_from(thread.customer, phone=number)))  # who of a company wrote
     if others:
         meta["may_belong_to"] = [{"id": other.id, "label": thread_label(other)} for other in others]
     message = Message(thread_id=thread.id, kind="message", direction="in", channel="sms",

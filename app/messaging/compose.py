@@ -16,7 +16,9 @@ from ..customers import refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
-from ..models import Attachment, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, preview_of, utcnow
+from ..models import (
+    Attachment, ContactPerson, Customer, Delivery, Message, Repair, Shop, Thread, Ticket, preview_of, utcnow,
+)
 from ..models.audit import record
 from ..models.conversations import CHANNELS
 from ..models.templates import MessageTemplate
@@ -30,8 +32,38 @@ MAX_BODY_CHARS = 50_000
 SUBJECT_MAX = 255  # a thread's subject column
 
 
-def channel_problems(customer: Customer, channels: Sequence[str], shop: Shop) -> dict[str, str]:
-    """For each chosen channel that cannot reach the customer, the reason (keyed `channels.<name>`)."""
+# compose()'s `contact` when the caller names none: the repair's contact person, when it has one.
+REPAIR_CONTACT = "repair"
+
+
+class _ToContact:
+    """A company as the channels see it when a message goes to one of its contact people: the contact's address
+    and number, the company's consents and settings."""
+
+    def __init__(self, customer: Customer, contact: ContactPerson):
+        self._customer, self.email, self.phone = customer, contact.email, contact.phone
+
+    def __getattr__(self, name):
+        return getattr(self._customer, name)
+
+
+def _contact_problems(contact: ContactPerson, channels: Sequence[str]) -> dict[str, str]:
+    problems = {}
+    if "email" in channels and not contact.email:
+        problems["channels.email"] = _("%(name)s has no e-mail address.", name=contact.name)
+    if "sms" in channels and not contact.phone:
+        problems["channels.sms"] = _("%(name)s has no phone number.", name=contact.name)
+    return problems
+
+
+def channel_problems(customer: Customer, channels: Sequence[str], shop: Shop,
+                     contact: ContactPerson | None = None) -> dict[str, str]:
+    """For each chosen channel that cannot reach the customer (or their contact person), the reason (keyed
+    `channels.<name>`)."""
+    if contact is not None:
+        problems = _contact_problems(contact, channels)
+        return {**channel_problems(_ToContact(customer, contact), [c for c in channels if f"channels.{c}" not in
+                                                                 problems], shop), **problems}
     problems = {}
     for name in channels:
         if name not in CHANNELS:
@@ -113,6 +145,7 @@ def compose(
     source: str = "staff",
     template: MessageTemplate | None = None,
     texts: Mapping[str, str] | None = None,
+    contact: ContactPerson | None | str = REPAIR_CONTACT,
 ) -> Message:
     """Store a message to `customer` and one scheduled delivery per channel; nothing leaves before `send_at`.
 
@@ -129,6 +162,10 @@ def compose(
     keeps `body` as its text (the e-mail's, and what staff read in the thread) and the chosen channels' own texts
     in `meta["texts"]`, which each channel reads (sms_text, panel_body_html). Kept on the message rather than
     looked up in the template, so a template edited or deleted later does not change what was sent.
+
+    `contact` is the company's contact person the e-mail and SMS go to (their address and number; None: the
+    company's own); by default the repair's contact person, when the message is about a repair that has one.
+    Refused when it is not the customer's, or has no address or number for a chosen channel.
     """
     shop = Shop.current()
     now = utcnow()
@@ -144,8 +181,13 @@ def compose(
 
     if not channels:
         errors["channels"] = _("Choose at least one channel.")
-    if customer is not None:
-        errors.update(channel_problems(customer, channels, shop))
+    if isinstance(contact, str):  # REPAIR_CONTACT
+        about = repair or (thread.repair if thread is not None else None)
+        contact = about.contact if about is not None and customer is not None else None
+    if contact is not None and (customer is None or contact.customer_id != customer.id):
+        errors["contact_id"] = _("Not a contact person of this customer.")
+    elif customer is not None:
+        errors.update(channel_problems(customer, channels, shop, contact))
     else:
         for name in channels:
             if name != "email":
@@ -216,6 +258,7 @@ def compose(
         visible_to_customer=True,  # written to the customer: the panel shows it once a channel carried it
         automatic=automatic,
         meta={"channels": channels, "sms_plain": bool(sms_plain),
+              **({"contact_id": contact.id, "contact_name": contact.name} if contact is not None else {}),
               **({"template_id": template.id} if template is not None else {}),
               **({"texts": {name: text for name, text in own_texts.items() if text}}
                  if any(own_texts.values()) else {})},
@@ -234,7 +277,8 @@ def compose(
                 channel=name,
                 status="scheduled",
                 recipient=to_sender if customer is None else
-                {"email": customer.email, "sms": customer.phone}.get(name) or str(customer.id),
+                {"email": (contact or customer).email, "sms": (contact or customer).phone}.get(name)
+                or str(customer.id),
                 cc=cc_clean if name == "email" else [],
                 next_attempt_at=due,
                 created_at=now,

@@ -113,7 +113,7 @@ def send_automatic(repair: Repair, template: MessageTemplate, channels: list[str
         if refusal := refusal_for(template, customer):
             _note(repair, f"{about}: {refusal}")
             return None, refusal
-        problems = channel_problems(customer, channels, shop)
+        problems = channel_problems(customer, channels, shop, repair.contact)  # a company's: its contact's
         for name in channels:
             if reason := problems.get(f"channels.{name}"):
                 _note(repair, _("%(about)s: %(channel)s skipped: %(reason)s",
@@ -129,7 +129,8 @@ def send_automatic(repair: Repair, template: MessageTemplate, channels: list[str
         try:
             with db.session.begin_nested():
                 message = compose(customer=customer, channels=usable, body=rendered.body, subject=rendered.subject,
-                                  repair=repair, automatic=True, source="automatic", template=template,
+                                  repair=repair, contact=repair.contact, automatic=True, source="automatic",
+                                  template=template,
                                   texts=rendered.texts, sms_plain=rendered.sms_plain)
         except ValidationFailed as exc:
             reason = " ".join(str(text) for text in exc.fields.values())

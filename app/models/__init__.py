@@ -3,7 +3,7 @@ from .audit import AuditEvent
 from .conversations import (
     PREVIEW_CHARS, Attachment, Message, MessageRef, Tag, Thread, ThreadFollower, ThreadPresence, preview_of,
 )
-from .customers import ConsentEvent, Customer, CustomerEmail, PanelToken
+from .customers import ConsentEvent, ContactPerson, Customer, CustomerEmail, PanelToken
 from .deliveries import Delivery, DeliveryEvent
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
@@ -17,7 +17,7 @@ from .types import utcnow
 from .users import ApiToken, User
 
 __all__ = [
-    "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
+    "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "ContactPerson", "Customer", "CustomerEmail", "Delivery",
     "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
     "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder", "Tag",

@@ -12,6 +12,8 @@ from .types import UTCDateTime, utcnow
 PANEL_STATES = ("none", "invited", "active", "disabled")
 # The languages a customer can read the panel, sign-in messages and notifications in (staff use Polish or English).
 CUSTOMER_LANGUAGES = ("pl", "en", "uk")
+# A customer is a person, or a company with a tax number (NIP), an address and contact people.
+CUSTOMER_KINDS = ("person", "company")
 
 
 class Customer(db.Model):
@@ -20,6 +22,9 @@ class Customer(db.Model):
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="person", server_default="person")  # CUSTOMER_KINDS
+    nip: Mapped[str | None] = mapped_column(String(10), index=True)  # a company's NIP, ten digits
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")  # a company's postal address
     email: Mapped[str | None] = mapped_column(String(254), index=True)  # stored lower-case
     phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
     crm_note: Mapped[str] = mapped_column(Text, default="")
@@ -40,6 +45,13 @@ class Customer(db.Model):
     extra_emails: Mapped[list["CustomerEmail"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="CustomerEmail.id"
     )
+    contacts: Mapped[list["ContactPerson"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="ContactPerson.id"
+    )
+
+    @property
+    def is_company(self) -> bool:
+        return self.kind == "company"
 
     @property
     def panel_active(self) -> bool:
@@ -65,6 +77,21 @@ class CustomerEmail(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="extra_emails")
+
+
+class ContactPerson(db.Model):
+    """One of a company's people: their mail and texts thread to the company, and staff may write to them."""
+
+    __tablename__ = "contact_people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)  # stored lower-case
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
 
 
 class ConsentEvent(db.Model):

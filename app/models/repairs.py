@@ -8,7 +8,7 @@ from sqlalchemy import Date, ForeignKey, Numeric, String, Text, func, or_, selec
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .customers import Customer
+from .customers import ContactPerson, Customer
 from .shop import NumberSequence, Queue, RepairStatus
 from .types import UTCDateTime, utcnow
 
@@ -30,6 +30,9 @@ class Repair(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # A company's repair: the contact person it is about (messages go to them unless staff choose another).
+    # No foreign key: SQLite cannot add one to an existing table in place; removing a contact clears it.
+    contact_id: Mapped[int | None] = mapped_column(index=True)
     device: Mapped[str] = mapped_column(String(200))
     serial_number: Mapped[str] = mapped_column(String(64), default="")  # serial or IMEI, printed on the receipt
     accessories: Mapped[str] = mapped_column(String(255), default="")  # what was left with the device
@@ -44,6 +47,8 @@ class Repair(db.Model):
 
     customer: Mapped[Customer] = relationship()
     status: Mapped[RepairStatus] = relationship()
+    contact: Mapped[ContactPerson | None] = relationship(
+        primaryjoin="foreign(Repair.contact_id) == ContactPerson.id", viewonly=True)
 
     @staticmethod
     def next_number(year: int) -> str:

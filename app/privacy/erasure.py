@@ -21,8 +21,9 @@ from ..attachments import path_for
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import (
-    Attachment, AuditEvent, ConsentEvent, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, Message,
-    MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User, WebRequest, utcnow,
+    Attachment, AuditEvent, ConsentEvent, ContactPerson, Customer, CustomerEmail, Delivery, DeliveryEvent,
+    InboundItem, Message, MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User,
+    WebRequest, utcnow,
 )
 from ..models.audit import record
 from ..models.deliveries import WAITING_STATUSES
@@ -72,16 +73,21 @@ def erase_customer(customer: Customer, *, actor: User, confirmation: str) -> Non
 
 
 def _addresses(customer: Customer) -> list[str]:
-    """The customer's e-mail addresses and phone number, as stored (lower-case, E.164)."""
-    found = [customer.email, customer.phone, *(extra.address for extra in customer.extra_emails)]
+    """The customer's e-mail addresses and phone number, and their contact people's, as stored (lower-case,
+    E.164)."""
+    found = [customer.email, customer.phone, *(extra.address for extra in customer.extra_emails),
+             *(value for contact in customer.contacts for value in (contact.email, contact.phone))]
     return [value for value in found if value]
 
 
 def _contacts(customer: Customer) -> list[str]:
-    """Every text that identifies the customer: name, addresses, phone (also without its "+")."""
-    found = [customer.name, *_addresses(customer)]
-    if customer.phone:
-        found.append(customer.phone.lstrip("+"))
+    """Every text that identifies the customer: name, addresses, phone (also without its "+"), a company's NIP and
+    its contact people's names, addresses and phones."""
+    found = [customer.name, *_addresses(customer), *(contact.name for contact in customer.contacts)]
+    found += [phone.lstrip("+") for phone in (customer.phone, *(contact.phone for contact in customer.contacts))
+              if phone]
+    if customer.nip:
+        found.append(customer.nip)
     return [value for value in found if len(value) >= 3]
 
 
@@ -132,11 +138,14 @@ def _erase_repairs(customer: Customer) -> None:
 
 def _erase_customer_row(customer: Customer, now) -> None:
     db.session.execute(delete(CustomerEmail).where(CustomerEmail.customer_id == customer.id))
+    db.session.execute(update(Repair).where(Repair.customer_id == customer.id).values(contact_id=None))
+    db.session.execute(delete(ContactPerson).where(ContactPerson.customer_id == customer.id))
     db.session.execute(delete(PanelToken).where(PanelToken.customer_id == customer.id))
     # Requests from the public form naming the customer's contact: whoever sent them, they carry that contact.
     db.session.execute(delete(WebRequest).where(WebRequest.customer_id == customer.id))
     db.session.execute(update(ConsentEvent).where(ConsentEvent.customer_id == customer.id).values(note=""))
-    db.session.expire(customer, ["extra_emails"])
+    db.session.expire(customer, ["extra_emails", "contacts"])
+    customer.nip, customer.address = None, ""
     customer.name = anonymised_name(customer)
     customer.email = customer.phone = None
     customer.crm_note = ""

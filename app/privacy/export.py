@@ -110,6 +110,7 @@ def _message(message: Message, files: list[dict]) -> dict:
         "id": message.id, "created_at": _iso(message.created_at), "direction": message.direction,
         "kind": message.kind, "channel": message.channel, "from": message.sender or None,
         "author": message.author.name if message.author else None, "recipients": message.recipients or {},
+        "contact_person": (message.meta or {}).get("contact_name"),  # who of a company wrote, or was written to
         "subject": message.subject, "text": message.body_text, "quoted_text": message.quoted_text or None,
         "html": message.body_html, "attachments": files,
         "channel_texts": (message.meta or {}).get("texts") or {},  # what the SMS and panel said, when not `text`
@@ -128,6 +129,9 @@ def _delivery(delivery: Delivery) -> dict:
 def _customer(customer: Customer) -> dict:
     return {"id": customer.id, "name": customer.name, "email": customer.email, "phone": customer.phone,
             "extra_emails": [extra.address for extra in customer.extra_emails],
+            "kind": customer.kind, "nip": customer.nip, "address": customer.address,
+            "contacts": [{"name": contact.name, "email": contact.email, "phone": contact.phone,
+                          "created_at": _iso(contact.created_at)} for contact in customer.contacts],
             "sms_informational": customer.sms_informational, "marketing_consent": customer.marketing_consent,
             "language": customer.language, "vocative": customer.vocative,
             "panel_state": customer.panel_state, "panel_last_sign_in_at": _iso(customer.panel_last_sign_in_at),

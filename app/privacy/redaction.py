@@ -43,8 +43,12 @@ def redact_message(message: Message, selected: str, actor: User) -> Message:
         message.body_html = change(message.body_html)
     if texts:
         message.meta = {**message.meta, "texts": {channel: change(text) for channel, text in texts.items()}}
+    contact_name = (message.meta or {}).get("contact_name")  # a company's contact person who wrote it
+    if contact_name:
+        message.meta = {**message.meta, "contact_name": change(contact_name)}
     if (message.subject, message.body_text, message.quoted_text, message.body_html,
-            (message.meta or {}).get("texts") or {}) == before:
+            (message.meta or {}).get("texts") or {}) == before and (message.meta or {}).get("contact_name") == \
+            contact_name:
         raise ValidationFailed({"text": _("This text is not in the message (it may be redacted already).")})
 
     for item in db.session.scalars(select(InboundItem).where(InboundItem.message_id == message.id)):

@@ -24,7 +24,8 @@ from ..errors import ValidationFailed
 from ..extensions import db
 from ..i18n import current_shop, shown_datetime
 from ..labels import CHANNEL_LABELS
-from ..messaging.compose import compose, default_channels, sender_address, undo
+from ..customers import contact_of
+from ..messaging.compose import REPAIR_CONTACT, channel_problems, compose, default_channels, sender_address, undo
 from ..messaging.threads import live_thread
 from ..messaging.presence import arrived_since, latest_message_id, others_present
 from ..messaging.templates import Rendered, message_templates, refusal_for, render, reply_frame, version_for
@@ -84,6 +85,9 @@ def _channel_states(customer: Customer | None, thread=None) -> list[dict]:
     states = []
     for name in CHANNELS:
         reason = get_channel(name).unreachable_reason(customer, shop) if customer else None
+        if reason and customer.is_company and any(  # a contact person may have the address the company lacks
+                not channel_problems(customer, [name], shop, contact) for contact in customer.contacts):
+            reason = None
         states.append({"name": name, "label": CHANNEL_LABELS[name], "reason": reason, "fix_url": fix_url(reason)})
     return states
 
@@ -190,8 +194,10 @@ def page():
                            seen_message_id=latest_message_id(thread), kept_files=carry_files(files),
                            kept_names=[f.filename for f in files])
         own = _template_texts(_chosen_template(), customer, repair)  # the template's SMS and panel texts
+        contact = contact_of(customer, request.form["contact_id"]) \
+            if customer is not None and "contact_id" in request.form else REPAIR_CONTACT
         message = compose(
-            customer=customer, channels=chosen, body=form.body.data, author=current_user,
+            contact=contact, customer=customer, channels=chosen, body=form.body.data, author=current_user,
             subject=form.subject.data or "", repair=repair, ticket=ticket, thread=thread,
             cc=(form.cc.data or "").replace(";", ",").split(","),
             attachments=files, send_at=_send_at_in_shop_zone(form.send_at.data),

@@ -7,13 +7,19 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from htmx_flask import request
-from wtforms import BooleanField, SelectChoice, EmailField, SelectField, StringField, TelField, TextAreaField
+from wtforms import (BooleanField, EmailField, RadioField, SelectChoice, SelectField, StringField, TelField,
+                     TextAreaField)
 
 from ..customers import (
     add_contact,
+    add_contact_person,
     consent_history,
+    contact_of,
     create_customer,
+    format_nip,
     format_phone,
+    remove_contact_person,
+    update_contact_person,
     repairs_of,
     search_customers,
     tickets_of,
@@ -67,10 +73,17 @@ class EraseForm(FlaskForm):
                                                                                     "required": True})
 
 
+KIND_LABELS = {"person": _l("Person"), "company": _l("Company")}
+
+
 class CustomerForm(FlaskForm):
     """The customer's fields; the rules live in app.customers, whose messages land next to the fields."""
 
+    kind = RadioField(_l("Customer is"), default="person", validate_choice=False,
+                      choices=[SelectChoice(kind, label) for kind, label in KIND_LABELS.items()])
     name = StringField(_l("Name"), render_kw={"required": True, "maxlength": 200})
+    nip = StringField(_l("NIP"), render_kw={"maxlength": 40, "inputmode": "text"})
+    address = TextAreaField(_l("Address"), render_kw={"rows": 3})
     email = EmailField(_l("E-mail"))
     phone = TelField(_l("Phone"))
     crm_note = TextAreaField(_l("CRM note"), render_kw={"rows": 4})
@@ -98,6 +111,14 @@ class NewContactForm(FlaskForm):
 
 
 NEW_CONTACT = "new_customer"
+
+
+class ContactPersonForm(FlaskForm):
+    """One of a company's contact people."""
+
+    name = StringField(_l("Name"), render_kw={"required": True, "maxlength": 200, "autocomplete": "off"})
+    email = EmailField(_l("E-mail"), render_kw={"autocomplete": "off"})
+    phone = TelField(_l("Phone"), render_kw={"autocomplete": "off"})
 
 
 def new_contact_form() -> NewContactForm:
@@ -129,9 +150,14 @@ def phone_filter(e164: str | None) -> str:
     return format_phone(e164)
 
 
+@bp.app_template_filter("nip")
+def nip_filter(nip: str | None) -> str:
+    return format_nip(nip)
+
+
 @bp.context_processor
 def _labels():
-    return {"PANEL_STATE_LABELS": PANEL_STATE_LABELS, "CONSENT_LABELS": CONSENT_LABELS,
+    return {"KIND_LABELS": KIND_LABELS, "PANEL_STATE_LABELS": PANEL_STATE_LABELS, "CONSENT_LABELS": CONSENT_LABELS,
             "HISTORY_KIND_LABELS": HISTORY_KIND_LABELS,
             "SOURCE_LABELS": SOURCE_LABELS, "TICKET_STATUS_LABELS": TICKET_STATUS_LABELS}
 
@@ -184,8 +210,9 @@ def show(customer_id: int):
     load_rows = TAB_ROWS.get(tab)
     rows = load_rows(customer) if load_rows else []
     consent_form = ConsentForm(obj=customer) if tab == "consents" else None
+    contact_form = ContactPersonForm() if tab == "details" and customer.is_company else None
     return render_template("staff/customers/show.html", customer=customer, tab=tab, tabs=TABS, rows=rows,
-                           consent_form=consent_form)
+                           consent_form=consent_form, contact_form=contact_form)
 
 
 def history(customer: Customer):
@@ -229,6 +256,7 @@ def edit(customer_id: int):
     form = CustomerForm(obj=customer)
     if not form.is_submitted():
         form.phone.data = format_phone(customer.phone)
+        form.nip.data = format_nip(customer.nip)
     if form.validate_on_submit():
         try:
             update_customer(customer, actor=current_user, source="staff", **form_values(form))
@@ -239,6 +267,75 @@ def edit(customer_id: int):
             flash(_("Customer %(name)s saved.", name=customer.name), "success")
             return redirect(url_for(".show", customer_id=customer.id))
     return render_template("staff/customers/form.html", form=form, customer=customer), 422 if form.errors else 200
+
+
+# --- a company's contact people ---------------------------------------------------------------------
+
+
+@bp.route("/<int:customer_id>/contacts", methods=["POST"])
+@login_required
+def contact_add(customer_id: int):
+    """Add a contact person to a company; refused fields come back on the card with their messages."""
+    customer = db.get_or_404(Customer, customer_id)
+    form = ContactPersonForm()
+    if form.validate_on_submit():
+        try:
+            contact = add_contact_person(customer, **form_values(form), actor=current_user)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Contact person %(name)s saved.", name=contact.name), "success")
+            return redirect(url_for(".show", customer_id=customer.id) + "#contacts")
+    return render_template("staff/customers/show.html", customer=customer, tab="details", tabs=TABS, rows=[],
+                           consent_form=None, contact_form=form), 422
+
+
+def _contact_or_404(customer: Customer, contact_id: int):
+    try:
+        return contact_of(customer, contact_id)
+    except ValidationFailed:
+        abort(404)
+
+
+@bp.route("/<int:customer_id>/contacts/<int:contact_id>", methods=["GET", "POST"])
+@login_required
+def contact_edit(customer_id: int, contact_id: int):
+    customer = db.get_or_404(Customer, customer_id)
+    contact = _contact_or_404(customer, contact_id)
+    form = ContactPersonForm(obj=contact)
+    if not form.is_submitted():
+        form.phone.data = format_phone(contact.phone)
+    if form.validate_on_submit():
+        try:
+            update_contact_person(contact, actor=current_user, **form_values(form))
+        except ValidationFailed as exc:
+            db.session.rollback()
+            show_errors(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Contact person %(name)s saved.", name=contact.name), "success")
+            return redirect(url_for(".show", customer_id=customer.id) + "#contacts")
+    return render_template("staff/customers/contact_form.html", customer=customer, contact=contact,
+                           form=form), 422 if form.errors else 200
+
+
+@bp.route("/<int:customer_id>/contacts/<int:contact_id>/remove", methods=["POST"])
+@login_required
+def contact_remove(customer_id: int, contact_id: int):
+    customer = db.get_or_404(Customer, customer_id)
+    contact = _contact_or_404(customer, contact_id)
+    name = contact.name
+    try:
+        remove_contact_person(contact, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(next(iter(exc.fields.values())), "error")
+    else:
+        db.session.commit()
+        flash(_("Contact person %(name)s removed.", name=name), "success")
+    return redirect(url_for(".show", customer_id=customer.id) + "#contacts")
 
 
 # --- the customer's data: export and erasure (owners only) -----------------------------------------

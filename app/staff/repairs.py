@@ -114,19 +114,23 @@ def receipt(repair_id: int):
 def edit(repair_id: int):
     repair = db.get_or_404(Repair, repair_id)
     form = RepairForm(obj=repair)
+    contacts = repair.customer.contacts if repair.customer.is_company else []
     if form.validate_on_submit():
+        chosen = {"contact_id": request.form.get("contact_id") or None} if contacts else {}
         try:
-            changed = update_repair(repair, actor=current_user, device=form.device.data,
+            changed = update_repair(repair, actor=current_user, **chosen, device=form.device.data,
                                     serial_number=form.serial_number.data, accessories=form.accessories.data,
                                     description=form.description.data, price_estimate=form.price_estimate.data,
                                     pickup_date=form.pickup_date.data)
         except ValidationFailed as exc:
+            db.session.rollback()
             show_errors(form, exc)
         else:
             db.session.commit()
             flash(_("Repair %(number)s saved.", number=repair.number) if changed else _("Nothing changed."), "success")
             return redirect(url_for("repairs.show", repair_id=repair.id))
-    return render_template("staff/repairs/edit.html", repair=repair, form=form), 422 if form.errors else 200
+    return render_template("staff/repairs/edit.html", repair=repair, form=form, contacts=contacts,
+                           contact_error=None), 422 if form.errors else 200
 
 
 @bp.route("/<int:repair_id>/status", methods=["POST"])
