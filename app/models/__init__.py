@@ -5,6 +5,7 @@ from .conversations import (
 )
 from .customers import ConsentEvent, Customer, CustomerEmail, PanelToken
 from .deliveries import Delivery, DeliveryEvent
+from .files import KeptDraft, StoredBlob, StoredBlobChunk
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
@@ -17,8 +18,8 @@ from .users import ApiToken, User
 
 __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "Customer", "CustomerEmail", "Delivery",
-    "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
+    "DeliveryEvent", "InboundItem", "KeptDraft", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
     "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
-    "SignInSession", "SmsAccount", "StatusNotification", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
+    "SignInSession", "SmsAccount", "StatusNotification", "StoredBlob", "StoredBlobChunk", "Tag", "TemplateAttachment", "Thread", "ThreadFollower",
     "ThreadPresence", "Ticket", "TrustedDomain", "User", "utcnow",
 ]

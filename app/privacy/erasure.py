@@ -17,7 +17,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select, text, update
 
-from ..attachments import path_for
+from ..attachments import delete_stored
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import (
@@ -189,4 +189,4 @@ def _delete_unused_files(files: set[str]) -> None:
         used = used or db.session.scalar(
             select(func.count()).select_from(TemplateAttachment).where(TemplateAttachment.sha256 == sha256))
         if not used:
-            path_for(sha256).unlink(missing_ok=True)
+            delete_stored(sha256)
