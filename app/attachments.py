@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import olefile
 import puremagic
-from flask import Response, current_app, send_file
+from flask import Response, current_app, request, send_file
 from flask_babel import gettext as _
 from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -491,9 +491,11 @@ def send_stored(sha256: str, *, mimetype: str, as_attachment: bool = False, down
                          download_name=download_name, max_age=max_age)
     size = holder.size(sha256)
     response = send_file(holder.open(sha256, detached=True), mimetype=mimetype, as_attachment=as_attachment,
-                         download_name=download_name, max_age=max_age, etag=sha256)
+                         download_name=download_name, max_age=max_age, conditional=False)
     response.content_length = size
-    return response
+    response.set_etag(sha256)  # the name is the content's digest: the best validator there is
+    # Conditional and range requests as from disk; send_file knows no size for a stream, so this asks here.
+    return response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
 
 
 def digest_of(reference: str | None) -> str | None:

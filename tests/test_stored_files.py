@@ -77,6 +77,10 @@ def test_a_staff_file_is_kept_in_the_database_and_downloaded_in_pieces_from_anot
     assert len(pieces) > 3 and max(map(len, pieces)) <= DB_CHUNK  # never the whole file at once
     assert b"".join(pieces) == content
     assert staff_client.get(url).data == content  # and from the first machine
+    part = other.get(url, headers={"Range": f"bytes={DB_CHUNK - 10}-{DB_CHUNK + 9}"})
+    assert part.status_code == 206 and part.data == content[DB_CHUNK - 10:DB_CHUNK + 10]
+    again = other.get(url, headers={"If-None-Match": f'"{attachment.sha256}"'})
+    assert again.status_code == 304 and again.data == b""
 
 
 @DATABASE
