@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from inbound_helpers import make_customer, make_mailbox, receive
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
 from sqlalchemy import func, select, update
 
 from app.attachments import DB_CHUNK, path_for, store
 from app.extensions import db
+from app.messaging.receipt import _logo as receipt_logo
 from app.messaging.threads import open_thread
+from app.privacy.erasure import erase_customer
 from app.models import Attachment, Message, Shop, StoredBlob, StoredBlobChunk
 from helpers import build_app, csrf_token, make_user, sign_in
 
 DATABASE = pytest.mark.app_config(ATTACHMENT_STORAGE="database")
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
 def pdf(size: int, seed: int = 1) -> bytes:
@@ -264,3 +271,59 @@ def test_undo_on_one_machine_gives_the_text_back_on_another(app, staff, staff_cl
 def test_the_storage_setting_refuses_an_unknown_kind(tmp_path, database_url):
     with pytest.raises(ValueError, match="ATTACHMENT_STORAGE"):
         build_app(tmp_path / "bad", database_url, ATTACHMENT_STORAGE="s3")
+
+
+@DATABASE
+def test_a_received_mails_file_is_kept_in_the_database_with_the_mail(app, staff, staff_client, second_machine):
+    """Received mail stores its files in the middle of its own transaction (on SQLite, they go into it)."""
+    make_customer()
+    mailbox = make_mailbox(store_attachments=True)
+    content = b"\xff\xd8\xff\xe0\x00JFIF" + pdf(DB_CHUNK + 500)[9:]
+    outcome = receive(mailbox, mail_with(content))
+    [attachment] = db.session.get(Message, outcome.item.message_id).attachments
+    assert attachment.sha256 == hashlib.sha256(content).hexdigest() and attachment.skipped_reason is None
+    assert files_on_disk(app) == [] and blob_count() == 1
+
+    other = second_machine.test_client()
+    sign_in(other, staff)
+    assert other.get(f"/threads/{outcome.thread.id}/attachments/{attachment.id}").data == content
+
+
+def mail_with(content: bytes) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Jan Kowalski <jan.kowalski@example.com>"
+    mail["To"] = "serwis@shop.example"
+    mail["Subject"] = "Zdjęcie"
+    mail["Message-ID"] = "<photo-in-db@example.com>"
+    mail.set_content("W załączniku zdjęcie.")
+    mail.add_attachment(content, maintype="image", subtype="jpeg", filename="zdjecie.jpg")
+    return mail.as_bytes()
+
+
+@DATABASE
+def test_the_panel_logo_kept_in_the_database_is_shown_by_every_machine_and_on_the_receipt(
+        app, owner_client, second_machine):
+    token = csrf_token(owner_client, "/settings/panel/")
+    response = owner_client.post("/settings/panel/", content_type="multipart/form-data", data={
+        "csrf_token": token, "brand_colour": "#C0392B", "logo": (io.BytesIO(PNG), "logo.png")})
+    assert response.status_code == 302
+    assert files_on_disk(app) == [] and blob_count() == 1
+    logo = second_machine.test_client().get(panel_path("/logo"))
+    assert logo.status_code == 200 and logo.data == PNG and logo.mimetype == "image/png"
+    assert receipt_logo(Shop.current()) is not None
+
+
+@DATABASE
+def test_an_export_carries_and_an_erasure_deletes_a_file_kept_in_the_database(
+        app, owner, owner_client, mailbox, customer):
+    content = pdf(DB_CHUNK + 77)
+    compose_with_file(owner_client, customer, content, "wycena.pdf")
+    export = owner_client.get(f"/customers/{customer.id}/export")
+    assert export.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(export.data))
+    [name] = [name for name in archive.namelist() if name.startswith("attachments/")]
+    assert archive.read(name) == content
+
+    erase_customer(customer, actor=owner, confirmation=customer.name)
+    db.session.commit()
+    assert blob_count() == 0
