@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import tempfile
 import unicodedata
 import zipfile
@@ -244,8 +243,8 @@ class FileStore:
         raise NotImplementedError
 
     def keep(self, sha256: str, source: Path, size: int) -> None:
-        """Keep the verified content at `source` (a scratch file, which this may take over) under `sha256`; once
-        this returns the file is stored (see DatabaseStore.keep for the one exception)."""
+        """Keep the verified content at `source` (a `_scratch_file()`, which this may take over) under `sha256`;
+        once this returns the file is stored (see DatabaseStore.keep for the one exception)."""
         raise NotImplementedError
 
     def delete(self, sha256: str) -> None:
@@ -277,14 +276,7 @@ class FilesystemStore(FileStore):
 
     def keep(self, sha256: str, source: Path, size: int) -> None:
         final = self.path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if source.parent != storage_root():  # a scratch file elsewhere: first next to its final place
-            with _scratch_file() as (tmp, tmp_name), source.open("rb") as fh:
-                shutil.copyfileobj(fh, tmp, CHUNK)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-                os.replace(tmp_name, final)
-            return
+        final.parent.mkdir(exist_ok=True)
         os.replace(source, final)  # same content, same name: a second copy simply replaces the first
 
     def delete(self, sha256: str) -> None:
