@@ -20,7 +20,7 @@ from app.extensions import db
 from app.messaging.receipt import _logo as receipt_logo
 from app.messaging.threads import open_thread
 from app.privacy.erasure import erase_customer
-from app.models import Attachment, Message, Shop, StoredBlob, StoredBlobChunk
+from app.models import Attachment, KeptDraft, Message, Shop, StoredBlob, StoredBlobChunk
 from helpers import build_app, csrf_token, make_user, sign_in
 
 DATABASE = pytest.mark.app_config(ATTACHMENT_STORAGE="database")
@@ -327,3 +327,17 @@ def test_an_export_carries_and_an_erasure_deletes_a_file_kept_in_the_database(
     erase_customer(customer, actor=owner, confirmation=customer.name)
     db.session.commit()
     assert blob_count() == 0
+
+
+def test_erasing_the_customer_deletes_a_draft_undo_kept_of_a_message_to_them(app, owner, owner_client, mailbox,
+                                                                            customer):
+    response = owner_client.post("/compose", content_type="multipart/form-data", data={
+        "csrf_token": csrf_token(owner_client, f"/compose?customer_id={customer.id}"), "customer_id": customer.id,
+        "channels": ["email"], "body": "Cena dla pana Kowalskiego: 450 zł"})
+    assert response.status_code == 302
+    message = db.session.scalars(select(Message)).one()
+    owner_client.post(f"/messages/{message.id}/undo",
+                      data={"csrf_token": csrf_token(owner_client, f"/threads/{message.thread_id}")})
+    assert db.session.scalar(select(func.count()).select_from(KeptDraft)) == 1
+    erase_customer(customer, actor=owner, confirmation=customer.name)
+    assert db.session.scalar(select(func.count()).select_from(KeptDraft)) == 0

@@ -21,8 +21,8 @@ from ..attachments import delete_stored
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import (
-    Attachment, AuditEvent, ConsentEvent, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, Message,
-    MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User, utcnow,
+    Attachment, AuditEvent, ConsentEvent, Customer, CustomerEmail, Delivery, DeliveryEvent, InboundItem, KeptDraft,
+    Message, MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User, utcnow,
 )
 from ..models.audit import record
 from ..models.deliveries import WAITING_STATUSES
@@ -63,6 +63,7 @@ def erase_customer(customer: Customer, *, actor: User, confirmation: str) -> Non
     _erase_inbound(message_ids, _addresses(customer))
     _erase_repairs(customer)
     _erase_customer_row(customer, now)
+    db.session.execute(delete(KeptDraft).where(KeptDraft.customer_id == customer.id))  # Undo's, of a message to them
     _scrub_audit_trail(customer, contacts)
     record("customer.erase", by=actor, target=customer, threads=thread_count, messages=len(message_ids))
     db.session.flush()

@@ -262,18 +262,19 @@ def undo_message(message_id: int):
         context["thread_id"] = thread.id
     db.session.commit()
     flash(_("Message not sent. You can edit it and send it again."), "info")
-    return redirect(url_for("compose.page", draft=_keep_draft(draft),
+    return redirect(url_for("compose.page", draft=_keep_draft(draft, thread.customer_id),
                             **{key: value for key, value in context.items() if value is not None}))
 
 
-def _keep_draft(draft: dict) -> str:
+def _keep_draft(draft: dict, customer_id: int | None) -> str:
     """Keep what Undo took back for the person who took it, under a new random id; drafts older than a day are
     dropped. In the database, not the session (a message can be far longer than a cookie) nor a file (the next
     page may be served by another machine)."""
     now = utcnow()
     db.session.execute(delete(KeptDraft).where(KeptDraft.created_at < now - timedelta(seconds=DRAFT_SECONDS)))
     token = secrets.token_urlsafe(24)
-    db.session.add(KeptDraft(token=token, user_id=current_user.id, data=json.dumps(draft), created_at=now))
+    db.session.add(KeptDraft(token=token, user_id=current_user.id, customer_id=customer_id, data=json.dumps(draft),
+                             created_at=now))
     db.session.commit()
     return token
 

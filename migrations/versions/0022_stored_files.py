@@ -36,17 +36,22 @@ def upgrade():
         "kept_drafts",
         sa.Column("token", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=True),
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE",
                                 name=op.f("fk_kept_drafts_user_id_users")),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], ondelete="CASCADE",
+                                name=op.f("fk_kept_drafts_customer_id_customers")),
         sa.PrimaryKeyConstraint("token", name=op.f("pk_kept_drafts")),
     )
     op.create_index(op.f("ix_kept_drafts_user_id"), "kept_drafts", ["user_id"])
     op.create_index(op.f("ix_kept_drafts_created_at"), "kept_drafts", ["created_at"])
+    op.create_index(op.f("ix_kept_drafts_customer_id"), "kept_drafts", ["customer_id"])
 
 
 def downgrade():
+    op.drop_index(op.f("ix_kept_drafts_customer_id"), table_name="kept_drafts")
     op.drop_index(op.f("ix_kept_drafts_created_at"), table_name="kept_drafts")
     op.drop_index(op.f("ix_kept_drafts_user_id"), table_name="kept_drafts")
     op.drop_table("kept_drafts")
