@@ -8,14 +8,16 @@ import hashlib
 import io
 import zipfile
 from email.message import EmailMessage
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from inbound_helpers import make_customer, make_mailbox, receive
 from panel_helpers import panel_csrf, panel_customer, panel_path, publish, sign_in_customer
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.engine import Engine
 
-from app.attachments import DB_CHUNK, path_for, store
+from app.attachments import DB_CHUNK, DatabaseStore, path_for, send_stored, store
 from app.extensions import db
 from app.messaging.receipt import _logo as receipt_logo
 from app.messaging.threads import open_thread
@@ -57,6 +59,22 @@ def streamed_pieces(response) -> list[bytes]:
     return list(response.response)
 
 
+@contextmanager
+def counting_piece_reads():
+    """The pieces of stored files read from the database while inside, by number, in order."""
+    reads = []
+
+    def note(_conn, _cursor, statement, parameters, _context, _many):
+        if "FROM stored_blob_chunks" in statement:
+            reads.append(parameters["seq"] if isinstance(parameters, dict) else parameters[-1])
+
+    event.listen(Engine, "before_cursor_execute", note)  # every app's engine
+    try:
+        yield reads
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+
+
 @pytest.fixture
 def second_machine(app, database_url, tmp_path):
     """Another web machine: the same database and settings, its own instance folder (nothing on disk shared)."""
@@ -84,6 +102,16 @@ def test_a_staff_file_is_kept_in_the_database_and_downloaded_in_pieces_from_anot
     assert len(pieces) > 3 and max(map(len, pieces)) <= DB_CHUNK  # never the whole file at once
     assert b"".join(pieces) == content
     assert staff_client.get(url).data == content  # and from the first machine
+
+    with second_machine.test_request_context(url), counting_piece_reads() as reads:
+        sent = send_stored(attachment.sha256, mimetype="application/pdf", as_attachment=True, download_name="w.pdf")
+        assert reads == []  # nothing read before the body is sent
+        body = iter(sent.response)
+        first = next(body)
+        assert reads == [0] and len(first) < DB_CHUNK  # the first piece: one row of the file read, not the file
+        assert first + b"".join(body) == content
+        sent.close()
+    assert reads == [0, 1, 2]
     part = other.get(url, headers={"Range": f"bytes={DB_CHUNK - 10}-{DB_CHUNK + 9}"})
     assert part.status_code == 206 and part.data == content[DB_CHUNK - 10:DB_CHUNK + 10]
     again = other.get(url, headers={"If-None-Match": f'"{attachment.sha256}"'})
@@ -341,3 +369,19 @@ def test_erasing_the_customer_deletes_a_draft_undo_kept_of_a_message_to_them(app
     assert db.session.scalar(select(func.count()).select_from(KeptDraft)) == 1
     erase_customer(customer, actor=owner, confirmation=customer.name)
     assert db.session.scalar(select(func.count()).select_from(KeptDraft)) == 0
+
+
+def test_a_move_that_fails_before_the_copy_is_committed_leaves_the_source_whole(app, monkeypatch):
+    content = pdf(DB_CHUNK + 5)
+    sha = kept_on_disk(content)
+
+    def power_cut(*_args, **_kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(DatabaseStore, "keep", power_cut)
+    failed = move(app, "database")
+    assert failed.exit_code != 0
+    assert path_for(sha).read_bytes() == content and blob_count() == 0
+    monkeypatch.undo()
+    assert "moved 1" in move(app, "database").output
+    assert files_on_disk(app) == [] and blob_count() == 1
