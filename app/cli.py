@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask_babel import force_locale
 from sqlalchemy import select
 
@@ -203,6 +203,9 @@ def files_move(to: str, verbose: bool):
 
     report = move_files(to, progress)
     click.echo(f"moved {report.moved}, already there {report.already}, damaged {len(report.damaged)}")
+    if current_app.config["ATTACHMENT_STORAGE"] != to:
+        click.echo(f"note: ATTACHMENT_STORAGE is {current_app.config['ATTACHMENT_STORAGE']}, so new files still go "
+                   f"there; set ATTACHMENT_STORAGE={to} on every machine and run this again")
     if report.damaged:
         raise click.ClickException(f"{len(report.damaged)} files do not match their SHA-256 and were left where "
                                    "they are (restore them from a backup)")
