@@ -5,7 +5,10 @@ The file is a gzipped tar. `manifest.json`, its last member, names the format, t
 at, when it was made, the database's kind, the row count of every table and the SHA-256 of every other member.
 The database is copied while the shop runs: SQLite with its online backup API (one step, so the copy is one
 moment of the database), PostgreSQL with `pg_dump` in its custom format, whose snapshot the row counts share.
-The database is copied before the files, so every file the copy refers to is there.
+The database is copied before the files, so every file the copy refers to is there. Files kept in the database
+(ATTACHMENT_STORAGE=database) travel inside its copy, in the same moment as the rows that use them; files on disk
+are added as attachments/xx/<sha256> members, whichever store is configured, so a shop part way through
+`flask files move` is backed up whole.
 """
 from __future__ import annotations
 
@@ -193,7 +196,9 @@ def _write_archive(archive: Path, files: dict[str, Path], manifest: dict, now: d
                     except FileNotFoundError:  # erased since it was listed
                         continue
                     count, total = count + 1, total + members["attachments/" + relative]["size"]
-            manifest.update(attachments={"files": count, "bytes": total}, members=members)
+            in_database = manifest["counts"].get("stored_blobs", 0)
+            manifest.update(attachments={"files": count + in_database, "bytes": total, "on_disk": count,
+                                         "in_database": in_database}, members=members)
             body = json.dumps(manifest, indent=2, sort_keys=True).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(body), int(now.timestamp()), 0o600
@@ -537,7 +542,7 @@ def restore_backup(path: Path, force: bool = False) -> Outcome:
         files = _restore_files(work / "attachments")
         counts = manifest["counts"]
         notes = [f"restored {counts.get('customers', 0)} customers, {counts.get('threads', 0)} threads, "
-                 f"{counts.get('messages', 0)} messages and {files} files"]
+                 f"{counts.get('messages', 0)} messages and {files + counts.get('stored_blobs', 0)} files"]
         notes += _restore_secret_key(work, manifest)
     from flask_migrate import upgrade
 

@@ -6,11 +6,12 @@ import secrets
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask_babel import force_locale
 from sqlalchemy import select
 
 from .api_tokens import api_tokens, create_token, revoke_token, token_named
+from .attachments import STORAGE_KINDS, move_files
 from .backups import BackupRefused, backup_under_lease, configured_dir, restore_backup
 from .commands.mail import mail, mailbox
 from .commands.outbox import outbox
@@ -29,7 +30,7 @@ CLI_ACTOR = "cli"  # how the audit trail names whoever ran a command
 
 
 def register_cli(app: Flask) -> None:
-    for group in (users, customers, api_token, demo, backup, sms, outbox, panel, mail, mailbox):
+    for group in (users, customers, api_token, demo, backup, files, sms, outbox, panel, mail, mailbox):
         app.cli.add_command(group)
 
 
@@ -178,12 +179,39 @@ def backup_create(output: Path | None):
     click.echo(f"database: {manifest['database']['kind']} at migration {manifest['revision']}; "
                f"{counts.get('customers', 0)} customers, {counts.get('threads', 0)} threads, "
                f"{counts.get('messages', 0)} messages")
-    click.echo(f"files: {manifest['attachments']['files']} ({manifest['attachments']['bytes']} bytes)")
+    files = manifest["attachments"]
+    click.echo(f"files: {files['files']} ({files['on_disk']} on disk, {files['bytes']} bytes; {files['in_database']} in "
+               "the database copy)")
     if manifest["secret_key"]["included"]:
         click.echo("secret key: included (instance/secret_key)")
     for note in outcome.notes:
         click.echo("WARNING: " + note)
     click.echo(str(outcome.path))
+
+
+@click.group(help="Stored files (attachments, template files, the panel's logo).")
+def files():
+    _speak_english()
+
+
+@files.command("move", help="Move every stored file into one store (ATTACHMENT_STORAGE's two kinds). Safe to run "
+                            "while the shop runs, to interrupt and to run again: each file is copied, committed and "
+                            "its SHA-256 checked in the target before its source copy is removed.")
+@click.option("--to", "to", type=click.Choice(STORAGE_KINDS), required=True, help="The store to move the files into.")
+@click.option("--verbose", is_flag=True, help="A line per file.")
+def files_move(to: str, verbose: bool):
+    def progress(sha256: str, outcome: str) -> None:
+        if verbose or outcome == "damaged":
+            click.echo(f"{outcome}: {sha256}")
+
+    report = move_files(to, progress)
+    click.echo(f"moved {report.moved}, already there {report.already}, damaged {len(report.damaged)}")
+    if current_app.config["ATTACHMENT_STORAGE"] != to:
+        click.echo(f"note: ATTACHMENT_STORAGE is {current_app.config['ATTACHMENT_STORAGE']}, so new files still go "
+                   f"there; set ATTACHMENT_STORAGE={to} on every machine and run this again")
+    if report.damaged:
+        raise click.ClickException(f"{len(report.damaged)} files do not match their SHA-256 and were left where "
+                                   "they are (restore them from a backup)")
 
 
 @backup.command("restore", help="Restore a backup FILE into this (empty) instance, then migrate it.")

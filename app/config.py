@@ -26,6 +26,10 @@ DEFAULTS: dict[str, object] = {
     "REQUEST_LIMIT_PER_CONTACT": "3 per hour",
     "MAX_CONTENT_LENGTH": 110 * 1024 * 1024,  # one request: a message with a few large attachments
     "ATTACHMENT_MAX_BYTES": 25 * 1024 * 1024,  # one file
+    # Where stored files go: "filesystem" (instance/attachments/: one machine, or a volume all machines share) or
+    # "database" (the database's stored_blob_chunks table: every machine reaches them). `flask files move` moves
+    # the existing ones; reads look in both, so nothing goes missing in between.
+    "ATTACHMENT_STORAGE": "filesystem",
     "SQLALCHEMY_ECHO": False,
     "SMTP_TIMEOUT": 30,  # seconds for every read from a mail server
     "SMTP_CA_FILE": None,  # extra CA bundle for mail servers with a private certificate
@@ -115,6 +119,8 @@ def configure(app, overrides: dict | None = None) -> None:
     if overrides:
         app.config.update(overrides)
 
+    if app.config["ATTACHMENT_STORAGE"] not in ("filesystem", "database"):
+        raise ValueError(f"ATTACHMENT_STORAGE must be filesystem or database, not {app.config['ATTACHMENT_STORAGE']!r}")
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _secret_key(app.instance_path)
     app.config.setdefault(

@@ -7,6 +7,7 @@ import logging
 from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import update
 
 from .accounts.sms import active_account
 from .channels.shop_mail import mail_the_shop, working_mailbox
@@ -51,9 +52,13 @@ def notify_low_balance(account: SmsAccount) -> bool:
     if not account.balance_is_low:
         account.low_balance_noticed_at = None
         return False
-    if account.low_balance_noticed_at is not None:
+    # Claimed by a conditional UPDATE: the job and a check from the settings page running at once tell it once.
+    claimed = db.session.execute(
+        update(SmsAccount).where(SmsAccount.id == account.id, SmsAccount.low_balance_noticed_at.is_(None))
+        .values(low_balance_noticed_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(account, ["low_balance_noticed_at"])
+    if not claimed:
         return False
-    account.low_balance_noticed_at = utcnow()
     shop = Shop.current()
     via = working_mailbox() if shop.notification_email else None
     told = False

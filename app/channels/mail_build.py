@@ -11,7 +11,7 @@ from flask_babel import force_locale
 from markupsafe import escape
 from sqlalchemy import Integer, String, bindparam, exists, insert, literal, select
 
-from ..attachments import path_for as attachment_path
+from ..attachments import read_stored
 from ..extensions import db
 from ..formatting import html_body, plain_text
 from ..mail_ids import (
@@ -148,7 +148,7 @@ def _files(message: Message) -> list[mime.File]:
         if not attachment.sha256:
             continue  # listed only (too big, skipped): nothing to send
         try:
-            data = attachment_path(attachment.sha256).read_bytes()
+            data = read_stored(attachment.sha256)
         except FileNotFoundError:
             raise ValueError(f"attachment file missing: {attachment.filename}") from None
         files.append(mime.File(attachment.filename, attachment.content_type or "", data))

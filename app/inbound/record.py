@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..attachments import path_for, refusal, store
+from ..attachments import is_stored, refusal, store
 from ..customers import NAME_MAX, contact_meta, contact_writing_from, create_customer, refuse_erased
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -375,7 +375,7 @@ def _attachments(mail: ParsedMail, stored: bool) -> list[dict]:
             row["skipped_reason"] = PROGRAM
             continue
         sha = hashlib.sha256(part.payload).hexdigest()
-        already = path_for(sha).exists() and db.session.scalar(
+        already = is_stored(sha) and db.session.scalar(
             select(Attachment.id).where(Attachment.sha256 == sha).limit(1)) is not None
         if not already:
             room = _quota_left() if room is None else room

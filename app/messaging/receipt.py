@@ -6,11 +6,11 @@ from io import BytesIO
 from pathlib import Path
 
 import segno
-from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from fpdf import FPDF
 
+from ..attachments import digest_of, read_stored
 from ..i18n import babel_locale, money, shown_date
 from ..models import Repair, Shop
 from ..urls import absolute_url
@@ -218,10 +218,9 @@ def _pdf(repair: Repair, shop: Shop, page_format, margin: float = 12) -> FPDF:
 
 def _logo(shop: Shop) -> BytesIO | None:
     """The shop's logo (Settings → Customer panel) when it is a PNG or JPEG; an SVG or a missing file: none."""
-    if not shop.panel_logo_path:
+    sha256 = digest_of(shop.panel_logo_path)
+    try:
+        data = read_stored(sha256) if sha256 else b""
+    except FileNotFoundError:
         return None
-    path = Path(current_app.instance_path, shop.panel_logo_path)
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
     return BytesIO(data) if data.startswith(LOGO_FORMATS) else None

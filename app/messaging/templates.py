@@ -18,7 +18,7 @@ from jinja2 import TemplateSyntaxError, Undefined, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import select
 
-from ..attachments import StoredFile, path_for, store
+from ..attachments import StoredFile, store, stored_size
 from ..customers import first_name_vocative
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -323,7 +323,7 @@ def template_files(template: MessageTemplate, *, repair: Repair | None, shop: Sh
             files.append(store(BytesIO(acceptance_receipt(repair, shop)), name))
             continue
         try:
-            size = path_for(attachment.sha256).stat().st_size
+            size = stored_size(attachment.sha256)
         except (FileNotFoundError, ValueError):
             raise ValidationFailed({"template_id": _("The file %(name)s of “%(template)s” is missing; upload it "
                                                      "again.", name=attachment.filename, template=template.name)}) \

@@ -5,6 +5,7 @@ from .conversations import (
 )
 from .customers import ConsentEvent, ContactPerson, Customer, CustomerEmail, PanelToken
 from .deliveries import Delivery, DeliveryEvent
+from .files import KeptDraft, StoredBlob, StoredBlobChunk
 from .inbound import InboundItem, Lease
 from .mailboxes import Mailbox, OAuthClient, SmsAccount
 from .repairs import Repair, RepairEvent, Ticket
@@ -18,9 +19,9 @@ from .users import ApiToken, User
 
 __all__ = [
     "ApiToken", "Attachment", "AuditEvent", "ConsentEvent", "ContactPerson", "Customer", "CustomerEmail", "Delivery",
-    "DeliveryEvent", "InboundItem", "Lease", "MailRule", "Mailbox", "Message", "MessageRef", "MessageTemplate",
-    "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus", "Shop", "ShopSlug",
-    "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder", "Tag",
-    "TemplateAttachment", "Thread", "ThreadFollower",
-    "ThreadPresence", "Ticket", "TrustedDomain", "User", "WebRequest", "utcnow",
+    "DeliveryEvent", "InboundItem", "KeptDraft", "Lease", "MailRule", "Mailbox", "Message", "MessageRef",
+    "MessageTemplate", "NumberSequence", "OAuthClient", "PanelToken", "Queue", "Repair", "RepairEvent", "RepairStatus",
+    "Shop", "ShopSlug", "SentReminder", "SignInSession", "SmsAccount", "StatusNotification", "StatusReminder",
+    "StoredBlob", "StoredBlobChunk", "Tag", "TemplateAttachment", "Thread", "ThreadFollower", "ThreadPresence",
+    "Ticket", "TrustedDomain", "User", "WebRequest", "utcnow",
 ]

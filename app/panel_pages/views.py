@@ -1,17 +1,14 @@
 """The panel's pages: sign-in (link, code, password, a repair's access code), the inbox, a thread, replies, files."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from flask import (Response, current_app, flash, redirect, render_template, request, send_file, session,
-                   url_for)
+from flask import Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import MultipleFileField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 
-from ..attachments import SNIFF_BYTES, path_for, sniff, store
+from ..attachments import SNIFF_BYTES, digest_of, open_stored, send_stored, sniff, store
 from ..customers import first_name_vocative, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
@@ -343,8 +340,8 @@ def new_thread():
 def attachment(attachment_id: int):
     found = loaders.attachment_for_customer(attachment_id, auth.current_customer())
     try:
-        path = path_for(found.sha256)
-        response = send_file(path, mimetype=found.content_type, as_attachment=True, download_name=found.filename)
+        response = send_stored(found.sha256, mimetype=found.content_type, as_attachment=True,
+                               download_name=found.filename)
     except FileNotFoundError:
         return render_template("error.html", code=404, error=None), 404
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -362,13 +359,13 @@ def brand_css():
 @bp.route("/logo")
 def logo():
     """The shop's logo (Settings → Customer panel), stored with the attachments; its type read from its bytes."""
-    name = current_shop().panel_logo_path
-    path = Path(current_app.instance_path, name) if name else None
-    if path is None or not path.is_file():
+    sha256 = digest_of(current_shop().panel_logo_path)
+    try:
+        with open_stored(sha256 or "") as fh:
+            mimetype = sniff(fh.read(SNIFF_BYTES))
+        response = send_stored(sha256, mimetype=mimetype)
+    except (FileNotFoundError, ValueError):
         return render_template("panel/error.html", code=404), 404
-    with path.open("rb") as fh:
-        mimetype = sniff(fh.read(SNIFF_BYTES))
-    response = send_file(path, mimetype=mimetype)
     response.cache_control.public = True  # the same for everyone (see security.py's cache rule)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

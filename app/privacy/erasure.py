@@ -17,13 +17,13 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select, text, update
 
-from ..attachments import path_for
+from ..attachments import delete_stored
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import (
     Attachment, AuditEvent, ConsentEvent, ContactPerson, Customer, CustomerEmail, Delivery, DeliveryEvent,
-    InboundItem, Message, MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread, Ticket, User,
-    WebRequest, utcnow,
+    InboundItem, KeptDraft, Message, MessageRef, PanelToken, Repair, RepairEvent, Shop, TemplateAttachment, Thread,
+    Ticket, User, WebRequest, utcnow,
 )
 from ..models.audit import record
 from ..models.deliveries import WAITING_STATUSES
@@ -64,6 +64,7 @@ def erase_customer(customer: Customer, *, actor: User, confirmation: str) -> Non
     _erase_inbound(message_ids, _addresses(customer))
     _erase_repairs(customer)
     _erase_customer_row(customer, now)
+    db.session.execute(delete(KeptDraft).where(KeptDraft.customer_id == customer.id))  # Undo's, of a message to them
     _scrub_audit_trail(customer, contacts)
     record("customer.erase", by=actor, target=customer, threads=thread_count, messages=len(message_ids))
     db.session.flush()
@@ -200,4 +201,4 @@ def _delete_unused_files(files: set[str]) -> None:
         used = used or db.session.scalar(
             select(func.count()).select_from(TemplateAttachment).where(TemplateAttachment.sha256 == sha256))
         if not used:
-            path_for(sha256).unlink(missing_ok=True)
+            delete_stored(sha256)

@@ -9,6 +9,7 @@ customer with gigabytes of photos does not fill the memory.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import zipfile
 from datetime import date, datetime
@@ -17,7 +18,7 @@ from typing import IO
 
 from sqlalchemy import and_, or_, select
 
-from ..attachments import path_for, safe_filename
+from ..attachments import CHUNK, is_stored, open_stored, safe_filename
 from ..extensions import db
 from ..models import (
     AuditEvent, ConsentEvent, Customer, Delivery, Message, Repair, RepairEvent, Thread, Ticket, User,
@@ -79,14 +80,14 @@ def _add_files(archive: zipfile.ZipFile, message: Message) -> list[dict]:
     listed, used = [], set()
     for attachment in message.attachments:
         entry = {"filename": attachment.filename, "content_type": attachment.content_type, "size": attachment.size}
-        path = path_for(attachment.sha256) if attachment.sha256 else None
-        if path is not None and path.is_file():
+        if is_stored(attachment.sha256):
             name = safe_filename(attachment.filename)
             if name in used:  # two files of one message with the same name
                 name = f"{attachment.id}-{name}"
             used.add(name)
             entry["path"] = f"attachments/{message.id}/{name}"
-            archive.write(path, entry["path"])  # copied in chunks, never whole in memory
+            with open_stored(attachment.sha256) as source, archive.open(entry["path"], "w") as target:
+                shutil.copyfileobj(source, target, CHUNK)  # copied in pieces, never whole in memory
         else:
             entry["path"] = None  # listed only: the mailbox did not store it, or it was deleted
         listed.append(entry)

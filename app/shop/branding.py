@@ -4,10 +4,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from flask import current_app
 from flask_babel import gettext as _
 
-from ..attachments import StoredFile, max_bytes, path_for
+from ..attachments import StoredFile, logo_reference, max_bytes
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Shop
@@ -50,7 +49,7 @@ def update_panel_settings(shop: Shop, *, brand_colour: str, allows_attachments: 
     if request_form_enabled is not None:
         values["request_form_enabled"] = bool(request_form_enabled)
     if logo is not None:
-        values["panel_logo_path"] = str(path_for(logo.sha256).relative_to(current_app.instance_path))
+        values["panel_logo_path"] = logo_reference(logo.sha256)
     elif remove_logo:
         values["panel_logo_path"] = None
     changed = apply_changes(shop, values, "settings.panel", by=actor)

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from datetime import datetime
-from pathlib import Path
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from sqlalchemy import delete
 from htmx_flask import request
 from wtforms import BooleanField, DateTimeLocalField, HiddenField, MultipleFileField, StringField, TextAreaField
 from wtforms.validators import Optional
@@ -30,7 +29,7 @@ from ..messaging.threads import live_thread
 from ..messaging.presence import arrived_since, latest_message_id, others_present
 from ..messaging.templates import Rendered, message_templates, refusal_for, render, reply_frame, version_for
 from ..messaging.threads import thread_for_staff
-from ..models import Customer, Message, MessageTemplate, Repair, Ticket
+from ..models import Customer, KeptDraft, Message, MessageTemplate, Repair, Ticket, utcnow
 from ..models.conversations import CHANNELS
 from . import fix_url
 from .customers import add_posted_contact, new_contact_form, new_contact_posted
@@ -269,42 +268,38 @@ def undo_message(message_id: int):
         context["thread_id"] = thread.id
     db.session.commit()
     flash(_("Message not sent. You can edit it and send it again."), "info")
-    return redirect(url_for("compose.page", draft=_keep_draft(draft),
+    return redirect(url_for("compose.page", draft=_keep_draft(draft, thread.customer_id),
                             **{key: value for key, value in context.items() if value is not None}))
 
 
-def _drafts_folder() -> Path:
-    return Path(current_app.instance_path) / "drafts"
-
-
-def _keep_draft(draft: dict) -> str:
-    """Keep what Undo took back for the person who took it, under a new random id; older drafts are dropped.
-    A file, not the session: a message can be far longer than a cookie."""
-    folder = _drafts_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.json"):
-        if old.stat().st_mtime < time.time() - DRAFT_SECONDS:
-            old.unlink(missing_ok=True)
+def _keep_draft(draft: dict, customer_id: int | None) -> str:
+    """Keep what Undo took back for the person who took it, under a new random id; drafts older than a day are
+    dropped. In the database, not the session (a message can be far longer than a cookie) nor a file (the next
+    page may be served by another machine)."""
+    now = utcnow()
+    db.session.execute(delete(KeptDraft).where(KeptDraft.created_at < now - timedelta(seconds=DRAFT_SECONDS)))
     token = secrets.token_urlsafe(24)
-    (folder / f"{token}.json").write_text(json.dumps({**draft, "user_id": current_user.id}), encoding="utf-8")
+    db.session.add(KeptDraft(token=token, user_id=current_user.id, customer_id=customer_id, data=json.dumps(draft),
+                             created_at=now))
+    db.session.commit()
     return token
-
-
-def _draft_path(token: str) -> Path | None:
-    return _drafts_folder() / f"{token}.json" if token and token.replace("-", "").replace("_", "").isalnum() else None
 
 
 def _kept_draft(token: str) -> dict | None:
     """The draft kept under `token` for the signed-in person; None for anyone else's, an expired or unknown one."""
-    path = _draft_path(token)
-    try:
-        draft = json.loads(path.read_text(encoding="utf-8")) if path else None
-    except (OSError, ValueError):
+    kept = db.session.get(KeptDraft, token) if token and len(token) <= 64 else None
+    if kept is None or kept.user_id != current_user.id \
+            or kept.created_at < utcnow() - timedelta(seconds=DRAFT_SECONDS):
         return None
-    return draft if isinstance(draft, dict) and draft.get("user_id") == current_user.id else None
+    try:
+        draft = json.loads(kept.data)
+    except ValueError:
+        return None
+    return draft if isinstance(draft, dict) else None
 
 
 def _drop_draft(token: str) -> None:
     """Forget a draft once it has been sent again."""
     if _kept_draft(token) is not None:
-        _draft_path(token).unlink(missing_ok=True)
+        db.session.execute(delete(KeptDraft).where(KeptDraft.token == token))
+        db.session.commit()

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
 from wtforms import BooleanField, EmailField, TextAreaField
 
-from ..attachments import StoredFile, path_for
+from ..attachments import StoredFile, is_stored
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -62,7 +62,7 @@ def carried_files(value: str) -> list[StoredFile]:
         files = [StoredFile(**f) for f in _file_signer().loads(value)]
     except (BadSignature, TypeError):
         return []
-    return [f for f in files if path_for(f.sha256).is_file()]
+    return [f for f in files if is_stored(f.sha256)]
 
 
 def _file_signer() -> URLSafeSerializer:

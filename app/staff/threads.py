@@ -3,14 +3,14 @@ files, and stopping what has not gone yet."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, abort, flash, g, make_response, redirect, render_template, request, send_file, session, url_for,
+    Blueprint, abort, flash, g, make_response, redirect, render_template, request, session, url_for,
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
-from ..attachments import path_for, servable
+from ..attachments import send_stored, servable
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..formatting import sender_name
@@ -144,8 +144,8 @@ def _stored_attachment(thread_id: int, attachment_id: int) -> Attachment:
 def attachment(thread_id: int, attachment_id: int):
     """Download a file of the thread: always as an attachment, with the type its content showed."""
     stored = _stored_attachment(thread_id, attachment_id)
-    response = send_file(path_for(stored.sha256), mimetype=stored.content_type, as_attachment=True,
-                         download_name=stored.filename, max_age=0)
+    response = send_stored(stored.sha256, mimetype=stored.content_type, as_attachment=True,
+                           download_name=stored.filename, max_age=0)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -157,7 +157,7 @@ def inline_image(thread_id: int, attachment_id: int):
     stored = _stored_attachment(thread_id, attachment_id)
     if stored.content_type not in SAFE_IMAGES:
         abort(404)
-    response = send_file(path_for(stored.sha256), mimetype=stored.content_type, max_age=0)
+    response = send_stored(stored.sha256, mimetype=stored.content_type, max_age=0)
     response.headers["Content-Disposition"] = "inline"
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
