@@ -1,14 +1,14 @@
 """stored files in the database (ATTACHMENT_STORAGE=database) and Undo's kept drafts
 
-Revision ID: 0022
-Revises: 0017
+Revision ID: 0023
+Revises: 0022
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0022'
-down_revision = '0017'
+revision = '0023'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 
