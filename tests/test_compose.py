@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from app.customers import create_customer
 from app.extensions import db
+from app.attachments import store
 from app.messaging.compose import compose
 from app.messaging.forward import forward_thread
 from app.messaging.thread_actions import add_event, add_note
@@ -275,6 +276,29 @@ def test_attachments_are_typed_by_content_and_programs_are_refused(app, staff_cl
                             attachments=[(io.BytesIO(b"x" * 2048), "duzy.txt")])
     assert response.status_code == 422
     assert db.session.scalar(db.select(db.func.count(Message.id))) == 1
+
+
+def test_staff_download_the_files_of_a_message_they_sent_and_of_a_customers_panel_message_from_the_thread(
+        staff_client, mailbox, customer):
+    quote = b"%PDF-1.4\n% wycena naprawy\n"
+    post_compose(staff_client, customer_id=customer.id, channels=["email"], body="Wycena w załączniku",
+                 attachments=[(io.BytesIO(quote), "wycena.pdf")])
+    thread = db.session.scalars(db.select(Thread)).one()
+    photo = store(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64), "ekran.png")
+    panel_message = Message(thread_id=thread.id, direction="in", channel="portal", body_text="Zdjęcie ekranu")
+    db.session.add(panel_message)
+    db.session.flush()
+    db.session.add(Attachment(message_id=panel_message.id, filename=photo.filename, content_type=photo.content_type,
+                              size=photo.size, sha256=photo.sha256))
+    db.session.commit()
+
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    for filename, content in (("wycena.pdf", quote), ("ekran.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)):
+        link = re.search(r'<a href="([^"]+/attachments/\d+)">' + re.escape(filename) + "</a>", page)
+        assert link, filename
+        download = staff_client.get(link.group(1))
+        assert download.status_code == 200 and download.get_data() == content
+        assert download.headers["Content-Disposition"].startswith("attachment")
 
 
 def test_a_reply_defaults_to_the_channel_the_customer_last_wrote_on(staff_client, mailbox, sms_account, customer):
