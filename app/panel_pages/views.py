@@ -193,6 +193,7 @@ def access_code():
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
     auth.sign_out()
+    db.session.commit()  # the session's end is kept: every instance refuses the cookie from now on
     flash(_("You have been signed out."), "info")
     return redirect(url_for("panel.sign_in"))
 
