@@ -173,6 +173,18 @@ def test_status_of_a_healthy_shop_lists_everything_and_exits_0(app):
     assert lines[-1] == "All well."
 
 
+def test_status_lists_the_failed_deliveries_by_kind_as_the_metrics_do(app):
+    message = make_message()
+    make_delivery(message, "sms", "failed", error_code="30007", error="Filtered as spam")
+    make_delivery(message, "sms", "failed", error_code="30007", error="Filtered as spam")
+    make_delivery(message, "email", "bounced")
+
+    lines = run_status(app).output.splitlines()
+
+    assert "Failed or bounced deliveries: 3" in lines
+    assert "  email bounced (unknown): 1" in lines and "  sms failed (30007): 2" in lines
+
+
 def test_status_exits_1_and_says_why_when_a_mailbox_is_broken(app):
     box = receiving_mailbox()
     record_polled(box)

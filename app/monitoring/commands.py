@@ -7,8 +7,9 @@ import click
 
 from .health import Health, shop_health
 
-STATUS_HELP = """Print the outbox per channel and status, the oldest waiting delivery, each mailbox's last good
-poll and error, and the held items.
+STATUS_HELP = """Print what /metrics tells Prometheus, for a person: the outbox per channel and status, the oldest
+waiting delivery, the failed deliveries by channel, status and error code, each mailbox's last good poll, last pass
+and error, and the held items. (Request latencies are measured in each web process: only /metrics has them.)
 
 Exits with status 1 when something needs attention: a broken mailbox, a receiving mailbox without a good poll
 for --poll-stale-minutes, or a delivery due for longer than --overdue-minutes; 0 otherwise. Cron or a monitoring
@@ -45,6 +46,8 @@ def status_lines(health: Health) -> list[str]:
                      f"({_ago(health.oldest_due_seconds)} ago)")
     failures = sum(health.delivery_failures.values())
     lines.append(f"Failed or bounced deliveries: {failures}")
+    for (channel, status, code), number in sorted(health.delivery_failures.items()):
+        lines.append(f"  {channel} {status} ({code}): {number}")
     lines.append("Mailboxes:")
     for mailbox in health.mailboxes:
         state = "BROKEN" if mailbox.broken else ("failing" if mailbox.consecutive_failures else "ok")
