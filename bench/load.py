@@ -148,6 +148,20 @@ def prepare_shop(app, args, smtp, imap: ImapAccount, twilio: TwilioServer) -> No
         db.engine.dispose()
 
 
+class FreshConnectionForPosts(HTTPAdapter):
+    """Keep-alive as a browser does it, without losing a POST to it. gunicorn closes a connection idle for 2 s
+    (its keep-alive) while a member of staff thinks for up to 2.5 s: a request sent on it meets a closed
+    connection. A GET is then sent again on a new one (the adapter's Retry, GET only). A POST is never sent twice,
+    as it may have reached the app; instead it goes out on a new connection each time, so that it cannot meet one
+    closed while idle. A POST that fails on its own connection (refused, reset, timed out) is a real failure and
+    is counted as one."""
+
+    def send(self, request, **kwargs):
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            self.poolmanager.clear()  # drops the idle connections (this session is one staff thread's own)
+        return super().send(request, **kwargs)
+
+
 class Staff(threading.Thread):
     """One member of staff: inbox, a thread, sometimes a reply, with think time, until `stop_at`."""
 
@@ -159,8 +173,7 @@ class Staff(threading.Thread):
         super().__init__(name=f"staff-{number}", daemon=True)
         self.number, self.timings, self.stop_at = number, timings, stop_at
         self.browser = StaffBrowser(base_url)
-        # A GET on a kept-alive connection the server closed meanwhile is sent again, as browsers do.
-        self.browser.session.mount("http://", HTTPAdapter(max_retries=Retry(
+        self.browser.session.mount("http://", FreshConnectionForPosts(max_retries=Retry(
             total=1, connect=1, read=1, status=0, other=0, allowed_methods={"GET"}, raise_on_status=False)))
         self.rng = random.Random(SEED + number)
         self.replies = 0
