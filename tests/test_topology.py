@@ -1,6 +1,9 @@
-"""The app deployed as a bigger shop runs it: PostgreSQL, Redis, two web instances (gunicorn, SCHEDULER_ENABLED=0)
-sharing one instance directory and secret key, one `scheduler run` and a second one started by mistake. Real
-processes, real SMTP and IMAP servers; every wait polls a condition against a deadline. PostgreSQL runs only."""
+"""The app deployed as docs/deploy/ sets it up: PostgreSQL, Redis, two web instances run as the web unit and the
+compose file run them (`gunicorn -c gunicorn.conf.py wsgi:app`, two workers each, SCHEDULER_ENABLED=0) with the
+settings of docs/deploy/repair-inbox.env (one secret key, ATTACHMENT_STORAGE=database, RATELIMIT_STORAGE_URI on
+Redis, TRUSTED_PROXIES=1) and an instance directory each, as separate machines have; one `flask scheduler run`
+and a second one started by mistake. Real processes, real SMTP and IMAP servers; every wait polls a condition
+against a deadline. PostgreSQL runs only."""
 from __future__ import annotations
 
 import re
@@ -10,11 +13,16 @@ import pytest
 
 from app.customers import create_customer
 from app.extensions import db
-from app.models import Attachment, Delivery, Message, Shop
+from app.models import Delivery, Message, Shop
+from app.panel import credentials
 from helpers import PASSWORD, TEST_CONFIG, make_user
 from inbound_helpers import plain_mail
 from plugins.database import DATABASE_CHOICE
 from topology_helpers import Deployment, LeaseReader, StaffBrowser, app_environment, wait_until
+
+# What docs/deploy/repair-inbox.env and the web unit set (tests/test_deploy_files.py checks these names there).
+DEPLOYED_SETTINGS = {"ATTACHMENT_STORAGE": "database", "TRUSTED_PROXIES": "1"}
+WEB_WORKERS = 2
 
 LEASE_SECONDS = 3
 CUSTOMER = "jan.kowalski@example.com"
@@ -40,6 +48,13 @@ def shows(browser: StaffBrowser, path: str, text: str) -> bool:
     return text in browser.get(path).text
 
 
+def same_browser_on(browser: StaffBrowser, base_url: str) -> StaffBrowser:
+    """The same browser (its cookies) sent to another instance, as a load balancer does."""
+    other = StaffBrowser(base_url)
+    other.session.cookies.update(browser.session.cookies)
+    return other
+
+
 def test_two_web_instances_and_one_scheduler_share_limits_files_mail_and_survive_a_killed_scheduler(
         app, database_url, tmp_path, redis_server, smtp_server, imap_server):
     shop = Shop.current()
@@ -49,14 +64,15 @@ def test_two_web_instances_and_one_scheduler_share_limits_files_mail_and_survive
     imap_server.make_mailbox(security="none", smtp_host=smtp_server.host, smtp_port=smtp_server.port,
                              smtp_security="starttls", poll_interval=15)
     customer = create_customer(name="Jan Kowalski", email=CUSTOMER, actor="test", source="staff")
+    customer.panel_state = "active"
     db.session.commit()
     env = app_environment(
         database_url, app.instance_path, TEST_CONFIG["SECRET_KEY"], RATELIMIT_STORAGE_URI=redis_server.url,
         SMTP_CA_FILE=smtp_server.cafile, SCHEDULER_LEASE_SECONDS=LEASE_SECONDS, OUTBOX_SENDING_STALE=5,
-        PUBLIC_BASE_URL="http://shop.example", LOGIN_LIMIT_PER_ACCOUNT="5 per minute")
+        PUBLIC_BASE_URL="http://shop.example", LOGIN_LIMIT_PER_ACCOUNT="5 per minute", **DEPLOYED_SETTINGS)
     lease = LeaseReader(database_url)
-    with Deployment(env, tmp_path) as deployment:
-        web_a, web_b = deployment.add_webs(2)
+    with Deployment(env, tmp_path, own_instance_dirs=True) as deployment:
+        web_a, web_b = deployment.add_webs(2, workers=WEB_WORKERS)
         first = deployment.add_scheduler()
         wait_until(lambda: lease.holder_pid() == first.pid, 60, "the scheduler never took its lease", [first])
         mistake = deployment.add_scheduler()
@@ -73,17 +89,41 @@ def test_two_web_instances_and_one_scheduler_share_limits_files_mail_and_survive
         assert a.sign_in(staff.email, PASSWORD).status_code == 302
         assert b.sign_in(staff.email, PASSWORD).status_code == 302
 
-        # A file uploaded through A downloads through B; the message written on A is sent once.
+        # A session started on A works on B; signing out on B ends it on A too (the sessions are in the database).
+        elsewhere = StaffBrowser(web_a.url)
+        assert elsewhere.sign_in(staff.email, PASSWORD).status_code == 302
+        on_b = same_browser_on(elsewhere, web_b.url)
+        assert on_b.get("/").status_code == 200
+        assert on_b.post("/logout", data={"csrf_token": on_b.csrf("/")}).status_code == 302
+        assert elsewhere.get("/").status_code == 302  # back to the sign-in page
+        # Likewise a customer's panel session: signed in through a one-time link on A, signed out on B.
+        panel = f"/p/{shop.slug}"
+        link = credentials.issue_link(customer, "login")
+        db.session.commit()
+        customer_a = StaffBrowser(web_a.url)
+        assert customer_a.post(f"{panel}/s/{link}", data={"csrf_token": customer_a.csrf(f"{panel}/s/{link}")}
+                               ).status_code == 302
+        customer_b = same_browser_on(customer_a, web_b.url)
+        assert customer_b.get(f"{panel}/").status_code == 200
+        assert customer_b.post(f"{panel}/sign-out", data={"csrf_token": customer_b.csrf(f"{panel}/")}
+                               ).status_code == 302
+        assert customer_a.get(f"{panel}/").status_code == 302
+
+        # A file uploaded through A downloads through B from the thread page's link (kept in the database, no
+        # instance directory holds it); the message written on A is sent once, with the file.
         thread_id = compose(a, customer.id, "Wycena w załączniku.",
                             files={"attachments": ("wycena.bin", ATTACHMENT, "application/octet-stream")})
-        assert "wycena.bin" in b.get(f"/threads/{thread_id}").text
-        db.session.rollback()
-        attachment = db.session.scalars(db.select(Attachment)).one()
-        download = b.get(f"/threads/{thread_id}/attachments/{attachment.id}")
+        link = re.search(r'<a href="([^"]+/attachments/\d+)">wycena.bin</a>', b.get(f"/threads/{thread_id}").text)
+        assert link, "no download link on B's thread page"
+        download = b.get(link.group(1))
         assert download.status_code == 200 and download.content == ATTACHMENT
+        assert not [path for path in tmp_path.glob("instance-*/attachments/**/*") if path.is_file()]
 
         [sent] = smtp_server.wait_for(1, timeout=60)
         assert sent.rcpt_tos == [CUSTOMER]
+        attached = [part.get_content() for part in message_from_bytes(sent.data, policy=policy.default)
+                    .iter_attachments()]
+        assert attached == [ATTACHMENT]
 
         def delivery_states():
             db.session.rollback()

@@ -1,6 +1,6 @@
 """Running the app as a real deployment does, in processes of its own: web instances under gunicorn and
-`flask scheduler run` processes, all on one database, one instance directory (the shared attachment store)
-and one secret key. Used by tests/test_scheduler_role.py, tests/test_topology.py and bench/load.py.
+`flask scheduler run` processes, all on one database and one secret key, with one shared instance directory (the
+shared attachment store) or one each (the files in the database, as docs/deploy/ sets up). Used by tests/test_scheduler_role.py, tests/test_topology.py and bench/load.py.
 
 Every wait here polls a condition against a deadline; nothing sleeps a fixed time to synchronise.
 """
@@ -105,11 +105,13 @@ class AppProcess:
 
 
 class WebInstance(AppProcess):
-    """gunicorn with the project's gunicorn.conf.py on `port` (one worker with threads, as `make run`)."""
+    """gunicorn with the project's gunicorn.conf.py on `port`, the command of docs/deploy/'s web unit and compose
+    file (`gunicorn -c gunicorn.conf.py wsgi:app`): `workers` processes (WEB_WORKERS) of `threads` threads each."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int, threads: int = 8):
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int, threads: int = 8,
+                 workers: int = 1):
         self.port = port
-        env = {**env, "BIND": f"{HOST}:{port}", "WEB_THREADS": str(threads)}
+        env = {**env, "BIND": f"{HOST}:{port}", "WEB_THREADS": str(threads), "WEB_WORKERS": str(workers)}
         super().__init__(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env,
                          log_dir)
 
@@ -127,9 +129,9 @@ class WebInstance(AppProcess):
 
 
 def start_web(name: str, env: dict[str, str], log_dir: Path, port: int, threads: int = 8,
-              timeout: float = 60) -> WebInstance:
+              timeout: float = 60, workers: int = 1) -> WebInstance:
     """A web instance, once it answers /healthz."""
-    web = WebInstance(name, env, log_dir, port, threads)
+    web = WebInstance(name, env, log_dir, port, threads, workers)
     wait_until(web.ready, timeout, f"{name} never answered /healthz", [web], every=0.1)
     return web
 
@@ -184,11 +186,15 @@ class StaffBrowser:
 
 class Deployment:
     """Web instances and schedulers on one environment, all stopped when the block ends (SIGTERM, then
-    SIGKILL): `with Deployment(env, log_dir) as deployment: deployment.add_webs(2); deployment.add_scheduler()`."""
+    SIGKILL): `with Deployment(env, log_dir) as deployment: deployment.add_webs(2); deployment.add_scheduler()`.
 
-    def __init__(self, env: dict[str, str], log_dir: Path):
+    With `own_instance_dirs`, each process gets an INSTANCE_PATH of its own (as separate machines have): nothing
+    may then be shared through the instance directory (ATTACHMENT_STORAGE=database keeps the files)."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, own_instance_dirs: bool = False):
         self.env = env
         self.log_dir = Path(log_dir)
+        self.own_instance_dirs = own_instance_dirs
         self.webs: list[WebInstance] = []
         self.schedulers: list[AppProcess] = []
 
@@ -196,17 +202,23 @@ class Deployment:
     def processes(self) -> list[AppProcess]:
         return [*self.webs, *self.schedulers]
 
-    def add_webs(self, count: int, threads: int = 8, timeout: float = 90) -> list[WebInstance]:
+    def env_of(self, name: str) -> dict[str, str]:
+        if not self.own_instance_dirs:
+            return self.env
+        return {**self.env, "INSTANCE_PATH": str(self.log_dir / f"instance-{name}")}
+
+    def add_webs(self, count: int, threads: int = 8, timeout: float = 90, workers: int = 1) -> list[WebInstance]:
         """`count` more web instances on free ports, started side by side; returned once all answer /healthz."""
-        new = [WebInstance(f"web-{len(self.webs) + number + 1}", self.env, self.log_dir, free_port(), threads)
-               for number in range(count)]
+        names = [f"web-{len(self.webs) + number + 1}" for number in range(count)]
+        new = [WebInstance(name, self.env_of(name), self.log_dir, free_port(), threads, workers) for name in names]
         self.webs += new
         for web in new:
             wait_until(web.ready, timeout, f"{web.name} never answered /healthz", [web], every=0.1)
         return new
 
     def add_scheduler(self) -> AppProcess:
-        scheduler = start_scheduler(f"scheduler-{len(self.schedulers) + 1}", self.env, self.log_dir)
+        name = f"scheduler-{len(self.schedulers) + 1}"
+        scheduler = start_scheduler(name, self.env_of(name), self.log_dir)
         self.schedulers.append(scheduler)
         return scheduler
 
