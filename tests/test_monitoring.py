@@ -10,15 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.extensions import db
 from app.inbound.poll import poll_mailbox
 from app.accounts.mailboxes import create_mailbox, record_failure, record_polled
 from app.models import InboundItem, utcnow
-from helpers import free_port, sign_in
+from helpers import TEST_CONFIG, free_port, sign_in
 from inbound_helpers import plain_mail
 from test_outbox_dispatch import make_delivery, make_message
+from topology_helpers import app_environment, start_web
 
 TOKEN = "metrics-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -141,6 +143,27 @@ def test_metrics_show_each_mailboxs_last_good_poll_what_its_last_pass_did_and_it
     assert metrics[("repair_inbox_mailbox_broken", bad)] == 1
     assert metrics[("repair_inbox_mailbox_consecutive_failures", bad)] == 3
     assert metrics[("repair_inbox_held_items", ())] == 1
+
+
+def test_under_gunicorn_with_several_workers_any_worker_reports_the_requests_of_all(database_url, tmp_path):
+    env = app_environment(database_url, tmp_path / "instance", TEST_CONFIG["SECRET_KEY"], METRICS_TOKEN=TOKEN)
+    web = start_web("web", env, tmp_path, free_port(), threads=2, workers=2)
+    try:
+        close = {"Connection": "close"}  # each request on a new connection, taken by whichever worker is quicker
+        for _request in range(30):
+            assert requests.get(web.url + "/login", headers=close, timeout=30).status_code == 200
+        counts = []
+        for _scrape in range(6):
+            response = requests.get(web.url + "/metrics", headers={**BEARER, **close}, timeout=30)
+            assert response.status_code == 200, response.text
+            counts += [sample.value for family in text_string_to_metric_families(response.text)
+                       for sample in family.samples
+                       if sample.name == "repair_inbox_http_request_duration_seconds_count"
+                       and sample.labels == {"endpoint": "auth.login", "method": "GET"}]
+        assert counts == [30] * 6
+        assert "repair_inbox_deliveries" in response.text  # the shop's gauges too, once
+    finally:
+        web.stop()
 
 
 # ---------------------------------------------------------------- flask status

@@ -1,15 +1,19 @@
 """GET /metrics in Prometheus' text format, for the shop's monitoring; off unless METRICS_TOKEN is set.
 
 The shop's state (outbox, mailboxes, held mail) is read from the database at each scrape, so every process
-answers the same. Request latency is measured in the process that served the request: with several web
-processes each reports its own requests (prometheus_client's multiprocess mode is not used)."""
+answers the same. Request latency is measured in the process that served the request. Under gunicorn with
+several workers, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR: each worker writes its latencies to a file there
+(prometheus_client's multiprocess mode) and a scrape adds up all the workers', so any worker answers for the
+whole machine. Each machine reports its own requests: scrape every web machine."""
 from __future__ import annotations
 
 import hmac
+import os
 import time
 
 from flask import Blueprint, Flask, abort, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 
 from .health import shop_health
@@ -89,5 +93,15 @@ def metrics():
     scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         return "Unauthorized\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"', "Content-Type": "text/plain"}
-    return generate_latest(current_app.extensions["metrics"]), 200, {"Content-Type": CONTENT_TYPE_LATEST,
+    return generate_latest(_registry()), 200, {"Content-Type": CONTENT_TYPE_LATEST,
                                                                        "Cache-Control": "no-store"}
+
+
+def _registry() -> CollectorRegistry:
+    """This process's registry; in multiprocess mode, the shop's gauges and every worker's latencies instead."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return current_app.extensions["metrics"]
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    registry.register(ShopCollector())
+    return registry
