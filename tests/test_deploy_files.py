@@ -3,12 +3,15 @@
 command they run is one the app has, and gunicorn is started with the project's own config and entry point."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from app.config import DEFAULTS
+from test_topology import DEPLOYED_SETTINGS, WEB_WORKERS
+from topology_helpers import SCHEDULER_COMMAND, WebInstance
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "docs" / "deploy"
@@ -60,6 +63,18 @@ def test_the_settings_several_machines_need_are_given():
     compose = (DEPLOY / "compose.yaml").read_text()
     assert "RATELIMIT_STORAGE_URI: redis://redis:6379/0" in compose
     assert 'SCHEDULER_ENABLED: "0"' in compose and "ATTACHMENT_STORAGE: database" in compose
+
+
+def test_the_topology_test_runs_the_processes_with_the_commands_and_settings_of_the_deployment_files():
+    web_unit = (DEPLOY / "repair-inbox-web.service").read_text()
+    scheduler_unit = (DEPLOY / "repair-inbox-scheduler.service").read_text()
+    compose = (DEPLOY / "compose.yaml").read_text()
+    assert f"/.venv/bin/{' '.join(WebInstance.COMMAND)}\n" in web_unit
+    assert f"/.venv/bin/{' '.join(SCHEDULER_COMMAND)}\n" in scheduler_unit
+    assert json.dumps(list(WebInstance.COMMAND)) in compose and json.dumps(list(SCHEDULER_COMMAND)) in compose
+    shared = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", (DEPLOY / "repair-inbox.env").read_text(), re.M))
+    assert {name: shared.get(name) for name in DEPLOYED_SETTINGS} == DEPLOYED_SETTINGS
+    assert f'WEB_WORKERS: "{WEB_WORKERS}"' in compose
 
 
 def test_gunicorn_is_started_with_the_projects_config_and_entry_point():

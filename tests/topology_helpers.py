@@ -108,12 +108,13 @@ class WebInstance(AppProcess):
     """gunicorn with the project's gunicorn.conf.py on `port`, the command of docs/deploy/'s web unit and compose
     file (`gunicorn -c gunicorn.conf.py wsgi:app`): `workers` processes (WEB_WORKERS) of `threads` threads each."""
 
+    COMMAND = ("gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")  # tests/test_deploy_files.py: the units' too
+
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int, threads: int = 8,
                  workers: int = 1):
         self.port = port
         env = {**env, "BIND": f"{HOST}:{port}", "WEB_THREADS": str(threads), "WEB_WORKERS": str(workers)}
-        super().__init__(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], env,
-                         log_dir)
+        super().__init__(name, [sys.executable, "-m", *self.COMMAND], env, log_dir)
 
     @property
     def url(self) -> str:
@@ -136,9 +137,12 @@ def start_web(name: str, env: dict[str, str], log_dir: Path, port: int, threads:
     return web
 
 
+SCHEDULER_COMMAND = ("flask", "--app", "wsgi", "scheduler", "run")  # as the scheduler's unit and compose run it
+
+
 def start_scheduler(name: str, env: dict[str, str], log_dir: Path) -> AppProcess:
     """`flask --app wsgi scheduler run`, started (it may be waiting for the lease)."""
-    return AppProcess(name, [sys.executable, "-m", "flask", "scheduler", "run"], env, log_dir)
+    return AppProcess(name, [sys.executable, "-m", *SCHEDULER_COMMAND], env, log_dir)
 
 
 class LeaseReader:
