@@ -1,9 +1,10 @@
-"""Load on the deployment of a bigger shop: PostgreSQL, Redis, two web instances (gunicorn, one worker of 8 threads
-each, SCHEDULER_ENABLED=0), one `flask scheduler run` and a second one waiting on its lease, as
+"""Load on the deployment of a bigger shop: PostgreSQL, Redis, two web instances (gunicorn, `--workers` workers of
+8 threads each, SCHEDULER_ENABLED=0), one `flask scheduler run` and a second one waiting on its lease, with the
+settings of docs/deploy/repair-inbox.env (files in the database, an instance directory per process), as
 tests/test_topology.py starts them (tests/topology_helpers.py).
 
     .venv/bin/python bench/load.py [--duration 180] [--staff 30] [--sms-rate 10] [--backlog 1500]
-                                   [--customers 300] [--threads 300] [--keep-logs DIR] [--single]
+                                   [--customers 300] [--threads 300] [--workers 2] [--keep-logs DIR] [--single]
 
 `--single` runs the same load on the small shop's deployment instead, for comparison: SQLite, one gunicorn
 instance (one worker of 8 threads) that also runs the jobs (SCHEDULER_ENABLED=1), sign-in limits in memory.
@@ -62,6 +63,7 @@ from servers.imap import Dovecot, ImapAccount  # noqa: E402
 from servers.redis import RedisServer  # noqa: E402
 from servers.smtp import make_certificate, running_smtp_server  # noqa: E402
 from servers.twilio import TwilioServer, sign  # noqa: E402
+from test_topology import DEPLOYED_SETTINGS  # noqa: E402
 from topology_helpers import Deployment, LeaseReader, StaffBrowser, app_environment, wait_until  # noqa: E402
 
 PASSWORD = "bench password 123"
@@ -267,6 +269,9 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1500, help="mails arriving at the start")
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--threads", type=int, default=300, help="threads the shop has before the run")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn workers of each web instance (default 2, as docs/deploy/compose.yaml; "
+                             "--single: always 1)")
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs here")
     parser.add_argument("--single", action="store_true",
                         help="one process on SQLite running the jobs too, instead of PostgreSQL, Redis, 2 web + 1 scheduler")
@@ -295,11 +300,11 @@ def main() -> None:
             env = app_environment(database_url, instance, SECRET_KEY, SMTP_CA_FILE=smtp.cafile,
                                   PUBLIC_BASE_URL=PUBLIC_BASE_URL, LOGIN_LIMIT_PER_IP="1000 per minute",
                                   **({"SCHEDULER_ENABLED": 1} if args.single else
-                                     {"RATELIMIT_STORAGE_URI": redis.url}))
+                                     {"RATELIMIT_STORAGE_URI": redis.url, **DEPLOYED_SETTINGS}))
             logs = work / "logs"
             logs.mkdir()
-            with Deployment(env, logs) as deployment:
-                webs = deployment.add_webs(1 if args.single else 2)
+            with Deployment(env, logs, own_instance_dirs=not args.single) as deployment:
+                webs = deployment.add_webs(1) if args.single else deployment.add_webs(2, workers=args.workers)
                 if not args.single:
                     deployment.add_scheduler()
                     deployment.add_scheduler()  # started by mistake: waits on the lease
@@ -384,7 +389,8 @@ def main() -> None:
 def report(args, timings: Timings, elapsed, started_at, mail_times, sms_posted, sms_in, lags, sent_during, states,
            smtp, twilio) -> None:
     deployment = ("1 web instance x 1 worker x 8 threads running the jobs too, SQLite" if args.single else
-                  "2 web instances x 1 worker x 8 threads, 1 scheduler (+1 waiting), PostgreSQL, Redis")
+                  f"2 web instances x {args.workers} workers x 8 threads, 1 scheduler (+1 waiting), PostgreSQL, "
+                  "Redis, files in the database")
     print(f"\n{args.staff} staff, {args.sms_rate:g} SMS/s, backlog {args.backlog} mails, {elapsed:.0f} s "
           f"({deployment})\n")
     print("| Page | Requests | per second | p50 ms | p95 ms | p99 ms | failed |")
