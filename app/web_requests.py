@@ -33,6 +33,7 @@ from .inbound.rules import Incoming, apply_rules
 from .messaging.threads import open_thread
 from .models import Attachment, Customer, CustomerEmail, Delivery, Message, Shop, Thread, WebRequest, preview_of, utcnow
 from .models.audit import record
+from .models.conversations import NAMES_CUSTOMER
 from .models.customers import CUSTOMER_LANGUAGES
 from .panel import credentials
 from .panel.conversation import check_files
@@ -264,13 +265,17 @@ def _unattached(waiting: WebRequest, at: datetime) -> Thread:
     db.session.add(thread)
     db.session.flush()
     values = {field: getattr(waiting, field) for field in ("name", "email", "phone", "device", "problem")}
-    _message(thread, None, values, waiting.attachments or [], waiting.created_at)
+    request_message = _message(thread, None, values, waiting.attachments or [], waiting.created_at)
     customer = db.session.get(Customer, waiting.customer_id) if waiting.customer_id else None
+    # Both texts carry that customer's contact (the form's contact was theirs) and the note their name: the
+    # reference lets erasing the customer find them, though the thread is nobody's.
+    names = {NAMES_CUSTOMER: customer.id} if customer is not None else {}
+    request_message.meta = {**(request_message.meta or {}), **names}
     with force_locale(Shop.current().locale or "pl"):
         note = _("The sender gave the contact %(contact)s of the customer %(customer)s but did not confirm it with "
                  "the code sent there. The request is attached to nobody: check who wrote before you attach it or "
                  "reply.", contact=waiting.code_recipient, customer=customer.name if customer else "—")
     db.session.add(Message(thread_id=thread.id, kind="note", direction="internal", visible_to_customer=False,
-                           body_text=note, body_format="text", created_at=at))
+                           body_text=note, body_format="text", created_at=at, meta=names))
     db.session.flush()
     return thread

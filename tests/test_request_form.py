@@ -265,3 +265,23 @@ def test_erasing_a_customer_forgets_requests_waiting_on_their_contact(client, ma
     send(client, email="anna@example.com")
     erase_customer(anna, actor=staff, confirmation="Anna Nowak")
     assert db.session.scalar(db.select(db.func.count(WebRequest.id))) == 0
+
+
+def test_erasing_a_customer_cuts_them_out_of_an_expired_request_that_named_them(client, mailbox, staff,
+                                                                                 staff_client):
+    """The expired request's thread is nobody's, but its note names the customer and its text carries their
+    address: erasing the customer takes both out and leaves the rest of the request for staff."""
+    anna = panel_customer("Anna Nowak", "anna@example.com")
+    send(client, email="anna@example.com", name="Anna N.", problem="Please call me.")
+    expire_requests(now=utcnow() + timedelta(hours=2))
+    [thread] = request_threads()
+    assert any("Anna Nowak" in m.body_text for m in thread.messages)
+
+    erase_customer(anna, actor=staff, confirmation="Anna Nowak")
+
+    db.session.expire_all()
+    texts = " ".join(m.body_text + m.sender + m.subject for m in db.session.get(Thread, thread.id).messages)
+    assert "Anna Nowak" not in texts and "anna@example.com" not in texts
+    assert "Please call me." in texts and "did not confirm" in texts
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert "anna@example.com" not in page and "Anna Nowak" not in page

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from ..attachments import StoredFile
 from ..channels import get_channel
 from ..channels.sms_text import MAX_BODY, sms_body
-from ..customers import refuse_erased
+from ..customers import refuse_erased, sms_stopped
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
@@ -53,6 +53,8 @@ def _contact_problems(contact: ContactPerson, channels: Sequence[str]) -> dict[s
         problems["channels.email"] = _("%(name)s has no e-mail address.", name=contact.name)
     if "sms" in channels and not contact.phone:
         problems["channels.sms"] = _("%(name)s has no phone number.", name=contact.name)
+    elif "sms" in channels and (contact.sms_stopped_at is not None or sms_stopped(contact.phone)):
+        problems["channels.sms"] = _("%(name)s turned SMS off (replied STOP).", name=contact.name)
     return problems
 
 
