@@ -461,3 +461,26 @@ def test_a_bounce_to_a_contact_persons_address_flags_that_contact_not_the_compan
     update_contact_person(ewa, actor="test", name=ewa.name, email="ewa@serwis-biurowy.pl", phone=ewa.phone)
     db.session.commit()
     assert contact("Ewa Zielińska").email_bounced_at is None
+
+
+def test_an_sms_to_a_contact_written_before_their_stop_is_not_sent_after_it(staff_client, company, twilio_server):
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number=SHOP_NUMBER,
+                  api_base_url=twilio_server.url, actor="test")
+    Shop.current().undo_seconds = 0
+    repair = create_repair(customer=company, device="HP LaserJet")
+    db.session.commit()
+    token = csrf_token(staff_client, "/")
+    for body in ("Gotowe.", "Faktura w załączniku."):
+        assert staff_client.post("/compose", data={
+            "repair_id": repair.id, "contact_id": contact("Ewa Zielińska").id, "channels": "sms", "body": body,
+            "csrf_token": token}).status_code == 302
+    [first, second] = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert dispatch_pass(limit=1)["sent"] == 1  # the first goes; she answers STOP before the second
+    twilio_server.text(staff_client, INBOUND_URL, "+48601234567", "STOP", SHOP_NUMBER)
+
+    dispatch_pass()
+
+    db.session.expire_all()
+    assert db.session.get(Delivery, second.id).status == "failed"
+    assert "replied STOP" in db.session.get(Delivery, second.id).error
+    assert len(twilio_server.messages) == 1
