@@ -345,6 +345,8 @@ def test_the_api_writes_to_the_chosen_contact_person_and_refuses_another_custome
 
 def test_the_export_includes_the_contact_people_and_who_wrote(owner_client, company):
     receive(make_mailbox(), plain_mail(sender="ewa@serwis-biurowy.pl"))
+    opt_out_number("+48601234567", "21610")  # Ewa's number said STOP at the provider
+    db.session.commit()
     response = owner_client.get(f"/customers/{company.id}/export")
     data = json.loads(zipfile.ZipFile(io.BytesIO(response.get_data())).read("customer.json"))
 
@@ -352,6 +354,8 @@ def test_the_export_includes_the_contact_people_and_who_wrote(owner_client, comp
     assert [(c["name"], c["email"], c["phone"]) for c in data["customer"]["contacts"]] == [
         ("Ewa Zielińska", "ewa@serwis-biurowy.pl", "+48601234567"), ("Piotr Wiśniewski", "piotr@serwis-biurowy.pl", None)]
     assert data["threads"][0]["messages"][0]["contact_person"] == "Ewa Zielińska"
+    assert [c["sms_stopped_at"] is not None for c in data["customer"]["contacts"]] == [True, False]
+    assert [c["email_bounced_at"] for c in data["customer"]["contacts"]] == [None, None]
 
 
 def test_erasing_a_company_removes_its_contact_people_and_nip(owner, company):
