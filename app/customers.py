@@ -465,6 +465,17 @@ def contact_writing_from(customer: Customer | None, *, email: str | None = None,
                  if (email and contact.email == email) or (phone and contact.phone == phone)), None)
 
 
+class ThroughContact:
+    """A company as the channels see it when a message goes to one of its contact people: the contact's address
+    and number, the company's consents and settings."""
+
+    def __init__(self, customer: Customer, contact: ContactPerson):
+        self._customer, self.email, self.phone = customer, contact.email, contact.phone
+
+    def __getattr__(self, name):
+        return getattr(self._customer, name)
+
+
 def contact_meta(contact: ContactPerson | None) -> dict:
     """What a received message keeps of the contact person who wrote it (shown beside the company's name)."""
     return {"contact_id": contact.id, "contact_name": contact.name} if contact is not None else {}
