@@ -1,5 +1,6 @@
 """A customer's whole history on one timeline: repairs and tickets with their status changes, threads with their
-last message, consents, panel access and exports, newest first, a page at a time."""
+last message, consents, panel access, exports and a company's contact people changing, newest first, a page at a
+time."""
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ from .models.types import UTCDateTime
 
 PER_PAGE = 30
 # The kinds of entries, in the order the filter offers them.
-KINDS = ("repairs", "tickets", "threads", "consents", "panel", "exports")
+KINDS = ("repairs", "tickets", "threads", "consents", "panel", "exports", "contacts")
 PANEL_ACTIONS = ("panel.invite", "panel.state", "panel.password")
+CONTACT_ACTIONS = ("customer.contact_add", "customer.contact_update", "customer.contact_remove",
+                   "customer.contact_sms")
 
 
 @dataclass
@@ -98,7 +101,8 @@ def _branches() -> dict[str, list]:
 
     return {"repairs": [repair_events], "tickets": [tickets_created, ticket_status], "threads": [threads],
             "consents": [consents], "panel": [sign_ins, audited("panel", PANEL_ACTIONS)],
-            "exports": [audited("exports", ("customer.export",))]}
+            "exports": [audited("exports", ("customer.export",))],
+            "contacts": [audited("contacts", CONTACT_ACTIONS)]}
 
 
 def _query(kinds: tuple[str, ...]):
@@ -135,7 +139,20 @@ def customer_history(customer: Customer, kind: str | None = None, page: int = 1,
         else (row.detail or ""),
         direction=row.direction, channel=row.channel, data=_data(row.data),
     ) for row in rows[:per_page]]
+    _name_contacts(customer, entries)
     return HistoryPage(entries=entries, page=page, has_older=len(rows) > per_page)
+
+
+def _name_contacts(customer: Customer, entries: list[HistoryEntry]) -> None:
+    """Label a contact person's entries with their name while they are still one of the company's (the audit log
+    keeps only their id: a removed person's name is gone, and an erased company's people with it)."""
+    if customer.anonymized_at is not None or not any(entry.kind == "contacts" for entry in entries):
+        return
+    names = {contact.id: contact.name for contact in customer.contacts}
+    for entry in entries:
+        if entry.kind == "contacts":
+            entry.ref_id = entry.data.get("contact_id") if isinstance(entry.data.get("contact_id"), int) else None
+            entry.label = names.get(entry.ref_id, "")
 
 
 def _data(raw) -> dict:

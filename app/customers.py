@@ -17,7 +17,7 @@ from stdnum.pl import nip as polish_nip
 from .errors import ValidationFailed
 from .fields import clean_line, clean_text, cleaned_fields, flag_field
 from .extensions import db
-from .models import ConsentEvent, ContactPerson, Customer, Repair, Ticket, User
+from .models import ConsentEvent, ContactPerson, Customer, Repair, Ticket, User, utcnow
 from .models.customers import CUSTOMER_KINDS, CUSTOMER_LANGUAGES
 from .models.audit import apply_changes, record
 
@@ -353,6 +353,10 @@ def update_contact_person(contact: ContactPerson, *, actor: User | str | None, s
     changed = [name for name, value in cleaned.items() if getattr(contact, name) != value]
     for name in changed:
         setattr(contact, name, cleaned[name])
+    if "email" in changed:  # a new address has not bounced yet
+        contact.email_bounced_at = contact.email_bounce_reason = None
+    if "phone" in changed:  # nor has a new number said STOP
+        contact.sms_stopped_at = None
     if changed:  # on the company's record, like the other contact entries; names of fields, never their values
         record("customer.contact_update", by=actor, target=contact.customer, contact_id=contact.id,
                fields=changed, source=source)
@@ -369,6 +373,32 @@ def remove_contact_person(contact: ContactPerson, *, actor: User | str | None, s
     customer.contacts.remove(contact)
     record("customer.contact_remove", by=actor, target=customer, contact_id=contact.id, source=source)
     db.session.flush()
+
+
+def set_contact_sms(number: str, *, stop: bool, actor: User | str | None, source: str, at=None) -> int:
+    """Stop (STOP from the number, or the provider saying it opted out) or allow again (START) SMS to every
+    contact person with the E.164 `number`, of companies not erased; each change is on the company's record as
+    "customer.contact_sms". Only the number that spoke changes: the company's own consent and its other contact
+    people stay as they are. Returns how many contact people changed; flushed, the caller commits."""
+    people = db.session.scalars(
+        select(ContactPerson).join(Customer, Customer.id == ContactPerson.customer_id)
+        .where(ContactPerson.phone == number, Customer.anonymized_at.is_(None),
+               ContactPerson.sms_stopped_at.is_(None) if stop else ContactPerson.sms_stopped_at.is_not(None))
+        .order_by(ContactPerson.id)).all()
+    for contact in people:
+        contact.sms_stopped_at = (at or utcnow()) if stop else None
+        record("customer.contact_sms", by=actor, target=contact.customer, contact_id=contact.id, sms=not stop,
+               source=source)
+    db.session.flush()
+    return len(people)
+
+
+def sms_stopped(number: str | None) -> bool:
+    """Whether a contact person's number said STOP (and not START since): such a number never gets an SMS, whoever
+    of the shop's companies lists it."""
+    return bool(number) and db.session.scalar(
+        select(func.count(ContactPerson.id)).where(ContactPerson.phone == number,
+                                                   ContactPerson.sms_stopped_at.is_not(None))) > 0
 
 
 def set_contact_people(customer: Customer, contacts, *, actor: User | str | None, source: str) -> None:
@@ -433,6 +463,17 @@ def contact_writing_from(customer: Customer | None, *, email: str | None = None,
     email = (email or "").lower() or None
     return next((contact for contact in customer.contacts
                  if (email and contact.email == email) or (phone and contact.phone == phone)), None)
+
+
+class ThroughContact:
+    """A company as the channels see it when a message goes to one of its contact people: the contact's address
+    and number, the company's consents and settings."""
+
+    def __init__(self, customer: Customer, contact: ContactPerson):
+        self._customer, self.email, self.phone = customer, contact.email, contact.phone
+
+    def __getattr__(self, name):
+        return getattr(self._customer, name)
 
 
 def contact_meta(contact: ContactPerson | None) -> dict:

@@ -24,15 +24,18 @@ from sqlalchemy import delete, or_, select, update
 
 from .attachments import StoredFile
 from .channels.sms import DEFAULT_COUNTRIES, country_names
-from .customers import create_customer, normalize_email, parse_phone, record_contact_consent
+from .customers import (
+    contact_meta, contact_writing_from, create_customer, normalize_email, parse_phone, record_contact_consent,
+)
 from .errors import ValidationFailed
 from .extensions import db
 from .fields import clean_line, clean_text
 from .inbound.masking import mask_card_numbers
 from .inbound.rules import Incoming, apply_rules
 from .messaging.threads import open_thread
-from .models import Attachment, Customer, CustomerEmail, Delivery, Message, Shop, Thread, WebRequest, preview_of, utcnow
+from .models import Attachment, ContactPerson, Customer, CustomerEmail, Delivery, Message, Shop, Thread, WebRequest, preview_of, utcnow
 from .models.audit import record
+from .models.conversations import NAMES_CUSTOMER
 from .models.customers import CUSTOMER_LANGUAGES
 from .panel import credentials
 from .panel.conversation import check_files
@@ -102,21 +105,27 @@ def check_request(*, name, email, phone, device, problem, consent, attachments: 
 
 def known_contact(email: str | None, phone: str | None) -> tuple[Customer, str, str] | None:
     """The existing customer the request names, with the channel and the contact on file the code goes to: the
-    e-mail address (main or extra) first, else the phone number; None for a new contact. Erased customers count
-    as unknown."""
+    e-mail address (main or extra, else a company's contact person's) first, else the phone number (the
+    customer's, else a contact person's: the request is then the company's); None for a new contact. Erased
+    customers count as unknown."""
     if email:
-        customer = db.session.scalars(select(Customer).where(
-            or_(Customer.email == email,
-                Customer.id.in_(select(CustomerEmail.customer_id).where(CustomerEmail.address == email))),
-            Customer.anonymized_at.is_(None)).order_by(Customer.id).limit(1)).first()
+        customer = _first_customer(or_(
+            Customer.email == email,
+            Customer.id.in_(select(CustomerEmail.customer_id).where(CustomerEmail.address == email))),
+            ) or _first_customer(Customer.id.in_(select(ContactPerson.customer_id).where(ContactPerson.email == email)))
         if customer is not None:
             return customer, "email", email
     if phone:
-        customer = db.session.scalars(select(Customer).where(Customer.phone == phone, Customer.anonymized_at.is_(None))
-                                      .order_by(Customer.id).limit(1)).first()
+        customer = _first_customer(Customer.phone == phone) or _first_customer(
+            Customer.id.in_(select(ContactPerson.customer_id).where(ContactPerson.phone == phone)))
         if customer is not None:
             return customer, "sms", phone
     return None
+
+
+def _first_customer(condition) -> Customer | None:
+    return db.session.scalars(select(Customer).where(condition, Customer.anonymized_at.is_(None))
+                              .order_by(Customer.id).limit(1)).first()
 
 
 def submit_request(*, name, email, phone, device, problem, consent, attachments: Sequence[StoredFile] = (),
@@ -228,6 +237,8 @@ def _message(thread: Thread, customer: Customer | None, values: dict, files: lis
         thread_id=thread.id, kind="message", direction="in", channel=SOURCE,
         author_customer_id=customer.id if customer else None, sender=values.get("email") or values.get("phone") or "",
         subject=thread.subject, body_text=body, body_format="text", visible_to_customer=True, created_at=at,
+        # who of a company sent it, when the contact was one of its people's
+        meta=contact_meta(contact_writing_from(customer, email=values.get("email"), phone=values.get("phone"))),
         attachments=[Attachment(filename=f["filename"], content_type=f["content_type"], size=f["size"],
                                 sha256=f["sha256"]) for f in files],
     )
@@ -264,13 +275,17 @@ def _unattached(waiting: WebRequest, at: datetime) -> Thread:
     db.session.add(thread)
     db.session.flush()
     values = {field: getattr(waiting, field) for field in ("name", "email", "phone", "device", "problem")}
-    _message(thread, None, values, waiting.attachments or [], waiting.created_at)
+    request_message = _message(thread, None, values, waiting.attachments or [], waiting.created_at)
     customer = db.session.get(Customer, waiting.customer_id) if waiting.customer_id else None
+    # Both texts carry that customer's contact (the form's contact was theirs) and the note their name: the
+    # reference lets erasing the customer find them, though the thread is nobody's.
+    names = {NAMES_CUSTOMER: customer.id} if customer is not None else {}
+    request_message.meta = {**(request_message.meta or {}), **names}
     with force_locale(Shop.current().locale or "pl"):
         note = _("The sender gave the contact %(contact)s of the customer %(customer)s but did not confirm it with "
                  "the code sent there. The request is attached to nobody: check who wrote before you attach it or "
                  "reply.", contact=waiting.code_recipient, customer=customer.name if customer else "—")
     db.session.add(Message(thread_id=thread.id, kind="note", direction="internal", visible_to_customer=False,
-                           body_text=note, body_format="text", created_at=at))
+                           body_text=note, body_format="text", created_at=at, meta=names))
     db.session.flush()
     return thread

@@ -38,9 +38,11 @@ def make_repair(customer, device: str = "iPhone 12"):
     return repair
 
 
-def send_mail(customer, *, repair=None, body: str = "Wycena naprawy: 450 zł.", cc=()) -> Message:
-    """A mail the shop sent the customer and the mail server accepted: its delivery `sent`, our id remembered."""
-    message = compose(customer=customer, channels=["email"], body=body, repair=repair, cc=list(cc))
+def send_mail(customer, *, repair=None, body: str = "Wycena naprawy: 450 zł.", cc=(), contact=None) -> Message:
+    """A mail the shop sent the customer (or a company's `contact` person) and the mail server accepted: its
+    delivery `sent`, our id remembered."""
+    message = compose(customer=customer, channels=["email"], body=body, repair=repair, cc=list(cc),
+                      **({"contact": contact} if contact is not None else {}))
     delivery = message.deliveries[0]
     delivery.status, delivery.sent_at = "sent", utcnow()
     ref = our_id(message)

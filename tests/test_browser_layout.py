@@ -106,7 +106,7 @@ def company_pages() -> list[str]:
     """The card of the long data's company (with its contact people), a contact's form, and writing to it."""
     contact = db.session.scalars(db.select(ContactPerson).order_by(ContactPerson.id.desc())).first()
     return [f"/customers/{contact.customer_id}", f"/customers/{contact.customer_id}/contacts/{contact.id}",
-            f"/compose?customer_id={contact.customer_id}"]
+            f"/compose?customer_id={contact.customer_id}", f"/customers/{contact.customer_id}?tab=history"]
 
 
 def staff_pages(customer: Customer) -> list[str]:
@@ -123,7 +123,8 @@ def staff_pages(customer: Customer) -> list[str]:
     return [
         *(f"/?view={view}" for view in VIEWS), "/?q=naprawa",
         f"/threads/{thread.id}",
-        "/customers/", f"/customers/{customer.id}", *company_pages(),
+        "/customers/", f"/customers/{customer.id}", f"/customers/{customer.id}?tab=history", *company_pages(),
+        "/threads/record", f"/threads/record?customer_id={customer.id}",
         "/repairs/", f"/repairs/{repair.id}", f"/repairs/{repair.id}?tab=messages", f"/repairs/{repair.id}?tab=log",
         "/tickets/", f"/tickets/{ticket.id}",
         f"/compose?repair_id={repair.id}",

@@ -37,6 +37,14 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     expect(page.locator("#customer-results tbody tr")).not_to_have_count(0)
     screenshot(page, "customers")
 
+    company = db.session.scalar(db.select(Customer).where(Customer.kind == "company"))
+    page.goto(f"{live_server.url}/customers/{company.id}")
+    expect(page.locator("#contacts tbody tr")).not_to_have_count(0)
+    expect(page.locator("main")).to_contain_text("NIP")
+    # the panel access's own lines, not its template's line breaks, make its height
+    assert page.eval_on_selector("dd.plain-lines", "el => el.getBoundingClientRect().height") < 120
+    screenshot(page, "company-card")
+
     repair = db.session.scalars(db.select(Repair).order_by(Repair.id)).first()
     page.goto(f"{live_server.url}/repairs/{repair.id}")
     expect(page.locator("h1")).to_contain_text(repair.number)
@@ -130,6 +138,16 @@ def test_the_demo_shop_fits_a_phone(phone_page, live_server):
     expect(phone_page.locator("h1")).to_be_visible()
     assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(phone_page, "phone-outbox")
+
+    # The public request form as a stranger sees it on a phone: no sign-in, nothing sideways.
+    shop = Shop.current()
+    shop.request_form_enabled = True
+    db.session.commit()
+    phone_page.context.clear_cookies()
+    phone_page.goto(f"{live_server.url}/p/{shop.slug}/zapytanie")
+    expect(phone_page.locator("input[name=device]")).to_be_visible()
+    assert phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(phone_page, "phone-request-form")
 
 
 @pytest.mark.shop_locale("pl")

@@ -8,13 +8,15 @@ import zipfile
 
 import pytest
 from helpers import csrf_token
-from inbound_helpers import make_mailbox, plain_mail, receive
+from inbound_helpers import make_mailbox, plain_mail, receive, sample, send_mail
 from sqlalchemy import select
 
 from app.accounts.sms import configure_sms
-from app.customers import add_contact_person, create_customer
+from app.channels.sms import opt_out_number
+from app.customers import add_contact_person, create_customer, update_contact_person
 from app.extensions import db
 from app.models import AuditEvent, ContactPerson, Customer, Delivery, Message, Repair, Shop
+from app.messaging.compose import channel_problems
 from app.outbox import dispatch_pass
 from app.privacy.erasure import erase_customer
 from app.privacy.redaction import redact_message
@@ -343,6 +345,8 @@ def test_the_api_writes_to_the_chosen_contact_person_and_refuses_another_custome
 
 def test_the_export_includes_the_contact_people_and_who_wrote(owner_client, company):
     receive(make_mailbox(), plain_mail(sender="ewa@serwis-biurowy.pl"))
+    opt_out_number("+48601234567", "21610")  # Ewa's number said STOP at the provider
+    db.session.commit()
     response = owner_client.get(f"/customers/{company.id}/export")
     data = json.loads(zipfile.ZipFile(io.BytesIO(response.get_data())).read("customer.json"))
 
@@ -350,6 +354,8 @@ def test_the_export_includes_the_contact_people_and_who_wrote(owner_client, comp
     assert [(c["name"], c["email"], c["phone"]) for c in data["customer"]["contacts"]] == [
         ("Ewa Zielińska", "ewa@serwis-biurowy.pl", "+48601234567"), ("Piotr Wiśniewski", "piotr@serwis-biurowy.pl", None)]
     assert data["threads"][0]["messages"][0]["contact_person"] == "Ewa Zielińska"
+    assert [c["sms_stopped_at"] is not None for c in data["customer"]["contacts"]] == [True, False]
+    assert [c["email_bounced_at"] for c in data["customer"]["contacts"]] == [None, None]
 
 
 def test_erasing_a_company_removes_its_contact_people_and_nip(owner, company):
@@ -380,3 +386,105 @@ def test_redacting_a_contact_persons_name_reaches_the_name_kept_on_their_message
     db.session.expire_all()
     message = db.session.get(Message, message.id)
     assert "Zielińska" not in message.body_text and message.meta["contact_name"] == "Ewa [redacted]"
+
+
+# A contact person's own STOP and bouncing address
+
+
+def test_a_contact_persons_stop_stops_sms_to_their_number_alone_until_start(staff_client, company, twilio_server):
+    """The number that said STOP gets no SMS again (by any company listing it) until it says START; the company
+    and its other contact people still get theirs, and the card and its history show it."""
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number=SHOP_NUMBER,
+                  api_base_url=twilio_server.url, actor="test")
+    Shop.current().undo_seconds = 0
+    adam = add_contact_person(company, name="Adam Nowy", phone="602 000 111", actor="test")
+    repair = create_repair(customer=company, device="HP LaserJet")
+    db.session.commit()
+    ewa = contact("Ewa Zielińska")
+
+    def text_to(person):
+        return staff_client.post("/compose", data={
+            "repair_id": repair.id, "contact_id": person.id, "channels": "sms", "body": "Gotowe.",
+            "csrf_token": csrf_token(staff_client, "/")})
+
+    assert text_to(ewa).status_code == 302 and dispatch_pass()["sent"] == 1
+    twilio_server.text(staff_client, INBOUND_URL, "+48601234567", "Stop", SHOP_NUMBER)
+    db.session.expire_all()
+    assert contact("Ewa Zielińska").sms_stopped_at is not None and contact("Adam Nowy").sms_stopped_at is None
+    assert db.session.get(Customer, company.id).sms_informational is True
+
+    refused = text_to(contact("Ewa Zielińska"))
+    assert refused.status_code == 422 and "turned SMS off" in refused.get_data(as_text=True)
+    assert text_to(contact("Adam Nowy")).status_code == 302
+    # another company listing the same number does not get round it
+    other = create_customer(name="Druga Firma", kind="company")
+    twin = add_contact_person(other, name="Ewa Z.", phone="601 234 567", actor="test")
+    db.session.commit()
+    problems = channel_problems(other, ["sms"], Shop.current(), twin)
+    assert "turned SMS off" in problems["channels.sms"]
+
+    card = staff_client.get(f"/customers/{company.id}").get_data(as_text=True)
+    assert "data-contact-sms-off" in card.split(f'id="contact-{ewa.id}"')[1].split("</tr>")[0]
+    assert "data-contact-sms-off" not in card.split(f'id="contact-{adam.id}"')[1].split("</tr>")[0]
+    history = staff_client.get(f"/customers/{company.id}?tab=history&kind=contacts").get_data(as_text=True)
+    assert "SMS to the contact person turned off: Ewa Zielińska" in history
+
+    twilio_server.text(staff_client, INBOUND_URL, "+48601234567", "START", SHOP_NUMBER)
+    db.session.expire_all()
+    assert contact("Ewa Zielińska").sms_stopped_at is None
+    assert text_to(contact("Ewa Zielińska")).status_code == 302
+
+
+def test_the_providers_opt_out_of_a_contacts_number_stops_their_sms(company):
+    opt_out_number("+48601234567", "21610")
+    db.session.commit()
+    assert contact("Ewa Zielińska").sms_stopped_at is not None
+    assert db.session.get(Customer, company.id).sms_informational is True
+
+
+def test_a_bounce_to_a_contact_persons_address_flags_that_contact_not_the_company(staff_client, company):
+    mailbox = make_mailbox()
+    ewa = contact("Ewa Zielińska")
+    update_contact_person(ewa, actor="test", name=ewa.name, email="jan.nieistniejacy@example.com", phone=ewa.phone)
+    Shop.current().undo_seconds = 0
+    db.session.commit()
+    sent = send_mail(company, contact=contact("Ewa Zielińska"))
+
+    outcome = receive(mailbox, sample("bounce_postfix.eml", sent))
+
+    assert outcome.status == "threaded"
+    db.session.expire_all()
+    ewa, piotr = contact("Ewa Zielińska"), contact("Piotr Wiśniewski")
+    assert ewa.email_bounced_at is not None and "5.1.1" in ewa.email_bounce_reason
+    assert piotr.email_bounced_at is None and db.session.get(Customer, company.id).email_bounced_at is None
+    card = staff_client.get(f"/customers/{company.id}").get_data(as_text=True)
+    assert "data-contact-bounced" in card.split(f'id="contact-{ewa.id}"')[1].split("</tr>")[0]
+    compose_page = staff_client.get(f"/compose?customer_id={company.id}").get_data(as_text=True)
+    assert "e-mail bounced" in compose_page
+    # a new address has not bounced yet
+    update_contact_person(ewa, actor="test", name=ewa.name, email="ewa@serwis-biurowy.pl", phone=ewa.phone)
+    db.session.commit()
+    assert contact("Ewa Zielińska").email_bounced_at is None
+
+
+def test_an_sms_to_a_contact_written_before_their_stop_is_not_sent_after_it(staff_client, company, twilio_server):
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number=SHOP_NUMBER,
+                  api_base_url=twilio_server.url, actor="test")
+    Shop.current().undo_seconds = 0
+    repair = create_repair(customer=company, device="HP LaserJet")
+    db.session.commit()
+    token = csrf_token(staff_client, "/")
+    for body in ("Gotowe.", "Faktura w załączniku."):
+        assert staff_client.post("/compose", data={
+            "repair_id": repair.id, "contact_id": contact("Ewa Zielińska").id, "channels": "sms", "body": body,
+            "csrf_token": token}).status_code == 302
+    [first, second] = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert dispatch_pass(limit=1)["sent"] == 1  # the first goes; she answers STOP before the second
+    twilio_server.text(staff_client, INBOUND_URL, "+48601234567", "STOP", SHOP_NUMBER)
+
+    dispatch_pass()
+
+    db.session.expire_all()
+    assert db.session.get(Delivery, second.id).status == "failed"
+    assert "replied STOP" in db.session.get(Delivery, second.id).error
+    assert len(twilio_server.messages) == 1

@@ -120,3 +120,24 @@ def test_a_long_history_is_one_query_that_the_database_cuts(app, jan):
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len(statements) == 1 and "UNION ALL" in statements[0]
     assert len(page.entries) == 30 and page.has_older
+
+
+def test_a_companys_history_lists_its_contact_people_coming_changing_and_going(staff, staff_client):
+    from app.customers import add_contact_person, create_customer, remove_contact_person, update_contact_person
+    company = create_customer(name="Serwis Biurowy sp. z o.o.", kind="company", nip="1234563218")
+    ewa = add_contact_person(company, name="Ewa Zielińska", email="ewa@serwis-biurowy.pl", actor=staff)
+    adam = add_contact_person(company, name="Adam Nowy", phone="602 000 111", actor=staff)
+    update_contact_person(ewa, actor=staff, name="Ewa Zielińska", email="ewa.z@serwis-biurowy.pl", phone=None)
+    remove_contact_person(adam, actor=staff)
+    db.session.commit()
+
+    html = staff_client.get(f"/customers/{company.id}?tab=history&kind=contacts").get_data(as_text=True)
+
+    assert kinds_on(html) == ["contacts"] * 4
+    assert 'data-kind="contacts"' in html
+    entries = html.split('id="customer-history"')[1]
+    assert entries.index("Contact person removed") < entries.index("Contact person changed: Ewa Zielińska") \
+        < entries.index("Contact person added")
+    assert "(E-mail)" in entries and "Adam Nowy" not in entries  # a removed person's name is not kept
+    everything = staff_client.get(f"/customers/{company.id}?tab=history").get_data(as_text=True)
+    assert "contacts" in kinds_on(everything)

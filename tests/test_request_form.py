@@ -265,3 +265,46 @@ def test_erasing_a_customer_forgets_requests_waiting_on_their_contact(client, ma
     send(client, email="anna@example.com")
     erase_customer(anna, actor=staff, confirmation="Anna Nowak")
     assert db.session.scalar(db.select(db.func.count(WebRequest.id))) == 0
+
+
+def test_erasing_a_customer_cuts_them_out_of_an_expired_request_that_named_them(client, mailbox, staff,
+                                                                                 staff_client):
+    """The expired request's thread is nobody's, but its note names the customer and its text carries their
+    address: erasing the customer takes both out and leaves the rest of the request for staff."""
+    anna = panel_customer("Anna Nowak", "anna@example.com")
+    send(client, email="anna@example.com", name="Anna N.", problem="Please call me.")
+    expire_requests(now=utcnow() + timedelta(hours=2))
+    [thread] = request_threads()
+    assert any("Anna Nowak" in m.body_text for m in thread.messages)
+
+    erase_customer(anna, actor=staff, confirmation="Anna Nowak")
+
+    db.session.expire_all()
+    texts = " ".join(m.body_text + m.sender + m.subject for m in db.session.get(Thread, thread.id).messages)
+    assert "Anna Nowak" not in texts and "anna@example.com" not in texts
+    assert "Please call me." in texts and "did not confirm" in texts
+    page = staff_client.get(f"/threads/{thread.id}").get_data(as_text=True)
+    assert "anna@example.com" not in page and "Anna Nowak" not in page
+
+
+def test_a_companys_contact_person_confirms_with_the_code_sent_to_them_and_the_ticket_is_the_companys(
+        client, mailbox, smtp_server):
+    """A contact person's address is the company's contact: the request waits for the code sent to that person,
+    then becomes the company's ticket naming who wrote; no second customer is made of them."""
+    from app.customers import add_contact_person
+    company = create_customer(name="Serwis Biurowy sp. z o.o.", kind="company", nip="1234563218")
+    add_contact_person(company, name="Ewa Zielińska", email="ewa@serwis-biurowy.pl", actor="test")
+    db.session.commit()
+    send(client, name="Ewa", email="Ewa@Serwis-Biurowy.pl", problem="The printer jams.")
+    assert request_threads() == []
+    dispatch_now()
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ["ewa@serwis-biurowy.pl"]
+    code = re.search(r"\b(\d{6})\b", mail_text(mail)).group(1)
+
+    assert type_code(client, code).status_code == 200
+
+    [thread] = request_threads()
+    assert thread.customer_id == company.id and thread.ticket.customer_id == company.id
+    assert thread.messages[0].meta["contact_name"] == "Ewa Zielińska"
+    assert db.session.scalar(db.select(db.func.count(Customer.id))) == 1

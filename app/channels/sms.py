@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..crypto import SecretUnreadable
-from ..customers import PHONE_REGION, parse_phone
+from ..customers import PHONE_REGION, parse_phone, set_contact_sms, sms_stopped
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import ConsentEvent, Customer, Delivery, DeliveryEvent, Shop, SmsAccount, User, utcnow
@@ -85,7 +85,8 @@ def inbound_url(account: SmsAccount | None) -> str:
 def opt_out_number(number: str, note: str) -> None:
     """Turn informational SMS off for every customer with `number`, as the provider says the number opted out.
 
-    An opt-out at the provider belongs to the number, so a family sharing it stops getting SMS together.
+    An opt-out at the provider belongs to the number, so a family sharing it stops getting SMS together, and a
+    company's contact person with it gets none either.
     """
     customers = db.session.scalars(
         select(Customer).where(Customer.phone == number, Customer.sms_informational.is_(True))
@@ -94,6 +95,7 @@ def opt_out_number(number: str, note: str) -> None:
         customer.sms_informational = False
         db.session.add(ConsentEvent(customer_id=customer.id, kind="sms_informational", value=False,
                                     source="provider", note=note))
+    set_contact_sms(number, stop=True, actor="provider", source="provider")
 
 
 class SmsChannel:
@@ -141,9 +143,13 @@ class SmsSession:
     def send(self, delivery: Delivery) -> SendResult:
         """Send the delivery's message text to delivery.recipient, with the provider's report URL.
 
-        Refuses (permanently, without calling the provider) a text over MAX_BODY characters. The result names the
+        Refuses (permanently, without calling the provider) a text over MAX_BODY characters, and a message to a
+        contact person's number that replied STOP after it was written. The result names the
         account it went through (the outbox records it on the delivery with the result).
         """
+        if delivery.purpose == "message" and sms_stopped(delivery.recipient):  # STOP came after it was written
+            return SendResult(ok=False, permanent=True, error_code="stopped", error=_(
+                "%(number)s replied STOP: no SMS goes to it.", number=delivery.recipient))
         body = sms_text(delivery.message) if delivery.purpose == "message" else notice_content(delivery.purpose).sms(delivery)
         if len(body) > MAX_BODY:
             return SendResult(ok=False, permanent=True, error_code="too_long", error=_(

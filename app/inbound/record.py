@@ -449,7 +449,8 @@ def _reported_delivery(mail: ParsedMail) -> Delivery | None:
 
 def _mark_bounced(delivery: Delivery, mail: ParsedMail) -> None:
     """Record the report on the delivery once; a permanent failure moves it to bounced (only forward) and
-    warns on the customer's card when it was their address that failed."""
+    warns on the customer's card when it was their address (or one of a company's contact people's) that
+    failed."""
     report = mail.report
     status = "bounced" if report.permanent else "delayed"
     ref = (mail.message_id or mail.content_hash)[:255]
@@ -471,9 +472,14 @@ def _mark_bounced(delivery: Delivery, mail: ParsedMail) -> None:
     )
     customer = delivery.message.thread.customer
     failed = (report.recipient or delivery.recipient).lower()
+    reason = report.diagnostic[:_LONG_TEXT] or report.status
     if customer is not None and customer.email and customer.email.lower() == failed:
         customer.email_bounced_at = utcnow()
-        customer.email_bounce_reason = report.diagnostic[:_LONG_TEXT] or report.status
+        customer.email_bounce_reason = reason
+    # a company's contact person's address is flagged on the contact the same way
+    for contact in (customer.contacts if customer is not None and customer.is_company else []):
+        if contact.email and contact.email.lower() == failed:
+            contact.email_bounced_at, contact.email_bounce_reason = utcnow(), reason
 
 
 # --- held mail: staff decisions --------------------------------------------------------------------

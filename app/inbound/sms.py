@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.sms import active_account
-from ..customers import contact_meta, contact_writing_from, parse_phone, update_customer
+from ..customers import contact_meta, contact_writing_from, parse_phone, set_contact_sms, update_customer
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..messaging.threads import thread_label
@@ -98,6 +98,8 @@ def receive_sms(sms: IncomingSms) -> SmsOutcome:
             update_customer(customer, actor=f"sms:{number}", source=KEYWORD_SOURCE,
                             consent_note=sms.body.strip(),  # the customer's own word, as evidence
                             sms_informational=keyword == "start")
+        if number is not None:  # and a contact person's STOP stops SMS to that person's number alone
+            set_contact_sms(number, stop=keyword == "stop", actor=f"sms:{number}", source=KEYWORD_SOURCE)
 
     threads, reason = [], None
     account = active_account()

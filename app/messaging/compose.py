@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from ..attachments import StoredFile
 from ..channels import get_channel
 from ..channels.sms_text import MAX_BODY, sms_body
-from ..customers import refuse_erased
+from ..customers import ThroughContact, refuse_erased, sms_stopped
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..fields import clean_line, clean_text, gather
@@ -36,23 +36,14 @@ SUBJECT_MAX = 255  # a thread's subject column
 REPAIR_CONTACT = "repair"
 
 
-class _ToContact:
-    """A company as the channels see it when a message goes to one of its contact people: the contact's address
-    and number, the company's consents and settings."""
-
-    def __init__(self, customer: Customer, contact: ContactPerson):
-        self._customer, self.email, self.phone = customer, contact.email, contact.phone
-
-    def __getattr__(self, name):
-        return getattr(self._customer, name)
-
-
 def _contact_problems(contact: ContactPerson, channels: Sequence[str]) -> dict[str, str]:
     problems = {}
     if "email" in channels and not contact.email:
         problems["channels.email"] = _("%(name)s has no e-mail address.", name=contact.name)
     if "sms" in channels and not contact.phone:
         problems["channels.sms"] = _("%(name)s has no phone number.", name=contact.name)
+    elif "sms" in channels and (contact.sms_stopped_at is not None or sms_stopped(contact.phone)):
+        problems["channels.sms"] = _("%(name)s turned SMS off (replied STOP).", name=contact.name)
     return problems
 
 
@@ -62,7 +53,7 @@ def channel_problems(customer: Customer, channels: Sequence[str], shop: Shop,
     `channels.<name>`)."""
     if contact is not None:
         problems = _contact_problems(contact, channels)
-        return {**channel_problems(_ToContact(customer, contact), [c for c in channels if f"channels.{c}" not in
+        return {**channel_problems(ThroughContact(customer, contact), [c for c in channels if f"channels.{c}" not in
                                                                  problems], shop), **problems}
     problems = {}
     for name in channels:

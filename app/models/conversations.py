@@ -35,6 +35,9 @@ thread_tags = Table(
 )
 
 
+
+NAMES_CUSTOMER = "names_customer"  # a Message.meta key: see Message.meta
+
 class Tag(db.Model):
     __tablename__ = "tags"
 
@@ -116,6 +119,7 @@ class Message(db.Model):
     # shows such a message of the shop's once a channel carried it (see portal.access.customer_sees).
     visible_to_customer: Mapped[bool] = mapped_column(Boolean, default=True)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)  # sent by a rule, not a person
+    # NAMES_CUSTOMER in meta: the id of a customer the text names though the thread is not theirs (erasure finds it)
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -89,6 +89,9 @@ class ContactPerson(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254), index=True)  # stored lower-case
     phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    sms_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the number texted STOP (START clears)
+    email_bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # mail to the address came back
+    email_bounce_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from ..channels import get_channel, mime
 from ..channels.base import NoticeContent, on_publish, register_notices
 from ..channels.mail_build import OutgoingMail
-from ..customers import first_name_vocative, refuse_erased
+from ..customers import ThroughContact, contact_writing_from, first_name_vocative, refuse_erased, sms_stopped
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..mail_ids import INSTANCE_HEADER, instance_id, reply_address
@@ -132,12 +132,17 @@ def _sign_ins_last_hour(customer: Customer, purpose: str = "panel_sign_in") -> i
 
 def send_request_code(web_request: WebRequest, customer: Customer) -> bool:
     """Queue the one message a request from the public form sends: its confirmation code, to the customer's own
-    address or number on file that the request named (web_request.code_recipient), at most
+    address or number on file that the request named (web_request.code_recipient; a company's contact person's,
+    when it was theirs), at most
     REQUEST_CODES_PER_HOUR an hour per customer. Recorded in the customer's closed panel-access thread like
     sign-in messages (the summary, never the code). False when it was not queued (the cap, or the channel cannot
     reach the customer): the request then waits until it expires, like one whose code was never typed."""
     channel = web_request.code_channel
-    if get_channel(channel).unreachable_reason(customer, Shop.current()) \
+    contact = contact_writing_from(customer, email=web_request.code_recipient if channel == "email" else None,
+                                   phone=web_request.code_recipient if channel == "sms" else None)
+    own = web_request.code_recipient in (customer.email, customer.phone) or contact is None
+    if get_channel(channel).unreachable_reason(customer if own else ThroughContact(customer, contact), Shop.current()) \
+            or (not own and channel == "sms" and sms_stopped(contact.phone)) \
             or _sign_ins_last_hour(customer, "panel_request") >= REQUEST_CODES_PER_HOUR:
         return False
     thread = access_thread(customer)

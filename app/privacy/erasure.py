@@ -26,6 +26,7 @@ from ..models import (
     Ticket, User, WebRequest, utcnow,
 )
 from ..models.audit import record
+from ..models.conversations import NAMES_CUSTOMER
 from ..models.deliveries import WAITING_STATUSES
 from ..search import SEARCH_TABLE
 
@@ -66,6 +67,7 @@ def erase_customer(customer: Customer, *, actor: User, confirmation: str) -> Non
     _erase_customer_row(customer, now)
     db.session.execute(delete(KeptDraft).where(KeptDraft.customer_id == customer.id))  # Undo's, of a message to them
     _scrub_audit_trail(customer, contacts)
+    _scrub_naming_messages(customer, contacts, now)
     record("customer.erase", by=actor, target=customer, threads=thread_count, messages=len(message_ids))
     db.session.flush()
     _purge_search_index()
@@ -174,6 +176,22 @@ def _scrub_audit_trail(customer: Customer, contacts: list[str]) -> None:
     for change in changes:
         db.session.execute(update(AuditEvent).where(AuditEvent.id == change["id"])
                            .values(actor=change["actor"], details=change["details"]))
+
+
+def _scrub_naming_messages(customer: Customer, contacts: list[str], now) -> None:
+    """Messages of other threads that name the customer (an expired request from the public form gave their
+    contact, its note their name): the customer's name and contacts are cut out of them, the rest stays for the
+    thread's owner to read."""
+    if not contacts:
+        return
+    pattern = re.compile("|".join(re.escape(c) for c in sorted(contacts, key=len, reverse=True)), re.IGNORECASE)
+    naming = db.session.scalars(select(Message).where(Message.meta[NAMES_CUSTOMER].as_integer() == customer.id))
+    for message in naming.all():
+        message.body_text, message.sender = _scrub(message.body_text, pattern), _scrub(message.sender, pattern)
+        message.subject = _scrub(message.subject, pattern)
+        message.meta = {key: value for key, value in (message.meta or {}).items() if key != NAMES_CUSTOMER}
+        message.redacted_at = now
+    db.session.flush()
 
 
 def _scrub(value, contacts: re.Pattern):

@@ -132,6 +132,8 @@ def _customer(customer: Customer) -> dict:
             "extra_emails": [extra.address for extra in customer.extra_emails],
             "kind": customer.kind, "nip": customer.nip, "address": customer.address,
             "contacts": [{"name": contact.name, "email": contact.email, "phone": contact.phone,
+                          "sms_stopped_at": _iso(contact.sms_stopped_at),
+                          "email_bounced_at": _iso(contact.email_bounced_at),
                           "created_at": _iso(contact.created_at)} for contact in customer.contacts],
             "sms_informational": customer.sms_informational, "marketing_consent": customer.marketing_consent,
             "language": customer.language, "vocative": customer.vocative,

@@ -53,10 +53,11 @@ PANEL_STATE_LABELS = {"none": _l("No access"), "invited": _l("Invited"), "active
 CONSENT_LABELS = {"sms_informational": _l("Informational SMS"), "marketing": _l("Marketing"),
                   "contact": _l("Contact about a request")}
 HISTORY_KIND_LABELS = {"repairs": _l("Repairs"), "tickets": _l("Tickets"), "threads": _l("Threads"),
-                       "consents": _l("Consents"), "panel": _l("Panel access"), "exports": _l("Exports")}
+                       "consents": _l("Consents"), "panel": _l("Panel access"), "exports": _l("Exports"),
+                       "contacts": _l("Contact people")}
 SOURCE_LABELS = {"staff": _l("Staff"), "api": _l("API"), "cli": _l("Command line"), "import": _l("Import"),
                  "sms_keyword": _l("SMS reply"), "panel": _l("Customer panel"),
-                 "request_form": _l("Website request")}
+                 "request_form": _l("Website request"), "provider": _l("Provider")}
 
 
 class ConsentForm(FlaskForm):
