@@ -103,7 +103,7 @@ def test_the_token_and_the_callback_secret_are_stored_encrypted(account, smsapi_
 
 
 @pytest.mark.parametrize("fault, code, words, permanent", [
-    ("invalid", "13", "SMSAPI says the number is not valid.", True),
+    ("invalid", "13", "SMSAPI has no valid number to send to", True),
     ("sender", "14", "SMSAPI does not accept the sender name", True),
     ("credit", "103", "No credit left on the SMSAPI account", False),
     ("busy", "201", "SMSAPI had an internal error; the SMS will be tried again.", False),
@@ -379,3 +379,12 @@ def test_twilio_tells_its_balance_through_the_same_interface(twilio_server):
 
     assert check_sms_balance() is None
     assert (active_account().balance, active_account().balance_currency) == (Decimal("3.25"), "USD")
+
+
+def test_report_status_numbers_have_smsapis_published_names():
+    """SMSAPI's table of statuses: 409 is QUEUED in reports (sms.do's own answer says QUEUE); both mean queued."""
+    from app.channels.smsapi_provider import STATUSES, status_name  # noqa: PLC0415
+
+    assert [status_name(str(code), None) for code in (402, 403, 404, 405, 406, 408, 409, 410)] == [
+        "EXPIRED", "SENT", "DELIVERED", "UNDELIVERED", "FAILED", "UNKNOWN", "QUEUED", "ACCEPTED"]
+    assert STATUSES["QUEUED"] == STATUSES["QUEUE"] == "queued" and "UNKNOWN" not in STATUSES
