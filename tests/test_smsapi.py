@@ -388,3 +388,20 @@ def test_report_status_numbers_have_smsapis_published_names():
     assert [status_name(str(code), None) for code in (402, 403, 404, 405, 406, 408, 409, 410)] == [
         "EXPIRED", "SENT", "DELIVERED", "UNDELIVERED", "FAILED", "UNKNOWN", "QUEUED", "ACCEPTED"]
     assert STATUSES["QUEUED"] == STATUSES["QUEUE"] == "queued" and "UNKNOWN" not in STATUSES
+
+
+def test_the_outbox_names_the_provider_that_carried_each_sms(owner_client, account, customer, smsapi_server,
+                                                             twilio_server):
+    by_smsapi = queued_sms(customer)
+    dispatch_pass()
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number="+48500100200",
+                  api_base_url=twilio_server.url, actor="test")
+    db.session.commit()
+    by_twilio = queued_sms(customer, text="Druga wiadomość.")
+    dispatch_pass()
+
+    page = owner_client.get("/outbox/").get_data(as_text=True)
+    row = page[page.index(f'id="delivery-{by_smsapi.id}"'):]
+    assert "from 2way via SMSAPI" in row[:row.index("</tr>")]
+    row = page[page.index(f'id="delivery-{by_twilio.id}"'):]
+    assert "from +48500100200 via Twilio" in row[:row.index("</tr>")]
