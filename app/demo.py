@@ -67,8 +67,9 @@ COMPANY_CONTACTS = [
 REPAIRS = [
     (0, "iPhone 12", "Pęknięty wyświetlacz, dotyk nie działa", "w naprawie", "450.00", 3),
     (1, "Lenovo ThinkPad T14", "Nie ładuje się, dioda zasilania nie świeci", "diagnoza", None, 1),
+    # Ready for 11 days: past the 7 opening days of the reminder, so Settings → Notifications → Reminders shows it.
     (2, "Samsung Galaxy S21", "Bateria szybko się rozładowuje, telefon mocno się nagrzewa", "gotowa do odbioru",
-     "220.00", 6),
+     "220.00", 11),
     (3, "Rower Kross Hexagon 5.0",
      "Przegląd po sezonie: skrzypi suport, przerzutki nie wchodzą na najmniejszą zębatkę",
      "przyjęta", "180.00", 0),
@@ -221,6 +222,7 @@ def _templates() -> None:
     save_rules({ready.id: (ready_text.id, ["sms", "portal"])}, actor=ACTOR)
     pickup = db.session.scalar(select(StatusReminder).where(StatusReminder.status_id == ready.id,
                                                             StatusReminder.days == PICKUP_REMINDER_DAYS))
+    pickup.channels = ["sms", "portal"]  # as the notice: the demo's mailbox sends nothing
     switch_reminder(pickup, True, actor=ACTOR)
 
 
