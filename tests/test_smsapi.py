@@ -405,3 +405,7 @@ def test_the_outbox_names_the_provider_that_carried_each_sms(owner_client, accou
     assert "from 2way via SMSAPI" in row[:row.index("</tr>")]
     row = page[page.index(f'id="delivery-{by_twilio.id}"'):]
     assert "from +48500100200 via Twilio" in row[:row.index("</tr>")]
+
+
+def test_the_apis_delivery_names_the_provider_that_carried_the_sms(api, sent):
+    assert api.get(f"/api/v1/deliveries/{sent.id}").get_json()["provider"] == "smsapi"
