@@ -19,12 +19,13 @@ from .accounts.mailboxes import create_mailbox
 from .messaging.compose import compose
 from .inbound.record import record_mail
 from .messaging.notifications import save_rules
-from .messaging.starter_templates import add_starter_templates
+from .messaging.reminders import switch_reminder
+from .messaging.starter_templates import PICKUP_REMINDER_DAYS, add_starter_templates
 from .messaging.templates import save_template
 from .models import (
     Customer, Delivery, Mailbox, Message, Repair, RepairStatus, Shop, Thread, User, preview_of, utcnow,
 )
-from .models.templates import MessageTemplate
+from .models.templates import MessageTemplate, StatusReminder
 from .outbox import dispatch_pass
 from .panel.credentials import set_panel_state
 from .repairs import create_repair, create_ticket, repair_log
@@ -66,8 +67,9 @@ COMPANY_CONTACTS = [
 REPAIRS = [
     (0, "iPhone 12", "Pęknięty wyświetlacz, dotyk nie działa", "w naprawie", "450.00", 3),
     (1, "Lenovo ThinkPad T14", "Nie ładuje się, dioda zasilania nie świeci", "diagnoza", None, 1),
+    # Ready for 11 days: past the 7 opening days of the reminder, so Settings → Notifications → Reminders shows it.
     (2, "Samsung Galaxy S21", "Bateria szybko się rozładowuje, telefon mocno się nagrzewa", "gotowa do odbioru",
-     "220.00", 6),
+     "220.00", 11),
     (3, "Rower Kross Hexagon 5.0",
      "Przegląd po sezonie: skrzypi suport, przerzutki nie wchodzą na najmniejszą zębatkę",
      "przyjęta", "180.00", 0),
@@ -204,8 +206,9 @@ READY_VERSIONS = [
 
 
 def _templates() -> None:
-    """The ready-made texts (a fresh shop has them already), the reply header and footer, a marketing text, and an
-    SMS + panel notice switched on when a repair is ready for pickup."""
+    """The ready-made texts (a fresh shop has them already), the reply header and footer, a marketing text, an
+    SMS + panel notice switched on when a repair is ready for pickup, and the ready-made reminder switched on for a
+    repair still waiting for pickup after 7 opening days."""
     add_starter_templates(language="pl", actor=ACTOR)
     for name, channels, subject, body, kind, marketing in TEMPLATES:
         save_template(None, actor=ACTOR, name=name, channels=channels, subject=subject, body=body, language="pl",
@@ -217,6 +220,10 @@ def _templates() -> None:
                       subject=subject, body=body, language=language, kind="message")
     ready = next(s for s in RepairStatus.ordered() if s.name == "gotowa do odbioru")
     save_rules({ready.id: (ready_text.id, ["sms", "portal"])}, actor=ACTOR)
+    pickup = db.session.scalar(select(StatusReminder).where(StatusReminder.status_id == ready.id,
+                                                            StatusReminder.days == PICKUP_REMINDER_DAYS))
+    pickup.channels = ["sms", "portal"]  # as the notice: the demo's mailbox sends nothing
+    switch_reminder(pickup, True, actor=ACTOR)
 
 
 def _demo_mailbox() -> Mailbox:

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def check_sms_balance() -> str | None:
     """Ask the active account's provider for its balance, keep it, and tell the shop once when it is low.
 
-    Returns None, or why the balance could not be read (also logged; the last known balance stays). Commits.
+    Returns None, or why the balance could not be read: logged, and kept on the account (balance_error) for
+    Settings → SMS and `flask status` until a check succeeds; the last known balance stays. Commits.
     """
     account = active_account()
     if account is None:
@@ -34,9 +35,13 @@ def check_sms_balance() -> str | None:
         balance = fetch_balance(account)
     except (BalanceUnavailable, SecretUnreadable) as exc:
         log.warning("could not read the SMS balance: %s", exc)
-        return str(exc) or _("The stored auth token cannot be read (the app's secret key changed); "
-                             "enter it again in Settings → SMS.")
+        error = str(exc) or _("The stored auth token cannot be read (the app's secret key changed); "
+                              "enter it again in Settings → SMS.")
+        account.balance_error, account.balance_error_at = error, utcnow()
+        db.session.commit()
+        return error
     account.balance, account.balance_currency, account.balance_checked_at = balance.amount, balance.unit, utcnow()
+    account.balance_error = account.balance_error_at = None
     notify_low_balance(account)
     db.session.commit()
     return None

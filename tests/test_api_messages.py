@@ -160,7 +160,7 @@ def test_a_delivery_reads_back_with_its_state_and_times(api, anna):
     assert body == {
         "id": delivery.id, "message_id": created["id"], "thread_id": created["thread_id"], "channel": "portal",
         "status": "scheduled", "uncertain": False, "attempts": 0, "error": None, "error_code": None,
-        "provider_id": None, "recipient": str(anna.id), "queued_at": delivery.created_at.isoformat(),
+        "provider_id": None, "provider": None, "recipient": str(anna.id), "queued_at": delivery.created_at.isoformat(),
         "next_attempt_at": delivery.next_attempt_at.isoformat(), "sent_at": None, "delivered_at": None,
     }
     assert datetime.fromisoformat(body["queued_at"]).utcoffset() == timedelta(0)

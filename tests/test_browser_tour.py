@@ -107,6 +107,12 @@ def test_the_demo_shops_main_screens_render_with_its_data(demo_page, live_server
     expect(page.locator("main")).to_contain_text("Gotowa do odbioru")
     screenshot(page, "notifications")
 
+    page.goto(live_server.url + "/settings/notifications/reminders")
+    expect(page.locator("main")).to_contain_text("Przypomnienie o odbiorze")
+    samsung = db.session.scalar(db.select(Repair).where(Repair.device == "Samsung Galaxy S21"))
+    expect(page.locator(f'[data-preview] a[href$="/repairs/{samsung.id}"]')).to_have_count(1)  # 11 days ready, 7 due
+    screenshot(page, "reminders")
+
     page.goto(live_server.url + "/audit/")
     expect(page.locator("tbody tr")).not_to_have_count(0)
     screenshot(page, "audit-log")

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.channels.sms_text import sms_text
 from app.customers import create_customer
 from app.extensions import db
 from app.messaging.templates import save_template
@@ -82,3 +83,26 @@ def test_nothing_is_sent_without_a_template_or_a_channel(staff_client, people):
     assert response.status_code == 422
     assert "Choose a template." in response.get_data(as_text=True)
     assert db.session.scalar(db.select(db.func.count(Message.id))) == 0
+
+
+def test_bulk_messages_carry_each_channels_own_text_and_the_preview_shows_each(staff_client, people):
+    agreed, _no_phone, _refused = people
+    template = save_template(None, actor="test", name="Promocja SMS", kind="message", language="pl",
+                             channels=["email", "sms"], subject="Dla {{ customer_first_name }}",
+                             body="{{ customer_first_name }}, bateria -20% do końca miesiąca. Zapraszamy!",
+                             sms_body="{{ customer_first_name }}: bateria -20%, zapraszamy w środę", sms_plain=True, marketing=True)
+    db.session.commit()
+
+    html = post_bulk(staff_client, customer_id=[agreed.id], template_id=template.id,
+                     channels=["email", "sms"]).get_data(as_text=True)
+    card = html[html.index(f'data-preview-customer="{agreed.id}"'):]
+    email = card[card.index('data-preview-channel="email"'):card.index('data-preview-channel="sms"')]
+    sms = card[card.index('data-preview-channel="sms"'):card.index("</article>")]
+    assert "Anna, bateria -20% do końca miesiąca. Zapraszamy!" in email and "Dla Anna" in email
+    assert "Anna: bateria -20%, zapraszamy w środę" in sms and "the main text" not in sms
+
+    post_bulk(staff_client, customer_id=[agreed.id], template_id=template.id, channels=["email", "sms"], confirm="1")
+    [message] = db.session.scalars(db.select(Message)).all()
+    assert message.body_text == "Anna, bateria -20% do końca miesiąca. Zapraszamy!"  # the e-mail's
+    assert message.meta["texts"]["sms"] == "Anna: bateria -20%, zapraszamy w środę"
+    assert sms_text(message) == "Anna: bateria -20%, zapraszamy w srode"  # without Polish letters, as chosen

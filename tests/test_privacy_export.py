@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 import pytest
 from inbound_helpers import make_mailbox, receive
@@ -12,8 +13,10 @@ from sqlalchemy import select
 from app.customers import create_customer, update_customer
 from app.extensions import db
 from app.messaging.compose import compose
-from app.models import AuditEvent, Message
-from app.repairs import create_repair
+from app.messaging.reminders import send_due_reminders
+from app.messaging.templates import save_template
+from app.models import AuditEvent, Message, Repair, RepairStatus, StatusReminder, utcnow
+from app.repairs import change_status, create_repair
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -103,3 +106,24 @@ def test_the_api_exports_a_customer_with_a_token(api, customers):
 def test_the_api_export_needs_a_token(client, customers):
     jan, _anna = customers
     assert client.get(f"/api/v1/customers/{jan.id}/export").status_code == 401
+
+
+def test_the_export_lists_the_reminders_each_repair_had(owner_client, customers):
+    jan, _anna = customers
+    ready = RepairStatus.ordered()[-1]
+    template = save_template(None, actor="test", name="Czeka na odbiór", kind="message", language="pl",
+                             channels=["email"], subject="Czeka", body="{{ device }} czeka na odbiór.")
+    db.session.add(StatusReminder(status_id=ready.id, days=3, template_id=template.id, channels=["email"]))
+    repair = db.session.scalars(select(Repair).where(Repair.customer_id == jan.id)).one()
+    change_status(repair, ready, actor="test")
+    repair.status_changed_at = utcnow() - timedelta(days=30)
+    db.session.commit()
+    assert send_due_reminders()["sent"] == 1
+
+    _archive, data = open_zip(owner_client.get(f"/customers/{jan.id}/export"))
+
+    [reminder] = data["repairs"][0]["reminders"]
+    assert reminder["template"] == "Czeka na odbiór" and reminder["days"] == 3 and reminder["status"] == ready.name
+    assert reminder["outcome"] == "sent" and reminder["reason"] is None
+    exported = {message["id"]: message for thread in data["threads"] for message in thread["messages"]}
+    assert exported[reminder["message_id"]]["text"] == "iPhone 12 czeka na odbiór."

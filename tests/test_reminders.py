@@ -292,3 +292,24 @@ def test_the_api_shows_the_reminders_a_repair_had(api, mailbox, repair, ready, t
     assert shown["template"] == "Przypomnienie" and shown["outcome"] == "sent" and shown["reason"] is None
     assert shown["message_id"] == message.id
     assert datetime.fromisoformat(shown["status_since"]) == at("2026-12-01T10:00")
+
+
+def test_the_repair_card_shows_the_reminders_it_had_with_the_message_or_the_reason(owner_client, mailbox, repair,
+                                                                                   ready, template):
+    add_reminder(ready, template, days=3)
+    add_reminder(ready, template, days=7)
+    in_status_since(repair, ready, at("2026-11-02T10:00"))
+    send_due_reminders(at("2026-12-10T12:00"))  # the 7-day one goes, the 3-day one is passed over
+    [message] = reminder_messages()
+
+    page = owner_client.get(f"/repairs/{repair.id}").get_data(as_text=True)
+    card = page[page.index('id="repair-reminders"'):]
+    card = card[:card.index("</section>")]
+    assert "Przypomnienie" in card and "after 7 days" in card and "after 3 days" in card
+    assert f'/threads/{message.thread_id}#message-{message.id}"' in card
+    assert "Reminder sent" in card and "Reminder skipped" in card
+    assert "A later reminder of the same status went instead." in card
+
+
+def test_a_repair_without_reminders_shows_no_reminders_card(owner_client, repair):
+    assert 'id="repair-reminders"' not in owner_client.get(f"/repairs/{repair.id}").get_data(as_text=True)

@@ -103,7 +103,7 @@ def test_the_token_and_the_callback_secret_are_stored_encrypted(account, smsapi_
 
 
 @pytest.mark.parametrize("fault, code, words, permanent", [
-    ("invalid", "13", "SMSAPI says the number is not valid.", True),
+    ("invalid", "13", "SMSAPI has no valid number to send to", True),
     ("sender", "14", "SMSAPI does not accept the sender name", True),
     ("credit", "103", "No credit left on the SMSAPI account", False),
     ("busy", "201", "SMSAPI had an internal error; the SMS will be tried again.", False),
@@ -379,3 +379,33 @@ def test_twilio_tells_its_balance_through_the_same_interface(twilio_server):
 
     assert check_sms_balance() is None
     assert (active_account().balance, active_account().balance_currency) == (Decimal("3.25"), "USD")
+
+
+def test_report_status_numbers_have_smsapis_published_names():
+    """SMSAPI's table of statuses: 409 is QUEUED in reports (sms.do's own answer says QUEUE); both mean queued."""
+    from app.channels.smsapi_provider import STATUSES, status_name  # noqa: PLC0415
+
+    assert [status_name(str(code), None) for code in (402, 403, 404, 405, 406, 408, 409, 410)] == [
+        "EXPIRED", "SENT", "DELIVERED", "UNDELIVERED", "FAILED", "UNKNOWN", "QUEUED", "ACCEPTED"]
+    assert STATUSES["QUEUED"] == STATUSES["QUEUE"] == "queued" and "UNKNOWN" not in STATUSES
+
+
+def test_the_outbox_names_the_provider_that_carried_each_sms(owner_client, account, customer, smsapi_server,
+                                                             twilio_server):
+    by_smsapi = queued_sms(customer)
+    dispatch_pass()
+    configure_sms(twilio_server.account_sid, twilio_server.auth_token, from_number="+48500100200",
+                  api_base_url=twilio_server.url, actor="test")
+    db.session.commit()
+    by_twilio = queued_sms(customer, text="Druga wiadomość.")
+    dispatch_pass()
+
+    page = owner_client.get("/outbox/").get_data(as_text=True)
+    row = page[page.index(f'id="delivery-{by_smsapi.id}"'):]
+    assert "from 2way via SMSAPI" in row[:row.index("</tr>")]
+    row = page[page.index(f'id="delivery-{by_twilio.id}"'):]
+    assert "from +48500100200 via Twilio" in row[:row.index("</tr>")]
+
+
+def test_the_apis_delivery_names_the_provider_that_carried_the_sms(api, sent):
+    assert api.get(f"/api/v1/deliveries/{sent.id}").get_json()["provider"] == "smsapi"

@@ -155,3 +155,22 @@ def test_the_command_line_refuses_smsapi_without_a_sender(app):
 def test_the_command_line_still_needs_twilios_sid(app):
     result = app.test_cli_runner().invoke(args=["sms", "configure", "--auth-token", "t", "--from", "+48500100200"])
     assert result.exit_code == 2 and "--account-sid" in result.output
+
+
+def test_a_balance_check_that_failed_in_the_background_shows_on_the_page_and_in_status(app, smsapi_configured,
+                                                                                    smsapi_server):
+    from app.sms_balance import check_sms_balance  # noqa: PLC0415 - the background job's own entry point
+
+    smsapi_server.force(401, {"error": 101, "message": "Authorization failed"})
+    assert check_sms_balance() == "SMSAPI rejected the API token."
+    db.session.remove()  # the page and the command read the account afresh, as another process would
+
+    page = smsapi_configured.get(PAGE).get_data(as_text=True)
+    assert "The last balance check" in page and "SMSAPI rejected the API token." in page
+    status = app.test_cli_runner().invoke(args=["status"])
+    assert "SMS balance check failed: SMSAPI rejected the API token." in status.output
+
+    assert check_sms_balance() is None  # a good check clears it
+    db.session.remove()
+    assert "The last balance check" not in smsapi_configured.get(PAGE).get_data(as_text=True)
+    assert "SMS balance check failed" not in app.test_cli_runner().invoke(args=["status"]).output

@@ -39,6 +39,8 @@ def delivery_json(delivery: Delivery) -> dict:
         "error": delivery.error,
         "error_code": delivery.error_code,
         "provider_id": delivery.provider_id,
+        # The SMS provider that carried an SMS ("twilio", "smsapi"); None for other channels and SMS not sent yet.
+        "provider": delivery.sms_account.provider if delivery.sms_account is not None else None,
         "recipient": delivery.recipient,
         "queued_at": iso(delivery.created_at),
         "next_attempt_at": iso(delivery.next_attempt_at),

@@ -29,8 +29,9 @@ _BAD_REQUEST = _l("SMSAPI refused the request as malformed.")
 ERROR_MEANINGS = {
     8: _BAD_REQUEST,
     11: _l("The text is empty, too long or has characters SMSAPI cannot send."),
-    12: _l("The text has more parts than SMSAPI allows."),
-    13: _l("SMSAPI says the number is not valid."),
+    12: _l("The text is longer than one SMS and SMSAPI was asked to send a single one."),
+    13: _l("SMSAPI has no valid number to send to: the number is wrong, a landline, or on the account's "
+           "blacklist."),
     14: _l("SMSAPI does not accept the sender name (it is not registered or was blocked); check it in SMSAPI's panel."),
     18: _BAD_REQUEST,
     52: _l("Too many SMS to this number in a short time; the SMS will be tried again."),
@@ -51,10 +52,12 @@ ERROR_MEANINGS = {
 }
 TEMPORARY_ERRORS = frozenset({52, AUTH_FAILED, WRONG_LOGIN, NO_CREDIT, WRONG_IP, 200, 201, 202, 203, 999})
 # Delivery reports: SMSAPI's status (its name, and its number) → the delivery status it stands for; the rest
-# (UNKNOWN, RENEWAL, NOT_FOUND) are only recorded.
+# (UNKNOWN, RENEWAL, NOT_FOUND) are only recorded. Checked against SMSAPI's published table of statuses and error
+# codes (smsapi.pl/statusy-wiadomosci, smsapi.com/resp): 409 is named QUEUED in reports (sms.do's own answer says
+# QUEUE, so both are understood); 407 REJECTED and 412 STOP come from its newer API documentation.
 STATUS_NAMES = {401: "NOT_FOUND", 402: "EXPIRED", 403: "SENT", 404: "DELIVERED", 405: "UNDELIVERED", 406: "FAILED",
-                407: "REJECTED", 408: "UNKNOWN", 409: "QUEUE", 410: "ACCEPTED", 411: "RENEWAL", 412: "STOP"}
-STATUSES = {"QUEUE": "queued", "ACCEPTED": "sent", "SENT": "sent", "DELIVERED": "delivered",
+                407: "REJECTED", 408: "UNKNOWN", 409: "QUEUED", 410: "ACCEPTED", 411: "RENEWAL", 412: "STOP"}
+STATUSES = {"QUEUED": "queued", "QUEUE": "queued", "ACCEPTED": "sent", "SENT": "sent", "DELIVERED": "delivered",
             "EXPIRED": "failed", "UNDELIVERED": "failed", "FAILED": "failed", "REJECTED": "failed", "STOP": "failed"}
 REPORT_MEANINGS = {
     "EXPIRED": _l("The SMS expired: the phone was unreachable for too long."),

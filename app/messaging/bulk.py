@@ -48,11 +48,12 @@ class BulkPlan:
     def counts(self) -> Counter:
         return Counter(channel for _recipient, channels in self.sends for channel in channels)
 
-    def previews(self, shop: Shop) -> list[tuple[Recipient, Rendered]]:
-        """The first few messages as they will read."""
-        return [(recipient, render(version_for(self.template, recipient.customer, shop), shop=shop,
-                                   customer=recipient.customer, repair=recipient.repair))
-                for recipient, _channels in self.sends[:PREVIEWS]]
+    def previews(self, shop: Shop) -> list[tuple[Recipient, list[str], Rendered]]:
+        """The first few messages as they will read, with the channels each goes by (each channel carries its own
+        text when the template has one: Rendered.text_for)."""
+        return [(recipient, channels, render(version_for(self.template, recipient.customer, shop), shop=shop,
+                                             customer=recipient.customer, repair=recipient.repair))
+                for recipient, channels in self.sends[:PREVIEWS]]
 
 
 def recipients(*, repairs: Sequence[Repair] = (), customers: Sequence[Customer] = ()) -> list[Recipient]:

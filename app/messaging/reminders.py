@@ -155,7 +155,9 @@ def sent_reminders(repair: Repair) -> list[SentReminder]:
     """The reminders a repair has had (sent or skipped), oldest first."""
     return list(db.session.scalars(
         select(SentReminder).where(SentReminder.repair_id == repair.id)
-        .options(selectinload(SentReminder.reminder).selectinload(StatusReminder.template))
+        .options(selectinload(SentReminder.reminder).selectinload(StatusReminder.template),
+                 selectinload(SentReminder.reminder).selectinload(StatusReminder.status),
+                 selectinload(SentReminder.message))
         .order_by(SentReminder.id)))
 
 

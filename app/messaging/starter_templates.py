@@ -1,7 +1,8 @@
-"""Ready-made Polish and English templates for the usual statuses, and their automatic notices switched off.
+"""Ready-made Polish and English templates for the usual statuses, their automatic notices switched off, and a
+switched-off reminder for a repair still waiting for pickup after 7 opening days.
 
-A fresh shop gets them from the migrations (0008); a shop that lacks them can add them from Settings →
-Templates. They are plain data here so the migration can insert the same rows without the models.
+A fresh shop gets them from the migrations (0010, and 0025 for the reminder); a shop that lacks them can add
+them from Settings → Templates. They are plain data here so the migration can insert the same rows without the models.
 """
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import RepairStatus, Shop
 from ..models.audit import record
-from ..models.templates import MessageTemplate, StatusNotification
+from ..models.templates import MessageTemplate, StatusNotification, StatusReminder
 
 # The status each automatic notice belongs to: "accepted" is the workflow's first status, "ready" the one named
 # READY_STATUS (else the last status that is not final).
 READY_STATUS = "gotowa do odbioru"
 
-# (purpose, language, name, channels, subject, body); purpose "quote" has no automatic notice.
+# (purpose, language, name, channels, subject, body); purpose "quote" has no automatic notice, "pickup_reminder"
+# is the text of the reminder below.
 STARTER_TEMPLATES = [
     ("accepted", "pl", "Przyjęcie naprawy", ["email", "sms", "portal"], "Przyjęliśmy {{ device }} do naprawy",
      "Dzień dobry {{ customer_first_name_vocative }},\n\nprzyjęliśmy {{ device }} do naprawy (zlecenie {{ repair_number }})."
@@ -40,7 +42,16 @@ STARTER_TEMPLATES = [
      "Hello {{ customer_first_name }},\n\nyour {{ device }} (order {{ repair_number }}) is ready for pickup."
      "{% if price_estimate %} Amount due: {{ price_estimate }}.{% endif %}"
      "{% if opening_hours %} Opening hours: {{ opening_hours }}.{% endif %}\n\n{{ shop_name }}"),
+    ("pickup_reminder", "pl", "Przypomnienie o odbiorze", ["email", "sms", "portal"],
+     "{{ device }} czeka na odbiór",
+     "Dzień dobry {{ customer_first_name_vocative }},\n\nprzypominamy, że {{ device }} (zlecenie {{ repair_number }}) "
+     "czeka na odbiór.{% if opening_hours %} Zapraszamy: {{ opening_hours }}.{% endif %}\n\n{{ shop_name }}"),
+    ("pickup_reminder", "en", "Pickup reminder", ["email", "sms", "portal"], "Your {{ device }} is waiting for you",
+     "Hello {{ customer_first_name }},\n\na reminder that your {{ device }} (order {{ repair_number }}) is waiting "
+     "for pickup.{% if opening_hours %} Opening hours: {{ opening_hours }}.{% endif %}\n\n{{ shop_name }}"),
 ]
+# The ready-made reminder: the "pickup_reminder" text after this many opening days in the ready status.
+PICKUP_REMINDER_DAYS = 7
 NOTICE_CHANNELS = ["email", "sms"]  # what a switched-on notice sends through, until the owner chooses otherwise
 
 
@@ -73,8 +84,9 @@ def starter_templates_missing() -> bool:
 
 
 def add_starter_templates(*, language: str, actor) -> list[MessageTemplate]:
-    """Add the ready-made templates the shop lacks (by name and language), and, for the accepted and ready
-    statuses that have no automatic notice yet, a switched-off notice with the template in `language`.
+    """Add the ready-made templates the shop lacks (by name and language); for the accepted and ready
+    statuses that have no automatic notice yet, a switched-off notice with the template in `language`; and, when
+    the ready status has no reminder after PICKUP_REMINDER_DAYS days, that reminder, switched off.
     Templates the shop already has are left alone; returns the templates added."""
     have = {(t.name, t.language): t for t in db.session.scalars(select(MessageTemplate))}
     added, by_purpose = [], {}
@@ -89,10 +101,17 @@ def add_starter_templates(*, language: str, actor) -> list[MessageTemplate]:
             by_purpose[purpose] = template
     db.session.flush()
     ruled = set(db.session.scalars(select(StatusNotification.status_id)))
-    for purpose, status in notice_statuses(RepairStatus.ordered(active_only=False)).items():
+    statuses = notice_statuses(RepairStatus.ordered(active_only=False))
+    for purpose, status in statuses.items():
         if status.id not in ruled and purpose in by_purpose:
             db.session.add(StatusNotification(status_id=status.id, template_id=by_purpose[purpose].id,
                                               channels=NOTICE_CHANNELS, enabled=False))
+    ready = statuses.get("ready")
+    if ready is not None and "pickup_reminder" in by_purpose and not db.session.scalar(
+            select(StatusReminder.id).where(StatusReminder.status_id == ready.id,
+                                            StatusReminder.days == PICKUP_REMINDER_DAYS)):
+        db.session.add(StatusReminder(status_id=ready.id, days=PICKUP_REMINDER_DAYS, enabled=False,
+                                      template_id=by_purpose["pickup_reminder"].id, channels=NOTICE_CHANNELS))
     if added:
         record("template.starter", by=actor, names=[t.name for t in added])
     db.session.flush()

@@ -56,6 +56,7 @@ class Delivery(db.Model):
     outbox_hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retention or "delete from outbox"
 
     message = relationship("Message", back_populates="deliveries")
+    sms_account = relationship("SmsAccount")  # the account (and so the provider) an SMS went through
 
 
 class DeliveryEvent(db.Model):

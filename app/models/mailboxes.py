@@ -112,6 +112,10 @@ class SmsAccount(db.Model):
     balance_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
     low_balance_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the last balance check failed (cleared by a good one): a check in the background job is otherwise only
+    # a log line nobody reads.
+    balance_error: Mapped[str | None] = mapped_column(Text)
+    balance_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     from_number: Mapped[str | None] = mapped_column(String(32))  # E.164 or an alphanumeric sender
     messaging_service_sid: Mapped[str | None] = mapped_column(String(64))
     api_base_url: Mapped[str | None] = mapped_column(String(255))

@@ -99,3 +99,4 @@ class SentReminder(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     reminder: Mapped[StatusReminder] = relationship()
+    message = relationship("Message")  # the reminder as it went, in the repair's thread

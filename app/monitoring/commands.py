@@ -68,6 +68,8 @@ def status_lines(health: Health) -> list[str]:
     lines.append(f"Held items: {health.held}")
     if health.inbound_errors:
         lines.append(f"Fetched mail that could not be recorded: {health.inbound_errors}")
+    if health.sms_balance_error:
+        lines.append(f"SMS balance check failed: {health.sms_balance_error}")
     if health.problems:
         lines.append("NEEDS ATTENTION:")
         lines.extend(f"  - {problem}" for problem in health.problems)

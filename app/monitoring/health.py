@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 
 from ..extensions import db
-from ..models import Delivery, InboundItem, Mailbox, utcnow
+from ..models import Delivery, InboundItem, Mailbox, SmsAccount, utcnow
 
 DUE_STATUSES = ("scheduled", "queued")  # what the dispatcher takes once its time has come
 FAILED_STATUSES = ("failed", "bounced")
@@ -39,6 +39,7 @@ class Health:
     mailboxes: list[MailboxHealth]
     held: int
     inbound_errors: int  # mail that was fetched but could not be recorded
+    sms_balance_error: str | None = None  # why the active SMS account's last balance check failed
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -73,7 +74,9 @@ def shop_health(now: datetime | None = None, *, overdue_after: timedelta = timed
     mailboxes = [_mailbox_health(mailbox) for mailbox in db.session.scalars(
         select(Mailbox).where(Mailbox.active.is_(True)).order_by(Mailbox.id))]
     health = Health(now=now, deliveries=deliveries, oldest_due_at=oldest_due_at, delivery_failures=failures,
-                    mailboxes=mailboxes, held=inbound.get("held", 0), inbound_errors=inbound.get("error", 0))
+                    mailboxes=mailboxes, held=inbound.get("held", 0), inbound_errors=inbound.get("error", 0),
+                    sms_balance_error=db.session.scalar(select(SmsAccount.balance_error).where(
+                        SmsAccount.active.is_(True)).order_by(SmsAccount.id.desc()).limit(1)))
     health.problems.extend(_problems(health, overdue_after, poll_stale_after))
     return health
 

@@ -5,9 +5,11 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import selectinload
 
+from ..channels.sms import PROVIDER_NAMES
 from ..extensions import db
 from ..models import Delivery, Mailbox, Message, SmsAccount, Thread
 from ..models.conversations import CHANNELS
@@ -112,7 +114,8 @@ def _recipient_matches(text: str):
 
 
 class SenderNames:
-    """Who sends a delivery, as the outbox shows it: the mailbox's name and address, or the SMS sender."""
+    """Who sends a delivery, as the outbox shows it: the mailbox's name and address, or the SMS sender and the
+    provider that carried it (after a switch of provider, older SMS still name the one they went through)."""
 
     def __init__(self, mailboxes: dict[int, Mailbox], sms_accounts: dict[int, SmsAccount]):
         self._mailboxes = mailboxes
@@ -131,5 +134,6 @@ class SenderNames:
             return f"{mailbox.name} <{mailbox.email}>"
         if delivery.channel == "sms" and delivery.sms_account_id in self._sms_accounts:
             account = self._sms_accounts[delivery.sms_account_id]
-            return account.from_number or account.messaging_service_sid or ""
+            return _("%(sender)s via %(provider)s", sender=account.from_number or account.messaging_service_sid or "",
+                     provider=PROVIDER_NAMES.get(account.provider, account.provider))
         return ""

@@ -1,6 +1,7 @@
 """A customer's data as a ZIP (the right of access and to data portability): one JSON file and their files.
 
-What is the customer's: their details and consents, their repairs and tickets with the repair log, and in their
+What is the customer's: their details and consents, their repairs and tickets with the repair log and the
+reminders each repair had (sent, with the message's id, or skipped with the reason), and in their
 threads every message they wrote or the shop sent them (with its deliveries and files), and their panel sign-ins.
 Internal notes and system events are the shop's working notes about the case, not the customer's data, so
 they are left out. The ZIP is built in a temporary file and files are copied in from disk piece by piece, so a
@@ -21,7 +22,7 @@ from sqlalchemy import and_, or_, select
 from ..attachments import CHUNK, is_stored, open_stored, safe_filename
 from ..extensions import db
 from ..models import (
-    AuditEvent, ConsentEvent, Customer, Delivery, Message, Repair, RepairEvent, Thread, Ticket, User,
+    AuditEvent, ConsentEvent, Customer, Delivery, Message, Repair, RepairEvent, SentReminder, Thread, Ticket, User,
     utcnow,
 )
 from ..models.audit import record
@@ -151,7 +152,17 @@ def _repair(repair: Repair) -> dict:
     return {"number": repair.number, "device": repair.device, "description": repair.description,
             "status": repair.status.name, "price_estimate": repair.price_estimate, "pickup_date": repair.pickup_date,
             "created_at": _iso(repair.created_at), "status_changed_at": _iso(repair.status_changed_at),
-            "log": [{"at": _iso(event.created_at), "kind": event.kind, "text": event.text} for event in log]}
+            "log": [{"at": _iso(event.created_at), "kind": event.kind, "text": event.text} for event in log],
+            "reminders": [_reminder(sent) for sent in db.session.scalars(
+                select(SentReminder).where(SentReminder.repair_id == repair.id).order_by(SentReminder.id))]}
+
+
+def _reminder(sent: SentReminder) -> dict:
+    """A reminder's go for the repair; `message_id` is the message's id under "threads" when it was sent."""
+    reminder = sent.reminder
+    return {"at": _iso(sent.created_at), "template": reminder.template.name, "status": reminder.status.name,
+            "days": reminder.days, "in_status_since": _iso(sent.status_since), "outcome": sent.outcome,
+            "reason": sent.reason or None, "message_id": sent.message_id}
 
 
 def _ticket(ticket: Ticket) -> dict:

@@ -12,6 +12,7 @@ from wtforms.validators import Optional
 
 from ..errors import ValidationFailed
 from ..messaging.receipt import acceptance_receipt
+from ..messaging.reminders import sent_reminders
 from ..messaging.threads import threads_of, timeline
 from .threads import PAGE_MESSAGES
 from ..extensions import db
@@ -87,6 +88,7 @@ def show(repair_id: int):
     tab = request.args.get("tab") if request.args.get("tab") in TABS else "details"
     return render_template("staff/repairs/show.html", repair=repair, tab=tab, statuses=RepairStatus.ordered(),
                            log=repair_log(repair) if tab == "log" else None,
+                           reminders=sent_reminders(repair) if tab == "details" else None,
                            timelines=_timelines(repair) if tab == "messages" else None)
 
 

@@ -22,15 +22,15 @@ PRICE_PER_PART = Decimal("0.16")  # an SMS PRO part, in points
 # SMSAPI's errors as sms.do answers them (HTTP 200 with this JSON), except 101, which comes with 401.
 ERRORS = {
     11: "Message too long or there is no message or parameter nounicode is set and special characters are used",
-    13: "No correct phone numbers",
+    13: "Lack of valid phone numbers (invalid or blacklisted numbers)",
     14: "Incorrect sender field",
-    57: "The phone number is on the blacklist",
+    57: "Recipient's number is on blacklist",
     101: "Authorization failed",
     103: "Insufficient credits on Your account",
     201: "System internal error",
 }
 STATUS_NAMES = {402: "EXPIRED", 403: "SENT", 404: "DELIVERED", 405: "UNDELIVERED", 406: "FAILED", 407: "REJECTED",
-                408: "UNKNOWN", 409: "QUEUE", 410: "ACCEPTED"}
+                408: "UNKNOWN", 409: "QUEUED", 410: "ACCEPTED"}
 
 
 @dataclass
