@@ -2,7 +2,7 @@
 "still waiting for pickup after 7 days" reminder, switched off, for a fresh shop
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 """
 from datetime import datetime, timezone
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from app.messaging.starter_templates import NOTICE_CHANNELS, PICKUP_REMINDER_DAYS, READY_STATUS, starter_rows
 
 revision = '0025'
-down_revision = '0023'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 import datetime
+import errno
 import ipaddress
 import json
 import logging
@@ -218,19 +219,8 @@ def running_smtp_server(cert: Path, key: Path):
     context.load_cert_chain(cert, key)
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd warns on every AUTH about old APIs
 
-    server = SmtpServer(host=HOST, port=free_port(), tls_port=free_port(), cafile=str(cert))
-    common = {"authenticator": server._authenticate, "auth_required": True}
-    controllers = [
-        _CountingController(server, port=server.port, tls_context=context, require_starttls=True,
-                            auth_require_tls=True, **common),
-        # On implicit TLS the whole session is encrypted; aiosmtpd only knows about STARTTLS for this check.
-        _CountingController(server, port=server.tls_port, ssl_context=context, auth_require_tls=False, **common),
-    ]
-    started = []
+    server, started = _start_smtp_server(cert, context)
     try:
-        for controller in controllers:
-            controller.start()
-            started.append(controller)
         server.connections = 0  # start() opens a connection of its own to check the server is up
         server._sessions.clear()
         yield server
@@ -238,6 +228,32 @@ def running_smtp_server(cert: Path, key: Path):
         server.resume()
         for controller in started:
             controller.stop()
+
+
+def _start_smtp_server(cert: Path, context: ssl.SSLContext, attempts: int = 5):
+    """Start the server's two controllers on fresh ports; a port another process took between free_port() and
+    the bind (other servers of the run, a parallel run) means new ports, not a failed test."""
+    for attempt in range(attempts):
+        server = SmtpServer(host=HOST, port=free_port(), tls_port=free_port(), cafile=str(cert))
+        common = {"authenticator": server._authenticate, "auth_required": True}
+        controllers = [
+            _CountingController(server, port=server.port, tls_context=context, require_starttls=True,
+                                auth_require_tls=True, **common),
+            # On implicit TLS the whole session is encrypted; aiosmtpd only knows about STARTTLS for this check.
+            _CountingController(server, port=server.tls_port, ssl_context=context, auth_require_tls=False,
+                                **common),
+        ]
+        started = []
+        try:
+            for controller in controllers:
+                controller.start()
+                started.append(controller)
+            return server, started
+        except OSError as exc:
+            for controller in started:
+                controller.stop()
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
 
 
 @pytest.fixture
