@@ -10,7 +10,7 @@ from helpers import csrf_token
 from inbound_helpers import make_mailbox, plain_mail, receive
 from sqlalchemy import inspect, select, text
 
-from app.attachments import path_for
+from app.attachments import logo_reference, path_for
 from app.customers import create_customer, update_customer
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -24,8 +24,8 @@ from app.messaging.thread_actions import add_note
 from app.messaging.threads import open_thread
 from app.messaging.stats import shop_stats
 from app.models import (
-    Attachment, AuditEvent, Customer, CustomerEmail, Delivery, InboundItem, Mailbox, Message, PanelToken, Repair,
-    Thread, Ticket,
+    Attachment, AuditEvent, Customer, CustomerEmail, Delivery, InboundItem, KeptDraft, Mailbox, Message, PanelToken,
+    Repair, Shop, Thread, Ticket,
 )
 from app.models.audit import record
 from app.panel.credentials import issue_link, set_panel_state
@@ -184,6 +184,21 @@ def test_a_file_another_message_also_has_is_kept(customer, other, owner):
     [attachment] = db.session.scalars(select(Attachment)).all()
     message = db.session.scalars(select(Message).join(Thread).where(Thread.customer_id == other.id)).first()
     db.session.add(Attachment(message_id=message.id, filename="kopia.pdf", sha256=attachment.sha256, size=1))
+    db.session.commit()
+    erase(customer, owner)
+    assert path.is_file()
+
+
+@pytest.mark.parametrize("holder", ["logo", "draft"])
+def test_a_file_the_shop_logo_or_an_undo_draft_also_has_is_kept(customer, owner, holder):
+    """A customer's reply can carry the shop's logo back inline; Undo keeps a draft's files by their digest."""
+    [path] = stored_files(customer)
+    [attachment] = db.session.scalars(select(Attachment)).all()
+    if holder == "logo":
+        Shop.current().panel_logo_path = logo_reference(attachment.sha256)
+    else:
+        db.session.add(KeptDraft(token="t" * 64, user_id=owner.id, customer_id=None,
+                                 data=json.dumps({"files": [{"sha256": attachment.sha256}]})))
     db.session.commit()
     erase(customer, owner)
     assert path.is_file()

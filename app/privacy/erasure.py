@@ -15,9 +15,9 @@ import re
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import Text, cast, delete, func, or_, select, text, update
 
-from ..attachments import delete_stored
+from ..attachments import delete_stored, digest_of
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import (
@@ -213,10 +213,20 @@ def _purge_search_index() -> None:
 
 
 def _delete_unused_files(files: set[str]) -> None:
-    """Delete the stored files no attachment or template uses any more (the same file may be on several)."""
-    for sha256 in files:
-        used = db.session.scalar(select(func.count()).select_from(Attachment).where(Attachment.sha256 == sha256))
-        used = used or db.session.scalar(
-            select(func.count()).select_from(TemplateAttachment).where(TemplateAttachment.sha256 == sha256))
-        if not used:
+    """Delete the stored files nothing else uses any more: the same content may also be another message's file, a
+    template's, the shop's logo (a customer's reply can carry it back inline), a request from the public form still
+    waiting for its code, or a draft kept by Undo."""
+    logo = digest_of(Shop.current().panel_logo_path)
+    for sha256 in files - {logo}:
+        if not _file_in_use(sha256):
             delete_stored(sha256)
+
+
+def _file_in_use(sha256: str) -> bool:
+    as_text = f"%{sha256}%"
+    return any(db.session.scalar(select(func.count()).select_from(query)) for query in (
+        select(Attachment.id).where(Attachment.sha256 == sha256).subquery(),
+        select(TemplateAttachment.id).where(TemplateAttachment.sha256 == sha256).subquery(),
+        select(WebRequest.id).where(cast(WebRequest.attachments, Text).like(as_text)).subquery(),
+        select(KeptDraft.token).where(KeptDraft.data.like(as_text)).subquery(),
+    ))
