@@ -17,6 +17,8 @@ import pytest
 
 from app.channels.sms_text import count
 
+from .loopback import LoopbackHttpServer
+
 HOST = "127.0.0.1"
 PRICE_PER_PART = Decimal("0.16")  # an SMS PRO part, in points
 # SMSAPI's errors as sms.do answers them (HTTP 200 with this JSON), except 101, which comes with 401.
@@ -42,7 +44,7 @@ class Recorded:
 
 
 @dataclass
-class SmsapiServer:
+class SmsapiServer(LoopbackHttpServer):
     """What a test sees of the server: its URL and token, what it got, its points, and switches for faults.
 
     Numbers (without "+", as SMSAPI takes them) in `invalid_numbers` or `blacklisted` are refused with 13 or 57,
@@ -63,21 +65,10 @@ class SmsapiServer:
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self._httpd.server_port}"
+    thread_name = "smsapi-server"
 
-    def start(self) -> None:
-        self._httpd = ThreadingHTTPServer((HOST, 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="smsapi-server", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def force(self, status: int, body: dict | None = None, delay: float = 0.0) -> None:
         """Answer the next request with `status` and `body` (JSON), after `delay` seconds."""

@@ -21,6 +21,8 @@ from twilio.request_validator import RequestValidator
 
 from app.channels.sms_text import count
 
+from .loopback import LoopbackHttpServer
+
 HOST = "127.0.0.1"
 MESSAGES_PATH = re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json")
 BALANCE_PATH = re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+)/Balance\.json")
@@ -66,7 +68,7 @@ class Forced:
 
 
 @dataclass
-class TwilioServer:
+class TwilioServer(LoopbackHttpServer):
     """What a test sees of the server: its URL and credentials, what it got, and switches for faults.
 
     Numbers in `invalid_numbers`, `unsubscribed` or `landlines` are refused with 21211, 21610 or 21614;
@@ -90,21 +92,10 @@ class TwilioServer:
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self._httpd.server_port}"
+    thread_name = "twilio-server"
 
-    def start(self) -> None:
-        self._httpd = ThreadingHTTPServer((HOST, 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="twilio-server", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def force(self, status: int, body: dict | None = None, delay: float = 0.0) -> None:
         """Answer the next request not yet answered with `status` and `body` (JSON), after `delay` seconds."""
