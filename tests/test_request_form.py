@@ -3,6 +3,7 @@ contact waits for the code sent there; robots, floods, odd numbers and files are
 framed."""
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from datetime import timedelta
@@ -10,6 +11,7 @@ from datetime import timedelta
 import pytest
 from panel_helpers import dispatch_now, mail_text, panel_csrf, panel_customer, panel_path
 
+from app.attachments import is_stored
 from app.customers import create_customer
 from app.extensions import db
 from app.models import ConsentEvent, Customer, Delivery, Message, Shop, Thread, Ticket, WebRequest, utcnow
@@ -181,6 +183,22 @@ def test_photos_follow_the_panels_upload_rules(client):
     none = send(client, email="d@example.com", attachments=(io.BytesIO(PNG), "screen.png"))
     assert none.status_code == 400 and "does not accept files" in none.get_data(as_text=True)
     assert len(request_threads()) == 1
+
+
+@pytest.mark.parametrize("refusal", ["no consent", "no contact", "files not taken"])
+def test_a_refused_request_stores_none_of_its_files(client, refusal):
+    """Strangers' failed attempts leave nothing on the disk or in the database for anyone to clean up."""
+    photo = PNG + refusal.encode()  # a file of this test alone
+    overrides = {"no consent": {"consent": None}, "no contact": {"email": ""}}.get(refusal, {})
+    if refusal == "files not taken":
+        Shop.current().panel_allows_attachments = False
+        db.session.commit()
+    response = send(client, attachments=(io.BytesIO(photo), "screen.png"), **overrides)
+    assert response.status_code == 400
+    assert not is_stored(hashlib.sha256(photo).hexdigest())
+    assert send(client, attachments=(io.BytesIO(photo), "screen.png")).status_code == (
+        400 if refusal == "files not taken" else 303)  # the same file is taken with a request that is right
+    assert is_stored(hashlib.sha256(photo).hexdigest()) is (refusal != "files not taken")
 
 
 def test_only_the_form_may_be_framed(client, staff_client):

@@ -11,7 +11,7 @@ from flask_babel import refresh
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, MultipleFileField, StringField, TelField, TextAreaField
 
-from ..attachments import store
+from ..attachments import StoredFile, store
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
 from ..i18n import CUSTOMER_LANGUAGE_NAMES, PANEL_LANGUAGE_KEY, current_shop
@@ -21,7 +21,7 @@ from ..panel import credentials
 from ..panel.conversation import panel_file_limit
 from ..request_input import uploads
 from ..security import allow_framing
-from ..web_requests import confirm_request, submit_request, waiting_request
+from ..web_requests import check_request, confirm_request, submit_request, waiting_request
 from .blueprint import bp
 
 TOKEN_KEY = "request_token"  # the request of this browser that waits for its code
@@ -92,12 +92,16 @@ def request_form():
         if form.website.data:  # a robot: thanked like anyone, and nothing kept
             session[TOKEN_KEY] = secrets.token_urlsafe(32)
             return redirect(url_for("panel.request_code"), 303)
+        fields = {"name": form.name.data, "email": form.email.data, "phone": form.phone.data,
+                  "device": form.device.data, "problem": form.problem.data, "consent": form.consent.data is True}
+        uploaded = uploads(form.attachments.data)
         try:
+            # Everything but the files' contents first, so that a refused request (no consent, no contact, files
+            # the shop does not take) stores no file: nobody has to clean up after strangers' failed attempts.
+            check_request(**fields, attachments=[StoredFile("", 0, "", f.filename) for f in uploaded])
             limit = panel_file_limit(current_shop())
-            files = [store(f.stream, f.filename, limit) for f in uploads(form.attachments.data)]
-            submitted = submit_request(name=form.name.data, email=form.email.data, phone=form.phone.data,
-                                       device=form.device.data, problem=form.problem.data,
-                                       consent=form.consent.data is True, attachments=files,
+            files = [store(f.stream, f.filename, limit) for f in uploaded]
+            submitted = submit_request(**fields, attachments=files,
                                        language=str(g.get("panel_language") or current_shop().locale or "pl"))
         except ValidationFailed as exc:
             db.session.rollback()
